@@ -1,0 +1,40 @@
+#ifndef LOOPHOLE_UTIL_H
+#define LOOPHOLE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Allocation that aborts on failure: out-of-memory in a tiny daemon is not a
+ * condition we can serve through. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Copies at most cap-1 bytes and always terminates; returns strlen(src). */
+size_t strlcpy_(char *dst, const char *src, size_t cap);
+
+/* IPv4 helpers; addresses in host byte order. */
+int ip4_parse(const char *s, uint32_t *out);
+/* buf needs 16 bytes. */
+const char *ip4_format(uint32_t addr, char *buf);
+
+/* Milliseconds since the Unix epoch (wall clock). */
+int64_t now_ms(void);
+
+/* A growable byte buffer. */
+typedef struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} buf;
+void buf_append(buf *b, const void *p, size_t n);
+void buf_appendf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_consume(buf *b, size_t n); /* drop n bytes from the front */
+void buf_free(buf *b);
+
+#endif

@@ -1,0 +1,29 @@
+/* Loopback aliases, behind one interface with one file per platform:
+ * alias_darwin.c (SIOCAIFADDR/SIOCDIFADDR on lo0) and alias_linux.c (rtnetlink
+ * RTM_NEWADDR/RTM_DELADDR on lo). Addresses in host byte order. */
+#ifndef LOOPHOLE_ALIAS_H
+#define LOOPHOLE_ALIAS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum alias_mode { ALIAS_AUTO = 0, ALIAS_OFF, ALIAS_NETLINK } alias_mode;
+
+/* "auto", "off", "netlink" -> mode; -1 otherwise. */
+int alias_parse_mode(const char *s);
+const char *alias_mode_name(alias_mode m);
+
+/* Whether this mode adds addresses on this platform: auto is true on macOS
+ * (only 127.0.0.1 is routed there) and false on Linux (all of 127/8 is local);
+ * netlink is true on Linux and refused on macOS; off is false. */
+bool alias_active(alias_mode m);
+
+/* Adds addr/32 to the loopback interface. 0 when added or already there
+ * (*existed set to 1 then, when existed is non-NULL), else -errno. */
+int alias_add(uint32_t addr, int *existed);
+/* Removes it. 0 when removed or already gone, else -errno. */
+int alias_del(uint32_t addr);
+/* 1 when addr is configured on the loopback interface, 0 if not, -errno. */
+int alias_present(uint32_t addr);
+
+#endif

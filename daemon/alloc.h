@@ -1,0 +1,63 @@
+/* The address allocator: a pool of IPv4 loopback addresses and the leases
+ * that tie a lease key (see names.h) to one address. Pure: the caller passes
+ * the time; persistence is state.c's job. Addresses are in host byte order. */
+#ifndef LOOPHOLE_ALLOC_H
+#define LOOPHOLE_ALLOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct alloc_lease {
+    char *key;
+    uint32_t addr;
+    bool active;        /* held by a running container */
+    int64_t stopped_at; /* Unix ms the lease went inactive; 0 while active */
+} alloc_lease;
+
+typedef struct alloc_pool {
+    uint32_t first, last; /* inclusive */
+    alloc_lease *leases;
+    size_t nleases, cap;
+    uint32_t *reserved; /* never handed out */
+    size_t nreserved;
+    uint32_t *blocked; /* temporarily unusable (an address another program holds) */
+    size_t nblocked;
+} alloc_pool;
+
+/* Parses "127.0.0.2-127.0.0.254". Both ends must be in 127.0.0.0/8 and
+ * first <= last. Returns 0 or -EINVAL. */
+int alloc_parse_range(const char *s, uint32_t *first, uint32_t *last);
+
+/* Sets up an empty pool; 127.0.0.1 is always reserved. */
+void alloc_init(alloc_pool *p, uint32_t first, uint32_t last);
+void alloc_free(alloc_pool *p);
+void alloc_reserve(alloc_pool *p, uint32_t addr);
+/* Marks addr unusable for new leases (and for alloc_move) until unblocked. */
+void alloc_block(alloc_pool *p, uint32_t addr);
+
+/* Restores a lease read from the state file as inactive. Leases outside the
+ * pool, on reserved addresses, or clashing with an existing key or address
+ * are dropped (returns -EINVAL); 0 otherwise. */
+int alloc_restore(alloc_pool *p, const char *key, uint32_t addr, int64_t stopped_at);
+
+/* Gives key an address and marks its lease active. An existing lease for key
+ * keeps its address. A new key gets the lowest free address; when none is
+ * free, the inactive lease with the oldest stopped_at is reclaimed (its key
+ * forgotten). Returns 0 with *addr set, or -ENOSPC when every address is held
+ * by an active lease. */
+int alloc_acquire(alloc_pool *p, const char *key, int64_t now, uint32_t *addr);
+
+/* Marks key's lease inactive (stopped at now); the address stays reserved for
+ * that key until reclaimed. No-op for an unknown key. */
+void alloc_release(alloc_pool *p, const char *key, int64_t now);
+
+/* Moves key's active lease to the lowest free address other than its current
+ * one (which gets blocked). Returns 0 with *addr, or -ENOSPC. */
+int alloc_move(alloc_pool *p, const char *key, int64_t now, uint32_t *addr);
+
+const alloc_lease *alloc_find(const alloc_pool *p, const char *key);
+size_t alloc_size(const alloc_pool *p); /* addresses in the pool minus reserved */
+size_t alloc_used(const alloc_pool *p); /* active leases */
+
+#endif

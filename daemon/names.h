@@ -1,0 +1,59 @@
+/* Name derivation: which DNS names a container wants. A pure module (no
+ * libuv, no logging, no globals). Conflicts between containers are settled by
+ * the registry; this module only says what one container asks for. */
+#ifndef LOOPHOLE_NAMES_H
+#define LOOPHOLE_NAMES_H
+
+#include <stddef.h>
+
+#include "container.h"
+
+#define NAMES_LABEL_MAX 63
+#define NAMES_NAME_MAX 253
+
+typedef struct names_result {
+    /* Fully qualified names, lowercase, without a trailing dot, without
+     * duplicates. names[0] is the primary name. For compose containers
+     * ("com.docker.compose.project/.service/.container-number" labels):
+     * "<service>-<n>.<project>.<domain>" first, then "<container name>.<domain>";
+     * otherwise "<container name>.<domain>". Then every entry of the
+     * "loophole.names" label (comma separated; each made of valid labels,
+     * "<x>.<domain>" appended unless it already ends in ".<domain>"). */
+    char **names;
+    size_t nnames;
+    /* Compose only: "<service>.<project>.<domain>", which the registry gives to
+     * the lowest-numbered running replica; NULL otherwise. Not in names[]. */
+    char *service_alias;
+    int replica; /* compose container-number (1 when the label is missing), 0 when not compose */
+    char *project; /* compose project as given in the label, or NULL */
+    char *service; /* compose service as given in the label, or NULL */
+    /* Lease key: "compose:<project>/<service>/<n>" or "name:<container name>";
+     * stable across restarts of the same service replica / container name. */
+    char *lease_key;
+    /* Non-NULL when the container is to be skipped ("loophole.enable=false
+     * label", "no valid name"); names may then be empty. */
+    char *skipped;
+} names_result;
+
+/* Turns any string into one valid DNS label (RFC 1123): lowercased, every
+ * character outside [a-z0-9-] becomes '-', runs of '-' are kept, leading and
+ * trailing '-' removed, cut to 63 bytes (and re-trimmed). Writes a NUL
+ * terminated label into out (cap >= 64). Returns its length, or -EINVAL when
+ * nothing valid is left. */
+int names_sanitize_label(const char *in, char *out, size_t cap);
+
+/* Sanitises a dotted name label by label (empty labels dropped). Returns the
+ * length, or -EINVAL when empty or longer than 253 bytes. */
+int names_sanitize_name(const char *in, char *out, size_t cap);
+
+/* Derives the names of c under domain (e.g. "loop.test", already lowercase,
+ * no trailing dot). Always fills *out (free with names_result_free); returns 0,
+ * or -EINVAL when the container was skipped (out->skipped says why). */
+int names_derive(const container *c, const char *domain, names_result *out);
+
+void names_result_free(names_result *r);
+
+/* True when name equals domain or ends in ".<domain>" (case-insensitive). */
+int names_in_domain(const char *name, const char *domain);
+
+#endif
