@@ -35,6 +35,8 @@ void alloc_free(alloc_pool *p);
 void alloc_reserve(alloc_pool *p, uint32_t addr);
 /* Marks addr unusable for new leases (and for alloc_move) until unblocked. */
 void alloc_block(alloc_pool *p, uint32_t addr);
+/* Makes a blocked address usable again; no-op when it is not blocked. */
+void alloc_unblock(alloc_pool *p, uint32_t addr);
 
 /* Restores a lease read from the state file as inactive. Leases outside the
  * pool, on reserved addresses, or clashing with an existing key or address
@@ -42,10 +44,11 @@ void alloc_block(alloc_pool *p, uint32_t addr);
 int alloc_restore(alloc_pool *p, const char *key, uint32_t addr, int64_t stopped_at);
 
 /* Gives key an address and marks its lease active. An existing lease for key
- * keeps its address. A new key gets the lowest free address; when none is
- * free, the inactive lease with the oldest stopped_at is reclaimed (its key
- * forgotten). Returns 0 with *addr set, or -ENOSPC when every address is held
- * by an active lease. */
+ * keeps its address (even a blocked one; one reserved since is replaced). A
+ * new key gets the lowest free address; when none is free, the inactive lease
+ * with the oldest stopped_at is reclaimed (its key forgotten). Returns 0 with
+ * *addr set, -ENOSPC when every address is held by an active lease, or -EINVAL
+ * for a NULL or empty key. */
 int alloc_acquire(alloc_pool *p, const char *key, int64_t now, uint32_t *addr);
 
 /* Marks key's lease inactive (stopped at now); the address stays reserved for
@@ -53,7 +56,9 @@ int alloc_acquire(alloc_pool *p, const char *key, int64_t now, uint32_t *addr);
 void alloc_release(alloc_pool *p, const char *key, int64_t now);
 
 /* Moves key's active lease to the lowest free address other than its current
- * one (which gets blocked). Returns 0 with *addr, or -ENOSPC. */
+ * one (which gets blocked), reclaiming an inactive lease when none is free.
+ * Returns 0 with *addr (the lease is then active), -ENOSPC (the lease stays
+ * where it was, its address blocked), or -ENOENT for an unknown key. */
 int alloc_move(alloc_pool *p, const char *key, int64_t now, uint32_t *addr);
 
 const alloc_lease *alloc_find(const alloc_pool *p, const char *key);

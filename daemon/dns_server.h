@@ -17,6 +17,9 @@ int dns_parse_listen(const char *s, struct sockaddr_storage *addr);
  * left open. */
 int dns_server_start(uv_loop_t *loop, const struct sockaddr *addr, dns_zone *zone,
                      dns_server **out);
+/* The bound address (useful after asking for port 0, which picks one port
+ * free for both UDP and TCP). 0 or a negative libuv error. */
+int dns_server_address(const dns_server *s, struct sockaddr_storage *addr);
 /* Closes every handle (listeners and TCP clients); cb runs once all are
  * closed and the server is freed. */
 void dns_server_close(dns_server *s, void (*cb)(void *arg), void *arg);

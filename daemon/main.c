@@ -1,4 +1,463 @@
-int main(void)
+/* loopholed: wires the Docker client, the registry and the I/O modules (DNS
+ * server, aliases, resolver entry, state file) onto one libuv loop. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "alias.h"
+#include "config.h"
+#include "dns.h"
+#include "dns_server.h"
+#include "docker.h"
+#include "log.h"
+#include "registry.h"
+#include "resolver.h"
+#include "state.h"
+#include "util.h"
+
+typedef struct daemon_ctx {
+    uv_loop_t *loop;
+    config cfg;
+    registry reg;
+    dns_zone *zone;
+    dns_server *dns;
+    docker_client *docker;
+    uv_signal_t sigterm, sigint, sighup;
+    alias_mode alias;
+    uint32_t *aliases; /* addresses we added to the loopback interface */
+    size_t naliases;
+    bool resolver_on;  /* --resolver auto */
+    bool resolver_uninstalled;
+    resolver_kind rkind;
+    resolver_config rcfg;
+    char dns_ip[64];
+    char *last_state; /* the state JSON last written, to skip identical writes */
+    int64_t started_ms;
+    int pending_close;
+    bool stopping;
+    int exit_code;
+} daemon_ctx;
+
+/* ---- State ---- */
+
+static void save_state(daemon_ctx *d)
 {
+    state_data s = {0};
+    s.nleases = d->reg.pool.nleases;
+    s.leases = xcalloc(s.nleases, sizeof(state_lease));
+    for (size_t i = 0; i < s.nleases; i++) {
+        const alloc_lease *l = &d->reg.pool.leases[i];
+        s.leases[i].key = l->key;
+        s.leases[i].addr = l->addr;
+        s.leases[i].stopped_at = l->active ? 0 : l->stopped_at;
+    }
+    s.aliases = d->aliases;
+    s.naliases = d->naliases;
+    s.resolver_uninstalled = d->resolver_uninstalled;
+    char *json = NULL;
+    size_t len = 0;
+    if (state_encode(&s, &json, &len) == 0) {
+        if (d->last_state == NULL || strcmp(d->last_state, json) != 0) {
+            int rc = state_save(d->cfg.state_dir, &s);
+            if (rc < 0) {
+                log_error("state", "cannot write %s/%s: %s", d->cfg.state_dir, STATE_FILE,
+                          strerror(-rc));
+                free(json);
+            } else {
+                free(d->last_state);
+                d->last_state = json;
+            }
+        } else {
+            free(json);
+        }
+    }
+    free(s.leases);
+}
+
+static void load_state(daemon_ctx *d)
+{
+    state_data s = {0};
+    char err[512] = "";
+    int rc = state_load(d->cfg.state_dir, &s, err, sizeof(err));
+    if (rc == -ENOENT) {
+        log_info("state", "no state in %s yet; starting fresh", d->cfg.state_dir);
+        return;
+    }
+    if (rc < 0) {
+        log_error("state", "%s; starting fresh", err);
+        return;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < s.nleases; i++) {
+        int64_t stopped = s.leases[i].stopped_at ? s.leases[i].stopped_at : now_ms();
+        if (alloc_restore(&d->reg.pool, s.leases[i].key, s.leases[i].addr, stopped) == 0)
+            kept++;
+    }
+    log_info("state", "restored %zu of %zu leases from %s", kept, s.nleases, d->cfg.state_dir);
+    /* Aliases a crashed run left behind. */
+    for (size_t i = 0; i < s.naliases; i++) {
+        char ip[16];
+        int arc = alias_del(s.aliases[i]);
+        if (arc < 0)
+            log_warn("alias", "cannot remove leftover alias %s: %s",
+                     ip4_format(s.aliases[i], ip), strerror(-arc));
+        else
+            log_info("alias", "removed leftover alias %s", ip4_format(s.aliases[i], ip));
+    }
+    d->resolver_uninstalled = s.resolver_uninstalled;
+    state_data_free(&s);
+}
+
+/* ---- Aliases ---- */
+
+static bool has_addr(const uint32_t *v, size_t n, uint32_t a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == a)
+            return true;
+    return false;
+}
+
+static void apply_aliases(daemon_ctx *d, const uint32_t *want, size_t nwant)
+{
+    if (!alias_active(d->alias))
+        return;
+    char ip[16];
+    for (size_t i = 0; i < d->naliases;) {
+        if (has_addr(want, nwant, d->aliases[i])) {
+            i++;
+            continue;
+        }
+        int rc = alias_del(d->aliases[i]);
+        if (rc < 0)
+            log_warn("alias", "cannot remove %s: %s", ip4_format(d->aliases[i], ip),
+                     strerror(-rc));
+        else
+            log_debug("alias", "removed %s", ip4_format(d->aliases[i], ip));
+        d->aliases[i] = d->aliases[--d->naliases];
+    }
+    for (size_t i = 0; i < nwant; i++) {
+        if (has_addr(d->aliases, d->naliases, want[i]))
+            continue;
+        int existed = 0;
+        int rc = alias_add(want[i], &existed);
+        if (rc < 0) {
+            log_error("alias", "cannot add %s to the loopback interface: %s",
+                      ip4_format(want[i], ip), strerror(-rc));
+            continue;
+        }
+        log_debug("alias", "added %s", ip4_format(want[i], ip));
+        d->aliases = xrealloc(d->aliases, (d->naliases + 1) * sizeof(uint32_t));
+        d->aliases[d->naliases++] = want[i];
+    }
+}
+
+static void remove_all_aliases(daemon_ctx *d)
+{
+    apply_aliases(d, NULL, 0);
+}
+
+/* ---- Applying the registry ---- */
+
+static void apply(daemon_ctx *d)
+{
+    size_t nrec = 0, naddr = 0;
+    reg_record *recs = reg_records(&d->reg, &nrec);
+    dns_record *drecs = xcalloc(nrec, sizeof(dns_record));
+    for (size_t i = 0; i < nrec; i++)
+        drecs[i] = (dns_record){recs[i].name, recs[i].addr};
+    if (dns_zone_set(d->zone, drecs, nrec) < 0)
+        log_error("dns", "could not load %zu names into the zone; keeping the old set", nrec);
+    free(drecs);
+    free(recs);
+    uint32_t *addrs = reg_addresses(&d->reg, &naddr);
+    apply_aliases(d, addrs, naddr);
+    free(addrs);
+    save_state(d);
+}
+
+/* ---- Docker callbacks ---- */
+
+static void on_docker_connected(void *ud, const char *endpoint, const char *api)
+{
+    (void)ud;
+    log_info("docker", "connected to %s (API %s)", endpoint, api);
+}
+
+static void on_docker_disconnected(void *ud, const char *reason)
+{
+    (void)ud;
+    log_warn("docker", "engine unreachable: %s; retrying with backoff", reason);
+}
+
+static void on_docker_sync(void *ud, container **cs, size_t n)
+{
+    daemon_ctx *d = ud;
+    reg_sync(&d->reg, cs, n, now_ms());
+    log_info("registry", "synchronised: %zu running containers", n);
+    apply(d);
+}
+
+static void on_docker_update(void *ud, container *c)
+{
+    daemon_ctx *d = ud;
+    reg_update(&d->reg, c, now_ms());
+    apply(d);
+}
+
+static void on_docker_gone(void *ud, const char *id)
+{
+    daemon_ctx *d = ud;
+    if (reg_remove(&d->reg, id, now_ms()))
+        apply(d);
+}
+
+/* ---- Resolver ---- */
+
+static void on_reload_exit(uv_process_t *p, int64_t status, int sig)
+{
+    if (status != 0 || sig != 0)
+        log_warn("resolver", "reload command exited with status %lld (signal %d)",
+                 (long long)status, sig);
+    uv_close((uv_handle_t *)p, (uv_close_cb)free);
+}
+
+static void reload_resolver(daemon_ctx *d)
+{
+    /* Under a test root the system is never touched. */
+    if (d->cfg.resolver_root && d->cfg.resolver_root[0])
+        return;
+    const char *const *argv = resolver_reload_argv(d->rkind);
+    if (argv == NULL)
+        return;
+    uv_process_t *p = xcalloc(1, sizeof(*p));
+    uv_process_options_t o = {0};
+    o.file = argv[0];
+    o.args = (char **)argv;
+    o.exit_cb = on_reload_exit;
+    int rc = uv_spawn(d->loop, p, &o);
+    if (rc < 0) {
+        log_warn("resolver", "cannot run %s: %s", argv[0], uv_strerror(rc));
+        free(p);
+    }
+}
+
+static void resolver_setup(daemon_ctx *d)
+{
+    if (!d->resolver_on) {
+        log_info("resolver", "--resolver off: not touching the system resolver");
+        return;
+    }
+    if (d->rkind == RESOLVER_NONE) {
+        log_warn("resolver", "neither systemd-resolved nor NetworkManager's dnsmasq runs here: "
+                             "*.%s resolves only by asking %s:%u directly (dig @%s -p %u)",
+                 d->cfg.domain, d->rcfg.dns_ip, d->rcfg.dns_port, d->rcfg.dns_ip,
+                 d->rcfg.dns_port);
+        return;
+    }
+    char path[1024] = "";
+    resolver_path(&d->rcfg, d->rkind, path, sizeof(path));
+    if (d->resolver_uninstalled) {
+        log_info("resolver", "%s was uninstalled by request; leaving it out", path);
+        return;
+    }
+    bool changed = false;
+    int rc = resolver_install(&d->rcfg, d->rkind, &changed);
+    if (rc < 0) {
+        log_error("resolver", "cannot write %s: %s", path, strerror(-rc));
+        return;
+    }
+    log_info("resolver", "%s %s", path, changed ? "installed" : "already correct");
+    if (changed)
+        reload_resolver(d);
+}
+
+static void resolver_teardown(daemon_ctx *d)
+{
+    if (!d->resolver_on || d->rkind == RESOLVER_NONE)
+        return;
+    bool changed = false;
+    int rc = resolver_uninstall(&d->rcfg, d->rkind, &changed);
+    char path[1024] = "";
+    resolver_path(&d->rcfg, d->rkind, path, sizeof(path));
+    if (rc < 0)
+        log_warn("resolver", "cannot remove %s: %s", path, strerror(-rc));
+    else if (changed) {
+        log_info("resolver", "removed %s", path);
+        reload_resolver(d);
+    }
+}
+
+/* ---- Life ---- */
+
+static void on_closed(void *arg)
+{
+    daemon_ctx *d = arg;
+    d->pending_close--;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    on_closed(h->data);
+}
+
+static void shutdown_daemon(daemon_ctx *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    log_info("loopholed", "shutting down");
+    if (d->docker) {
+        d->pending_close++;
+        docker_client_close(d->docker, on_closed, d);
+        d->docker = NULL;
+    }
+    if (d->dns) {
+        d->pending_close++;
+        dns_server_close(d->dns, on_closed, d);
+        d->dns = NULL;
+    }
+    remove_all_aliases(d);
+    resolver_teardown(d);
+    save_state(d);
+    uv_signal_t *sigs[] = {&d->sigterm, &d->sigint, &d->sighup};
+    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+        d->pending_close++;
+        sigs[i]->data = d;
+        uv_close((uv_handle_t *)sigs[i], on_handle_closed);
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    daemon_ctx *d = h->data;
+    if (signum == SIGHUP) {
+        log_info("loopholed", "SIGHUP: nothing to reload; restart to apply config changes");
+        return;
+    }
+    shutdown_daemon(d);
+}
+
+static int start(daemon_ctx *d)
+{
+    char err[512];
+    int rc;
+    d->alias = (alias_mode)alias_parse_mode(d->cfg.alias);
+    d->resolver_on = strcmp(d->cfg.resolver, "auto") == 0;
+
+    reg_init(&d->reg, d->cfg.domain, d->cfg.pool_first, d->cfg.pool_last);
+#ifdef __linux__
+    /* systemd-resolved's stub listeners. */
+    uint32_t a53, a54;
+    ip4_parse("127.0.0.53", &a53);
+    ip4_parse("127.0.0.54", &a54);
+    alloc_reserve(&d->reg.pool, a53);
+    alloc_reserve(&d->reg.pool, a54);
+#endif
+    load_state(d);
+
+    struct sockaddr_storage ss;
+    dns_parse_listen(d->cfg.dns_listen, &ss);
+    d->zone = dns_zone_new(d->cfg.domain, d->cfg.dns_ttl);
+    if (d->zone == NULL) {
+        log_error("dns", "cannot create the zone for %s", d->cfg.domain);
+        return -EINVAL;
+    }
+    rc = dns_server_start(d->loop, (struct sockaddr *)&ss, d->zone, &d->dns);
+    if (rc < 0) {
+        log_error("dns", "cannot listen on %s: %s%s", d->cfg.dns_listen, uv_strerror(rc),
+                  rc == UV_EADDRINUSE ? " (another loopholed or DNS server holds it?)" : "");
+        return rc;
+    }
+    log_info("dns", "serving %s on %s (udp+tcp)", d->cfg.domain, d->cfg.dns_listen);
+
+    /* The resolver entry points at the DNS listen address. */
+    if (ss.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&ss, d->dns_ip, sizeof(d->dns_ip));
+    else
+        uv_ip6_name((struct sockaddr_in6 *)&ss, d->dns_ip, sizeof(d->dns_ip));
+    d->rcfg.root = d->cfg.resolver_root ? d->cfg.resolver_root : "";
+    d->rcfg.domain = d->cfg.domain;
+    d->rcfg.dns_ip = d->dns_ip;
+    d->rcfg.dns_port = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                                               : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    d->rkind = resolver_detect(&d->rcfg);
+    resolver_setup(d);
+
+    docker_options dopts = {d->cfg.docker_host, d->cfg.user};
+    docker_callbacks cbs = {d, on_docker_connected, on_docker_disconnected, on_docker_sync,
+                            on_docker_update, on_docker_gone};
+    rc = docker_client_new(d->loop, &dopts, &cbs, &d->docker);
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "%s", strerror(-rc));
+        log_error("docker", "cannot set up the Docker client: %s", err);
+        return rc;
+    }
+    docker_client_start(d->docker);
+
+    uv_signal_t *sigs[] = {&d->sigterm, &d->sigint, &d->sighup};
+    int nums[] = {SIGTERM, SIGINT, SIGHUP};
+    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+        uv_signal_init(d->loop, sigs[i]);
+        sigs[i]->data = d;
+        uv_signal_start(sigs[i], on_signal, nums[i]);
+    }
+    save_state(d);
+    log_info("loopholed", "%s ready: pool %s, aliases %s, state in %s", LOOPHOLE_VERSION,
+             d->cfg.pool, alias_mode_name(d->alias), d->cfg.state_dir);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    daemon_ctx d;
+    memset(&d, 0, sizeof(d));
+    char err[1024] = "";
+    int rc = config_load(&d.cfg, argc, argv, err, sizeof(err));
+    if (rc == CONFIG_EXIT) {
+        config_free(&d.cfg);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "loopholed: %s\n", err);
+        config_free(&d.cfg);
+        return 2;
+    }
+    log_set_level((enum log_level)log_parse_level(d.cfg.log_level));
+    signal(SIGPIPE, SIG_IGN);
+    d.started_ms = now_ms();
+    d.loop = uv_default_loop();
+
+    rc = start(&d);
+    if (rc < 0) {
+        d.exit_code = 1;
+        if (d.docker) {
+            d.pending_close++;
+            docker_client_close(d.docker, on_closed, &d);
+        }
+        if (d.dns) {
+            d.pending_close++;
+            dns_server_close(d.dns, on_closed, &d);
+        }
+        resolver_teardown(&d);
+        d.stopping = true;
+    }
+    uv_run(d.loop, UV_RUN_DEFAULT);
+
+    int lc = uv_loop_close(d.loop);
+    if (lc != 0) {
+        log_error("loopholed", "event loop still had open handles at exit (%s)", uv_strerror(lc));
+        d.exit_code = d.exit_code ? d.exit_code : 1;
+    }
+    dns_zone_free(d.zone);
+    reg_free(&d.reg);
+    free(d.aliases);
+    free(d.last_state);
+    config_free(&d.cfg);
+    if (d.exit_code == 0)
+        log_info("loopholed", "stopped cleanly");
+    return d.exit_code;
 }

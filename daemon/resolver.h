@@ -39,7 +39,9 @@ int resolver_content(const resolver_config *cfg, resolver_kind k, char *out, siz
  * 0 or -errno. */
 int resolver_install(const resolver_config *cfg, resolver_kind k, bool *changed);
 /* Removes the file if it is there and is ours (starts with our marker line or
- * matches our content). 0 or -errno; *changed as above. */
+ * matches our content). 0 or -errno; *changed as above. A missing file is 0
+ * with *changed false; a file at that path that is not ours is left alone
+ * and -EPERM returned. */
 int resolver_uninstall(const resolver_config *cfg, resolver_kind k, bool *changed);
 /* installed: the file exists; correct: with exactly our content. */
 int resolver_check(const resolver_config *cfg, resolver_kind k, bool *installed, bool *correct);

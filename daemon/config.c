@@ -1,0 +1,370 @@
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+#include "alias.h"
+#include "alloc.h"
+#include "dns_server.h"
+#include "log.h"
+#include "names.h"
+#include "util.h"
+
+#ifdef __APPLE__
+#define DEFAULT_CONTROL_SOCKET "/var/run/loophole.sock"
+#define DEFAULT_STATE_DIR "/var/db/loophole"
+#else
+#define DEFAULT_CONTROL_SOCKET "/run/loophole.sock"
+#define DEFAULT_STATE_DIR "/var/lib/loophole"
+#endif
+#define DEFAULT_CONFIG LOOPHOLE_SYSCONFDIR "/loophole/loophole.json"
+
+enum opt_type { OPT_STR, OPT_UINT };
+
+typedef struct opt {
+    const char *name;
+    enum opt_type type;
+    size_t off;
+    unsigned min, max; /* OPT_UINT bounds */
+    const char *help;
+} opt;
+
+#define S(field, help) {#field, OPT_STR, offsetof(config, field), 0, 0, help}
+#define U(field, lo, hi, help) {#field, OPT_UINT, offsetof(config, field), lo, hi, help}
+
+/* Flag names use '-' where the field uses '_'. */
+static const opt opts[] = {
+    S(config_file, "JSON config file (default " DEFAULT_CONFIG ")"),
+    S(control_socket, "control API socket (default " DEFAULT_CONTROL_SOCKET ")"),
+    S(state_dir, "state directory (default " DEFAULT_STATE_DIR ")"),
+    S(dns_listen, "DNS server address (default 127.0.0.1:15353)"),
+    S(domain, "DNS domain (default loop.test)"),
+    U(dns_ttl, 0, 3600, "TTL of answers in seconds (default 5)"),
+    S(pool, "address pool FIRST-LAST (default 127.0.0.2-127.0.0.254)"),
+    S(docker_host, "Docker engine, unix:///path (default: discovery)"),
+    S(user, "whose Docker context and home to use (default: SUDO_UID)"),
+    S(resolver, "auto|off: install the system resolver entry (default auto)"),
+    S(resolver_root, "prefix for resolver files; never reloads the system (testing)"),
+    S(alias, "auto|off|netlink: loopback aliases (default auto)"),
+    U(dial_timeout_ms, 1, 600000, "upstream dial timeout in ms (default 5000)"),
+    U(udp_idle_s, 1, 86400, "idle UDP session expiry in seconds (default 60)"),
+    U(udp_max_sessions, 1, 1000000, "UDP sessions per port (default 1024)"),
+    S(admin_group, "group allowed to change settings (default sudo, admin on macOS)"),
+    S(log_level, "error|warn|info|debug (default info)"),
+};
+
+static void flag_name(const opt *o, char *out, size_t cap)
+{
+    const char *n = strcmp(o->name, "config_file") == 0 ? "config" : o->name;
+    size_t i = 0;
+    for (; n[i] && i + 1 < cap; i++)
+        out[i] = n[i] == '_' ? '-' : n[i];
+    out[i] = '\0';
+}
+
+static const opt *find_opt(const char *name)
+{
+    char fn[64];
+    for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
+        flag_name(&opts[i], fn, sizeof(fn));
+        if (strcmp(fn, name) == 0 || strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    }
+    return NULL;
+}
+
+static int set_opt(config *c, const opt *o, const char *val, const char *origin, char *err,
+                   size_t errlen)
+{
+    char fn[64];
+    flag_name(o, fn, sizeof(fn));
+    if (o->type == OPT_STR) {
+        char **p = (char **)((char *)c + o->off);
+        free(*p);
+        *p = xstrdup(val);
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(val, &end, 10);
+    if (val[0] < '0' || val[0] > '9' || *end != '\0' || errno || v < o->min || v > o->max) {
+        if (origin)
+            snprintf(err, errlen, "%s: \"%s\" must be a whole number from %u to %u, not \"%s\"",
+                     origin, o->name, o->min, o->max, val);
+        else
+            snprintf(err, errlen, "--%s must be a whole number from %u to %u, not \"%s\"", fn,
+                     o->min, o->max, val);
+        return -EINVAL;
+    }
+    *(unsigned *)((char *)c + o->off) = (unsigned)v;
+    return 0;
+}
+
+static void defaults(config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->control_socket = xstrdup(DEFAULT_CONTROL_SOCKET);
+    c->state_dir = xstrdup(DEFAULT_STATE_DIR);
+    c->dns_listen = xstrdup("127.0.0.1:15353");
+    c->domain = xstrdup("loop.test");
+    c->dns_ttl = 5;
+    c->pool = xstrdup("127.0.0.2-127.0.0.254");
+    c->resolver = xstrdup("auto");
+    c->alias = xstrdup("auto");
+    c->dial_timeout_ms = 5000;
+    c->udp_idle_s = 60;
+    c->udp_max_sessions = 1024;
+#ifdef __APPLE__
+    c->admin_group = xstrdup("admin");
+#else
+    c->admin_group = xstrdup("sudo");
+#endif
+    c->log_level = xstrdup("info");
+}
+
+int config_apply_json(config *c, const char *json, size_t len, const char *origin, char *err,
+                      size_t errlen)
+{
+    if (len > 1 << 20) {
+        snprintf(err, errlen, "%s: larger than 1 MiB", origin);
+        return -EINVAL;
+    }
+    char *text = xstrndup(json, len);
+    char perr[256] = "";
+    yajl_val root = yajl_tree_parse(text, perr, sizeof(perr));
+    free(text);
+    if (root == NULL) {
+        char *nl = strchr(perr, '\n');
+        if (nl)
+            *nl = '\0';
+        snprintf(err, errlen, "%s: not valid JSON: %s", origin, perr);
+        return -EINVAL;
+    }
+    int rc = 0;
+    if (!YAJL_IS_OBJECT(root)) {
+        snprintf(err, errlen, "%s: must be a JSON object", origin);
+        rc = -EINVAL;
+        goto out;
+    }
+    for (size_t i = 0; i < root->u.object.len; i++) {
+        const char *key = root->u.object.keys[i];
+        yajl_val v = root->u.object.values[i];
+        const opt *o = find_opt(key);
+        if (o == NULL || strcmp(o->name, "config_file") == 0) {
+            snprintf(err, errlen, "%s: unknown key \"%s\"", origin, key);
+            rc = -EINVAL;
+            goto out;
+        }
+        const char *val;
+        if (YAJL_IS_STRING(v)) {
+            val = v->u.string;
+        } else if (YAJL_IS_NUMBER(v) && o->type == OPT_UINT) {
+            val = v->u.number.r;
+        } else {
+            snprintf(err, errlen, "%s: \"%s\" must be a %s", origin, key,
+                     o->type == OPT_UINT ? "number" : "string");
+            rc = -EINVAL;
+            goto out;
+        }
+        if ((rc = set_opt(c, o, val, origin, err, errlen)) < 0)
+            goto out;
+    }
+out:
+    yajl_tree_free(root);
+    return rc;
+}
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -errno;
+    buf b = {0};
+    char tmp[4096];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+        buf_append(&b, tmp, n);
+        if (b.len > (1 << 20))
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        buf_free(&b);
+        return -EIO;
+    }
+    if (b.data == NULL)
+        buf_append(&b, "", 0);
+    *out = b.data;
+    *len = b.len;
+    return 0;
+}
+
+void config_usage(void)
+{
+    fprintf(stdout, "usage: loopholed [--flag value ...]\n\n"
+                    "Gives every Docker container that publishes ports its own loopback\n"
+                    "address and a DNS name. Every flag is also a config file key with '_'\n"
+                    "for '-'. See loopholed(8).\n\n");
+    for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
+        char fn[64];
+        flag_name(&opts[i], fn, sizeof(fn));
+        fprintf(stdout, "  --%-20s %s\n", fn, opts[i].help);
+    }
+    fprintf(stdout, "  --%-20s %s\n  --%-20s %s\n", "help", "show this help", "version",
+            "show the version");
+}
+
+static int validate(config *c, char *err, size_t errlen)
+{
+    if (alloc_parse_range(c->pool, &c->pool_first, &c->pool_last) < 0) {
+        snprintf(err, errlen,
+                 "--pool: \"%s\" is not a range FIRST-LAST of addresses in 127.0.0.0/8", c->pool);
+        return -EINVAL;
+    }
+    struct sockaddr_storage ss;
+    if (dns_parse_listen(c->dns_listen, &ss) < 0) {
+        snprintf(err, errlen, "--dns-listen: \"%s\" is not ADDR:PORT (e.g. 127.0.0.1:15353)",
+                 c->dns_listen);
+        return -EINVAL;
+    }
+    char dom[NAMES_NAME_MAX + 1];
+    for (char *p = c->domain; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    size_t dl = strlen(c->domain);
+    if (dl && c->domain[dl - 1] == '.')
+        c->domain[dl - 1] = '\0';
+    if (names_sanitize_name(c->domain, dom, sizeof(dom)) < 0 || strcmp(dom, c->domain) != 0) {
+        snprintf(err, errlen, "--domain: \"%s\" is not a valid DNS name", c->domain);
+        return -EINVAL;
+    }
+    if (strcmp(c->domain, "local") == 0 ||
+        (dl > 6 && strcmp(c->domain + strlen(c->domain) - 6, ".local") == 0)) {
+        snprintf(err, errlen, "--domain: \"%s\" is under .local, which belongs to mDNS",
+                 c->domain);
+        return -EINVAL;
+    }
+    if (strcmp(c->resolver, "auto") != 0 && strcmp(c->resolver, "off") != 0) {
+        snprintf(err, errlen, "--resolver: \"%s\" must be auto or off", c->resolver);
+        return -EINVAL;
+    }
+    int am = alias_parse_mode(c->alias);
+    if (am < 0) {
+        snprintf(err, errlen, "--alias: \"%s\" must be auto, off or netlink", c->alias);
+        return -EINVAL;
+    }
+#ifdef __APPLE__
+    if (am == ALIAS_NETLINK) {
+        snprintf(err, errlen, "--alias: netlink exists only on Linux");
+        return -EINVAL;
+    }
+#endif
+    if (log_parse_level(c->log_level) < 0) {
+        snprintf(err, errlen, "--log-level: \"%s\" must be error, warn, info or debug",
+                 c->log_level);
+        return -EINVAL;
+    }
+    if (c->docker_host && c->docker_host[0] != '/' && strncmp(c->docker_host, "unix://", 7) != 0) {
+        snprintf(err, errlen,
+                 "--docker-host: \"%s\" is not supported: loophole only talks to Docker over a "
+                 "unix socket (unix:///path)",
+                 c->docker_host);
+        return -EINVAL;
+    }
+    if (c->control_socket[0] != '/' || c->state_dir[0] != '/') {
+        snprintf(err, errlen, "--%s: must be an absolute path",
+                 c->control_socket[0] != '/' ? "control-socket" : "state-dir");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_load(config *c, int argc, char **argv, char *err, size_t errlen)
+{
+    defaults(c);
+    /* First pass: --help, --version and --config, and check every flag's
+     * shape, so a typo is reported before any file is read. */
+    const char *cfg_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            config_usage();
+            return CONFIG_EXIT;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("loopholed %s\n", LOOPHOLE_VERSION);
+            return CONFIG_EXIT;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument \"%s\" (see loopholed --help)", a);
+            return -EINVAL;
+        }
+        char name[64];
+        const char *eq = strchr(a + 2, '=');
+        size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (nl >= sizeof(name)) {
+            snprintf(err, errlen, "unknown flag \"%s\" (see loopholed --help)", a);
+            return -EINVAL;
+        }
+        memcpy(name, a + 2, nl);
+        name[nl] = '\0';
+        const opt *o = strchr(name, '_') ? NULL : find_opt(name);
+        if (o == NULL) {
+            snprintf(err, errlen, "unknown flag \"--%s\" (see loopholed --help)", name);
+            return -EINVAL;
+        }
+        if (!eq && i + 1 >= argc) {
+            snprintf(err, errlen, "--%s needs a value", name);
+            return -EINVAL;
+        }
+        const char *val = eq ? eq + 1 : argv[++i];
+        if (strcmp(o->name, "config_file") == 0)
+            cfg_path = val;
+    }
+    const char *path = cfg_path ? cfg_path : DEFAULT_CONFIG;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &text, &len);
+    if (rc == 0) {
+        char origin[PATH_MAX + 16];
+        snprintf(origin, sizeof(origin), "config %s", path);
+        rc = config_apply_json(c, text, len, origin, err, errlen);
+        free(text);
+        if (rc < 0)
+            return rc;
+        c->config_file = xstrdup(path);
+    } else if (cfg_path != NULL || rc != -ENOENT) {
+        snprintf(err, errlen, "--config: cannot read %s: %s", path, strerror(-rc));
+        return -EINVAL;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i] + 2;
+        const char *eq = strchr(a, '=');
+        char name[64];
+        size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+        memcpy(name, a, nl);
+        name[nl] = '\0';
+        const char *val = eq ? eq + 1 : argv[++i];
+        const opt *o = find_opt(name);
+        if (strcmp(o->name, "config_file") == 0)
+            continue;
+        if ((rc = set_opt(c, o, val, NULL, err, errlen)) < 0)
+            return rc;
+    }
+    return validate(c, err, errlen);
+}
+
+void config_free(config *c)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+        if (opts[i].type == OPT_STR) {
+            char **p = (char **)((char *)c + opts[i].off);
+            free(*p);
+            *p = NULL;
+        }
+}

@@ -1,0 +1,49 @@
+/* loopholed's settings: flags, and the same keys in an optional JSON config
+ * file ({"domain": "loop.test", "pool": "127.0.0.2-127.0.0.254"}). Flags win
+ * over the file. Parsing is pure; the file is read with plain stdio at start. */
+#ifndef LOOPHOLE_CONFIG_H
+#define LOOPHOLE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef LOOPHOLE_SYSCONFDIR
+#define LOOPHOLE_SYSCONFDIR "/etc"
+#endif
+
+typedef struct config {
+    char *config_file;
+    char *control_socket;
+    char *state_dir;
+    char *dns_listen;
+    char *domain;
+    unsigned dns_ttl;
+    char *pool;
+    uint32_t pool_first, pool_last;
+    char *docker_host;
+    char *user;
+    char *resolver;      /* "auto" or "off" */
+    char *resolver_root; /* testing: prefix for resolver paths; never reloads the system */
+    char *alias;         /* "auto", "off", "netlink" */
+    unsigned dial_timeout_ms;
+    unsigned udp_idle_s;
+    unsigned udp_max_sessions;
+    char *admin_group;
+    char *log_level;
+} config;
+
+enum { CONFIG_OK = 0, CONFIG_EXIT = 1 };
+
+/* Fills c with defaults, reads the config file (the --config flag's, which
+ * must exist, or the default one when present), then applies the flags.
+ * Returns CONFIG_OK; CONFIG_EXIT after printing --help or --version to out;
+ * or -EINVAL with a one-line message naming the flag or key in err. */
+int config_load(config *c, int argc, char **argv, char *err, size_t errlen);
+/* Applies a JSON config document (exposed for tests). */
+int config_apply_json(config *c, const char *json, size_t len, const char *origin, char *err,
+                      size_t errlen);
+void config_free(config *c);
+void config_usage(void);
+
+#endif

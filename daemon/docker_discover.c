@@ -1,0 +1,239 @@
+/* Where is the Docker engine? Candidate unix socket paths in the order a
+ * person would expect, and who that person is when the daemon runs as root.
+ * No libuv, no logging: reads a few small files and returns paths. */
+#include "docker.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "util.h"
+
+/* Docker CLI files are tiny; anything bigger is not one. */
+#define CFG_MAX (1024 * 1024)
+
+static int person_from_pw(const struct passwd *pw, docker_person *p)
+{
+    if (pw == NULL || pw->pw_dir == NULL || pw->pw_name == NULL)
+        return -ENOENT;
+    if (strlen(pw->pw_dir) >= sizeof(p->home) || strlen(pw->pw_name) >= sizeof(p->name))
+        return -ENAMETOOLONG;
+    p->known = 1;
+    p->uid = (unsigned)pw->pw_uid;
+    strlcpy_(p->home, pw->pw_dir, sizeof(p->home));
+    strlcpy_(p->name, pw->pw_name, sizeof(p->name));
+    return 0;
+}
+
+int docker_find_person(const char *user_cfg, docker_person *p)
+{
+    memset(p, 0, sizeof(*p));
+    /* An explicit `user` setting wins on every platform: it is the only way
+     * to name the person when neither the console nor sudo tells. */
+    if (user_cfg != NULL && user_cfg[0] != '\0') {
+        int r = person_from_pw(getpwnam(user_cfg), p);
+        if (r < 0)
+            memset(p, 0, sizeof(*p));
+        return r;
+    }
+#ifdef __APPLE__
+    /* The console owner is the logged-in GUI user (what Homebrew uses);
+     * root owns it at the login window, which means nobody. */
+    struct stat st;
+    if (stat("/dev/console", &st) == 0 && st.st_uid != 0)
+        return person_from_pw(getpwuid(st.st_uid), p) < 0 ? (memset(p, 0, sizeof(*p)), 0) : 0;
+#endif
+    const char *sudo = getenv("SUDO_UID");
+    if (sudo != NULL && sudo[0] != '\0') {
+        char *end;
+        errno = 0;
+        unsigned long uid = strtoul(sudo, &end, 10);
+        if (errno == 0 && *end == '\0' && uid != 0 && uid < 0xffffffffUL &&
+            person_from_pw(getpwuid((uid_t)uid), p) == 0)
+            return 0;
+        memset(p, 0, sizeof(*p));
+    }
+    return 0;
+}
+
+static char *read_small(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *data = xmalloc(CFG_MAX + 1);
+    size_t n = fread(data, 1, CFG_MAX + 1, f);
+    fclose(f);
+    if (n == 0 || n > CFG_MAX) {
+        free(data);
+        return NULL;
+    }
+    data[n] = '\0';
+    *len = n;
+    return data;
+}
+
+static yajl_val parse_file(const char *path)
+{
+    size_t len;
+    char *data = read_small(path, &len);
+    if (data == NULL)
+        return NULL;
+    yajl_val v = yajl_tree_parse(data, NULL, 0);
+    free(data);
+    return v;
+}
+
+static const char *str_at(yajl_val v, const char *const *path)
+{
+    yajl_val s = yajl_tree_get(v, (const char **)path, yajl_t_string);
+    return YAJL_GET_STRING(s);
+}
+
+/* The unix socket of the person's current docker context, or NULL. */
+static char *context_socket(const char *home)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/.docker/config.json", home);
+    yajl_val cfg = parse_file(path);
+    if (cfg == NULL)
+        return NULL;
+    static const char *const cur_path[] = {"currentContext", NULL};
+    const char *cur = str_at(cfg, cur_path);
+    char *want = cur && cur[0] && strcmp(cur, "default") != 0 ? xstrdup(cur) : NULL;
+    yajl_tree_free(cfg);
+    if (want == NULL)
+        return NULL;
+    /* The directory is named by the SHA-256 of the name; scanning for the
+     * Name avoids carrying a hash implementation for one lookup. */
+    snprintf(path, sizeof(path), "%s/.docker/contexts/meta", home);
+    DIR *dir = opendir(path);
+    char *found = NULL;
+    struct dirent *de;
+    while (dir != NULL && found == NULL && (de = readdir(dir)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char meta[1400];
+        snprintf(meta, sizeof(meta), "%s/.docker/contexts/meta/%s/meta.json", home, de->d_name);
+        yajl_val m = parse_file(meta);
+        if (m == NULL)
+            continue;
+        static const char *const name_path[] = {"Name", NULL};
+        static const char *const host_path[] = {"Endpoints", "docker", "Host", NULL};
+        const char *name = str_at(m, name_path), *host = str_at(m, host_path);
+        if (name && host && strcmp(name, want) == 0 && strncmp(host, "unix://", 7) == 0 &&
+            host[7] == '/')
+            found = xstrdup(host + 7);
+        yajl_tree_free(m);
+    }
+    if (dir != NULL)
+        closedir(dir);
+    free(want);
+    return found;
+}
+
+typedef struct plist {
+    char **v;
+    size_t n;
+} plist;
+
+static void add(plist *l, const char *path)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], path) == 0)
+            return;
+    l->v = xrealloc(l->v, (l->n + 1) * sizeof(char *));
+    l->v[l->n++] = xstrdup(path);
+}
+
+static void addf(plist *l, const char *a, const char *b)
+{
+    char path[1200];
+    int n = snprintf(path, sizeof(path), "%s%s", a, b);
+    if (n > 0 && (size_t)n < sizeof(path))
+        add(l, path);
+}
+
+/* A --docker-host or DOCKER_HOST value to a socket path, or -EPROTONOSUPPORT. */
+static int endpoint_path(const char *what, const char *url, const char **path, char *err,
+                         size_t errlen)
+{
+    if (strncmp(url, "unix://", 7) == 0 && url[7] == '/') {
+        *path = url + 7;
+        return 0;
+    }
+    if (url[0] == '/') {
+        *path = url;
+        return 0;
+    }
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen,
+                 "loophole only speaks to Docker over a unix socket; %s=%.120s is not supported",
+                 what, url);
+    return -EPROTONOSUPPORT;
+}
+
+int docker_discover(const docker_discover_input *in, char ***paths, size_t *n, char *err,
+                    size_t errlen)
+{
+    plist l = {NULL, 0};
+    const char *root = in->root ? in->root : "";
+    const char *p;
+    *paths = NULL;
+    *n = 0;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (in->host_flag != NULL && in->host_flag[0] != '\0') {
+        int r = endpoint_path("--docker-host", in->host_flag, &p, err, errlen);
+        if (r < 0)
+            return r;
+        add(&l, p);
+        *paths = l.v;
+        *n = l.n;
+        return 0;
+    }
+    if (in->docker_host != NULL && in->docker_host[0] != '\0') {
+        int r = endpoint_path("DOCKER_HOST", in->docker_host, &p, err, errlen);
+        if (r < 0)
+            return r;
+        add(&l, p);
+    }
+    const docker_person *who = in->person && in->person->known ? in->person : NULL;
+    if (who != NULL) {
+        char *ctx = context_socket(who->home);
+        if (ctx != NULL) {
+            add(&l, ctx);
+            free(ctx);
+        }
+    }
+    addf(&l, root, "/var/run/docker.sock");
+    if (who != NULL) {
+        addf(&l, who->home, "/.docker/run/docker.sock");
+        addf(&l, who->home, "/.docker/desktop/docker.sock");
+    }
+    if (in->colima_home != NULL && in->colima_home[0] == '/')
+        addf(&l, in->colima_home, "/default/docker.sock");
+    else if (who != NULL)
+        addf(&l, who->home, "/.colima/default/docker.sock");
+    if (who != NULL) {
+        addf(&l, who->home, "/.orbstack/run/docker.sock");
+        addf(&l, who->home, "/.rd/docker.sock");
+    }
+    addf(&l, root, "/run/podman/podman.sock");
+    if (who != NULL) {
+        char sub[96];
+        snprintf(sub, sizeof(sub), "/run/user/%u/podman/podman.sock", who->uid);
+        addf(&l, root, sub);
+        snprintf(sub, sizeof(sub), "/run/user/%u/docker.sock", who->uid);
+        addf(&l, root, sub);
+    }
+    *paths = l.v;
+    *n = l.n;
+    return 0;
+}

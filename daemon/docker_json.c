@@ -1,0 +1,646 @@
+/* Pure decoders for the Docker engine API: inspect, list, events and
+ * /version replies, the event-stream line splitter and API version helpers.
+ * No libuv, no logging, no globals: everything here is fuzzable. */
+#include "docker.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "util.h"
+
+/* Replies larger than this are refused: a list or inspect reply of a sane
+ * engine is a few KiB per container. */
+#define JSON_MAX (16u * 1024 * 1024)
+/* Docker's replies nest about 6 deep. yajl_tree_free() recurses, so a deeply
+ * nested hostile document could overflow the stack: refuse it up front. */
+#define JSON_MAX_DEPTH 64
+#define LINE_MAX_ (1024u * 1024)
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Checks the nesting depth without parsing, skipping string contents. */
+static bool depth_ok(const char *s, size_t len)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > JSON_MAX_DEPTH)
+                return false;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return true;
+}
+
+/* Parses bounded input into a yajl tree, or NULL with a reason. */
+static yajl_val parse(const char *json, size_t len, char *err, size_t errlen)
+{
+    if (json == NULL || len == 0) {
+        set_err(err, errlen, "empty reply");
+        return NULL;
+    }
+    if (len > JSON_MAX) {
+        set_err(err, errlen, "reply too large (%zu bytes)", len);
+        return NULL;
+    }
+    if (memchr(json, '\0', len) != NULL) {
+        set_err(err, errlen, "NUL byte in JSON");
+        return NULL;
+    }
+    if (!depth_ok(json, len)) {
+        set_err(err, errlen, "JSON nested too deeply");
+        return NULL;
+    }
+    char *copy = xstrndup(json, len); /* yajl wants a terminated string */
+    char ebuf[128];
+    ebuf[0] = '\0';
+    yajl_val v = yajl_tree_parse(copy, ebuf, sizeof(ebuf));
+    free(copy);
+    if (v == NULL) {
+        /* yajl's message spans lines; keep the first. */
+        ebuf[strcspn(ebuf, "\r\n")] = '\0';
+        set_err(err, errlen, "invalid JSON: %s", ebuf[0] ? ebuf : "parse error");
+    }
+    return v;
+}
+
+static yajl_val obj_get(yajl_val obj, const char *key)
+{
+    if (!YAJL_IS_OBJECT(obj))
+        return NULL;
+    for (size_t i = 0; i < obj->u.object.len; i++)
+        if (strcmp(obj->u.object.keys[i], key) == 0)
+            return obj->u.object.values[i];
+    return NULL;
+}
+
+/* An optional string member: NULL when absent or null, -1 when of another type. */
+static int opt_str(yajl_val obj, const char *key, const char **out)
+{
+    yajl_val v = obj_get(obj, key);
+    *out = NULL;
+    if (v == NULL || YAJL_IS_NULL(v))
+        return 0;
+    if (!YAJL_IS_STRING(v))
+        return -1;
+    *out = v->u.string;
+    return 0;
+}
+
+static bool valid_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return true;
+}
+
+/* Parses a decimal port 1..65535 from the whole of [s, s+n). */
+static int parse_port(const char *s, size_t n, uint16_t *out)
+{
+    if (n == 0 || n > 5)
+        return -1;
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (v == 0 || v > 65535)
+        return -1;
+    *out = (uint16_t)v;
+    return 0;
+}
+
+/* "5432/tcp" -> port and protocol. A key without "/proto" means tcp, as in
+ * Docker's own nat.Port. */
+static int parse_port_key(const char *key, uint16_t *port, uint8_t *proto)
+{
+    const char *slash = strchr(key, '/');
+    size_t n = slash ? (size_t)(slash - key) : strlen(key);
+    if (parse_port(key, n, port) < 0)
+        return -1;
+    if (slash == NULL || strcmp(slash + 1, "tcp") == 0)
+        *proto = CTR_TCP;
+    else if (strcmp(slash + 1, "udp") == 0)
+        *proto = CTR_UDP;
+    else if (strcmp(slash + 1, "sctp") == 0)
+        *proto = CTR_SCTP;
+    else
+        return -1;
+    return 0;
+}
+
+static void add_port(container *c, size_t *cap, uint16_t port, uint8_t proto, const char *ip,
+                     uint16_t host_port)
+{
+    if (c->nports == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        c->ports = xrealloc(c->ports, *cap * sizeof(ctr_port));
+    }
+    ctr_port *p = &c->ports[c->nports++];
+    memset(p, 0, sizeof(*p));
+    p->port = port;
+    p->proto = proto;
+    p->host_port = host_port;
+    strlcpy_(p->host_ip, ip, sizeof(p->host_ip));
+}
+
+static bool has_port(const container *c, uint16_t port, uint8_t proto)
+{
+    for (size_t i = 0; i < c->nports; i++)
+        if (c->ports[i].port == port && c->ports[i].proto == proto)
+            return true;
+    return false;
+}
+
+static int decode_ports(container *c, yajl_val config, yajl_val netset, char *err, size_t errlen)
+{
+    size_t cap = 0;
+    yajl_val ports = obj_get(netset, "Ports");
+    if (ports != NULL && !YAJL_IS_NULL(ports)) {
+        if (!YAJL_IS_OBJECT(ports)) {
+            set_err(err, errlen, "NetworkSettings.Ports is not an object");
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < ports->u.object.len; i++) {
+            const char *key = ports->u.object.keys[i];
+            yajl_val b = ports->u.object.values[i];
+            uint16_t port;
+            uint8_t proto;
+            if (parse_port_key(key, &port, &proto) < 0) {
+                set_err(err, errlen, "bad port key \"%.40s\"", key);
+                return -EINVAL;
+            }
+            if (b == NULL || YAJL_IS_NULL(b) || (YAJL_IS_ARRAY(b) && b->u.array.len == 0)) {
+                add_port(c, &cap, port, proto, "", 0);
+                continue;
+            }
+            if (!YAJL_IS_ARRAY(b)) {
+                set_err(err, errlen, "bindings of %.40s are not an array", key);
+                return -EINVAL;
+            }
+            for (size_t j = 0; j < b->u.array.len; j++) {
+                yajl_val e = b->u.array.values[j];
+                const char *ip, *hp;
+                uint16_t host_port;
+                if (!YAJL_IS_OBJECT(e) || opt_str(e, "HostIp", &ip) < 0 ||
+                    opt_str(e, "HostPort", &hp) < 0 || hp == NULL) {
+                    set_err(err, errlen, "bad binding of %.40s", key);
+                    return -EINVAL;
+                }
+                if (parse_port(hp, strlen(hp), &host_port) < 0) {
+                    set_err(err, errlen, "bad HostPort \"%.20s\" of %.40s", hp, key);
+                    return -EINVAL;
+                }
+                /* "" means every address to Docker; keep "" for "not published". */
+                if (ip == NULL || ip[0] == '\0')
+                    ip = "0.0.0.0";
+                if (strlen(ip) >= sizeof(c->ports[0].host_ip)) {
+                    set_err(err, errlen, "bad HostIp of %.40s", key);
+                    return -EINVAL;
+                }
+                add_port(c, &cap, port, proto, ip, host_port);
+            }
+        }
+    }
+    yajl_val exposed = obj_get(config, "ExposedPorts");
+    if (exposed != NULL && !YAJL_IS_NULL(exposed)) {
+        if (!YAJL_IS_OBJECT(exposed)) {
+            set_err(err, errlen, "Config.ExposedPorts is not an object");
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < exposed->u.object.len; i++) {
+            uint16_t port;
+            uint8_t proto;
+            if (parse_port_key(exposed->u.object.keys[i], &port, &proto) < 0) {
+                set_err(err, errlen, "bad exposed port \"%.40s\"", exposed->u.object.keys[i]);
+                return -EINVAL;
+            }
+            if (!has_port(c, port, proto))
+                add_port(c, &cap, port, proto, "", 0);
+        }
+    }
+    /* Numeric order (Docker sorts the keys as strings); insertion sort keeps
+     * the bindings of one port in Docker's order. */
+    for (size_t i = 1; i < c->nports; i++) {
+        ctr_port t = c->ports[i];
+        size_t j = i;
+        while (j > 0 && (c->ports[j - 1].port > t.port ||
+                         (c->ports[j - 1].port == t.port && c->ports[j - 1].proto > t.proto))) {
+            c->ports[j] = c->ports[j - 1];
+            j--;
+        }
+        c->ports[j] = t;
+    }
+    return 0;
+}
+
+static void add_alias(ctr_net *n, const char *a)
+{
+    if (a[0] == '\0')
+        return;
+    for (size_t i = 0; i < n->naliases; i++)
+        if (strcmp(n->aliases[i], a) == 0)
+            return;
+    n->aliases = xrealloc(n->aliases, (n->naliases + 1) * sizeof(char *));
+    n->aliases[n->naliases++] = xstrdup(a);
+}
+
+static int add_alias_list(ctr_net *n, yajl_val arr)
+{
+    if (arr == NULL || YAJL_IS_NULL(arr))
+        return 0;
+    if (!YAJL_IS_ARRAY(arr))
+        return -1;
+    for (size_t i = 0; i < arr->u.array.len; i++) {
+        if (!YAJL_IS_STRING(arr->u.array.values[i]))
+            return -1;
+        add_alias(n, arr->u.array.values[i]->u.string);
+    }
+    return 0;
+}
+
+static int decode_nets(container *c, yajl_val netset, char *err, size_t errlen)
+{
+    yajl_val nets = obj_get(netset, "Networks");
+    if (nets == NULL || YAJL_IS_NULL(nets))
+        return 0;
+    if (!YAJL_IS_OBJECT(nets)) {
+        set_err(err, errlen, "NetworkSettings.Networks is not an object");
+        return -EINVAL;
+    }
+    c->nets = xcalloc(nets->u.object.len, sizeof(ctr_net));
+    for (size_t i = 0; i < nets->u.object.len; i++) {
+        const char *name = nets->u.object.keys[i];
+        yajl_val v = nets->u.object.values[i];
+        const char *ip;
+        if (!YAJL_IS_OBJECT(v) || opt_str(v, "IPAddress", &ip) < 0) {
+            set_err(err, errlen, "bad network %.40s", name);
+            return -EINVAL;
+        }
+        ctr_net *n = &c->nets[c->nnets++];
+        n->name = xstrdup(name);
+        uint32_t a;
+        n->ip = xstrdup(ip != NULL && ip4_parse(ip, &a) == 0 ? ip : "");
+        if (add_alias_list(n, obj_get(v, "Aliases")) < 0 ||
+            add_alias_list(n, obj_get(v, "DNSNames")) < 0) {
+            set_err(err, errlen, "bad aliases in network %.40s", name);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int decode_labels(container *c, yajl_val config, char *err, size_t errlen)
+{
+    yajl_val labels = obj_get(config, "Labels");
+    if (labels == NULL || YAJL_IS_NULL(labels))
+        return 0;
+    if (!YAJL_IS_OBJECT(labels)) {
+        set_err(err, errlen, "Config.Labels is not an object");
+        return -EINVAL;
+    }
+    c->labels = xcalloc(labels->u.object.len, sizeof(ctr_label));
+    for (size_t i = 0; i < labels->u.object.len; i++) {
+        yajl_val v = labels->u.object.values[i];
+        if (!YAJL_IS_STRING(v)) {
+            set_err(err, errlen, "label %.40s is not a string", labels->u.object.keys[i]);
+            return -EINVAL;
+        }
+        c->labels[c->nlabels].key = xstrdup(labels->u.object.keys[i]);
+        c->labels[c->nlabels].value = xstrdup(v->u.string);
+        c->nlabels++;
+    }
+    return 0;
+}
+
+static int decode_inspect_tree(yajl_val root, container *c, char *err, size_t errlen)
+{
+    if (!YAJL_IS_OBJECT(root)) {
+        set_err(err, errlen, "inspect reply is not an object");
+        return -EINVAL;
+    }
+    const char *id, *name, *hostname = NULL, *image = NULL, *started, *finished;
+    yajl_val state = obj_get(root, "State");
+    yajl_val config = obj_get(root, "Config");
+    yajl_val netset = obj_get(root, "NetworkSettings");
+    if (opt_str(root, "Id", &id) < 0 || id == NULL || !valid_id(id)) {
+        set_err(err, errlen, "missing or bad Id");
+        return -EINVAL;
+    }
+    if (opt_str(root, "Name", &name) < 0 || name == NULL) {
+        set_err(err, errlen, "missing or bad Name");
+        return -EINVAL;
+    }
+    if (!YAJL_IS_OBJECT(state)) {
+        set_err(err, errlen, "missing State");
+        return -EINVAL;
+    }
+    yajl_val running = obj_get(state, "Running"), paused = obj_get(state, "Paused");
+    if (!(YAJL_IS_TRUE(running) || YAJL_IS_FALSE(running)) ||
+        (paused != NULL && !(YAJL_IS_TRUE(paused) || YAJL_IS_FALSE(paused) || YAJL_IS_NULL(paused)))) {
+        set_err(err, errlen, "bad State.Running or State.Paused");
+        return -EINVAL;
+    }
+    if (opt_str(state, "StartedAt", &started) < 0 || opt_str(state, "FinishedAt", &finished) < 0) {
+        set_err(err, errlen, "bad State times");
+        return -EINVAL;
+    }
+    if (config != NULL && !YAJL_IS_NULL(config) && !YAJL_IS_OBJECT(config)) {
+        set_err(err, errlen, "Config is not an object");
+        return -EINVAL;
+    }
+    if (opt_str(config, "Hostname", &hostname) < 0 || opt_str(config, "Image", &image) < 0) {
+        set_err(err, errlen, "bad Config.Hostname or Config.Image");
+        return -EINVAL;
+    }
+    if (netset != NULL && !YAJL_IS_NULL(netset) && !YAJL_IS_OBJECT(netset)) {
+        set_err(err, errlen, "NetworkSettings is not an object");
+        return -EINVAL;
+    }
+    strlcpy_(c->id, id, sizeof(c->id));
+    c->name = xstrdup(name[0] == '/' ? name + 1 : name);
+    c->hostname = xstrdup(hostname ? hostname : "");
+    c->image = xstrdup(image ? image : "");
+    c->running = YAJL_IS_TRUE(running);
+    c->paused = YAJL_IS_TRUE(paused);
+    c->started_at = container_parse_time(started);
+    c->finished_at = container_parse_time(finished);
+    int r;
+    if ((r = decode_labels(c, config, err, errlen)) < 0 ||
+        (r = decode_nets(c, netset, err, errlen)) < 0 ||
+        (r = decode_ports(c, config, netset, err, errlen)) < 0)
+        return r;
+    return 0;
+}
+
+int docker_decode_inspect(const char *json, size_t len, container **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    yajl_val root = parse(json, len, err, errlen);
+    if (root == NULL)
+        return -EINVAL;
+    container *c = container_new();
+    int r = decode_inspect_tree(root, c, err, errlen);
+    yajl_tree_free(root);
+    if (r < 0) {
+        container_free(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+int docker_decode_list(const char *json, size_t len, char ***ids, size_t *n, char *err,
+                       size_t errlen)
+{
+    *ids = NULL;
+    *n = 0;
+    yajl_val root = parse(json, len, err, errlen);
+    if (root == NULL)
+        return -EINVAL;
+    if (!YAJL_IS_ARRAY(root)) {
+        set_err(err, errlen, "list reply is not an array");
+        yajl_tree_free(root);
+        return -EINVAL;
+    }
+    size_t cnt = root->u.array.len;
+    char **v = xcalloc(cnt, sizeof(char *));
+    for (size_t i = 0; i < cnt; i++) {
+        const char *id;
+        if (!YAJL_IS_OBJECT(root->u.array.values[i]) ||
+            opt_str(root->u.array.values[i], "Id", &id) < 0 || id == NULL || !valid_id(id)) {
+            set_err(err, errlen, "list entry %zu has no valid Id", i);
+            docker_free_ids(v, i);
+            yajl_tree_free(root);
+            return -EINVAL;
+        }
+        v[i] = xstrdup(id);
+    }
+    yajl_tree_free(root);
+    *ids = v;
+    *n = cnt;
+    return 0;
+}
+
+void docker_free_ids(char **ids, size_t n)
+{
+    if (ids == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+int docker_decode_event(const char *json, size_t len, docker_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    yajl_val root = parse(json, len, NULL, 0);
+    if (root == NULL)
+        return -EINVAL;
+    int r = -EINVAL;
+    const char *type, *action, *id = NULL;
+    if (!YAJL_IS_OBJECT(root) || opt_str(root, "Type", &type) < 0 ||
+        opt_str(root, "Action", &action) < 0)
+        goto out;
+    yajl_val actor = obj_get(root, "Actor");
+    if (actor != NULL && !YAJL_IS_NULL(actor) &&
+        (!YAJL_IS_OBJECT(actor) || opt_str(actor, "ID", &id) < 0))
+        goto out;
+    /* Before API 1.22 there were only status/id (container events only);
+     * since 1.52 there are only Action/Actor. */
+    if (action == NULL && opt_str(root, "status", &action) < 0)
+        goto out;
+    if (id == NULL && opt_str(root, "id", &id) < 0)
+        goto out;
+    if (action == NULL || id == NULL || action[0] == '\0' || id[0] == '\0' ||
+        strlen(id) >= sizeof(ev->id))
+        goto out;
+    if (type != NULL && strlen(type) >= sizeof(ev->type))
+        goto out;
+    /* "exec_start: sh -c ..." and "health_status: healthy" carry details
+     * after a colon; the verb is what matters. */
+    size_t alen = strcspn(action, ": ");
+    if (alen == 0)
+        goto out;
+    if (alen >= sizeof(ev->action))
+        alen = sizeof(ev->action) - 1;
+    memcpy(ev->action, action, alen);
+    ev->action[alen] = '\0';
+    strlcpy_(ev->id, id, sizeof(ev->id));
+    strlcpy_(ev->type, type ? type : "container", sizeof(ev->type));
+    r = 0;
+out:
+    yajl_tree_free(root);
+    if (r < 0)
+        memset(ev, 0, sizeof(*ev));
+    return r;
+}
+
+int docker_decode_version(const char *json, size_t len, char *api, size_t apilen, char *min,
+                          size_t minlen)
+{
+    if (apilen)
+        api[0] = '\0';
+    if (minlen)
+        min[0] = '\0';
+    yajl_val root = parse(json, len, NULL, 0);
+    if (root == NULL)
+        return -EINVAL;
+    const char *a, *m;
+    int r = -EINVAL;
+    if (YAJL_IS_OBJECT(root) && opt_str(root, "ApiVersion", &a) == 0 &&
+        opt_str(root, "MinAPIVersion", &m) == 0) {
+        strlcpy_(api, a ? a : "", apilen);
+        strlcpy_(min, m ? m : "", minlen);
+        r = 0;
+    }
+    yajl_tree_free(root);
+    return r;
+}
+
+/* "1.41" -> (1, 41). Strictly digits '.' digits; returns -1 otherwise. */
+static int parse_version(const char *s, long *major, long *minor)
+{
+    if (s == NULL)
+        return -1;
+    char *end;
+    if (*s < '0' || *s > '9')
+        return -1;
+    *major = strtol(s, &end, 10);
+    if (*end != '.' || end[1] < '0' || end[1] > '9' || *major > 1000)
+        return -1;
+    *minor = strtol(end + 1, &end, 10);
+    if (*end != '\0' || *minor > 100000)
+        return -1;
+    return 0;
+}
+
+int docker_version_cmp(const char *a, const char *b)
+{
+    long am = 0, an = 0, bm = 0, bn = 0;
+    /* Garbage sorts lowest, so it never wins a negotiation. */
+    int ea = parse_version(a, &am, &an), eb = parse_version(b, &bm, &bn);
+    if (ea < 0 || eb < 0)
+        return (ea < 0 ? 0 : 1) - (eb < 0 ? 0 : 1);
+    if (am != bm)
+        return am < bm ? -1 : 1;
+    if (an != bn)
+        return an < bn ? -1 : 1;
+    return 0;
+}
+
+int docker_negotiate(const char *server_max, const char *server_min, char *out, size_t outlen)
+{
+    long m, n;
+    if (outlen)
+        out[0] = '\0';
+    if (parse_version(server_max, &m, &n) < 0)
+        return -EINVAL;
+    const char *use =
+        docker_version_cmp(server_max, DOCKER_CLIENT_API_MAX) < 0 ? server_max : DOCKER_CLIENT_API_MAX;
+    if (server_min != NULL && server_min[0] != '\0') {
+        if (parse_version(server_min, &m, &n) < 0)
+            return -EINVAL;
+        if (docker_version_cmp(use, server_min) < 0)
+            return -ENOTSUP;
+    }
+    if (strlen(use) >= outlen)
+        return -ENOSPC;
+    strlcpy_(out, use, outlen);
+    return 0;
+}
+
+static void emit(docker_splitter *s, const char *line, size_t len,
+                 void (*cb)(void *ud, const char *line, size_t len), void *ud)
+{
+    (void)s;
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    size_t i = 0;
+    while (i < len && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    if (i < len)
+        cb(ud, line, len);
+}
+
+int docker_splitter_feed(docker_splitter *s, const char *data, size_t len,
+                         void (*cb)(void *ud, const char *line, size_t len), void *ud)
+{
+    int ret = 0;
+    while (len > 0) {
+        const char *nl = memchr(data, '\n', len);
+        size_t take = nl ? (size_t)(nl - data) : len;
+        if (s->overflow) {
+            /* Discard the rest of an overlong line up to its newline. */
+        } else if (s->len + take > LINE_MAX_) {
+            s->overflow = true;
+            s->len = 0;
+            ret = -EMSGSIZE;
+        } else if (nl != NULL && s->len == 0) {
+            emit(s, data, take, cb, ud); /* the common case: no copy */
+        } else {
+            if (s->len + take > s->cap) {
+                size_t cap = s->cap ? s->cap : 4096;
+                while (cap < s->len + take)
+                    cap *= 2;
+                s->buf = xrealloc(s->buf, cap);
+                s->cap = cap;
+            }
+            memcpy(s->buf + s->len, data, take);
+            s->len += take;
+            if (nl != NULL) {
+                emit(s, s->buf, s->len, cb, ud);
+                s->len = 0;
+            }
+        }
+        if (nl == NULL)
+            break;
+        s->overflow = false;
+        data += take + 1;
+        len -= take + 1;
+    }
+    return ret;
+}
+
+void docker_splitter_free(docker_splitter *s)
+{
+    free(s->buf);
+    s->buf = NULL;
+    s->len = s->cap = 0;
+    s->overflow = false;
+}

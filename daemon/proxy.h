@@ -1,0 +1,72 @@
+/* The proxies: one listener per published port on the container's own
+ * address and original port, forwarding to Docker's mapped host port.
+ *
+ * TCP: a connection dials upstream at once (nothing waits for client bytes),
+ * relays with read/write until its first bytes are classified (the Kafka
+ * detector of a later issue plugs in through proxy_classifier), then on Linux
+ * switches to splice(2) through a pipe per direction (splice_linux.c), driven
+ * by uv_poll on the fds. Half-close is propagated both ways; an upstream
+ * refusal or reset becomes an RST to the client; memory per connection is
+ * bounded (reading stops while the peer's write queue is above the
+ * watermark). UDP: one socket on the address, a session with its own upstream
+ * socket per client address, idle sessions expire. */
+#ifndef LOOPHOLE_PROXY_H
+#define LOOPHOLE_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* Reading from one side pauses while the other side's pending writes exceed
+ * this many bytes, so a connection never holds much more than
+ * 2 * (PROXY_HIGH_WATERMARK + PROXY_READ_SIZE) in user space. */
+#define PROXY_READ_SIZE (64 * 1024)
+#define PROXY_HIGH_WATERMARK (256 * 1024)
+
+enum { PROXY_TCP = 0, PROXY_UDP = 1 };
+
+typedef struct proxy_stats {
+    uint64_t conns_total;
+    uint64_t conns_active; /* UDP: live sessions */
+    uint64_t bytes_in;     /* client -> container */
+    uint64_t bytes_out;    /* container -> client */
+} proxy_stats;
+
+typedef struct proxy_options {
+    unsigned dial_timeout_ms;  /* default 5000 */
+    unsigned udp_idle_s;       /* default 60 */
+    unsigned udp_max_sessions; /* default 1024 */
+    bool splice;               /* use the Linux splice path once classified (default true) */
+    /* Classification hook (NULL: every connection is plain and may switch to
+     * splice after the first client bytes, or at once for server-first
+     * protocols once the server spoke). The Kafka issue fills this in. */
+    const struct proxy_classifier *classifier;
+} proxy_options;
+
+typedef struct proxy_listener proxy_listener;
+
+void proxy_options_default(proxy_options *o);
+
+/* Binds proto on listen_addr and forwards to upstream. Returns 0, or a
+ * negative libuv error with nothing left open: UV_EADDRINUSE (someone else
+ * holds that address and port), UV_EACCES (a port below 1024 without the
+ * privilege), UV_EADDRNOTAVAIL. */
+int proxy_listen(uv_loop_t *loop, const proxy_options *opts, int proto,
+                 const struct sockaddr *listen_addr, const struct sockaddr *upstream,
+                 proxy_listener **out);
+/* Changes where new connections go (a container restarted with another host
+ * port); open connections keep their upstream. */
+void proxy_set_upstream(proxy_listener *l, const struct sockaddr *upstream);
+/* Closes the listener and every connection or session it owns, promptly;
+ * cb (may be NULL) runs once everything is closed and freed. */
+void proxy_close(proxy_listener *l, void (*cb)(void *arg), void *arg);
+void proxy_get_stats(const proxy_listener *l, proxy_stats *st);
+/* Bytes currently held in user space by this listener's connections (tests
+ * assert the memory bound with it). */
+size_t proxy_buffered(const proxy_listener *l);
+
+/* Process-wide: connections currently in splice mode (tests, status). */
+uint64_t proxy_spliced_connections(void);
+
+#endif

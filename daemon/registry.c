@@ -1,0 +1,462 @@
+#include "registry.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "util.h"
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void entry_free(reg_entry *e)
+{
+    container_free(e->c);
+    names_result_free(&e->names);
+    free(e->lease_key);
+    free_strv(e->owned, e->nowned);
+    free_strv(e->conflicts, e->nconflicts);
+    free(e->skipped_buf);
+    free(e);
+}
+
+void reg_init(registry *r, const char *domain, uint32_t first, uint32_t last)
+{
+    memset(r, 0, sizeof(*r));
+    r->domain = xstrdup(domain);
+    alloc_init(&r->pool, first, last);
+}
+
+void reg_free(registry *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        entry_free(r->entries[i]);
+    free(r->entries);
+    free_strv(r->owner_names, r->nowners);
+    free_strv(r->owner_ids, r->nowners);
+    alloc_free(&r->pool);
+    free(r->domain);
+    memset(r, 0, sizeof(*r));
+}
+
+static bool publishes(const container *c)
+{
+    for (size_t i = 0; i < c->nports; i++)
+        if (c->ports[i].host_port != 0)
+            return true;
+    return false;
+}
+
+static int cmp_started(const void *a, const void *b)
+{
+    const reg_entry *x = *(reg_entry *const *)a, *y = *(reg_entry *const *)b;
+    if (x->c->started_at != y->c->started_at)
+        return x->c->started_at < y->c->started_at ? -1 : 1;
+    return strcmp(x->c->id, y->c->id);
+}
+
+static bool served(const reg_entry *e)
+{
+    return e->skipped == NULL && e->has_addr;
+}
+
+static void release(registry *r, reg_entry *e, int64_t now)
+{
+    if (e->has_addr && e->lease_key) {
+        char ip[16];
+        alloc_release(&r->pool, e->lease_key, now);
+        log_info("registry", "%s: released %s", e->c->name, ip4_format(e->addr, ip));
+    }
+    e->has_addr = false;
+}
+
+/* A lease key must be unique among live containers; two containers could
+ * only share one through a rename race, so the later one gets a suffix. */
+static char *unique_key(registry *r, reg_entry *self, const char *key)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *o = r->entries[i];
+        if (o != self && o->lease_key && strcmp(o->lease_key, key) == 0 && o->has_addr) {
+            size_t n = strlen(key) + 16;
+            char *k = xmalloc(n);
+            snprintf(k, n, "%s#%.12s", key, self->c->id);
+            return k;
+        }
+    }
+    return xstrdup(key);
+}
+
+typedef struct claim {
+    const char *name;
+    reg_entry *e;
+    bool alias; /* a compose service alias (lowest replica wins, no conflict) */
+} claim;
+
+static int cmp_claim(const void *a, const void *b)
+{
+    const claim *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c)
+        return c;
+    if (x->alias != y->alias)
+        return x->alias ? 1 : -1;
+    if (x->alias && x->e->names.replica != y->e->names.replica)
+        return x->e->names.replica < y->e->names.replica ? -1 : 1;
+    return cmp_started(&x->e, &y->e);
+}
+
+static const char *owner_of(const registry *r, const char *name)
+{
+    for (size_t i = 0; i < r->nowners; i++)
+        if (strcmp(r->owner_names[i], name) == 0)
+            return r->owner_ids[i];
+    return NULL;
+}
+
+static bool contains(char **v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
+}
+
+static void push(char ***v, size_t *n, const char *s)
+{
+    *v = xrealloc(*v, (*n + 1) * sizeof(char *));
+    (*v)[(*n)++] = xstrdup(s);
+}
+
+static bool same_service(const reg_entry *a, const reg_entry *b)
+{
+    return a->names.project && b->names.project && a->names.service && b->names.service &&
+           strcmp(a->names.project, b->names.project) == 0 &&
+           strcmp(a->names.service, b->names.service) == 0;
+}
+
+static void assign_names(registry *r)
+{
+    size_t nclaims = 0, cap = 0;
+    claim *claims = NULL;
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        if (!served(e))
+            continue;
+        for (size_t j = 0; j <= e->names.nnames; j++) {
+            const char *name = j < e->names.nnames ? e->names.names[j] : e->names.service_alias;
+            if (name == NULL)
+                continue;
+            if (nclaims == cap) {
+                cap = cap ? cap * 2 : 64;
+                claims = xrealloc(claims, cap * sizeof(claim));
+            }
+            claims[nclaims++] = (claim){name, e, j == e->names.nnames};
+        }
+    }
+    if (nclaims)
+        qsort(claims, nclaims, sizeof(claim), cmp_claim);
+
+    char **new_owner_names = NULL, **new_owner_ids = NULL;
+    size_t nnew = 0;
+    /* Fresh owned/conflict lists, keeping the old conflicts to log only news. */
+    char ***prev_conf = xcalloc(r->n, sizeof(char **));
+    size_t *prev_nconf = xcalloc(r->n, sizeof(size_t));
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        free_strv(e->owned, e->nowned);
+        e->owned = NULL;
+        e->nowned = 0;
+        prev_conf[i] = e->conflicts;
+        prev_nconf[i] = e->nconflicts;
+        e->conflicts = NULL;
+        e->nconflicts = 0;
+    }
+    for (size_t i = 0; i < nclaims;) {
+        size_t j = i;
+        while (j < nclaims && strcmp(claims[j].name, claims[i].name) == 0)
+            j++;
+        /* The holder keeps a name while it still claims it directly; else the
+         * first in order (direct before alias, earliest start, lowest id). */
+        size_t win = i;
+        const char *holder = owner_of(r, claims[i].name);
+        if (holder && !claims[i].alias)
+            for (size_t k = i; k < j; k++)
+                if (!claims[k].alias && strcmp(claims[k].e->c->id, holder) == 0)
+                    win = k;
+        reg_entry *w = claims[win].e;
+        push(&w->owned, &w->nowned, claims[win].name);
+        new_owner_names = xrealloc(new_owner_names, (nnew + 1) * sizeof(char *));
+        new_owner_ids = xrealloc(new_owner_ids, (nnew + 1) * sizeof(char *));
+        new_owner_names[nnew] = xstrdup(claims[win].name);
+        new_owner_ids[nnew] = xstrdup(w->c->id);
+        nnew++;
+        for (size_t k = i; k < j; k++) {
+            reg_entry *l = claims[k].e;
+            if (k == win || l == w)
+                continue;
+            if (claims[k].alias && same_service(l, w))
+                continue;
+            if (!contains(l->conflicts, l->nconflicts, claims[k].name))
+                push(&l->conflicts, &l->nconflicts, claims[k].name);
+        }
+        i = j;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        for (size_t k = 0; k < e->nconflicts; k++)
+            if (!contains(prev_conf[i], prev_nconf[i], e->conflicts[k])) {
+                const char *id = owner_of(r, e->conflicts[k]);
+                const reg_entry *o = NULL;
+                for (size_t m = 0; m < nnew; m++)
+                    if (strcmp(new_owner_names[m], e->conflicts[k]) == 0)
+                        id = new_owner_ids[m];
+                o = id ? reg_find(r, id) : NULL;
+                log_warn("registry", "name conflict: %s is held by %s, so %s does without it",
+                         e->conflicts[k], o ? o->c->name : "another container", e->c->name);
+            }
+        free_strv(prev_conf[i], prev_nconf[i]);
+    }
+    free(prev_conf);
+    free(prev_nconf);
+    free_strv(r->owner_names, r->nowners);
+    free_strv(r->owner_ids, r->nowners);
+    r->owner_names = new_owner_names;
+    r->owner_ids = new_owner_ids;
+    r->nowners = nnew;
+    free(claims);
+}
+
+static void recompute(registry *r, int64_t now)
+{
+    if (r->n)
+        qsort(r->entries, r->n, sizeof(reg_entry *), cmp_started);
+    /* Let go of addresses first, so a container that stopped frees its
+     * address for one that is waiting in the same pass. */
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        free(e->skipped_buf);
+        e->skipped_buf = NULL;
+        e->skipped = NULL;
+        if (e->names.skipped)
+            e->skipped = e->names.skipped;
+        else if (!e->c->running)
+            e->skipped = "not running";
+        else if (!publishes(e->c))
+            e->skipped = "publishes no ports";
+        if (e->skipped)
+            release(r, e, now);
+    }
+    r->exhausted = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        if (e->skipped || e->has_addr)
+            continue;
+        free(e->lease_key);
+        e->lease_key = unique_key(r, e, e->names.lease_key);
+        uint32_t addr;
+        char ip[16];
+        if (alloc_acquire(&r->pool, e->lease_key, now, &addr) < 0) {
+            r->exhausted++;
+            e->skipped = "address pool exhausted";
+            if (!e->logged_exhausted) {
+                char a[16], b[16];
+                log_error("registry",
+                          "address pool %s-%s is exhausted: %s gets no address until "
+                          "another container stops (widen it with --pool)",
+                          ip4_format(r->pool.first, a), ip4_format(r->pool.last, b),
+                          e->c->name);
+                e->logged_exhausted = true;
+            }
+            continue;
+        }
+        e->logged_exhausted = false;
+        e->has_addr = true;
+        e->addr = addr;
+        log_info("registry", "%s -> %s (%s)", e->names.nnames ? e->names.names[0] : e->c->name,
+                 ip4_format(addr, ip), e->c->name);
+    }
+    assign_names(r);
+}
+
+static reg_entry *find_id(registry *r, const char *id, size_t *idx)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->entries[i]->c->id, id) == 0) {
+            if (idx)
+                *idx = i;
+            return r->entries[i];
+        }
+    return NULL;
+}
+
+/* Installs c in e (new or existing), deriving its names. */
+static void set_container(registry *r, reg_entry *e, container *c, int64_t now)
+{
+    names_result nr;
+    names_derive(c, r->domain, &nr);
+    if (e->c && e->has_addr && e->lease_key &&
+        (nr.lease_key == NULL || strncmp(e->lease_key, nr.lease_key, strlen(nr.lease_key)) != 0))
+        release(r, e, now); /* renamed: its old lease stays with the old name */
+    container_free(e->c);
+    names_result_free(&e->names);
+    e->c = c;
+    e->names = nr;
+}
+
+static void upsert(registry *r, container *c, int64_t now)
+{
+    reg_entry *e = find_id(r, c->id, NULL);
+    if (e == NULL) {
+        e = xcalloc(1, sizeof(*e));
+        e->seen_at = now;
+        r->entries = xrealloc(r->entries, (r->n + 1) * sizeof(reg_entry *));
+        r->entries[r->n++] = e;
+    }
+    set_container(r, e, c, now);
+}
+
+static void remove_at(registry *r, size_t i, int64_t now)
+{
+    reg_entry *e = r->entries[i];
+    release(r, e, now);
+    entry_free(e);
+    r->entries[i] = r->entries[--r->n];
+}
+
+void reg_sync(registry *r, container **cs, size_t n, int64_t now)
+{
+    for (size_t i = 0; i < r->n;) {
+        bool keep = false;
+        for (size_t j = 0; j < n && !keep; j++)
+            keep = strcmp(cs[j]->id, r->entries[i]->c->id) == 0;
+        if (keep)
+            i++;
+        else
+            remove_at(r, i, now);
+    }
+    for (size_t j = 0; j < n; j++)
+        upsert(r, cs[j], now);
+    recompute(r, now);
+}
+
+void reg_update(registry *r, container *c, int64_t now)
+{
+    upsert(r, c, now);
+    recompute(r, now);
+}
+
+bool reg_remove(registry *r, const char *id, int64_t now)
+{
+    size_t i;
+    if (find_id(r, id, &i) == NULL)
+        return false;
+    remove_at(r, i, now);
+    recompute(r, now);
+    return true;
+}
+
+static bool is_hex(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+reg_entry *reg_find(registry *r, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        if (strcmp(e->c->id, key) == 0 || (e->c->name && strcmp(e->c->name, key) == 0))
+            return e;
+    }
+    if (kl >= 12 && is_hex(key)) {
+        reg_entry *found = NULL;
+        for (size_t i = 0; i < r->n; i++)
+            if (strncmp(r->entries[i]->c->id, key, kl) == 0) {
+                if (found)
+                    return NULL; /* ambiguous */
+                found = r->entries[i];
+            }
+        if (found)
+            return found;
+    }
+    size_t dl = strlen(r->domain);
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        for (size_t j = 0; j < e->nowned; j++) {
+            const char *n = e->owned[j];
+            size_t nl = strlen(n);
+            if (strcasecmp(n, key) == 0)
+                return e;
+            /* Without the domain: "pg" for "pg.loop.test". */
+            if (nl == kl + 1 + dl && strncasecmp(n, key, kl) == 0 && n[kl] == '.')
+                return e;
+        }
+    }
+    return NULL;
+}
+
+static bool is_primary(const reg_entry *e, const char *name)
+{
+    return e->names.nnames && strcmp(e->names.names[0], name) == 0;
+}
+
+reg_record *reg_records(const registry *r, size_t *n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (served(r->entries[i]))
+            total += r->entries[i]->nowned;
+    reg_record *out = xcalloc(total, sizeof(reg_record));
+    size_t k = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < r->n; i++) {
+            const reg_entry *e = r->entries[i];
+            if (!served(e))
+                continue;
+            for (size_t j = 0; j < e->nowned; j++)
+                if (is_primary(e, e->owned[j]) == (pass == 0))
+                    out[k++] = (reg_record){e->owned[j], e->addr};
+        }
+    *n = k;
+    return out;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+uint32_t *reg_addresses(const registry *r, size_t *n)
+{
+    uint32_t *out = xcalloc(r->n, sizeof(uint32_t));
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (served(r->entries[i]))
+            out[k++] = r->entries[i]->addr;
+    qsort(out, k, sizeof(uint32_t), cmp_u32);
+    *n = k;
+    return out;
+}
+
+int reg_move(registry *r, reg_entry *e, int64_t now)
+{
+    if (!served(e))
+        return -EINVAL;
+    uint32_t addr;
+    int rc = alloc_move(&r->pool, e->lease_key, now, &addr);
+    if (rc < 0)
+        return rc;
+    e->addr = addr;
+    return 0;
+}

@@ -1,0 +1,387 @@
+/* The system resolver entry: path, content and file handling, the same on
+ * every platform. Only the choice of mechanism (resolver_detect) and the
+ * reload command are per platform (resolver_linux.c, resolver_darwin.c).
+ * Every path is under cfg->root so tests use a temporary directory. */
+#include "resolver.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The first line of every file we write: uninstall removes only files that
+ * carry it (or match our content), never a file someone else put there. */
+#define RESOLVER_MARKER "# Written by loopholed; removed when it stops.\n"
+
+/* Our files are a few hundred bytes; anything longer is not ours. */
+#define CONTENT_MAX 1024
+
+const char *resolver_kind_name(resolver_kind k)
+{
+    switch (k) {
+    case RESOLVER_NONE:
+        return "none";
+    case RESOLVER_MACOS:
+        return "macos";
+    case RESOLVER_RESOLVED:
+        return "resolved";
+    case RESOLVER_NM_DNSMASQ:
+        return "nm-dnsmasq";
+    }
+    return "unknown";
+}
+
+/* The domain becomes a file name (macOS) and part of config lines, so only
+ * plain DNS names pass: no '/', no "..", no whitespace or newlines. */
+static bool domain_ok(const char *d)
+{
+    size_t n = strlen(d);
+    if (n == 0 || n > 253 || d[0] == '.' || d[n - 1] == '.')
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = d[i];
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+            continue;
+        }
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_';
+        if (!ok || ++label > 63)
+            return false;
+    }
+    return true;
+}
+
+static int config_ok(const resolver_config *cfg)
+{
+    if (cfg == NULL || cfg->root == NULL || cfg->domain == NULL || cfg->dns_ip == NULL)
+        return -EINVAL;
+    if (!domain_ok(cfg->domain))
+        return -EINVAL;
+    struct in_addr a;
+    if (inet_pton(AF_INET, cfg->dns_ip, &a) != 1 || cfg->dns_port == 0)
+        return -EINVAL;
+    return 0;
+}
+
+int resolver_path(const resolver_config *cfg, resolver_kind k, char *path, size_t cap)
+{
+    int rc = config_ok(cfg);
+    if (rc < 0)
+        return rc;
+    int n;
+    switch (k) {
+    case RESOLVER_MACOS:
+        /* resolver(5): the file name is the domain it applies to. */
+        n = snprintf(path, cap, "%s/etc/resolver/%s", cfg->root, cfg->domain);
+        break;
+    case RESOLVER_RESOLVED:
+        n = snprintf(path, cap, "%s/etc/systemd/resolved.conf.d/loophole.conf", cfg->root);
+        break;
+    case RESOLVER_NM_DNSMASQ:
+        n = snprintf(path, cap, "%s/etc/NetworkManager/dnsmasq.d/loophole.conf", cfg->root);
+        break;
+    case RESOLVER_NONE:
+        return -ENOTSUP;
+    default:
+        return -EINVAL;
+    }
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n >= cap)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+int resolver_content(const resolver_config *cfg, resolver_kind k, char *out, size_t cap)
+{
+    int rc = config_ok(cfg);
+    if (rc < 0)
+        return rc;
+    int n;
+    switch (k) {
+    case RESOLVER_MACOS:
+        n = snprintf(out, cap, RESOLVER_MARKER "nameserver %s\nport %u\n", cfg->dns_ip,
+                     (unsigned)cfg->dns_port);
+        break;
+    case RESOLVER_RESOLVED:
+        /* "~domain" makes it a routing-only domain: queries for it go to us,
+         * and it is not added to the search list. IP:PORT needs systemd 246. */
+        n = snprintf(out, cap, RESOLVER_MARKER "[Resolve]\nDNS=%s:%u\nDomains=~%s\n", cfg->dns_ip,
+                     (unsigned)cfg->dns_port, cfg->domain);
+        break;
+    case RESOLVER_NM_DNSMASQ:
+        n = snprintf(out, cap, RESOLVER_MARKER "server=/%s/%s#%u\n", cfg->domain, cfg->dns_ip,
+                     (unsigned)cfg->dns_port);
+        break;
+    case RESOLVER_NONE:
+        return -ENOTSUP;
+    default:
+        return -EINVAL;
+    }
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n >= cap)
+        return -ENOSPC;
+    return 0;
+}
+
+/* Whether what read_small() returned is exactly want. memcmp, not strcmp:
+ * a file with a NUL byte in it must not pass for a shorter one. */
+static bool same_content(const char *have, size_t len, bool whole, const char *want)
+{
+    return whole && len == strlen(want) && memcmp(have, want, len) == 0;
+}
+
+/* Reads up to cap-1 bytes of path into buf (NUL-terminated). *len is the
+ * byte count; *whole is false when the file is longer than that. */
+static int read_small(const char *path, char *buf, size_t cap, size_t *len, bool *whole,
+                      mode_t *mode)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+    }
+    size_t got = 0;
+    int rc = 0;
+    while (got < cap - 1) {
+        ssize_t n = read(fd, buf + got, cap - 1 - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (rc < 0)
+        return rc;
+    buf[got] = '\0';
+    *len = got;
+    *whole = (off_t)got == st.st_size;
+    if (mode)
+        *mode = st.st_mode;
+    return 0;
+}
+
+/* Creates dir and its missing parents, 0755 regardless of the umask. */
+static int mkdir_p(const char *dir)
+{
+    char tmp[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    memcpy(tmp, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] != '/' && tmp[i] != '\0')
+            continue;
+        char saved = tmp[i];
+        tmp[i] = '\0';
+        if (mkdir(tmp, 0755) == 0) {
+            if (chmod(tmp, 0755) < 0) {
+                tmp[i] = saved;
+                return -errno;
+            }
+        } else if (errno == EEXIST) {
+            struct stat st;
+            if (stat(tmp, &st) < 0)
+                return -errno;
+            if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        } else {
+            return -errno;
+        }
+        tmp[i] = saved;
+    }
+    return 0;
+}
+
+/* Splits path into its directory (in dir) and returns the base name. */
+static const char *split_path(const char *path, char *dir, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    if (n == 0 && slash)
+        strcpy(dir, "/");
+    return slash ? slash + 1 : path;
+}
+
+static void fsync_dir(const char *dir)
+{
+    /* Makes the rename or unlink itself durable; failure is not worth an
+     * error, since the file operation already succeeded. */
+    int fd = open(dir[0] ? dir : ".", O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+/* Writes content to path through a temporary file in the same directory and
+ * rename(2), so readers (resolved, configd, dnsmasq) see the old file or the
+ * new one, never a half-written one. */
+static int write_atomic(const char *path, const char *content)
+{
+    char dir[PATH_MAX];
+    const char *base = split_path(path, dir, sizeof(dir));
+    char tmp[PATH_MAX];
+    /* A leading dot: dnsmasq's conf-dir skips dot files and resolved reads
+     * only *.conf, so the temporary file is never read as configuration. */
+    int n = snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, base);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return -errno;
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    int rc = 0;
+    size_t len = strlen(content), off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, content + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        off += (size_t)w;
+    }
+    /* mkstemp creates 0600; resolver files must be world-readable. */
+    if (rc == 0 && fchmod(fd, 0644) < 0)
+        rc = -errno;
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        (void)unlink(tmp);
+        return rc;
+    }
+    fsync_dir(dir);
+    return 0;
+}
+
+int resolver_install(const resolver_config *cfg, resolver_kind k, bool *changed)
+{
+    bool dummy;
+    if (changed == NULL)
+        changed = &dummy;
+    *changed = false;
+    char path[PATH_MAX], want[CONTENT_MAX], have[CONTENT_MAX];
+    int rc = resolver_path(cfg, k, path, sizeof(path));
+    if (rc < 0)
+        return rc;
+    rc = resolver_content(cfg, k, want, sizeof(want));
+    if (rc < 0)
+        return rc;
+
+    size_t len;
+    bool whole;
+    mode_t mode;
+    rc = read_small(path, have, sizeof(have), &len, &whole, &mode);
+    if (rc == 0 && same_content(have, len, whole, want)) {
+        if ((mode & 07777) == 0644)
+            return 0;
+        /* Right content, wrong mode: fix the mode only. */
+        if (chmod(path, 0644) < 0)
+            return -errno;
+        *changed = true;
+        return 0;
+    }
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+
+    char dir[PATH_MAX];
+    split_path(path, dir, sizeof(dir));
+    rc = mkdir_p(dir);
+    if (rc < 0)
+        return rc;
+    rc = write_atomic(path, want);
+    if (rc < 0)
+        return rc;
+    *changed = true;
+    return 0;
+}
+
+int resolver_uninstall(const resolver_config *cfg, resolver_kind k, bool *changed)
+{
+    bool dummy;
+    if (changed == NULL)
+        changed = &dummy;
+    *changed = false;
+    char path[PATH_MAX], want[CONTENT_MAX], have[CONTENT_MAX];
+    int rc = resolver_path(cfg, k, path, sizeof(path));
+    if (rc < 0)
+        return rc;
+    rc = resolver_content(cfg, k, want, sizeof(want));
+    if (rc < 0)
+        return rc;
+
+    size_t len;
+    bool whole;
+    rc = read_small(path, have, sizeof(have), &len, &whole, NULL);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    bool ours = strncmp(have, RESOLVER_MARKER, strlen(RESOLVER_MARKER)) == 0 ||
+                same_content(have, len, whole, want);
+    if (!ours)
+        return -EPERM;
+    if (unlink(path) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    char dir[PATH_MAX];
+    split_path(path, dir, sizeof(dir));
+    fsync_dir(dir);
+    *changed = true;
+    return 0;
+}
+
+int resolver_check(const resolver_config *cfg, resolver_kind k, bool *installed, bool *correct)
+{
+    *installed = false;
+    *correct = false;
+    char path[PATH_MAX], want[CONTENT_MAX], have[CONTENT_MAX];
+    int rc = resolver_path(cfg, k, path, sizeof(path));
+    if (rc < 0)
+        return rc;
+    rc = resolver_content(cfg, k, want, sizeof(want));
+    if (rc < 0)
+        return rc;
+    size_t len;
+    bool whole;
+    rc = read_small(path, have, sizeof(have), &len, &whole, NULL);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    *installed = true;
+    *correct = same_content(have, len, whole, want);
+    return 0;
+}

@@ -1,0 +1,414 @@
+# Integration test harness, sourced by tests/integration/test_*.sh.
+#
+# The tests run the real loopholed against the real Docker engine, but never
+# disturb the machine: their own address pool (127.0.77.x), their own DNS port,
+# control socket and state directory, and containers labelled
+# loophole.test=<run id> that are removed on exit, also after a failure.
+#
+# Environment: LOOPHOLE_BIN (the build's bin directory), LOOPHOLE_SRC (the
+# source tree); both default to this checkout's build/bin and root.
+# Exit status: 0 pass, 1 fail, 77 skipped (never skipped under CI=true when the
+# reason is a missing engine).
+
+set -u -o pipefail
+
+LH_TEST_NAME=$(basename "$0" .sh)
+LH_MAIN_PID=$$
+LOOPHOLE_SRC=${LOOPHOLE_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+LOOPHOLE_BIN=${LOOPHOLE_BIN:-$LOOPHOLE_SRC/build/bin}
+LOOPHOLED=$LOOPHOLE_BIN/loopholed
+# Where tests/engine.sh keeps its log, pidfile and the marker saying it
+# started dockerd (only then may a test restart the engine).
+LOOPHOLE_ENGINE_DIR=${LOOPHOLE_ENGINE_DIR:-/tmp/loophole-engine}
+
+LH_IMAGE=loophole-test/busybox:1
+LH_DOMAIN=loop.test
+LH_POOL=${LH_POOL:-127.0.77.2-127.0.77.254}
+LH_DNS_IP=${LH_DNS_IP:-127.0.0.1}
+LH_DNS_PORT=
+LH_DAEMON_PID=
+LH_DAEMON_STATUS=
+LH_FAILED=0
+LH_CLEANUPS=()
+
+# A short lowercase id: container names, compose projects (compose v1 keeps
+# only [a-z0-9_-]) and DNS labels all accept it.
+RUN_ID=r$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
+export LOOPHOLE_TEST_RUN=$RUN_ID # interpolated by the compose fixtures
+
+LH_TMP=$(mktemp -d "/tmp/loophole-it.$LH_TEST_NAME.XXXXXX")
+LH_STATE_DIR=$LH_TMP/state
+LH_SOCK=$LH_TMP/control.sock
+LH_LOG=$LH_TMP/loopholed.log
+mkdir -p "$LH_STATE_DIR"
+
+# The Docker endpoint the daemon is pointed at: the same one docker(1) uses.
+case "${DOCKER_HOST:-}" in
+unix://*) LH_DOCKER_HOST=$DOCKER_HOST ;;
+*) LH_DOCKER_HOST=unix:///var/run/docker.sock ;;
+esac
+
+# ASan reports leaks at exit and turns them into a non-zero status, which
+# stop_daemon asserts against.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+log() { printf '[%s %s] %s\n' "$(date +%H:%M:%S.%3N)" "$LH_TEST_NAME" "$*" >&2; }
+
+# fail MESSAGE: the test fails. Also works inside $(...): the subshell marks
+# the failure and signals the main shell, whose cleanup then runs.
+fail() {
+    LH_FAILED=1
+    printf 'FAIL: %s\n' "$*" >&2
+    if [ "$BASHPID" != "$LH_MAIN_PID" ]; then
+        : >"$LH_TMP/failed"
+        kill -TERM "$LH_MAIN_PID"
+    fi
+    exit 1
+}
+
+skip() {
+    printf 'SKIP: %s\n' "$*" >&2
+    [ "$BASHPID" = "$LH_MAIN_PID" ] || fail "skip called in a subshell: $*"
+    exit 77
+}
+
+assert_eq() { # assert_eq EXPECTED ACTUAL MESSAGE
+    if [ "$1" != "$2" ]; then
+        fail "${3:-values differ}: expected '$1', got '$2'"
+    fi
+}
+
+assert_ne() { # assert_ne A B MESSAGE
+    if [ "$1" = "$2" ]; then
+        fail "${3:-values are equal}: both '$1'"
+    fi
+}
+
+now_ms() { date +%s%3N; }
+
+# wait_for [-t SECONDS] CMD...: runs CMD every 0.1 s until it succeeds;
+# returns 1 after the deadline (default 15 s).
+wait_for() {
+    local timeout=15
+    if [ "${1:-}" = -t ]; then
+        timeout=$2
+        shift 2
+    fi
+    local deadline=$(($(now_ms) + timeout * 1000))
+    while :; do
+        if "$@" >/dev/null 2>&1; then
+            return 0
+        fi
+        if [ "$(now_ms)" -ge "$deadline" ]; then
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# not CMD...: succeeds when CMD fails (for wait_for).
+not() { ! "$@"; }
+
+# ---- Cleanup ----------------------------------------------------------------
+
+lh_cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    set +e
+    if [ "$status" -ne 0 ] && [ "$status" -ne 77 ]; then
+        LH_FAILED=1
+    fi
+    local f
+    for f in "${LH_CLEANUPS[@]}"; do
+        eval "$f" >/dev/null 2>&1
+    done
+    if [ -n "$LH_DAEMON_PID" ]; then
+        kill -TERM "$LH_DAEMON_PID" 2>/dev/null
+        lh_wait_exit "$LH_DAEMON_PID" 10 || kill -KILL "$LH_DAEMON_PID" 2>/dev/null
+        wait "$LH_DAEMON_PID" 2>/dev/null
+        LH_DAEMON_PID=
+    fi
+    local p projects=()
+    [ -f "$LH_TMP/compose-projects" ] && mapfile -t projects <"$LH_TMP/compose-projects"
+    for p in "${projects[@]}"; do
+        docker-compose -p "$p" -f "$LOOPHOLE_SRC/tests/fixtures/compose/web.yml" \
+            down --remove-orphans -t 1 >/dev/null 2>&1
+    done
+    if command -v docker >/dev/null 2>&1; then
+        local ids
+        ids=$(docker ps -aq --filter "label=loophole.test=$RUN_ID" 2>/dev/null)
+        if [ -n "$ids" ]; then
+            # shellcheck disable=SC2086
+            docker rm -f -v $ids >/dev/null 2>&1
+        fi
+        for p in "${projects[@]}"; do
+            docker network rm "${p}_default" >/dev/null 2>&1
+        done
+    fi
+    if [ "$LH_FAILED" -ne 0 ] && [ -s "$LH_LOG" ]; then
+        echo "---- loopholed log ($LH_LOG) ----" >&2
+        tail -n 200 "$LH_LOG" >&2
+        echo "---- end of log ----" >&2
+    fi
+    rm -rf "$LH_TMP"
+    exit "$status"
+}
+trap lh_cleanup EXIT
+trap 'exit 130' INT
+trap 'if [ -e "$LH_TMP/failed" ]; then exit 1; else exit 143; fi' TERM
+
+# on_exit 'COMMAND': run COMMAND (a string) in the cleanup, before containers
+# are removed.
+on_exit() { LH_CLEANUPS+=("$1"); }
+
+# ---- Preconditions ----------------------------------------------------------
+
+engine_answers() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+# need_root: root, Linux, the daemon binary and the tools every test uses.
+need_root() {
+    [ "$(id -u)" -eq 0 ] || skip "needs root"
+    [ "$(uname -s)" = Linux ] || skip "integration tests run on Linux"
+    [ -x "$LOOPHOLED" ] || fail "no daemon binary at $LOOPHOLED (build first)"
+    local t
+    for t in dig ss; do
+        command -v "$t" >/dev/null 2>&1 || fail "missing tool: $t (make test installs it)"
+    done
+}
+
+# need_root_and_engine: need_root, and a Docker engine that answers; without
+# one the test is skipped (exit 77), except under CI=true where it fails.
+need_root_and_engine() {
+    need_root
+    if ! command -v docker >/dev/null 2>&1 || ! engine_answers; then
+        if [ "${CI:-}" = true ]; then
+            fail "no Docker engine answers (CI=true: the real-engine tests must run; tests/engine.sh start should have started one, see $LOOPHOLE_ENGINE_DIR/dockerd.log)"
+        fi
+        skip "no Docker engine answers (run tests/engine.sh start, or make test)"
+    fi
+    ensure_image
+}
+
+need_tool() {
+    command -v "$1" >/dev/null 2>&1 || fail "missing tool: $1 (make test installs it)"
+}
+
+# True when tests/engine.sh started the running dockerd, so a test may
+# restart it.
+engine_started_by_tests() {
+    local pid
+    [ -f "$LOOPHOLE_ENGINE_DIR/started-by-tests" ] || return 1
+    pid=$(head -n1 "$LOOPHOLE_ENGINE_DIR/started-by-tests")
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# ---- The test image ---------------------------------------------------------
+
+# loophole-test/busybox:1: busybox-static and its applet links, plus
+# /lib -> usr/lib and /lib64 -> usr/lib64 so host programs run with /usr
+# bind-mounted (see run_host_server). Built with docker import (no registry
+# needed), only when missing.
+ensure_image() {
+    docker image inspect "$LH_IMAGE" >/dev/null 2>&1 && return 0
+    (
+        flock 9
+        docker image inspect "$LH_IMAGE" >/dev/null 2>&1 && exit 0
+        [ -x /bin/busybox ] || fail "/bin/busybox is missing (apt-get install busybox-static)"
+        if ldd /bin/busybox >/dev/null 2>&1; then
+            fail "/bin/busybox is dynamically linked (install busybox-static)"
+        fi
+        local root=$LH_TMP/image
+        mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/usr" "$root/var/run"
+        cp /bin/busybox "$root/bin/busybox"
+        local a
+        for a in sh httpd nc sleep cat echo ls hostname true false env ps kill wget \
+            mkdir rm ip ifconfig netstat grep sed head tail; do
+            ln -s busybox "$root/bin/$a"
+        done
+        ln -s usr/lib "$root/lib"
+        ln -s usr/lib64 "$root/lib64"
+        ln -s usr/sbin "$root/sbin"
+        chmod 1777 "$root/tmp"
+        echo 'root:x:0:0:root:/:/bin/sh' >"$root/etc/passwd"
+        echo 'root:x:0:' >"$root/etc/group"
+        tar -C "$root" -cf - . |
+            docker import -c 'LABEL loophole.test.libs=usr' -c 'CMD ["sh"]' - "$LH_IMAGE" >/dev/null ||
+            fail "docker import of $LH_IMAGE failed"
+        rm -rf "$root"
+    ) 9>/tmp/loophole-test-image.lock || exit 1
+}
+
+# ---- Containers -------------------------------------------------------------
+
+# run_ctr DOCKER-RUN-ARGS...: docker run -d with the run label; prints the id.
+run_ctr() {
+    local id
+    id=$(docker run -d --label "loophole.test=$RUN_ID" "$@") || fail "docker run $* failed"
+    echo "$id"
+}
+
+# run_host_server DOCKER-RUN-ARGS... -- CMD...: runs a program from the host's
+# /usr inside the test image (e.g. /usr/bin/redis-server), read-only.
+run_host_server() {
+    local args=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        args+=("$1")
+        shift
+    done
+    [ "${1:-}" = -- ] || fail "run_host_server: missing --"
+    shift
+    args+=(-v /usr:/usr:ro)
+    # An image built elsewhere without the /lib symlinks gets the libraries
+    # mounted where the dynamic loader looks.
+    if [ "$(docker image inspect -f '{{index .Config.Labels "loophole.test.libs"}}' "$LH_IMAGE" 2>/dev/null)" != usr ]; then
+        args+=(-v "$(readlink -f /lib):/lib:ro")
+        [ -e /lib64 ] && args+=(-v "$(readlink -f /lib64):/lib64:ro")
+    fi
+    run_ctr "${args[@]}" "$LH_IMAGE" "$@"
+}
+
+# compose PROJECT ARGS...: docker-compose with the web fixture, remembering
+# the project so the cleanup brings it down.
+compose() {
+    local p=$1
+    shift
+    # A file, not a variable: compose may run in a subshell (a pipeline).
+    grep -qx -- "$p" "$LH_TMP/compose-projects" 2>/dev/null ||
+        echo "$p" >>"$LH_TMP/compose-projects"
+    docker-compose -p "$p" -f "$LOOPHOLE_SRC/tests/fixtures/compose/web.yml" "$@"
+}
+
+# ---- DNS --------------------------------------------------------------------
+
+# resolve NAME: the A records for NAME from the test daemon, one per line.
+resolve() {
+    dig +short +time=1 +tries=1 @"$LH_DNS_IP" -p "$LH_DNS_PORT" "$1" A 2>/dev/null |
+        grep -E '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$'
+}
+
+# rcode NAME [TYPE]: the response code (NOERROR, NXDOMAIN, ...).
+rcode() {
+    dig +time=1 +tries=1 @"$LH_DNS_IP" -p "$LH_DNS_PORT" "$1" "${2:-A}" 2>/dev/null |
+        sed -n 's/.*status: \([A-Z]*\),.*/\1/p'
+}
+
+resolves() { [ -n "$(resolve "$1")" ]; }
+resolves_to() { [ "$(resolve "$1")" = "$2" ]; }
+is_nxdomain() { [ "$(rcode "$1")" = NXDOMAIN ]; }
+dns_up() { dig +short +time=1 +tries=1 @"$LH_DNS_IP" -p "$LH_DNS_PORT" "$LH_DOMAIN" SOA 2>/dev/null | grep -q .; }
+
+# expect_address NAME [SECONDS]: waits until NAME resolves; prints the address.
+expect_address() {
+    wait_for -t "${2:-15}" resolves "$1" || fail "$1 does not resolve (rcode $(rcode "$1"))"
+    local a
+    a=$(resolve "$1")
+    [ "$(printf '%s\n' "$a" | wc -l)" -eq 1 ] || fail "$1 has several addresses: $a"
+    in_pool "$a" || fail "$1 -> $a is outside the test pool $LH_POOL"
+    echo "$a"
+}
+
+expect_nxdomain() { # expect_nxdomain NAME [SECONDS]
+    wait_for -t "${2:-15}" is_nxdomain "$1" ||
+        fail "$1 should be NXDOMAIN, got $(rcode "$1") $(resolve "$1" | tr '\n' ' ')"
+}
+
+ip_to_int() {
+    local IFS=.
+    # shellcheck disable=SC2086
+    set -- $1
+    echo $((($1 << 24) + ($2 << 16) + ($3 << 8) + $4))
+}
+
+in_pool() {
+    local a
+    a=$(ip_to_int "$1")
+    [ "$a" -ge "$(ip_to_int "${LH_POOL%-*}")" ] && [ "$a" -le "$(ip_to_int "${LH_POOL#*-}")" ]
+}
+
+# A port free for both UDP and TCP on every address.
+free_port() {
+    local p _
+    for _ in $(seq 1 100); do
+        p=$((20000 + RANDOM % 30000))
+        if [ -z "$(ss -Hlnut "( sport = :$p )" 2>/dev/null)" ]; then
+            echo "$p"
+            return 0
+        fi
+    done
+    fail "no free port found"
+}
+
+# ---- The daemon -------------------------------------------------------------
+
+# lh_wait_exit PID SECONDS: waits until the child PID has exited (zombie or
+# gone; kill -0 still succeeds on a zombie, so look at /proc).
+lh_exited() {
+    local st
+    [ -r "/proc/$1/stat" ] || return 0
+    st=$(sed 's/^.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 0
+    [ "$st" = Z ] || [ "$st" = X ]
+}
+lh_wait_exit() { wait_for -t "$2" lh_exited "$1"; }
+
+daemon_alive() { [ -n "$LH_DAEMON_PID" ] && ! lh_exited "$LH_DAEMON_PID"; }
+
+# start_daemon [EXTRA-FLAGS...]: starts loopholed in the background with the
+# test pool, DNS port, state dir and control socket (LH_DNS_IP/LH_DNS_PORT,
+# LH_POOL, LH_STATE_DIR may be set before), waits until DNS answers.
+# Later flags override earlier ones, so EXTRA-FLAGS may replace the defaults.
+start_daemon() {
+    [ -z "$LH_DAEMON_PID" ] || fail "start_daemon: a daemon is already running"
+    [ -n "$LH_DNS_PORT" ] || LH_DNS_PORT=$(free_port)
+    start_daemon_raw --control-socket "$LH_SOCK" --state-dir "$LH_STATE_DIR" \
+        --dns-listen "$LH_DNS_IP:$LH_DNS_PORT" --domain "$LH_DOMAIN" --pool "$LH_POOL" \
+        --resolver off --alias off --docker-host "$LH_DOCKER_HOST" \
+        --log-level debug --dns-ttl 1 "$@"
+    if ! wait_for -t 20 dns_up; then
+        if ! daemon_alive; then
+            daemon_reap
+            fail "loopholed exited at start (status $LH_DAEMON_STATUS)"
+        fi
+        fail "loopholed does not answer DNS on $LH_DNS_IP:$LH_DNS_PORT"
+    fi
+    log "loopholed $LH_DAEMON_PID answers on $LH_DNS_IP:$LH_DNS_PORT"
+}
+
+# start_daemon_raw FLAGS...: just starts it, nothing else.
+start_daemon_raw() {
+    echo "==== $(date +%T.%3N) loopholed $*" >>"$LH_LOG"
+    "$LOOPHOLED" "$@" 2>>"$LH_LOG" >>"$LH_LOG" &
+    LH_DAEMON_PID=$!
+    LH_DAEMON_STATUS=
+}
+
+# daemon_reap: once the daemon has exited, sets LH_DAEMON_STATUS to its exit
+# status. Must run in the main shell (not in $(...)): only it can wait.
+daemon_reap() {
+    if [ -n "$LH_DAEMON_PID" ]; then
+        wait "$LH_DAEMON_PID"
+        LH_DAEMON_STATUS=$?
+        LH_DAEMON_PID=
+    fi
+}
+
+# stop_daemon: SIGTERM, and the daemon must exit 0 within 10 s (under ASan a
+# leak makes the status non-zero).
+stop_daemon() {
+    [ -n "$LH_DAEMON_PID" ] || fail "stop_daemon: no daemon running"
+    local pid=$LH_DAEMON_PID
+    kill -TERM "$pid" 2>/dev/null || fail "loopholed $pid was not running"
+    if ! lh_wait_exit "$pid" 10; then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        LH_DAEMON_PID=
+        fail "loopholed $pid did not exit within 10 s of SIGTERM"
+    fi
+    daemon_reap
+    assert_eq 0 "$LH_DAEMON_STATUS" "loopholed exit status after SIGTERM"
+    log "loopholed $pid exited 0"
+}
+
+# log_count REGEX: how many lines of the daemon log match (grep -E -i).
+log_count() { grep -Eic -- "$1" "$LH_LOG" 2>/dev/null || true; }
+log_has() { grep -Eiq -- "$1" "$LH_LOG" 2>/dev/null; }

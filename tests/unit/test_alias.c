@@ -1,0 +1,189 @@
+/* Alias modes, and on Linux the rtnetlink backend for real: as root, a child
+ * process moves into its own network namespace (so the host's lo is never
+ * touched), brings lo up there and adds and removes an address. Without root
+ * that part is skipped and only the pure checks run. */
+#ifdef __linux__
+#define _GNU_SOURCE /* unshare(2) */
+#endif
+
+#include "alias.h"
+#include "test.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef __linux__
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#endif
+
+#define ADDR(a, b, c, d)                                                                           \
+    (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (d))
+
+static void test_modes(void)
+{
+    CHECK_INT(alias_parse_mode("auto"), ALIAS_AUTO);
+    CHECK_INT(alias_parse_mode("off"), ALIAS_OFF);
+    CHECK_INT(alias_parse_mode("netlink"), ALIAS_NETLINK);
+    CHECK_INT(alias_parse_mode(""), -1);
+    CHECK_INT(alias_parse_mode("Auto"), -1);
+    CHECK_INT(alias_parse_mode("netlink "), -1);
+    CHECK_INT(alias_parse_mode(NULL), -1);
+    CHECK_STR(alias_mode_name(ALIAS_AUTO), "auto");
+    CHECK_STR(alias_mode_name(ALIAS_OFF), "off");
+    CHECK_STR(alias_mode_name(ALIAS_NETLINK), "netlink");
+    CHECK_STR(alias_mode_name((alias_mode)42), "unknown");
+    for (int m = ALIAS_AUTO; m <= ALIAS_NETLINK; m++)
+        CHECK_INT(alias_parse_mode(alias_mode_name((alias_mode)m)), m);
+}
+
+static void test_active(void)
+{
+    CHECK(!alias_active(ALIAS_OFF));
+#ifdef __APPLE__
+    /* Only 127.0.0.1 is routed on lo0: every other address needs an alias. */
+    CHECK(alias_active(ALIAS_AUTO));
+    CHECK(!alias_active(ALIAS_NETLINK));
+#else
+    /* All of 127/8 is local on Linux already; netlink is an opt-in. */
+    CHECK(!alias_active(ALIAS_AUTO));
+    CHECK(alias_active(ALIAS_NETLINK));
+#endif
+}
+
+#ifdef __linux__
+/* An independent view of lo's addresses (glibc's getifaddrs), so the test
+ * does not only trust alias_present to check alias_add. */
+static int lo_has(uint32_t addr)
+{
+    struct ifaddrs *list;
+    if (getifaddrs(&list) < 0)
+        return -errno;
+    int found = 0;
+    for (struct ifaddrs *i = list; i != NULL; i = i->ifa_next) {
+        if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET ||
+            strcmp(i->ifa_name, "lo") != 0)
+            continue;
+        struct sockaddr_in sin;
+        memcpy(&sin, i->ifa_addr, sizeof(sin));
+        if (sin.sin_addr.s_addr == htonl(addr))
+            found = 1;
+    }
+    freeifaddrs(list);
+    return found;
+}
+
+static int lo_up(void)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strcpy(ifr.ifr_name, "lo");
+    int rc = 0;
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+        rc = -errno;
+    } else {
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+            rc = -errno;
+    }
+    close(s);
+    return rc;
+}
+
+/* Runs in the child, inside its own network namespace. */
+static void netlink_in_namespace(void)
+{
+    REQUIRE(lo_up() == 0);
+    const uint32_t a = ADDR(127, 0, 0, 7);
+    int existed = -1;
+
+    /* Up, lo has 127.0.0.1/8 but not 127.0.0.7 as an address of its own. */
+    CHECK_INT(alias_present(ADDR(127, 0, 0, 1)), 1);
+    CHECK_INT(alias_present(a), 0);
+
+    CHECK_INT(alias_add(a, &existed), 0);
+    CHECK_INT(existed, 0);
+    CHECK_INT(alias_present(a), 1);
+    CHECK_INT(lo_has(a), 1);
+
+    CHECK_INT(alias_add(a, &existed), 0);
+    CHECK_INT(existed, 1);
+    CHECK_INT(alias_add(a, NULL), 0);
+
+    /* The /32 is distinct from lo's 127.0.0.1/8 and leaves it alone. */
+    CHECK_INT(alias_del(ADDR(127, 0, 0, 1)), 0);
+    CHECK_INT(alias_present(ADDR(127, 0, 0, 1)), 1);
+
+    CHECK_INT(alias_del(a), 0);
+    CHECK_INT(alias_present(a), 0);
+    CHECK_INT(lo_has(a), 0);
+    CHECK_INT(alias_del(a), 0);
+
+    /* Several at once, removed in another order. */
+    for (uint32_t i = 2; i < 6; i++)
+        CHECK_INT(alias_add(ADDR(127, 0, 0, 100 + i), NULL), 0);
+    for (uint32_t i = 2; i < 6; i++)
+        CHECK_INT(alias_present(ADDR(127, 0, 0, 100 + i)), 1);
+    for (uint32_t i = 6; i-- > 2;)
+        CHECK_INT(alias_del(ADDR(127, 0, 0, 100 + i)), 0);
+    for (uint32_t i = 2; i < 6; i++)
+        CHECK_INT(lo_has(ADDR(127, 0, 0, 100 + i)), 0);
+}
+
+static void test_netlink(void)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "skipping netlink part: needs root\n");
+        return;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNET) < 0) {
+            /* A container without CAP_SYS_ADMIN: never fall back to the
+             * host's namespace. */
+            fprintf(stderr, "unshare(CLONE_NEWNET): %s\n", strerror(errno));
+            _exit(77);
+        }
+        netlink_in_namespace();
+        fprintf(stderr, "netlink part: %d checks, %d failed, in a private network namespace\n",
+                test_checks, test_failures);
+        fflush(NULL);
+        _exit(test_failures == 0 ? 0 : 1);
+    }
+    int status;
+    pid_t w;
+    do {
+        w = waitpid(pid, &status, 0);
+    } while (w < 0 && errno == EINTR);
+    REQUIRE(w == pid);
+    REQUIRE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        fprintf(stderr, "skipping netlink part: needs root\n");
+        return;
+    }
+    CHECK_INT(WEXITSTATUS(status), 0);
+}
+#endif
+
+int main(void)
+{
+    RUN(test_modes);
+    RUN(test_active);
+#ifdef __linux__
+    RUN(test_netlink);
+#endif
+    TEST_END();
+}

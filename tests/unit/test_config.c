@@ -1,0 +1,140 @@
+/* Flags and the JSON config file: defaults, precedence, and one clear line
+ * naming the flag or key for every bad value. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "test.h"
+#include "util.h"
+
+static int load(config *c, char *err, size_t errlen, int argc, ...)
+{
+    char *argv[32] = {"loopholed"};
+    va_list ap;
+    va_start(ap, argc);
+    for (int i = 0; i < argc; i++)
+        argv[i + 1] = va_arg(ap, char *);
+    va_end(ap);
+    /* Never read the machine's own config file. */
+    argv[argc + 1] = "--config";
+    argv[argc + 2] = "/dev/null/none";
+    return config_load(c, argc + 1, argv, err, errlen);
+}
+
+static char tmpcfg[] = "/tmp/loophole-test-config-XXXXXX";
+
+static void write_cfg(const char *text)
+{
+    FILE *f = fopen(tmpcfg, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_defaults(void)
+{
+    config c;
+    char err[256] = "";
+    char *argv[] = {"loopholed", "--config", tmpcfg};
+    write_cfg("{}");
+    CHECK_INT(config_load(&c, 3, argv, err, sizeof(err)), 0);
+    CHECK_STR(c.domain, "loop.test");
+    CHECK_STR(c.dns_listen, "127.0.0.1:15353");
+    CHECK_STR(c.pool, "127.0.0.2-127.0.0.254");
+    CHECK_INT(c.dns_ttl, 5);
+    CHECK_STR(c.resolver, "auto");
+    CHECK_STR(c.alias, "auto");
+    CHECK_INT(c.dial_timeout_ms, 5000);
+    config_free(&c);
+}
+
+static void test_file_and_flags(void)
+{
+    config c;
+    char err[256] = "";
+    write_cfg("{\"domain\": \"Dev.Test.\", \"pool\": \"127.0.5.2-127.0.5.9\", \"dns_ttl\": 2}");
+    char *argv[] = {"loopholed", "--config", tmpcfg, "--dns-ttl", "3", "--log-level=debug"};
+    CHECK_INT(config_load(&c, 6, argv, err, sizeof(err)), 0);
+    CHECK_STR(c.domain, "dev.test");
+    CHECK_INT(c.dns_ttl, 3); /* the flag wins */
+    CHECK_STR(c.log_level, "debug");
+    char a[16];
+    CHECK_STR(ip4_format(c.pool_first, a), "127.0.5.2");
+    CHECK_STR(ip4_format(c.pool_last, a), "127.0.5.9");
+    config_free(&c);
+}
+
+static void expect_err(const char *needle, int rc, const char *err)
+{
+    CHECK(rc < 0);
+    if (strstr(err, needle) == NULL) {
+        fprintf(stderr, "error \"%s\" lacks \"%s\"\n", err, needle);
+        CHECK(0);
+    }
+}
+
+static void test_errors(void)
+{
+    config c;
+    char err[256];
+    int rc;
+    rc = load(&c, err, sizeof(err), 2, "--pool", "garbage");
+    expect_err("--pool", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 2, "--pool", "10.0.0.1-10.0.0.5");
+    expect_err("--pool", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 2, "--dns-ttl", "-1");
+    expect_err("--dns-ttl", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 1, "--bogus");
+    expect_err("--bogus", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 1, "--domain");
+    expect_err("needs a value", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 2, "--docker-host", "tcp://127.0.0.1:2375");
+    expect_err("unix socket", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 2, "--alias", "sometimes");
+    expect_err("--alias", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 2, "--domain", "my.local");
+    expect_err("mDNS", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 2, "--dns-listen", "127.0.0.1");
+    expect_err("--dns-listen", rc, err);
+    config_free(&c);
+
+    char *argv[] = {"loopholed", "--config", tmpcfg};
+    write_cfg("{\"domian\": \"x\"}");
+    rc = config_load(&c, 3, argv, err, sizeof(err));
+    expect_err("unknown key \"domian\"", rc, err);
+    config_free(&c);
+    write_cfg("{\"dns_ttl\": \"soon\"}");
+    rc = config_load(&c, 3, argv, err, sizeof(err));
+    expect_err("dns_ttl", rc, err);
+    config_free(&c);
+    write_cfg("{not json");
+    rc = config_load(&c, 3, argv, err, sizeof(err));
+    expect_err("not valid JSON", rc, err);
+    config_free(&c);
+    char *missing[] = {"loopholed", "--config", "/nonexistent/loophole.json"};
+    rc = config_load(&c, 3, missing, err, sizeof(err));
+    expect_err("--config", rc, err);
+    config_free(&c);
+}
+
+int main(void)
+{
+    int fd = mkstemp(tmpcfg);
+    if (fd < 0)
+        return 1;
+    close(fd);
+    RUN(test_defaults);
+    RUN(test_file_and_flags);
+    RUN(test_errors);
+    unlink(tmpcfg);
+    TEST_END();
+}

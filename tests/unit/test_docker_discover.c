@@ -1,0 +1,276 @@
+/* Docker socket discovery against a temporary home and root. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "docker.h"
+#include "test.h"
+
+static char tmp[256];
+
+static void mkdirs(const char *path)
+{
+    char p[1024];
+    snprintf(p, sizeof(p), "%s", path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s == '/') {
+            *s = '\0';
+            mkdir(p, 0755);
+            *s = '/';
+        }
+    }
+    mkdir(p, 0755);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s", path);
+    *strrchr(dir, '/') = '\0';
+    mkdirs(dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return;
+    fputs(text, f);
+    fclose(f);
+}
+
+static docker_person person(void)
+{
+    docker_person p;
+    memset(&p, 0, sizeof(p));
+    p.known = 1;
+    p.uid = 1000;
+    snprintf(p.home, sizeof(p.home), "%s/home", tmp);
+    snprintf(p.name, sizeof(p.name), "alice");
+    return p;
+}
+
+static int discover(const docker_discover_input *in, char ***v, size_t *n, char *err)
+{
+    return docker_discover(in, v, n, err, 256);
+}
+
+static void test_flag_wins(void)
+{
+    docker_person p = person();
+    docker_discover_input in = {"unix:///custom/docker.sock", "unix:///env.sock", &p, NULL, tmp};
+    char **v, err[256];
+    size_t n;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    REQUIRE(n == 1);
+    CHECK_STR(v[0], "/custom/docker.sock");
+    docker_free_ids(v, n);
+    /* A bare absolute path is accepted too. */
+    in.host_flag = "/bare/path.sock";
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    REQUIRE(n == 1);
+    CHECK_STR(v[0], "/bare/path.sock");
+    docker_free_ids(v, n);
+}
+
+static void test_refused(void)
+{
+    docker_person p = person();
+    const char *bad[] = {"tcp://127.0.0.1:2375", "ssh://me@host", "npipe:////./pipe/x",
+                         "unix://relative"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char **v = (char **)1, err[256] = "";
+        size_t n = 7;
+        docker_discover_input in = {bad[i], NULL, &p, NULL, tmp};
+        CHECK_INT(discover(&in, &v, &n, err), -EPROTONOSUPPORT);
+        CHECK(v == NULL && n == 0);
+        CHECK(strstr(err, "unix socket") != NULL);
+        CHECK(strstr(err, bad[i]) != NULL);
+        in.host_flag = NULL;
+        in.docker_host = bad[i];
+        err[0] = '\0';
+        CHECK_INT(discover(&in, &v, &n, err), -EPROTONOSUPPORT);
+        CHECK(strstr(err, "DOCKER_HOST=") != NULL);
+    }
+}
+
+static size_t index_of(char **v, size_t n, const char *suffix_under_tmp)
+{
+    char want[1024];
+    snprintf(want, sizeof(want), "%s%s", tmp, suffix_under_tmp);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], want) == 0)
+            return i;
+    return (size_t)-1;
+}
+
+static void test_defaults_order(void)
+{
+    docker_person p = person();
+    docker_discover_input in = {NULL, "unix:///env/docker.sock", &p, NULL, tmp};
+    char **v, err[256];
+    size_t n;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    REQUIRE(n == 10);
+    CHECK_STR(v[0], "/env/docker.sock");
+    const char *order[] = {"/var/run/docker.sock",
+                           "/home/.docker/run/docker.sock",
+                           "/home/.docker/desktop/docker.sock",
+                           "/home/.colima/default/docker.sock",
+                           "/home/.orbstack/run/docker.sock",
+                           "/home/.rd/docker.sock",
+                           "/run/podman/podman.sock",
+                           "/run/user/1000/podman/podman.sock",
+                           "/run/user/1000/docker.sock"};
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        CHECK_INT(index_of(v, n, order[i]), i + 1);
+    docker_free_ids(v, n);
+
+    /* DOCKER_HOST naming a default is not listed twice. */
+    char dup[512];
+    snprintf(dup, sizeof(dup), "unix://%s/var/run/docker.sock", tmp);
+    in.docker_host = dup;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    CHECK_INT(n, 9);
+    CHECK_INT(index_of(v, n, "/var/run/docker.sock"), 0);
+    docker_free_ids(v, n);
+}
+
+static void test_no_person(void)
+{
+    docker_person none;
+    memset(&none, 0, sizeof(none));
+    docker_discover_input in = {NULL, NULL, &none, NULL, tmp};
+    char **v, err[256];
+    size_t n;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    REQUIRE(n == 2);
+    CHECK_INT(index_of(v, n, "/var/run/docker.sock"), 0);
+    CHECK_INT(index_of(v, n, "/run/podman/podman.sock"), 1);
+    docker_free_ids(v, n);
+    in.person = NULL;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    CHECK_INT(n, 2);
+    docker_free_ids(v, n);
+}
+
+static void test_colima_home(void)
+{
+    docker_person p = person();
+    char colima[512];
+    snprintf(colima, sizeof(colima), "%s/colima", tmp);
+    docker_discover_input in = {NULL, NULL, &p, colima, tmp};
+    char **v, err[256];
+    size_t n;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    CHECK_INT(index_of(v, n, "/colima/default/docker.sock"), 3);
+    CHECK_INT(index_of(v, n, "/home/.colima/default/docker.sock"), (size_t)-1);
+    docker_free_ids(v, n);
+    /* Even with nobody known, COLIMA_HOME is the daemon's own environment. */
+    docker_person none;
+    memset(&none, 0, sizeof(none));
+    in.person = &none;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    CHECK_INT(n, 3);
+    CHECK_INT(index_of(v, n, "/colima/default/docker.sock"), 1);
+    docker_free_ids(v, n);
+}
+
+static void test_context(void)
+{
+    docker_person p = person();
+    char path[1024], text[1024];
+    snprintf(path, sizeof(path), "%s/.docker/config.json", p.home);
+    write_file(path, "{\"auths\":{},\"currentContext\":\"colima-work\"}");
+    /* A decoy context with another name, then the real one under an
+     * arbitrary directory name (the CLI uses the name's SHA-256). */
+    snprintf(path, sizeof(path), "%s/.docker/contexts/meta/aaaa/meta.json", p.home);
+    write_file(path, "{\"Name\":\"other\",\"Metadata\":{},\"Endpoints\":{\"docker\":"
+                     "{\"Host\":\"unix:///wrong.sock\",\"SkipTLSVerify\":false}}}");
+    snprintf(path, sizeof(path), "%s/.docker/contexts/meta/0123abcd/meta.json", p.home);
+    snprintf(text, sizeof(text),
+             "{\"Name\":\"colima-work\",\"Metadata\":{},\"Endpoints\":{\"docker\":"
+             "{\"Host\":\"unix://%s/ctx/docker.sock\",\"SkipTLSVerify\":false}}}",
+             tmp);
+    write_file(path, text);
+    snprintf(path, sizeof(path), "%s/.docker/contexts/meta/broken/meta.json", p.home);
+    write_file(path, "{\"Name\":");
+
+    docker_discover_input in = {NULL, "unix:///env.sock", &p, NULL, tmp};
+    char **v, err[256];
+    size_t n;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    REQUIRE(n == 11);
+    CHECK_STR(v[0], "/env.sock");
+    CHECK_INT(index_of(v, n, "/ctx/docker.sock"), 1);
+    CHECK_INT(index_of(v, n, "/var/run/docker.sock"), 2);
+    for (size_t i = 0; i < n; i++)
+        CHECK(strcmp(v[i], "/wrong.sock") != 0);
+    docker_free_ids(v, n);
+
+    /* The "default" context adds nothing; a tcp context is skipped. */
+    snprintf(path, sizeof(path), "%s/.docker/config.json", p.home);
+    write_file(path, "{\"currentContext\":\"default\"}");
+    in.docker_host = NULL;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    CHECK_INT(n, 9);
+    CHECK_INT(index_of(v, n, "/var/run/docker.sock"), 0);
+    docker_free_ids(v, n);
+    write_file(path, "{\"currentContext\":\"other\"}");
+    snprintf(path, sizeof(path), "%s/.docker/contexts/meta/aaaa/meta.json", p.home);
+    write_file(path, "{\"Name\":\"other\",\"Endpoints\":{\"docker\":{\"Host\":\"tcp://h:2375\"}}}");
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    CHECK_INT(n, 9);
+    docker_free_ids(v, n);
+}
+
+static void test_find_person(void)
+{
+    docker_person p;
+    /* root exists everywhere. */
+    CHECK_INT(docker_find_person("root", &p), 0);
+    CHECK_INT(p.known, 1);
+    CHECK_INT(p.uid, 0);
+    CHECK_STR(p.name, "root");
+    CHECK(p.home[0] == '/');
+    CHECK_INT(docker_find_person("no-such-user-loophole", &p), -ENOENT);
+    CHECK_INT(p.known, 0);
+#ifndef __APPLE__
+    unsetenv("SUDO_UID");
+    CHECK_INT(docker_find_person(NULL, &p), 0);
+    CHECK_INT(p.known, 0);
+    setenv("SUDO_UID", "garbage", 1);
+    CHECK_INT(docker_find_person(NULL, &p), 0);
+    CHECK_INT(p.known, 0);
+    /* uid 0 under sudo is root itself: not a person to borrow a home from. */
+    setenv("SUDO_UID", "0", 1);
+    CHECK_INT(docker_find_person(NULL, &p), 0);
+    CHECK_INT(p.known, 0);
+    unsetenv("SUDO_UID");
+#endif
+}
+
+static void rm_rf(const char *path)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", path);
+}
+
+int main(void)
+{
+    snprintf(tmp, sizeof(tmp), "/tmp/loophole-discover-XXXXXX");
+    if (mkdtemp(tmp) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(test_flag_wins);
+    RUN(test_refused);
+    RUN(test_defaults_order);
+    RUN(test_no_person);
+    RUN(test_colima_home);
+    RUN(test_context);
+    RUN(test_find_person);
+    rm_rf(tmp);
+    TEST_END();
+}

@@ -1,0 +1,442 @@
+/* The pure Docker decoders against replies captured from a real dockerd
+ * (tests/fixtures/docker/README.md), plus hostile and broken inputs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "docker.h"
+#include "test.h"
+
+#define WEB_ID "d5a16442f260a51a8c826b9f7fed2da7774f328f46c1976374235844f8d5d3fd"
+#define PLAIN_ID "aa2001b6dec73586b190b4ea7e407797dcf68cf4f0088ae495dcf44ae8db1350"
+
+static char *load(const char *name, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/docker/%s", FIXTURES_DIR, name);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "cannot open %s\n", path);
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *data = malloc((size_t)n + 1);
+    size_t got = fread(data, 1, (size_t)n, f);
+    fclose(f);
+    data[got] = '\0';
+    *len = got;
+    return data;
+}
+
+static container *inspect_fixture(const char *name)
+{
+    size_t len;
+    char *data = load(name, &len);
+    if (data == NULL)
+        return NULL;
+    container *c = NULL;
+    char err[128] = "";
+    int r = docker_decode_inspect(data, len, &c, err, sizeof(err));
+    if (r != 0)
+        fprintf(stderr, "%s: %s\n", name, err);
+    free(data);
+    return c;
+}
+
+static const ctr_net *net(const container *c, const char *name)
+{
+    for (size_t i = 0; i < c->nnets; i++)
+        if (strcmp(c->nets[i].name, name) == 0)
+            return &c->nets[i];
+    return NULL;
+}
+
+static void test_inspect_web(void)
+{
+    container *c = inspect_fixture("inspect_web.json");
+    REQUIRE(c != NULL);
+    CHECK_STR(c->id, WEB_ID);
+    CHECK_STR(c->name, "fx-web");
+    CHECK_STR(c->hostname, "d5a16442f260");
+    CHECK_STR(c->image, "loophole-test/busybox:1");
+    CHECK(c->running);
+    CHECK(!c->paused);
+    CHECK_INT(c->started_at, 1795408578119LL);
+    CHECK_INT(c->finished_at, 0);
+    /* Compose labels. */
+    CHECK_STR(container_label(c, "com.docker.compose.project"), "myapp");
+    CHECK_STR(container_label(c, "com.docker.compose.service"), "web");
+    CHECK_STR(container_label(c, "com.docker.compose.container-number"), "1");
+    CHECK_INT(c->nlabels, 5);
+    /* 5432 exposed only; 8080 and 9000/udp published on 0.0.0.0 and ::. */
+    REQUIRE(c->nports == 5);
+    CHECK_INT(c->ports[0].port, 5432);
+    CHECK_INT(c->ports[0].proto, CTR_TCP);
+    CHECK_INT(c->ports[0].host_port, 0);
+    CHECK_STR(c->ports[0].host_ip, "");
+    CHECK_INT(c->ports[1].port, 8080);
+    CHECK_STR(c->ports[1].host_ip, "0.0.0.0");
+    CHECK_INT(c->ports[1].host_port, 32769);
+    CHECK_INT(c->ports[2].port, 8080);
+    CHECK_STR(c->ports[2].host_ip, "::");
+    CHECK_INT(c->ports[2].host_port, 32769);
+    CHECK_INT(c->ports[3].port, 9000);
+    CHECK_INT(c->ports[3].proto, CTR_UDP);
+    CHECK_INT(c->ports[3].host_port, 9000);
+    CHECK_STR(c->ports[4].host_ip, "::");
+    /* Networks: bridge with null Aliases, a user network with aliases. */
+    REQUIRE(c->nnets == 2);
+    const ctr_net *b = net(c, "bridge"), *u = net(c, "loophole-fx-net");
+    REQUIRE(b != NULL && u != NULL);
+    CHECK_STR(b->ip, "172.17.0.2");
+    CHECK_INT(b->naliases, 0);
+    CHECK_STR(u->ip, "172.18.0.2");
+    REQUIRE(u->naliases == 3);
+    CHECK_STR(u->aliases[0], "db");
+    CHECK_STR(u->aliases[1], "database");
+    CHECK_STR(u->aliases[2], "d5a16442f260");
+    container_free(c);
+}
+
+static void test_inspect_others(void)
+{
+    container *c = inspect_fixture("inspect_plain.json");
+    REQUIRE(c != NULL);
+    CHECK_STR(c->name, "fx-plain");
+    CHECK_STR(c->hostname, "plainhost");
+    CHECK_INT(c->nports, 0);
+    CHECK(c->running);
+    container_free(c);
+
+    c = inspect_fixture("inspect_paused.json");
+    REQUIRE(c != NULL);
+    CHECK(c->running);
+    CHECK(c->paused);
+    REQUIRE(c->nports == 1);
+    CHECK_STR(c->ports[0].host_ip, "127.0.0.1");
+    CHECK_INT(c->ports[0].host_port, 6000);
+    container_free(c);
+
+    c = inspect_fixture("inspect_stopped.json");
+    REQUIRE(c != NULL);
+    CHECK(!c->running);
+    CHECK(c->finished_at > 0);
+    REQUIRE(c->nnets == 1);
+    CHECK_STR(c->nets[0].ip, "");
+    container_free(c);
+}
+
+static void test_inspect_dnsnames(void)
+{
+    container *c = inspect_fixture("inspect_dnsnames.json");
+    REQUIRE(c != NULL);
+    const ctr_net *u = net(c, "loophole-fx-net");
+    REQUIRE(u != NULL);
+    /* Aliases [db, database] merged with DNSNames, no duplicates. */
+    REQUIRE(u->naliases == 4);
+    CHECK_STR(u->aliases[0], "db");
+    CHECK_STR(u->aliases[1], "database");
+    CHECK_STR(u->aliases[2], "fx-web");
+    CHECK_STR(u->aliases[3], "d5a16442f260");
+    CHECK_INT(net(c, "bridge")->naliases, 0);
+    container_free(c);
+}
+
+static int decode_str(const char *json, char *err, size_t errlen)
+{
+    container *c = NULL;
+    int r = docker_decode_inspect(json, strlen(json), &c, err, errlen);
+    CHECK(r == 0 ? c != NULL : c == NULL);
+    container_free(c);
+    return r;
+}
+
+static void test_inspect_malformed(void)
+{
+    char err[128];
+    const char *bad[] = {"inspect_truncated.json", "inspect_wrongtype.json",
+                         "inspect_badport.json"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        size_t len;
+        char *data = load(bad[i], &len);
+        REQUIRE(data != NULL);
+        container *c = (container *)1;
+        err[0] = '\0';
+        CHECK_INT(docker_decode_inspect(data, len, &c, err, sizeof(err)), -EINVAL);
+        CHECK(c == NULL);
+        CHECK(err[0] != '\0');
+        free(data);
+    }
+    const char *state = "\"State\":{\"Running\":true}";
+    char j[512];
+    CHECK_INT(decode_str("", err, sizeof(err)), -EINVAL);
+    CHECK_INT(decode_str("[]", err, sizeof(err)), -EINVAL);
+    CHECK_INT(decode_str("null", err, sizeof(err)), -EINVAL);
+    snprintf(j, sizeof(j), "{\"Id\":\"abc\",\"Name\":\"/x\",%s}", state);
+    CHECK_INT(decode_str(j, err, sizeof(err)), 0);
+    snprintf(j, sizeof(j), "{\"Id\":\"xyz!\",\"Name\":\"/x\",%s}", state);
+    CHECK_INT(decode_str(j, err, sizeof(err)), -EINVAL);
+    snprintf(j, sizeof(j), "{\"Id\":7,\"Name\":\"/x\",%s}", state);
+    CHECK_INT(decode_str(j, err, sizeof(err)), -EINVAL);
+    CHECK_INT(decode_str("{\"Id\":\"abc\",\"Name\":\"/x\"}", err, sizeof(err)), -EINVAL);
+    snprintf(j, sizeof(j), "{\"Id\":\"abc\",\"Name\":\"/x\",%s,\"Config\":{\"Labels\":[1]}}",
+             state);
+    CHECK_INT(decode_str(j, err, sizeof(err)), -EINVAL);
+    snprintf(j, sizeof(j),
+             "{\"Id\":\"abc\",\"Name\":\"/x\",%s,\"Config\":{\"ExposedPorts\":{\"0/tcp\":{}}}}",
+             state);
+    CHECK_INT(decode_str(j, err, sizeof(err)), -EINVAL);
+    snprintf(j, sizeof(j),
+             "{\"Id\":\"abc\",\"Name\":\"/x\",%s,\"Config\":{\"ExposedPorts\":{\"80/quic\":{}}}}",
+             state);
+    CHECK_INT(decode_str(j, err, sizeof(err)), -EINVAL);
+    snprintf(j, sizeof(j),
+             "{\"Id\":\"abc\",\"Name\":\"/x\",%s,\"NetworkSettings\":{\"Ports\":{\"80/tcp\":"
+             "[{\"HostIp\":\"0.0.0.0\",\"HostPort\":80}]}}}",
+             state);
+    CHECK_INT(decode_str(j, err, sizeof(err)), -EINVAL);
+    snprintf(j, sizeof(j),
+             "{\"Id\":\"abc\",\"Name\":\"/x\",%s,\"NetworkSettings\":{\"Ports\":{\"80/tcp\":"
+             "[{\"HostIp\":\"0.0.0.0\",\"HostPort\":\"\"}]}}}",
+             state);
+    CHECK_INT(decode_str(j, err, sizeof(err)), -EINVAL);
+    snprintf(j, sizeof(j),
+             "{\"Id\":\"abc\",\"Name\":\"/x\",%s,\"NetworkSettings\":{\"Networks\":{\"n\":"
+             "{\"IPAddress\":\"10.0.0.1\",\"Aliases\":\"a\"}}}}",
+             state);
+    CHECK_INT(decode_str(j, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "aliases") != NULL);
+    /* Deep nesting is refused before yajl sees it. */
+    char *deep = malloc(200001);
+    memset(deep, '[', 200000);
+    deep[200000] = '\0';
+    CHECK_INT(decode_str(deep, err, sizeof(err)), -EINVAL);
+    free(deep);
+    /* Every prefix of a real reply fails cleanly (or, for the whole, succeeds). */
+    size_t len;
+    char *web = load("inspect_web.json", &len);
+    REQUIRE(web != NULL);
+    int ok = 0;
+    for (size_t n = 0; n <= len; n++) {
+        container *c = NULL;
+        if (docker_decode_inspect(web, n, &c, err, sizeof(err)) == 0)
+            ok++;
+        container_free(c);
+    }
+    /* Only the whole document and the one without its final newline parse. */
+    CHECK(ok >= 1 && ok <= 2);
+    free(web);
+}
+
+static void test_list(void)
+{
+    size_t len, n = 0;
+    char *data = load("list.json", &len);
+    REQUIRE(data != NULL);
+    char **ids = NULL, err[128];
+    CHECK_INT(docker_decode_list(data, len, &ids, &n, err, sizeof(err)), 0);
+    REQUIRE(n == 3);
+    CHECK_STR(ids[0], "4ac0e5e3124089c30655ae03eaae7104ee7c0404ade0b715c65748cefdfe0764");
+    CHECK_STR(ids[1], PLAIN_ID);
+    CHECK_STR(ids[2], WEB_ID);
+    docker_free_ids(ids, n);
+    free(data);
+    CHECK_INT(docker_decode_list("[]", 2, &ids, &n, err, sizeof(err)), 0);
+    CHECK_INT(n, 0);
+    docker_free_ids(ids, n);
+    CHECK_INT(docker_decode_list("{}", 2, &ids, &n, err, sizeof(err)), -EINVAL);
+    CHECK(ids == NULL && n == 0);
+    const char *j = "[{\"Id\":\"abc\"},{\"Names\":[]}]";
+    CHECK_INT(docker_decode_list(j, strlen(j), &ids, &n, err, sizeof(err)), -EINVAL);
+    CHECK(ids == NULL);
+    CHECK_INT(docker_decode_list("[{\"Id\":", 7, &ids, &n, err, sizeof(err)), -EINVAL);
+}
+
+static void test_events(void)
+{
+    size_t len;
+    char *data = load("events.jsonl", &len);
+    REQUIRE(data != NULL);
+    const char *want[] = {"exec_create", "exec_start", "rename", "rename", "kill",
+                          "kill",        "die",        "stop",   "start",  "restart"};
+    size_t i = 0;
+    for (char *line = strtok(data, "\n"); line != NULL; line = strtok(NULL, "\n"), i++) {
+        docker_event ev;
+        CHECK_INT(docker_decode_event(line, strlen(line), &ev), 0);
+        if (i < 10)
+            CHECK_STR(ev.action, want[i]);
+        CHECK_STR(ev.id, PLAIN_ID);
+        CHECK_STR(ev.type, "container");
+    }
+    CHECK_INT(i, 10);
+    free(data);
+
+    docker_event ev;
+    /* New style only (API 1.52 dropped status/id). */
+    const char *j = "{\"Type\":\"container\",\"Action\":\"health_status: healthy\","
+                    "\"Actor\":{\"ID\":\"abc123\",\"Attributes\":{}}}";
+    CHECK_INT(docker_decode_event(j, strlen(j), &ev), 0);
+    CHECK_STR(ev.action, "health_status");
+    CHECK_STR(ev.id, "abc123");
+    /* Old style only. */
+    j = "{\"status\":\"die\",\"id\":\"def456\"}";
+    CHECK_INT(docker_decode_event(j, strlen(j), &ev), 0);
+    CHECK_STR(ev.action, "die");
+    CHECK_STR(ev.id, "def456");
+    CHECK_STR(ev.type, "container");
+    j = "{\"Type\":\"network\",\"Action\":\"connect\",\"Actor\":{\"ID\":\"n1\"}}";
+    CHECK_INT(docker_decode_event(j, strlen(j), &ev), 0);
+    CHECK_STR(ev.type, "network");
+    /* Malformed. */
+    const char *bad[] = {"", "{", "[]", "{\"Action\":\"start\"}", "{\"Actor\":{\"ID\":\"a\"}}",
+                         "{\"Action\":5,\"Actor\":{\"ID\":\"a\"}}",
+                         "{\"Action\":\"start\",\"Actor\":\"a\"}",
+                         "{\"Action\":\":x\",\"Actor\":{\"ID\":\"a\"}}"};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
+        CHECK_INT(docker_decode_event(bad[k], strlen(bad[k]), &ev), -EINVAL);
+    char longid[200];
+    snprintf(longid, sizeof(longid), "{\"Action\":\"start\",\"Actor\":{\"ID\":\"%0100d\"}}", 1);
+    CHECK_INT(docker_decode_event(longid, strlen(longid), &ev), -EINVAL);
+}
+
+typedef struct lines {
+    char got[64][600];
+    int n;
+} lines;
+
+static void collect(void *ud, const char *line, size_t len)
+{
+    lines *l = ud;
+    if (l->n < 64 && len < sizeof(l->got[0])) {
+        memcpy(l->got[l->n], line, len);
+        l->got[l->n][len] = '\0';
+    }
+    l->n++;
+}
+
+static void test_splitter(void)
+{
+    size_t len;
+    char *data = load("events.jsonl", &len);
+    REQUIRE(data != NULL);
+    /* The reference split: all at once. */
+    static lines ref, l;
+    memset(&ref, 0, sizeof(ref));
+    docker_splitter s = {0};
+    CHECK_INT(docker_splitter_feed(&s, data, len, collect, &ref), 0);
+    CHECK_INT(ref.n, 10);
+    CHECK_INT(s.len, 0);
+    docker_splitter_free(&s);
+    /* Every cut point between two chunks gives the same lines. */
+    int bad = 0;
+    for (size_t cut = 0; cut <= len; cut++) {
+        memset(&l, 0, sizeof(l));
+        docker_splitter_feed(&s, data, cut, collect, &l);
+        docker_splitter_feed(&s, data + cut, len - cut, collect, &l);
+        if (l.n != ref.n || memcmp(l.got, ref.got, sizeof(ref.got)) != 0)
+            bad++;
+        docker_splitter_free(&s);
+    }
+    CHECK_INT(bad, 0);
+    /* Byte by byte. */
+    memset(&l, 0, sizeof(l));
+    for (size_t i = 0; i < len; i++)
+        docker_splitter_feed(&s, data + i, 1, collect, &l);
+    CHECK_INT(l.n, 10);
+    CHECK(memcmp(l.got, ref.got, sizeof(ref.got)) == 0);
+    docker_splitter_free(&s);
+    free(data);
+    /* Blank lines and CRLF. */
+    memset(&l, 0, sizeof(l));
+    const char *t = "\n\r\n{\"a\":1}\r\n\n{\"b\":2}\n{\"c\"";
+    CHECK_INT(docker_splitter_feed(&s, t, strlen(t), collect, &l), 0);
+    CHECK_INT(l.n, 2);
+    CHECK_STR(l.got[0], "{\"a\":1}");
+    CHECK_STR(l.got[1], "{\"b\":2}");
+    CHECK_INT(docker_splitter_feed(&s, ":3}\n", 4, collect, &l), 0);
+    CHECK_INT(l.n, 3);
+    CHECK_STR(l.got[2], "{\"c\":3}");
+    docker_splitter_free(&s);
+}
+
+static void test_splitter_overlong(void)
+{
+    size_t big = 1024 * 1024 + 10;
+    char *x = malloc(big);
+    memset(x, 'x', big);
+    static lines l;
+    memset(&l, 0, sizeof(l));
+    docker_splitter s = {0};
+    CHECK_INT(docker_splitter_feed(&s, "{\"a\":1}\n", 8, collect, &l), 0);
+    /* An overlong line in pieces: -EMSGSIZE once, then the rest is skipped. */
+    CHECK_INT(docker_splitter_feed(&s, x, big / 2, collect, &l), 0);
+    CHECK_INT(docker_splitter_feed(&s, x, big / 2, collect, &l), -EMSGSIZE);
+    CHECK_INT(docker_splitter_feed(&s, x, 100, collect, &l), 0);
+    CHECK_INT(docker_splitter_feed(&s, "xx\n{\"b\":2}\n", 11, collect, &l), 0);
+    CHECK_INT(l.n, 2);
+    CHECK_STR(l.got[1], "{\"b\":2}");
+    /* In one piece with good lines around it. */
+    memcpy(x, "{\"c\":3}\n", 8);
+    x[big - 1] = '\n';
+    CHECK_INT(docker_splitter_feed(&s, x, big, collect, &l), -EMSGSIZE);
+    CHECK_INT(docker_splitter_feed(&s, "{\"d\":4}\n", 8, collect, &l), 0);
+    CHECK_INT(l.n, 4);
+    CHECK_STR(l.got[2], "{\"c\":3}");
+    CHECK_STR(l.got[3], "{\"d\":4}");
+    docker_splitter_free(&s);
+    free(x);
+}
+
+static void test_versions(void)
+{
+    size_t len;
+    char *data = load("version.json", &len);
+    REQUIRE(data != NULL);
+    char api[16], min[16], out[16];
+    CHECK_INT(docker_decode_version(data, len, api, sizeof(api), min, sizeof(min)), 0);
+    CHECK_STR(api, "1.41");
+    CHECK_STR(min, "1.12");
+    free(data);
+    CHECK_INT(docker_decode_version("{}", 2, api, sizeof(api), min, sizeof(min)), 0);
+    CHECK_STR(api, "");
+    CHECK_STR(min, "");
+    CHECK_INT(docker_decode_version("[1", 2, api, sizeof(api), min, sizeof(min)), -EINVAL);
+
+    CHECK(docker_version_cmp("1.41", "1.44") < 0);
+    CHECK(docker_version_cmp("1.44", "1.41") > 0);
+    CHECK(docker_version_cmp("1.9", "1.10") < 0);
+    CHECK(docker_version_cmp("2.0", "1.99") > 0);
+    CHECK_INT(docker_version_cmp("1.41", "1.41"), 0);
+    CHECK(docker_version_cmp("junk", "1.0") < 0);
+
+    CHECK_INT(docker_negotiate("1.41", "1.12", out, sizeof(out)), 0);
+    CHECK_STR(out, "1.41");
+    CHECK_INT(docker_negotiate("1.52", "1.44", out, sizeof(out)), 0);
+    CHECK_STR(out, DOCKER_CLIENT_API_MAX);
+    CHECK_INT(docker_negotiate("1.24", "1.24", out, sizeof(out)), 0);
+    CHECK_STR(out, "1.24");
+    CHECK_INT(docker_negotiate("1.41", "", out, sizeof(out)), 0);
+    CHECK_STR(out, "1.41");
+    CHECK_INT(docker_negotiate("1.60", "1.50", out, sizeof(out)), -ENOTSUP);
+    CHECK_STR(out, "");
+    CHECK_INT(docker_negotiate("", "", out, sizeof(out)), -EINVAL);
+    CHECK_INT(docker_negotiate("1.x", "", out, sizeof(out)), -EINVAL);
+    CHECK_INT(docker_negotiate("1.41 ", "", out, sizeof(out)), -EINVAL);
+}
+
+int main(void)
+{
+    RUN(test_inspect_web);
+    RUN(test_inspect_others);
+    RUN(test_inspect_dnsnames);
+    RUN(test_inspect_malformed);
+    RUN(test_list);
+    RUN(test_events);
+    RUN(test_splitter);
+    RUN(test_splitter_overlong);
+    RUN(test_versions);
+    TEST_END();
+}
