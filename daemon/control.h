@@ -13,6 +13,8 @@
 #include <uv.h>
 #include <yajl/yajl_gen.h>
 
+#include "peercred.h"
+
 typedef struct control_server control_server;
 
 typedef struct control_provider {
@@ -50,5 +52,21 @@ void control_publish(control_server *s, const char *type, const char *container_
 /* Closes the listener and every client; unlinks the socket file it bound
  * (not an inherited one); cb runs when all is closed. */
 void control_close(control_server *s, void (*cb)(void *arg), void *arg);
+
+/* Limits (exposed for tests and the man page). */
+#define CONTROL_MAX_HEADER 16384      /* request line + headers */
+#define CONTROL_MAX_BODY 65536        /* request body */
+#define CONTROL_MAX_EVENT_QUEUE 1048576 /* unsent bytes before an events client is dropped */
+
+/* The permission rule, pure: uid 0, or admin_gid (when have_admin_gid) is the
+ * peer's gid or one of its groups. */
+bool control_allowed(const peercred *c, gid_t admin_gid, bool have_admin_gid);
+
+/* Testing: when cred is not NULL, every later connection gets these
+ * credentials instead of the kernel's (copied). NULL restores the real ones. */
+void control_set_peer_override(control_server *s, const peercred *cred);
+
+/* Number of connected clients (testing and status). */
+unsigned control_client_count(const control_server *s);
 
 #endif

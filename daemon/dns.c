@@ -124,8 +124,8 @@ static int text_to_wire(const char *s, uint8_t *out, size_t *outlen, bool strict
         out[n++] = (uint8_t)l;
         for (size_t k = start; k < i; k++) {
             uint8_t c = lower((uint8_t)s[k]);
-            if (strict && !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                            c == '_'))
+            if (strict &&
+                !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
                 return -EINVAL;
             out[n++] = c;
         }
@@ -257,8 +257,7 @@ static ldns_rr *rr_new(const uint8_t *owner, size_t olen, ldns_rr_type type, uin
     return rr;
 }
 
-static size_t build_a(const uint8_t *owner, size_t olen, uint32_t addr, uint32_t ttl,
-                      uint8_t *out)
+static size_t build_a(const uint8_t *owner, size_t olen, uint32_t addr, uint32_t ttl, uint8_t *out)
 {
     ldns_rr *rr = rr_new(owner, olen, LDNS_RR_TYPE_A, ttl);
     if (rr == NULL)
@@ -268,8 +267,7 @@ static size_t build_a(const uint8_t *owner, size_t olen, uint32_t addr, uint32_t
     return rr_to_wire(rr, true, out, DNS_A_RR_LEN);
 }
 
-static size_t build_soa(const dns_zone *z, uint32_t serial, bool compress, uint8_t *out,
-                        size_t cap)
+static size_t build_soa(const dns_zone *z, uint32_t serial, bool compress, uint8_t *out, size_t cap)
 {
     uint8_t mname[DNS_NAME_MAX + 16], rname[DNS_NAME_MAX + 16];
     /* "ns." and "hostmaster." in front of the domain; both fit because the
@@ -344,7 +342,7 @@ static size_t build_ptr(uint32_t addr, const uint8_t *target, size_t tlen, uint3
 
 static struct dns_data *data_build(dns_zone *z, const dns_record *recs, size_t n, uint32_t serial)
 {
-    uint8_t (*wires)[DNS_NAME_MAX] = n ? xmalloc(n * sizeof(*wires)) : NULL;
+    uint8_t(*wires)[DNS_NAME_MAX] = n ? xmalloc(n * sizeof(*wires)) : NULL;
     size_t *lens = n ? xmalloc(n * sizeof(*lens)) : NULL;
     struct dns_data *d = NULL;
     size_t bound = 2; /* the apex and ns.<domain> */
@@ -419,8 +417,7 @@ static struct dns_data *data_build(dns_zone *z, const dns_record *recs, size_t n
     d->soa_an_len = build_soa(z, serial, true, d->apex_an, sizeof(d->apex_an));
     if (d->soa_auth_len == 0 || d->soa_an_len == 0)
         goto fail;
-    size_t nslen =
-        build_ns(z, d->apex_an + d->soa_an_len, sizeof(d->apex_an) - d->soa_an_len);
+    size_t nslen = build_ns(z, d->apex_an + d->soa_an_len, sizeof(d->apex_an) - d->soa_an_len);
     if (nslen == 0)
         goto fail;
     d->apex_an_len = d->soa_an_len + nslen;

@@ -16,7 +16,9 @@
 #include "log.h"
 #include "util.h"
 
-#define DNS_UDP_MAX 65536
+/* libuv reads a batch with recvmmsg(2) when the buffer holds at least two
+ * 64 KiB slots; 8 slots means up to 8 datagrams per system call. */
+#define DNS_UDP_MAX (8 * 65536)
 #define DNS_UDP_ANSWER_MAX 4096 /* beyond any answer we build; TC past it */
 #define DNS_TCP_MSG_MAX 65535
 #define DNS_TCP_IDLE_MS 10000
@@ -59,8 +61,8 @@ struct dns_server {
     void (*close_cb)(void *arg);
     void *close_arg;
     uint64_t send_errors;
-    /* One buffer each way: libuv delivers one datagram at a time (no
-     * recvmmsg without UV_UDP_RECVMMSG), and try_send copies nothing. */
+    /* One buffer each way: the batch of received datagrams is answered
+     * before the next read, and try_send copies nothing. */
     uint8_t rx[DNS_UDP_MAX];
     uint8_t tx[DNS_UDP_ANSWER_MAX];
     uint8_t tcp_tx[2 + DNS_TCP_MSG_MAX];
@@ -147,14 +149,14 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct
                      unsigned flags)
 {
     dns_server *s = container_of(h, dns_server, udp);
-    (void)b;
     if (nread < 0) {
         log_debug("dns", "udp receive: %s", uv_strerror((int)nread));
         return;
     }
     if (nread == 0 || from == NULL || (flags & UV_UDP_PARTIAL))
         return;
-    size_t len = dns_answer(s->zone, s->rx, (size_t)nread, s->tx, sizeof(s->tx), 512);
+    size_t len =
+        dns_answer(s->zone, (const uint8_t *)b->base, (size_t)nread, s->tx, sizeof(s->tx), 512);
     if (len == 0)
         return;
     uv_buf_t out = uv_buf_init((char *)s->tx, (unsigned)len);
@@ -280,8 +282,7 @@ static void client_process(struct dns_tcp_client *c)
         size_t mlen = (size_t)c->rx[off] << 8 | c->rx[off + 1];
         if (c->rx_len - off - 2 < mlen)
             break;
-        size_t len =
-            dns_answer(s->zone, c->rx + off + 2, mlen, s->tcp_tx + 2, DNS_TCP_MSG_MAX, 0);
+        size_t len = dns_answer(s->zone, c->rx + off + 2, mlen, s->tcp_tx + 2, DNS_TCP_MSG_MAX, 0);
         off += 2 + mlen;
         if (len == 0) {
             /* Not a query we can answer: a stream client sending it is
@@ -371,8 +372,8 @@ static int bound_socket(const struct sockaddr *addr, int type)
     if (addr->sa_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
         goto fail;
-    socklen_t alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                 : sizeof(struct sockaddr_in);
+    socklen_t alen =
+        addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, addr, alen) < 0)
         goto fail;
     if (type == SOCK_STREAM && listen(fd, 128) < 0)
@@ -391,8 +392,8 @@ static int bind_pair(const struct sockaddr *addr, int *ufd, int *tfd)
     if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
         return UV_EAFNOSUPPORT;
     struct sockaddr_storage a;
-    memcpy(&a, addr, addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                : sizeof(struct sockaddr_in6));
+    memcpy(&a, addr,
+           addr->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
     uint16_t *port = a.ss_family == AF_INET ? &((struct sockaddr_in *)&a)->sin_port
                                             : &((struct sockaddr_in6 *)&a)->sin6_port;
     bool ephemeral = *port == 0;
@@ -425,8 +426,7 @@ static int bind_pair(const struct sockaddr *addr, int *ufd, int *tfd)
     return err;
 }
 
-int dns_server_start(uv_loop_t *loop, const struct sockaddr *addr, dns_zone *zone,
-                     dns_server **out)
+int dns_server_start(uv_loop_t *loop, const struct sockaddr *addr, dns_zone *zone, dns_server **out)
 {
     int ufd = -1, tfd = -1;
     int r = bind_pair(addr, &ufd, &tfd);
@@ -437,7 +437,7 @@ int dns_server_start(uv_loop_t *loop, const struct sockaddr *addr, dns_zone *zon
     s->zone = zone;
     /* Handles are initialised only once nothing can fail but the opens,
      * which on an fd we just created fail only on programming errors. */
-    uv_udp_init(loop, &s->udp);
+    uv_udp_init_ex(loop, &s->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
     uv_tcp_init(loop, &s->tcp);
     s->open = 2;
     if ((r = uv_udp_open(&s->udp, ufd)) != 0 || (r = uv_tcp_open(&s->tcp, tfd)) != 0 ||

@@ -463,7 +463,6 @@ static void start_attempt(docker_client *d)
     char err[256] = "";
     r = docker_discover(&in, &d->cands, &d->ncands, err, sizeof(err));
     if (r < 0) {
-        log_error("docker", "%s", err);
         outage(d, "%s", err);
         return;
     }
@@ -523,8 +522,8 @@ static void version_done(dreq *r, int err)
     /* Subscribe first, list second, so nothing that starts in between is
      * missed. Filter: {"type":["container"]}. */
     char path[128];
-    snprintf(path, sizeof(path), "/v%s/events?filters=%%7B%%22type%%22%%3A%%5B%%22container%%22%%5D%%7D",
-             use);
+    snprintf(path, sizeof(path),
+             "/v%s/events?filters=%%7B%%22type%%22%%3A%%5B%%22container%%22%%5D%%7D", use);
     req_start(d, cur_sock(d), REQ_EVENTS, path, &d->events);
 }
 
@@ -705,8 +704,7 @@ static const char *const ACT_GONE[] = {"die", "died", "stop", "destroy", "remove
 static void pump_events(docker_client *d)
 {
     unsigned gen = d->gen;
-    while (!d->closing && gen == d->gen && d->state == ST_SYNCED && !d->event_busy &&
-           d->qlen > 0) {
+    while (!d->closing && gen == d->gen && d->state == ST_SYNCED && !d->event_busy && d->qlen > 0) {
         docker_event ev = d->queue[d->qhead];
         d->qhead = (d->qhead + 1) % d->qcap;
         d->qlen--;
@@ -817,7 +815,9 @@ void docker_client_start(docker_client *d)
 {
     if (d->state != ST_IDLE || d->closing)
         return;
-    start_attempt(d);
+    /* From the loop, so no callback runs before start returns. */
+    d->state = ST_WAITING;
+    uv_timer_start(&d->retry, retry_fired, 0, 0);
 }
 
 void docker_client_status(const docker_client *d, docker_status *st)

@@ -46,8 +46,11 @@ int docker_find_person(const char *user_cfg, docker_person *p)
     /* The console owner is the logged-in GUI user (what Homebrew uses);
      * root owns it at the login window, which means nobody. */
     struct stat st;
-    if (stat("/dev/console", &st) == 0 && st.st_uid != 0)
-        return person_from_pw(getpwuid(st.st_uid), p) < 0 ? (memset(p, 0, sizeof(*p)), 0) : 0;
+    if (stat("/dev/console", &st) == 0 && st.st_uid != 0) {
+        if (person_from_pw(getpwuid(st.st_uid), p) == 0)
+            return 0;
+        memset(p, 0, sizeof(*p));
+    }
 #endif
     const char *sudo = getenv("SUDO_UID");
     if (sudo != NULL && sudo[0] != '\0') {

@@ -372,7 +372,8 @@ static int decode_inspect_tree(yajl_val root, container *c, char *err, size_t er
     }
     yajl_val running = obj_get(state, "Running"), paused = obj_get(state, "Paused");
     if (!(YAJL_IS_TRUE(running) || YAJL_IS_FALSE(running)) ||
-        (paused != NULL && !(YAJL_IS_TRUE(paused) || YAJL_IS_FALSE(paused) || YAJL_IS_NULL(paused)))) {
+        (paused != NULL &&
+         !(YAJL_IS_TRUE(paused) || YAJL_IS_FALSE(paused) || YAJL_IS_NULL(paused)))) {
         set_err(err, errlen, "bad State.Running or State.Paused");
         return -EINVAL;
     }
@@ -571,8 +572,9 @@ int docker_negotiate(const char *server_max, const char *server_min, char *out, 
         out[0] = '\0';
     if (parse_version(server_max, &m, &n) < 0)
         return -EINVAL;
-    const char *use =
-        docker_version_cmp(server_max, DOCKER_CLIENT_API_MAX) < 0 ? server_max : DOCKER_CLIENT_API_MAX;
+    const char *use = docker_version_cmp(server_max, DOCKER_CLIENT_API_MAX) < 0
+                          ? server_max
+                          : DOCKER_CLIENT_API_MAX;
     if (server_min != NULL && server_min[0] != '\0') {
         if (parse_version(server_min, &m, &n) < 0)
             return -EINVAL;

@@ -16,8 +16,19 @@ static void free_strv(char **v, size_t n)
     free(v);
 }
 
+static void drop_listener(registry *r, reg_port *p)
+{
+    if (p->listener == NULL)
+        return;
+    r->dropped = xrealloc(r->dropped, (r->ndropped + 1) * sizeof(*r->dropped));
+    r->dropped[r->ndropped++] = p->listener;
+    p->listener = NULL;
+    p->mode = REG_PORT_NONE;
+}
+
 static void entry_free(reg_entry *e)
 {
+    free(e->ports);
     container_free(e->c);
     names_result_free(&e->names);
     free(e->lease_key);
@@ -39,6 +50,7 @@ void reg_free(registry *r)
     for (size_t i = 0; i < r->n; i++)
         entry_free(r->entries[i]);
     free(r->entries);
+    free(r->dropped);
     free_strv(r->owner_names, r->nowners);
     free_strv(r->owner_ids, r->nowners);
     alloc_free(&r->pool);
@@ -75,6 +87,8 @@ static void release(registry *r, reg_entry *e, int64_t now)
         log_info("registry", "%s: released %s", e->c->name, ip4_format(e->addr, ip));
     }
     e->has_addr = false;
+    for (size_t j = 0; j < e->nports; j++)
+        drop_listener(r, &e->ports[j]);
 }
 
 /* A lease key must be unique among live containers; two containers could
@@ -296,6 +310,62 @@ static reg_entry *find_id(registry *r, const char *id, size_t *idx)
     return NULL;
 }
 
+static bool is_v6(const char *ip)
+{
+    return strchr(ip, ':') != NULL;
+}
+
+/* One reg_port per (port, proto), carrying over the listener of a port that
+ * is still there with the same binding. */
+static void set_ports(registry *r, reg_entry *e, const container *c)
+{
+    reg_port *ports = xcalloc(c->nports, sizeof(reg_port));
+    size_t n = 0;
+    for (size_t i = 0; i < c->nports; i++) {
+        const ctr_port *cp = &c->ports[i];
+        reg_port *p = NULL;
+        for (size_t j = 0; j < n && !p; j++)
+            if (ports[j].port == cp->port && ports[j].proto == cp->proto)
+                p = &ports[j];
+        if (p == NULL) {
+            p = &ports[n++];
+            p->port = cp->port;
+            p->proto = cp->proto;
+        } else {
+            /* A second binding of the same port: take it only over none, or
+             * an IPv4 one over an IPv6 one. */
+            bool take = cp->host_port &&
+                        (!p->host_port || (p->ipv6_only && !is_v6(cp->host_ip)));
+            if (!take)
+                continue;
+        }
+        p->host_port = cp->host_port;
+        snprintf(p->host_ip, sizeof(p->host_ip), "%s", cp->host_ip);
+        p->ipv6_only = cp->host_port && is_v6(cp->host_ip);
+    }
+    for (size_t i = 0; i < e->nports; i++) {
+        reg_port *old = &e->ports[i];
+        reg_port *keep = NULL;
+        for (size_t j = 0; j < n && !keep; j++)
+            if (ports[j].port == old->port && ports[j].proto == old->proto)
+                keep = &ports[j];
+        if (keep && old->listener) {
+            keep->listener = old->listener;
+            keep->listener_addr = old->listener_addr;
+            keep->mode = old->mode;
+            keep->kafka = old->kafka;
+            old->listener = NULL;
+        } else if (keep) {
+            keep->mode = old->mode;
+            memcpy(keep->problem, old->problem, sizeof(keep->problem));
+        }
+        drop_listener(r, old);
+    }
+    free(e->ports);
+    e->ports = ports;
+    e->nports = n;
+}
+
 /* Installs c in e (new or existing), deriving its names. */
 static void set_container(registry *r, reg_entry *e, container *c, int64_t now)
 {
@@ -304,6 +374,7 @@ static void set_container(registry *r, reg_entry *e, container *c, int64_t now)
     if (e->c && e->has_addr && e->lease_key &&
         (nr.lease_key == NULL || strncmp(e->lease_key, nr.lease_key, strlen(nr.lease_key)) != 0))
         release(r, e, now); /* renamed: its old lease stays with the old name */
+    set_ports(r, e, c);
     container_free(e->c);
     names_result_free(&e->names);
     e->c = c;
@@ -326,6 +397,8 @@ static void remove_at(registry *r, size_t i, int64_t now)
 {
     reg_entry *e = r->entries[i];
     release(r, e, now);
+    for (size_t j = 0; j < e->nports; j++)
+        drop_listener(r, &e->ports[j]);
     entry_free(e);
     r->entries[i] = r->entries[--r->n];
 }

@@ -15,6 +15,25 @@
 #include "container.h"
 #include "names.h"
 
+struct proxy_listener;
+
+enum { REG_PORT_NONE = 0, REG_PORT_PROXY, REG_PORT_SHARED };
+
+/* One exposed port of a container, once per (port, proto): Docker lists a port
+ * published on 0.0.0.0 and :: twice; the IPv4 binding is preferred. */
+typedef struct reg_port {
+    uint16_t port;      /* container port */
+    uint8_t proto;      /* CTR_TCP or CTR_UDP (SCTP ports are listed, never proxied) */
+    uint16_t host_port; /* 0 when not published */
+    char host_ip[46];   /* the binding used: "0.0.0.0", "::", "127.0.0.1", ... */
+    bool ipv6_only;     /* only an IPv6 binding exists */
+    int mode;           /* REG_PORT_NONE, _PROXY or _SHARED (set by the port reconciler) */
+    bool kafka;
+    struct proxy_listener *listener; /* owned by the daemon's port reconciler */
+    uint32_t listener_addr;          /* the address it listens on */
+    char problem[160];               /* why a published port has no listener */
+} reg_port;
+
 typedef struct reg_entry {
     container *c;
     names_result names;
@@ -27,6 +46,9 @@ typedef struct reg_entry {
     size_t nconflicts;
     const char *skipped; /* why it gets no address: NULL when it is served */
     char *skipped_buf;
+    reg_port *ports;  /* every exposed port, deduplicated */
+    size_t nports;
+    unsigned moves;   /* address moves because another program held a port */
     int64_t seen_at;  /* Unix ms the registry first saw it (for ordering) */
     bool logged_exhausted;
 } reg_entry;
@@ -42,6 +64,10 @@ typedef struct registry {
     char **owner_ids;
     size_t nowners;
     unsigned exhausted; /* containers without an address because the pool is full */
+    /* Listeners of ports or containers that went away, for the daemon to
+     * close (the registry knows no libuv). */
+    struct proxy_listener **dropped;
+    size_t ndropped;
 } registry;
 
 void reg_init(registry *r, const char *domain, uint32_t first, uint32_t last);

@@ -7,6 +7,7 @@
 #
 # Environment: LOOPHOLE_BIN (the build's bin directory), LOOPHOLE_SRC (the
 # source tree); both default to this checkout's build/bin and root.
+# LH_KEEP_TMP=1 keeps the temporary directory (daemon log, state) for a look.
 # Exit status: 0 pass, 1 fail, 77 skipped (never skipped under CI=true when the
 # reason is a missing engine).
 
@@ -151,7 +152,11 @@ lh_cleanup() {
         tail -n 200 "$LH_LOG" >&2
         echo "---- end of log ----" >&2
     fi
-    rm -rf "$LH_TMP"
+    if [ -n "${LH_KEEP_TMP:-}" ]; then
+        echo "kept $LH_TMP" >&2
+    else
+        rm -rf "$LH_TMP"
+    fi
     exit "$status"
 }
 trap lh_cleanup EXIT
@@ -386,7 +391,7 @@ start_daemon_raw() {
 # status. Must run in the main shell (not in $(...)): only it can wait.
 daemon_reap() {
     if [ -n "$LH_DAEMON_PID" ]; then
-        wait "$LH_DAEMON_PID"
+        wait "$LH_DAEMON_PID" 2>/dev/null
         LH_DAEMON_STATUS=$?
         LH_DAEMON_PID=
     fi

@@ -27,8 +27,9 @@ lo_has() { ip -4 -o addr show dev lo | grep -q " $1/32 "; }
 lo_pool_addrs() { ip -4 -o addr show dev lo | grep -o ' 127\.0\.78\.[0-9]*/32' | tr -d ' '; }
 no_pool_addrs() { [ -z "$(lo_pool_addrs)" ]; }
 
+# Other containers on the engine get addresses too, so only ours are checked
+# by address; after SIGTERM none at all may be left.
 start_daemon --alias netlink
-no_pool_addrs || fail "pool addresses on lo before any container: $(lo_pool_addrs)"
 
 run_ctr --name "lh-alias-a-$RUN_ID" -p 80 "$LH_IMAGE" httpd -f -p 80 >/dev/null
 run_ctr --name "lh-alias-b-$RUN_ID" -p 80 "$LH_IMAGE" httpd -f -p 80 >/dev/null

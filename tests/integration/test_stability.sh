@@ -7,9 +7,9 @@ need_root_and_engine
 D=$LH_DOMAIN
 start_daemon
 
-run_ctr --name "lh-a-$RUN_ID" --restart=always -p 80 "$LH_IMAGE" httpd -f -p 80 >/dev/null
+run_ctr --name "lh-a-$RUN_ID" --restart=always --stop-timeout 1 -p 80 "$LH_IMAGE" httpd -f -p 80 >/dev/null
 a=$(expect_address "lh-a-$RUN_ID.$D")
-run_ctr --name "lh-b-$RUN_ID" --restart=always -p 80 "$LH_IMAGE" httpd -f -p 80 >/dev/null
+run_ctr --name "lh-b-$RUN_ID" --restart=always --stop-timeout 1 -p 80 "$LH_IMAGE" httpd -f -p 80 >/dev/null
 b=$(expect_address "lh-b-$RUN_ID.$D")
 assert_ne "$a" "$b" "two containers share an address"
 log "a -> $a, b -> $b"
@@ -18,7 +18,7 @@ log "a -> $a, b -> $b"
 # started meanwhile gets another address, and a comes back on its own.
 docker stop -t 1 "lh-a-$RUN_ID" >/dev/null || fail "docker stop failed"
 expect_nxdomain "lh-a-$RUN_ID.$D"
-run_ctr --name "lh-c-$RUN_ID" --restart=always -p 80 "$LH_IMAGE" httpd -f -p 80 >/dev/null
+run_ctr --name "lh-c-$RUN_ID" --restart=always --stop-timeout 1 -p 80 "$LH_IMAGE" httpd -f -p 80 >/dev/null
 c=$(expect_address "lh-c-$RUN_ID.$D")
 assert_ne "$a" "$c" "a new container took the stopped container's address"
 assert_ne "$b" "$c" "two containers share an address"

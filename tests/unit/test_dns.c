@@ -472,8 +472,8 @@ static void test_zone_set(void)
     char long_label[80];
     memset(long_label, 'a', 64);
     strcpy(long_label + 64, ".loop.test");
-    const char *bad[] = {"web.example.com", "loop.test",     "xloop.test",  "a..loop.test",
-                         "bad name.loop.test", "bad!.loop.test", long_label, ".loop.test"};
+    const char *bad[] = {"web.example.com",    "loop.test",      "xloop.test", "a..loop.test",
+                         "bad name.loop.test", "bad!.loop.test", long_label,   ".loop.test"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         dns_record recs[] = {{"fine.loop.test", IP(127, 0, 0, 8)}, {bad[i], IP(127, 0, 0, 9)}};
         CHECK_INT(dns_zone_set(z, recs, 2), -EINVAL);
@@ -657,10 +657,9 @@ static void test_fuzz(void)
     uint8_t *seeds[4];
     size_t seedlen[4];
     seedlen[0] = build_query("web.myapp.loop.test", LDNS_RR_TYPE_A, 1, 0, 0, false, &seeds[0]);
-    seedlen[1] = build_query("x.api.web.myapp.loop.test", LDNS_RR_TYPE_AAAA, 2, 1232, 0, true,
-                             &seeds[1]);
-    seedlen[2] = build_query("2.0.0.127.in-addr.arpa", LDNS_RR_TYPE_PTR, 3, 0, 0, false,
-                             &seeds[2]);
+    seedlen[1] =
+        build_query("x.api.web.myapp.loop.test", LDNS_RR_TYPE_AAAA, 2, 1232, 0, true, &seeds[1]);
+    seedlen[2] = build_query("2.0.0.127.in-addr.arpa", LDNS_RR_TYPE_PTR, 3, 0, 0, false, &seeds[2]);
     seedlen[3] = build_query("loop.test", LDNS_RR_TYPE_SOA, 4, 4096, 0, false, &seeds[3]);
     for (int i = 0; i < 4; i++)
         REQUIRE(seedlen[i] > 0);

@@ -291,7 +291,11 @@ static void test_events(void)
     CHECK_INT(docker_decode_event(j, strlen(j), &ev), 0);
     CHECK_STR(ev.type, "network");
     /* Malformed. */
-    const char *bad[] = {"", "{", "[]", "{\"Action\":\"start\"}", "{\"Actor\":{\"ID\":\"a\"}}",
+    const char *bad[] = {"",
+                         "{",
+                         "[]",
+                         "{\"Action\":\"start\"}",
+                         "{\"Actor\":{\"ID\":\"a\"}}",
                          "{\"Action\":5,\"Actor\":{\"ID\":\"a\"}}",
                          "{\"Action\":\"start\",\"Actor\":\"a\"}",
                          "{\"Action\":\":x\",\"Actor\":{\"ID\":\"a\"}}"};

@@ -1,0 +1,877 @@
+/* The control API server: one request per connection (Connection: close),
+ * parsed with http-parser under hard limits, answered from the provider. A
+ * /v1/events request turns the connection into a line stream that stays open
+ * until the client leaves. */
+#include "control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#ifndef LOOPHOLE_VERSION
+#define LOOPHOLE_VERSION "dev"
+#endif
+
+#define MOD "control"
+#define DEFAULT_MAX_CLIENTS 64
+#define DEFAULT_IDLE_MS 10000
+/* After a response, how long we keep draining what the client still sends
+ * before closing (see client_finish). */
+#define LINGER_MS 2000
+#define MAX_KEY 512
+
+enum client_state {
+    ST_READING, /* waiting for a complete request; counts as idle for eviction */
+    ST_LINGER,  /* answered; draining input until EOF */
+    ST_EVENTS,  /* a /v1/events stream */
+};
+
+typedef struct client client;
+
+struct control_server {
+    uv_loop_t *loop;
+    uv_pipe_t listener;
+    control_provider prov;
+    char *path; /* set only when we bound the socket and must unlink it */
+    gid_t admin_gid;
+    bool have_admin_gid;
+    char *admin_group;
+    unsigned max_clients;
+    unsigned idle_ms;
+    client *head, *tail; /* live clients, oldest first */
+    unsigned nclients;
+    unsigned closing_clients; /* closed but not yet freed */
+    bool override_on;
+    peercred override;
+    bool closing;
+    bool listener_closed;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+struct client {
+    control_server *srv;
+    uv_pipe_t pipe;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown_req;
+    http_parser parser;
+    peercred cred;
+    bool cred_ok;
+    enum client_state state;
+    bool headers_done;
+    bool message_done;
+    bool header_too_large;
+    bool body_too_large;
+    size_t header_bytes; /* counted in the parser callbacks */
+    size_t raw_bytes;    /* everything received before the headers completed */
+    buf url;
+    buf body;
+    int open_handles;
+    bool closing;
+    client *prev, *next;
+};
+
+typedef struct write_req {
+    uv_write_t req;
+    size_t len;
+    char data[];
+} write_req;
+
+static void server_maybe_finish(control_server *s);
+
+/* ---- permissions ---- */
+
+bool control_allowed(const peercred *c, gid_t admin_gid, bool have_admin_gid)
+{
+    if (c->uid == 0)
+        return true;
+    if (!have_admin_gid)
+        return false;
+    if (c->gid == admin_gid)
+        return true;
+    for (int i = 0; i < c->ngroups && i < PEERCRED_MAX_GROUPS; i++)
+        if (c->groups[i] == admin_gid)
+            return true;
+    return false;
+}
+
+void control_set_peer_override(control_server *s, const peercred *cred)
+{
+    s->override_on = cred != NULL;
+    if (cred)
+        s->override = *cred;
+}
+
+unsigned control_client_count(const control_server *s)
+{
+    return s->nclients;
+}
+
+/* ---- client lifetime ---- */
+
+static void client_unlink(client *c)
+{
+    control_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        s->tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void on_client_handle_closed(uv_handle_t *h)
+{
+    client *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    control_server *s = c->srv;
+    buf_free(&c->url);
+    buf_free(&c->body);
+    free(c);
+    s->closing_clients--;
+    server_maybe_finish(s);
+}
+
+/* Idempotent. Pending writes are cancelled by libuv before the close
+ * callbacks run, so nothing fires on freed memory. */
+static void client_close(client *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    control_server *s = c->srv;
+    client_unlink(c);
+    s->nclients--;
+    s->closing_clients++;
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_client_handle_closed);
+    uv_close((uv_handle_t *)&c->pipe, on_client_handle_closed);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    client *c = t->data;
+    if (c->state == ST_READING)
+        log_debug(MOD, "closing a client that sent no complete request in time");
+    client_close(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req *w = container_of(req, write_req, req);
+    client *c = req->data;
+    if (status < 0 && status != UV_ECANCELED && !c->closing) {
+        log_debug(MOD, "write to client: %s", uv_strerror(status));
+        client_close(c);
+    }
+    free(w);
+}
+
+static int client_write(client *c, const char *data, size_t len)
+{
+    write_req *w = xmalloc(sizeof(*w) + len);
+    memcpy(w->data, data, len);
+    w->len = len;
+    w->req.data = c;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_write);
+    if (rc < 0) {
+        free(w);
+        client_close(c);
+    }
+    return rc;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+/* After the response: half-close our side and keep reading (discarding)
+ * until the client closes or LINGER_MS pass. Closing at once while unread
+ * request bytes sit in our receive queue would make the kernel report a
+ * reset to the client, which could then lose the response (e.g. a 431 for
+ * an oversized header it is still sending). */
+static void client_finish(client *c)
+{
+    if (c->closing)
+        return;
+    c->state = ST_LINGER;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->pipe, on_shutdown) < 0) {
+        client_close(c);
+        return;
+    }
+    unsigned ms = c->srv->idle_ms < LINGER_MS ? c->srv->idle_ms : LINGER_MS;
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/* ---- responses ---- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}
+
+static void respond(client *c, int status, const char *extra_headers, const char *body,
+                    size_t len)
+{
+    buf b = {0};
+    buf_appendf(&b,
+                "HTTP/1.1 %d %s\r\nServer: loophole/%s\r\nContent-Type: application/json\r\n"
+                "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+                status, reason(status), LOOPHOLE_VERSION, len + 1,
+                extra_headers ? extra_headers : "");
+    buf_append(&b, body, len);
+    buf_append(&b, "\n", 1); /* so curl output ends the line */
+    int rc = client_write(c, b.data, b.len);
+    buf_free(&b);
+    if (rc == 0)
+        client_finish(c);
+}
+
+static void respond_gen(client *c, int status, yajl_gen g)
+{
+    const unsigned char *out;
+    size_t len;
+    if (yajl_gen_get_buf(g, &out, &len) != yajl_gen_status_ok || len == 0) {
+        static const char err[] = "{\"error\":\"the daemon produced no data\"}";
+        respond(c, 500, NULL, err, sizeof(err) - 1);
+        return;
+    }
+    respond(c, status, NULL, (const char *)out, len);
+}
+
+static void respond_error(client *c, int status, const char *extra_headers, const char *msg)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (const unsigned char *)"error", 5);
+    yajl_gen_string(g, (const unsigned char *)msg, strlen(msg));
+    yajl_gen_map_close(g);
+    const unsigned char *out;
+    size_t len;
+    yajl_gen_get_buf(g, &out, &len);
+    respond(c, status, extra_headers, (const char *)out, len);
+    yajl_gen_free(g);
+}
+
+/* ---- routing ---- */
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes a path segment into out; rejects '/', NUL and bad escapes. */
+static int decode_key(const char *in, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = in[i];
+        if (ch == '%') {
+            if (i + 2 >= n + 0 && i + 2 > n - 1)
+                return -EINVAL;
+            int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -EINVAL;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (ch == '\0' || ch == '/')
+            return -EINVAL;
+        if (o + 1 >= cap)
+            return -ENAMETOOLONG;
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    return o > 0 ? 0 : -EINVAL;
+}
+
+static void route_resolver(client *c, bool install)
+{
+    control_server *s = c->srv;
+    if (!c->cred_ok) {
+        respond_error(c, 403, NULL, "the daemon could not read your credentials");
+        return;
+    }
+    if (c->cred.uid != 0 && s->have_admin_gid)
+        peercred_load_groups(&c->cred);
+    if (!control_allowed(&c->cred, s->admin_gid, s->have_admin_gid)) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "changing the resolver needs root or membership in the %s group",
+                 s->admin_group);
+        respond_error(c, 403, NULL, msg);
+        return;
+    }
+    if (!s->prov.resolver) {
+        respond_error(c, 500, NULL, "this daemon cannot change the resolver");
+        return;
+    }
+    char err[256] = "";
+    int rc = s->prov.resolver(s->prov.ud, install, err, sizeof(err));
+    if (rc == -ENOTSUP) {
+        respond_error(c, 409, NULL,
+                      err[0] ? err
+                             : "the daemon runs with --resolver off, so it leaves the system "
+                               "resolver alone");
+        return;
+    }
+    if (rc < 0) {
+        if (!err[0])
+            snprintf(err, sizeof(err), "changing the resolver failed: %s", strerror(-rc));
+        respond_error(c, 500, NULL, err);
+        return;
+    }
+    log_info(MOD, "resolver entry %s at the request of uid %u", install ? "installed" : "removed",
+             (unsigned)c->cred.uid);
+    char body[64];
+    int n = snprintf(body, sizeof(body), "{\"installed\":%s}", install ? "true" : "false");
+    respond(c, 200, NULL, body, (size_t)n);
+}
+
+static void route_events(client *c)
+{
+    static const char hdr[] = "HTTP/1.1 200 OK\r\nServer: loophole/" LOOPHOLE_VERSION
+                              "\r\nContent-Type: application/x-ndjson\r\n"
+                              "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    /* The body is delimited by the connection closing: no length, and the
+     * idle timer is off for good. */
+    c->state = ST_EVENTS;
+    uv_timer_stop(&c->timer);
+    client_write(c, hdr, sizeof(hdr) - 1);
+}
+
+static bool method_is(const client *c, enum http_method m)
+{
+    return c->parser.method == m;
+}
+
+static void dispatch(client *c)
+{
+    control_server *s = c->srv;
+    const char *url = c->url.data ? c->url.data : "";
+    size_t plen = strcspn(url, "?#");
+    char path[CONTROL_MAX_HEADER + 1];
+    if (plen >= sizeof(path)) {
+        respond_error(c, 404, NULL, "no such path");
+        return;
+    }
+    memcpy(path, url, plen);
+    path[plen] = '\0';
+    /* "/v1/containers/" lists like "/v1/containers". */
+    if (plen > 1 && path[plen - 1] == '/')
+        path[--plen] = '\0';
+    log_debug(MOD, "%s %s (uid %d)", http_method_str((enum http_method)c->parser.method), path,
+              c->cred_ok ? (int)c->cred.uid : -1);
+
+    static const char prefix[] = "/v1/containers/";
+    if (strcmp(path, "/v1/status") == 0 || strcmp(path, "/v1/containers") == 0) {
+        if (!method_is(c, HTTP_GET)) {
+            respond_error(c, 405, "Allow: GET\r\n", "this path only answers GET");
+            return;
+        }
+        bool status = path[4] == 's';
+        if (!(status ? s->prov.status : s->prov.containers)) {
+            respond_error(c, 500, NULL, "the daemon has no data for this path");
+            return;
+        }
+        yajl_gen g = yajl_gen_alloc(NULL);
+        if (status)
+            s->prov.status(s->prov.ud, g);
+        else
+            s->prov.containers(s->prov.ud, g);
+        respond_gen(c, 200, g);
+        yajl_gen_free(g);
+    } else if (strncmp(path, prefix, sizeof(prefix) - 1) == 0) {
+        if (!method_is(c, HTTP_GET)) {
+            respond_error(c, 405, "Allow: GET\r\n", "this path only answers GET");
+            return;
+        }
+        char key[MAX_KEY];
+        const char *raw = path + sizeof(prefix) - 1;
+        if (decode_key(raw, strlen(raw), key, sizeof(key)) < 0) {
+            respond_error(c, 404, NULL, "no container matches that name or id");
+            return;
+        }
+        if (!s->prov.container) {
+            respond_error(c, 500, NULL, "the daemon has no data for this path");
+            return;
+        }
+        yajl_gen g = yajl_gen_alloc(NULL);
+        int rc = s->prov.container(s->prov.ud, key, g);
+        if (rc == -ENOENT) {
+            char msg[MAX_KEY + 64];
+            snprintf(msg, sizeof(msg), "no container matches \"%s\"", key);
+            respond_error(c, 404, NULL, msg);
+        } else if (rc < 0) {
+            respond_error(c, 500, NULL, "looking up the container failed");
+        } else {
+            respond_gen(c, 200, g);
+        }
+        yajl_gen_free(g);
+    } else if (strcmp(path, "/v1/resolver") == 0) {
+        if (method_is(c, HTTP_POST))
+            route_resolver(c, true);
+        else if (method_is(c, HTTP_DELETE))
+            route_resolver(c, false);
+        else
+            respond_error(c, 405, "Allow: POST, DELETE\r\n",
+                          "this path only answers POST (install) and DELETE (remove)");
+    } else if (strcmp(path, "/v1/events") == 0) {
+        if (!method_is(c, HTTP_GET)) {
+            respond_error(c, 405, "Allow: GET\r\n", "this path only answers GET");
+            return;
+        }
+        route_events(c);
+    } else {
+        respond_error(c, 404, NULL, "no such path");
+    }
+}
+
+/* ---- request parsing ---- */
+
+static bool count_header(client *c, size_t len)
+{
+    c->header_bytes += len;
+    if (c->header_bytes > CONTROL_MAX_HEADER) {
+        c->header_too_large = true;
+        return false;
+    }
+    return true;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    client *c = p->data;
+    if (!count_header(c, len))
+        return 1;
+    buf_append(&c->url, at, len);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    /* + 4 for ": " and CRLF, an estimate that errs towards the limit. */
+    return count_header(p->data, len + 4) ? 0 : 1;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    (void)at;
+    return count_header(p->data, len) ? 0 : 1;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    client *c = p->data;
+    c->headers_done = true;
+    /* content_length is ULLONG_MAX when absent (chunked or no body). */
+    if (p->content_length != ULLONG_MAX && p->content_length > CONTROL_MAX_BODY) {
+        c->body_too_large = true;
+        http_parser_pause(p, 1);
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    client *c = p->data;
+    if (c->body.len + len > CONTROL_MAX_BODY) {
+        c->body_too_large = true;
+        return 1;
+    }
+    buf_append(&c->body, at, len);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    client *c = p->data;
+    c->message_done = true;
+    /* One request per connection: anything pipelined after it is ignored. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    (void)suggested;
+    /* Small reads keep a slow client from pinning much memory; the request
+     * itself is bounded by the limits above. */
+    static char slab[8192];
+    *b = uv_buf_init(slab, sizeof(slab));
+}
+
+static void handle_request_bytes(client *c, const char *data, size_t n)
+{
+    if (!c->headers_done)
+        c->raw_bytes += n;
+    http_parser_execute(&c->parser, &settings, data, n);
+    enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
+
+    if (c->header_too_large || (!c->headers_done && c->raw_bytes > CONTROL_MAX_HEADER)) {
+        respond_error(c, 431, NULL, "the request line and headers are over 16 KiB");
+    } else if (c->body_too_large) {
+        respond_error(c, 413, NULL, "the request body is over 64 KiB");
+    } else if (c->message_done) {
+        dispatch(c);
+    } else if (err != HPE_OK && err != HPE_PAUSED) {
+        respond_error(c, 400, NULL, "malformed HTTP request");
+    }
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+    client *c = st->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (c->state == ST_READING && nread == UV_EOF && c->headers_done == false &&
+            c->raw_bytes > 0) {
+            /* Half a request and then EOF: nothing useful can be answered. */
+        }
+        client_close(c);
+        return;
+    }
+    if (c->state == ST_READING)
+        handle_request_bytes(c, b->base, (size_t)nread);
+    /* ST_LINGER and ST_EVENTS: input is drained and ignored. */
+}
+
+/* ---- accepting ---- */
+
+/* The oldest connection that is only waiting; failing that the oldest one
+ * lingering after its answer; failing that the oldest events stream, so a
+ * new client is always answered. */
+static client *pick_victim(control_server *s, client *except)
+{
+    static const enum client_state order[] = {ST_READING, ST_LINGER, ST_EVENTS};
+    for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+        for (client *c = s->head; c; c = c->next)
+            if (c != except && c->state == order[i])
+                return c;
+    return NULL;
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    control_server *s = ls->data;
+    if (status < 0) {
+        log_warn(MOD, "accept on the control socket: %s", uv_strerror(status));
+        return;
+    }
+    client *c = xcalloc(1, sizeof(*c));
+    c->srv = s;
+    uv_pipe_init(s->loop, &c->pipe, 0);
+    uv_timer_init(s->loop, &c->timer);
+    c->pipe.data = c->timer.data = c;
+    c->open_handles = 2;
+    c->prev = s->tail;
+    if (s->tail)
+        s->tail->next = c;
+    else
+        s->head = c;
+    s->tail = c;
+    s->nclients++;
+    if (uv_accept(ls, (uv_stream_t *)&c->pipe) < 0) {
+        client_close(c);
+        return;
+    }
+    if (s->override_on) {
+        c->cred = s->override;
+        c->cred_ok = true;
+    } else {
+        uv_os_fd_t fd;
+        c->cred_ok = uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 && peercred_get(fd, &c->cred) == 0;
+    }
+    if (s->nclients > s->max_clients) {
+        client *victim = pick_victim(s, c);
+        if (victim) {
+            log_debug(MOD, "client cap (%u) reached: closing the oldest idle connection",
+                      s->max_clients);
+            client_close(victim);
+        }
+    }
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->state = ST_READING;
+    /* The whole request must arrive within the idle time, however slowly it
+     * trickles in: the timer is not restarted by reads. */
+    uv_timer_start(&c->timer, on_timer, s->idle_ms, 0);
+    if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) < 0)
+        client_close(c);
+}
+
+/* ---- binding ---- */
+
+/* A socket file may be left by a crashed daemon. A non-blocking connect()
+ * tells the cases apart: refused -> stale, unlink it; accepted or backlog
+ * full -> a live daemon, refuse; not a socket -> refuse, it is not ours. */
+static int clear_stale(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode))
+        return -EEXIST;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -errno;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strlcpy_(sa.sun_path, path, sizeof(sa.sun_path));
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    int e = rc < 0 ? errno : 0;
+    close(fd);
+    if (rc == 0 || e == EINPROGRESS || e == EAGAIN)
+        return -EADDRINUSE;
+    if (e == ECONNREFUSED) {
+        if (unlink(path) < 0 && errno != ENOENT)
+            return -errno;
+        log_info(MOD, "removed a stale control socket %s", path);
+        return 0;
+    }
+    if (e == ENOENT)
+        return 0;
+    return -e;
+}
+
+static int bind_socket(const char *path, int *out)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strlcpy_(sa.sun_path, path, sizeof(sa.sun_path));
+    int rc = clear_stale(path);
+    if (rc < 0)
+        return rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -errno;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    /* Bind under a tight umask so the file never exists with a wider mode
+     * than we choose, then open it up to 0666: reads are for everyone and
+     * the peer credentials guard the changes. The daemon is single-threaded,
+     * so the umask switch races with nothing. */
+    mode_t old = umask(0177);
+    rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    int e = errno;
+    umask(old);
+    if (rc < 0) {
+        close(fd);
+        return -e;
+    }
+    if (chmod(path, 0666) < 0) {
+        e = errno;
+        close(fd);
+        unlink(path);
+        return -e;
+    }
+    *out = fd;
+    return 0;
+}
+
+int control_start(uv_loop_t *loop, const control_options *opts, const control_provider *prov,
+                  control_server **out)
+{
+    int fd = opts->inherited_fd;
+    bool bound = false;
+    if (fd < 0) {
+        if (!opts->path)
+            return -EINVAL;
+        int rc = bind_socket(opts->path, &fd);
+        if (rc == -EADDRINUSE) {
+            log_error(MOD, "another loopholed is already serving %s", opts->path);
+            return rc;
+        }
+        if (rc == -EEXIST) {
+            log_error(MOD, "%s exists and is not a socket: not touching it", opts->path);
+            return rc;
+        }
+        if (rc < 0) {
+            log_error(MOD, "cannot bind %s: %s", opts->path, strerror(-rc));
+            return rc;
+        }
+        bound = true;
+    }
+
+    control_server *s = xcalloc(1, sizeof(*s));
+    s->loop = loop;
+    s->prov = *prov;
+    s->max_clients = opts->max_clients ? opts->max_clients : DEFAULT_MAX_CLIENTS;
+    s->idle_ms = opts->idle_timeout_ms ? opts->idle_timeout_ms : DEFAULT_IDLE_MS;
+    s->admin_group = xstrdup(opts->admin_group ? opts->admin_group : "sudo");
+    s->path = bound ? xstrdup(opts->path) : NULL;
+
+    /* Resolved once: a group that does not exist means root only. */
+    char gbuf[4096];
+    struct group gr, *gres = NULL;
+    if (getgrnam_r(s->admin_group, &gr, gbuf, sizeof(gbuf), &gres) == 0 && gres) {
+        s->admin_gid = gres->gr_gid;
+        s->have_admin_gid = true;
+    } else {
+        log_info(MOD, "admin group \"%s\" does not exist: only root may change the resolver",
+                 s->admin_group);
+    }
+
+    uv_pipe_init(loop, &s->listener, 0);
+    s->listener.data = s;
+    int rc = uv_pipe_open(&s->listener, fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+    if (rc < 0) {
+        log_error(MOD, "cannot listen on the control socket: %s", uv_strerror(rc));
+        /* uv_close closes the fd (also an inherited one that failed: it is
+         * useless to us now). The server is freed in the close callback. */
+        s->closing = true;
+        if (bound) {
+            unlink(s->path);
+            free(s->path);
+            s->path = NULL;
+        }
+        control_close(s, NULL, NULL);
+        return rc;
+    }
+    if (bound)
+        log_info(MOD, "control API on %s", opts->path);
+    else
+        log_info(MOD, "control API on an inherited socket (fd %d)", fd);
+    *out = s;
+    return 0;
+}
+
+/* ---- events ---- */
+
+void control_publish(control_server *s, const char *type, const char *container_json)
+{
+    if (!s || s->closing)
+        return;
+    buf line = {0};
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_string(g, (const unsigned char *)type, strlen(type));
+    const unsigned char *t;
+    size_t tlen;
+    yajl_gen_get_buf(g, &t, &tlen);
+    buf_appendf(&line, "{\"type\":%.*s,\"container\":", (int)tlen, (const char *)t);
+    yajl_gen_free(g);
+    size_t start = line.len;
+    buf_append(&line, container_json, strlen(container_json));
+    /* One object per line: a pretty-printed object's newlines become spaces
+     * (inside JSON strings they are always escaped, so this is safe). */
+    for (size_t i = start; i < line.len; i++)
+        if (line.data[i] == '\n' || line.data[i] == '\r')
+            line.data[i] = ' ';
+    buf_append(&line, "}\n", 2);
+
+    client *next;
+    for (client *c = s->head; c; c = next) {
+        next = c->next;
+        if (c->state != ST_EVENTS)
+            continue;
+        /* A watcher that stopped reading is dropped rather than buffered
+         * without bound. */
+        if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > CONTROL_MAX_EVENT_QUEUE) {
+            log_warn(MOD, "dropping an events client that does not read");
+            client_close(c);
+            continue;
+        }
+        client_write(c, line.data, line.len);
+    }
+    buf_free(&line);
+}
+
+/* ---- shutdown ---- */
+
+static void server_maybe_finish(control_server *s)
+{
+    if (!s->closing || !s->listener_closed || s->closing_clients > 0 || s->head)
+        return;
+    void (*cb)(void *) = s->close_cb;
+    void *arg = s->close_arg;
+    free(s->admin_group);
+    free(s->path);
+    free(s);
+    if (cb)
+        cb(arg);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    control_server *s = h->data;
+    s->listener_closed = true;
+    server_maybe_finish(s);
+}
+
+void control_close(control_server *s, void (*cb)(void *arg), void *arg)
+{
+    if (!s)
+        return;
+    s->closing = true;
+    s->close_cb = cb;
+    s->close_arg = arg;
+    if (s->path) {
+        unlink(s->path);
+        free(s->path);
+        s->path = NULL;
+    }
+    while (s->head)
+        client_close(s->head);
+    if (!uv_is_closing((uv_handle_t *)&s->listener))
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+}
