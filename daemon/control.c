@@ -315,7 +315,7 @@ static int decode_key(const char *in, size_t n, char *out, size_t cap)
     for (size_t i = 0; i < n; i++) {
         char ch = in[i];
         if (ch == '%') {
-            if (i + 2 >= n + 0 && i + 2 > n - 1)
+            if (i + 2 >= n)
                 return -EINVAL;
             int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
             if (hi < 0 || lo < 0)
@@ -416,7 +416,7 @@ static void dispatch(client *c)
             respond_error(c, 405, "Allow: GET\r\n", "this path only answers GET");
             return;
         }
-        bool status = path[4] == 's';
+        bool status = strcmp(path, "/v1/status") == 0;
         if (!(status ? s->prov.status : s->prov.containers)) {
             respond_error(c, 500, NULL, "the daemon has no data for this path");
             return;
@@ -497,6 +497,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
 
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
+    (void)at;
     /* + 4 for ": " and CRLF, an estimate that errs towards the limit. */
     return count_header(p->data, len + 4) ? 0 : 1;
 }
@@ -582,10 +583,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     if (nread == 0)
         return;
     if (nread < 0) {
-        if (c->state == ST_READING && nread == UV_EOF && c->headers_done == false &&
-            c->raw_bytes > 0) {
-            /* Half a request and then EOF: nothing useful can be answered. */
-        }
+        /* EOF or an error; half a request cannot be answered usefully. */
         client_close(c);
         return;
     }

@@ -31,7 +31,28 @@ typedef struct proxy_stats {
     uint64_t conns_active; /* UDP: live sessions */
     uint64_t bytes_in;     /* client -> container */
     uint64_t bytes_out;    /* container -> client */
+    uint64_t accept_pauses; /* TCP: times accepting paused on EMFILE/ENFILE */
+    uint64_t dropped;       /* UDP: datagrams dropped (session cap, send failures) */
 } proxy_stats;
+
+/* Classification of a TCP connection by its first bytes. Bytes are forwarded
+ * while classification is pending (a detector never delays traffic); once a
+ * connection is PLAIN it may switch to splice, KAFKA stays on read/write. */
+enum proxy_class { PROXY_CLASS_NEED_MORE = 0, PROXY_CLASS_PLAIN = 1, PROXY_CLASS_KAFKA = 2 };
+
+struct proxy_classifier {
+    void *arg;
+    /* Called with each chunk of client bytes, in order, until it returns
+     * something other than PROXY_CLASS_NEED_MORE. *state is a per-connection
+     * slot (NULL at first) for the classifier's own use. Connections still
+     * undecided after 64 KiB of client bytes become PLAIN. */
+    int (*client_bytes)(void *arg, void **state, const char *data, size_t len);
+    /* Same for server bytes (server-first protocols); NULL: server bytes do
+     * not decide anything. */
+    int (*server_bytes)(void *arg, void **state, const char *data, size_t len);
+    /* Releases *state when the connection ends (may be NULL). */
+    void (*free_state)(void *arg, void *state);
+};
 
 typedef struct proxy_options {
     unsigned dial_timeout_ms;  /* default 5000 */
@@ -66,7 +87,12 @@ void proxy_get_stats(const proxy_listener *l, proxy_stats *st);
  * assert the memory bound with it). */
 size_t proxy_buffered(const proxy_listener *l);
 
+/* The address actually bound (useful after binding port 0). */
+int proxy_local_addr(const proxy_listener *l, struct sockaddr_storage *out);
+
 /* Process-wide: connections currently in splice mode (tests, status). */
 uint64_t proxy_spliced_connections(void);
+/* Process-wide: connections ever switched to splice. */
+uint64_t proxy_spliced_total(void);
 
 #endif

@@ -331,11 +331,15 @@ in_pool() {
     [ "$a" -ge "$(ip_to_int "${LH_POOL%-*}")" ] && [ "$a" -le "$(ip_to_int "${LH_POOL#*-}")" ]
 }
 
-# A port free for both UDP and TCP on every address.
+# A port free for both UDP and TCP on every address, below the ephemeral
+# range, where Docker's random host ports come from (a daemon restarted on the
+# same port must find it still free).
 free_port() {
-    local p _
+    local p _ low
+    low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+    [ "${low:-0}" -gt 12000 ] 2>/dev/null || low=32768
     for _ in $(seq 1 100); do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % (low - 10000)))
         if [ -z "$(ss -Hlnut "( sport = :$p )" 2>/dev/null)" ]; then
             echo "$p"
             return 0

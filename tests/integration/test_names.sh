@@ -60,9 +60,17 @@ wait_for resolves_to "x.y-$RUN_ID.$D" "$extra" ||
 expect_nxdomain "lh-noports-$RUN_ID.$D" 2
 expect_nxdomain "lh-disabled-$RUN_ID.$D" 2
 
-# Unknown names are NXDOMAIN, other types of a known name NOERROR and empty.
+# Unknown names are NXDOMAIN, other types of a known name NOERROR and empty,
+# names outside the zone REFUSED.
 assert_eq NXDOMAIN "$(rcode "nothing-$RUN_ID.$D")" "unknown name"
 assert_eq NOERROR "$(rcode "lh-plain-$RUN_ID.$D" AAAA)" "AAAA of a known name"
+assert_eq "" "$(dig +short +time=1 +tries=1 @"$LH_DNS_IP" -p "$LH_DNS_PORT" "lh-plain-$RUN_ID.$D" AAAA)" "AAAA answer"
+assert_eq REFUSED "$(rcode example.com)" "name outside the zone"
+# The same over TCP, and the reverse name of an allocated address.
+got=$(dig +tcp +short +time=2 +tries=1 @"$LH_DNS_IP" -p "$LH_DNS_PORT" "lh-test-mypg-$RUN_ID.$D" A)
+assert_eq "$pg" "$got" "A over TCP"
+got=$(dig +short +time=1 +tries=1 @"$LH_DNS_IP" -p "$LH_DNS_PORT" -x "$pg")
+assert_eq "lh-test-mypg-$RUN_ID.$D." "$got" "PTR of $pg"
 
 # A stopped container turns NXDOMAIN; the others stay.
 docker stop -t 1 "lh-plain-$RUN_ID" >/dev/null || fail "docker stop failed"

@@ -1,0 +1,122 @@
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+#include "client.h"
+
+#define REQUEST_TIMEOUT_MS 10000
+
+const char *cli_default_socket(void)
+{
+#ifdef __APPLE__
+    return "/var/run/loophole.sock";
+#else
+    return "/run/loophole.sock";
+#endif
+}
+
+const char *cli_start_hint(void)
+{
+#ifdef __APPLE__
+    return "sudo brew services start loophole";
+#else
+    return "sudo systemctl start loophole";
+#endif
+}
+
+void cli_conn_message(int err, const char *sock, char *out, size_t cap)
+{
+    switch (err) {
+    case -ENOENT:
+    case -ECONNREFUSED:
+        snprintf(out, cap, "the daemon is not running (start it with: %s)", cli_start_hint());
+        break;
+    case -EACCES:
+    case -EPERM:
+        snprintf(out, cap, "cannot connect to %s: permission denied", sock);
+        break;
+    case -ETIMEDOUT:
+        snprintf(out, cap, "the daemon did not answer within %d seconds",
+                 REQUEST_TIMEOUT_MS / 1000);
+        break;
+    case -EPROTO:
+    case -ECONNRESET:
+    case -EPIPE:
+        snprintf(out, cap, "%s did not answer like a loophole daemon", sock);
+        break;
+    case -ENAMETOOLONG:
+        snprintf(out, cap, "the socket path %s is too long", sock);
+        break;
+    default:
+        snprintf(out, cap, "cannot talk to the daemon at %s: %s", sock, strerror(-err));
+    }
+}
+
+/* The "error" string of a {"error": "..."} body, copied into dst; "" when absent. */
+static void error_text(const char *body, char *dst, size_t cap)
+{
+    dst[0] = '\0';
+    if (!body || !body[0])
+        return;
+    yajl_val root = yajl_tree_parse(body, NULL, 0);
+    const char *path[] = {"error", NULL};
+    yajl_val v = root ? yajl_tree_get(root, path, yajl_t_string) : NULL;
+    if (v)
+        strlcpy_(dst, YAJL_GET_STRING(v), cap);
+    yajl_tree_free(root);
+}
+
+void cli_error_message(int status, const char *body, const char *command, char *out, size_t cap)
+{
+    char err[512];
+    error_text(body, err, sizeof(err));
+    bool resolver = command && strncmp(command, "resolve-", 8) == 0;
+    switch (status) {
+    case 403:
+        if (resolver)
+            snprintf(out, cap, "changing the resolver needs root: run sudo loophole %s", command);
+        else
+            snprintf(out, cap, "permission denied%s%s", err[0] ? ": " : "", err);
+        break;
+    case 404:
+    case 409:
+        snprintf(out, cap, "%s", err[0] ? err : (status == 404 ? "not found" : "conflict"));
+        break;
+    case 400:
+    case 405:
+    case 413:
+    case 431:
+        /* Our own requests are well-formed: a different daemon version. */
+        snprintf(out, cap, "the daemon rejected the request (HTTP %d%s%s); is it another version?",
+                 status, err[0] ? ": " : "", err);
+        break;
+    case 500:
+        snprintf(out, cap, "the daemon failed: %s", err[0] ? err : "internal error");
+        break;
+    default:
+        snprintf(out, cap, "unexpected answer from the daemon (HTTP %d%s%s)", status,
+                 err[0] ? ": " : "", err);
+    }
+}
+
+int cli_call(const cli_ctx *ctx, const char *method, const char *target, const char *command,
+             httpc_response *resp)
+{
+    char msg[1024];
+    int rc = httpc_request(ctx->sock, method, target, REQUEST_TIMEOUT_MS, resp);
+    if (rc < 0) {
+        cli_conn_message(rc, ctx->sock, msg, sizeof(msg));
+        fprintf(stderr, "loophole: %s\n", msg);
+        httpc_response_free(resp);
+        return CLI_FAIL;
+    }
+    if (resp->status < 200 || resp->status > 299) {
+        cli_error_message(resp->status, resp->body.data, command, msg, sizeof(msg));
+        fprintf(stderr, "loophole: %s\n", msg);
+        httpc_response_free(resp);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}

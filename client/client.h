@@ -1,0 +1,40 @@
+/* Shared by the loophole subcommands: the connection to the daemon and the
+ * mapping of failures to one-line messages. */
+#ifndef LOOPHOLE_CLIENT_H
+#define LOOPHOLE_CLIENT_H
+
+#include <stddef.h>
+
+#include "http.h"
+
+/* Exit statuses (documented in loophole(1)). */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+typedef struct cli_ctx {
+    const char *sock; /* control socket path */
+} cli_ctx;
+
+/* /run/loophole.sock on Linux, /var/run/loophole.sock on macOS. */
+const char *cli_default_socket(void);
+/* The command that starts the daemon on this platform. */
+const char *cli_start_hint(void);
+
+/* One line (no "loophole: " prefix, no newline) for a failure to talk to the
+ * daemon at all (err is a -errno from httpc_*). */
+void cli_conn_message(int err, const char *sock, char *out, size_t cap);
+/* One line for a non-2xx answer: status and the {"error": ...} body.
+ * command names the subcommand, for advice such as "run sudo loophole ...". */
+void cli_error_message(int status, const char *body, const char *command, char *out, size_t cap);
+
+/* Does one request; on any failure prints "loophole: <message>" to stderr
+ * and returns CLI_FAIL, else CLI_OK with the 2xx answer in resp. */
+int cli_call(const cli_ctx *ctx, const char *method, const char *target, const char *command,
+             httpc_response *resp);
+
+int cmd_ls(const cli_ctx *ctx, int argc, char **argv);
+int cmd_status(const cli_ctx *ctx, int argc, char **argv);
+int cmd_resolve_install(const cli_ctx *ctx, int argc, char **argv);
+int cmd_resolve_uninstall(const cli_ctx *ctx, int argc, char **argv);
+int cmd_doctor(const cli_ctx *ctx, int argc, char **argv);
+
+#endif

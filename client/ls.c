@@ -1,0 +1,363 @@
+#include "ls.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yajl/yajl_tree.h>
+
+#include "client.h"
+#include "output.h"
+
+static char *str_or_null(yajl_val obj, const char *key)
+{
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(obj, path, yajl_t_string);
+    return v ? xstrdup(YAJL_GET_STRING(v)) : NULL;
+}
+
+static long int_or(yajl_val obj, const char *key, long dflt)
+{
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(obj, path, yajl_t_number);
+    return v && YAJL_IS_INTEGER(v) ? (long)YAJL_GET_INTEGER(v) : dflt;
+}
+
+static void parse_entry(yajl_val o, ls_entry *e)
+{
+    e->name = str_or_null(o, "name");
+    e->ip = str_or_null(o, "ip");
+    e->container = str_or_null(o, "container");
+    e->id = str_or_null(o, "id");
+    e->skipped = str_or_null(o, "skipped");
+
+    const char *cpath[] = {"conflicts", NULL};
+    yajl_val cs = yajl_tree_get(o, cpath, yajl_t_array);
+    if (cs && YAJL_GET_ARRAY(cs)->len > 0) {
+        size_t n = YAJL_GET_ARRAY(cs)->len;
+        e->conflicts = xcalloc(n, sizeof(char *));
+        for (size_t i = 0; i < n; i++) {
+            yajl_val s = YAJL_GET_ARRAY(cs)->values[i];
+            if (YAJL_IS_STRING(s))
+                e->conflicts[e->nconflicts++] = xstrdup(YAJL_GET_STRING(s));
+        }
+    }
+
+    const char *ppath[] = {"ports", NULL};
+    yajl_val ps = yajl_tree_get(o, ppath, yajl_t_array);
+    if (ps && YAJL_GET_ARRAY(ps)->len > 0) {
+        size_t n = YAJL_GET_ARRAY(ps)->len;
+        e->ports = xcalloc(n, sizeof(ls_port));
+        for (size_t i = 0; i < n; i++) {
+            yajl_val p = YAJL_GET_ARRAY(ps)->values[i];
+            if (!YAJL_IS_OBJECT(p))
+                continue;
+            ls_port *lp = &e->ports[e->nports++];
+            lp->port = int_or(p, "port", 0);
+            lp->host_port = int_or(p, "host_port", -1);
+            char *s = str_or_null(p, "proto");
+            strlcpy_(lp->proto, s ? s : "tcp", sizeof(lp->proto));
+            free(s);
+            s = str_or_null(p, "mode");
+            strlcpy_(lp->mode, s ? s : "proxy", sizeof(lp->mode));
+            free(s);
+            const char *kpath[] = {"kafka", NULL};
+            lp->kafka = YAJL_IS_TRUE(yajl_tree_get(p, kpath, yajl_t_any));
+        }
+    }
+}
+
+int ls_parse(const char *json, size_t len, ls_list *out, char *err, size_t errlen)
+{
+    out->v = NULL;
+    out->n = 0;
+    /* yajl_tree_parse wants a NUL-terminated string. */
+    char *copy = xstrndup(json, len);
+    char perr[256] = "";
+    yajl_val root = yajl_tree_parse(copy, perr, sizeof(perr));
+    free(copy);
+    if (!root || !YAJL_IS_ARRAY(root)) {
+        snprintf(err, errlen, "the daemon's container list is not a JSON array%s%s",
+                 perr[0] ? ": " : "", perr);
+        yajl_tree_free(root);
+        return -EINVAL;
+    }
+    size_t n = YAJL_GET_ARRAY(root)->len;
+    out->v = xcalloc(n, sizeof(ls_entry));
+    for (size_t i = 0; i < n; i++) {
+        yajl_val o = YAJL_GET_ARRAY(root)->values[i];
+        if (YAJL_IS_OBJECT(o))
+            parse_entry(o, &out->v[out->n++]);
+    }
+    yajl_tree_free(root);
+    return 0;
+}
+
+static int cmp_str(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a ? -1 : b ? 1 : 0; /* NULL sorts last */
+    return strcmp(a, b);
+}
+
+static int cmp_entry(const void *pa, const void *pb)
+{
+    const ls_entry *a = pa, *b = pb;
+    int c = cmp_str(a->name, b->name);
+    if (c == 0)
+        c = cmp_str(a->container, b->container);
+    if (c == 0)
+        c = cmp_str(a->id, b->id);
+    return c;
+}
+
+void ls_sort(ls_list *l)
+{
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof(ls_entry), cmp_entry);
+}
+
+void ls_list_free(ls_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        ls_entry *e = &l->v[i];
+        free(e->name);
+        free(e->ip);
+        free(e->container);
+        free(e->id);
+        free(e->skipped);
+        for (size_t j = 0; j < e->nconflicts; j++)
+            free(e->conflicts[j]);
+        free(e->conflicts);
+        free(e->ports);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static bool port_served(const ls_port *p)
+{
+    return strcmp(p->mode, "proxy") == 0 || strcmp(p->mode, "shared") == 0;
+}
+
+void ls_format_port(const ls_port *p, char *dst, size_t cap)
+{
+    char port[32];
+    if (strcmp(p->proto, "tcp") == 0)
+        snprintf(port, sizeof(port), "%ld", p->port);
+    else
+        snprintf(port, sizeof(port), "%ld/%s", p->port, p->proto);
+    if (strcmp(p->mode, "shared") == 0)
+        snprintf(dst, cap, "%s (shared)", port);
+    else if (strcmp(p->mode, "proxy") == 0 && p->host_port >= 0)
+        snprintf(dst, cap, "%s\xe2\x86\x92%ld%s", port, p->host_port, p->kafka ? " (kafka)" : "");
+    else
+        snprintf(dst, cap, "%s (not published)", port);
+}
+
+bool ls_visible(const ls_entry *e)
+{
+    if (e->skipped)
+        return false;
+    for (size_t i = 0; i < e->nports; i++)
+        if (port_served(&e->ports[i]))
+            return true;
+    return false;
+}
+
+/* Why a row is special, or NULL. */
+static const char *entry_note(const ls_entry *e)
+{
+    if (e->skipped)
+        return e->skipped;
+    if (!ls_visible(e))
+        return "no published ports";
+    if (!e->ip)
+        return "no address: the pool is exhausted";
+    return NULL;
+}
+
+void ls_format(const ls_list *l, bool all, bool color, buf *out)
+{
+    static const char *const headers[] = {"DNS NAME", "IP", "PORTS", "CONTAINER", "NOTE"};
+    bool any_note = false;
+    size_t shown = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (!all && !ls_visible(&l->v[i]))
+            continue;
+        shown++;
+        if (entry_note(&l->v[i]))
+            any_note = true;
+    }
+    if (shown == 0) {
+        if (all || l->n == 0)
+            buf_appendf(out, "no containers\n");
+        else
+            buf_appendf(out, "no containers with published ports (loophole ls -a shows all %zu)\n",
+                        l->n);
+        return;
+    }
+
+    out_table t;
+    out_table_init(&t, any_note ? 5 : 4, headers);
+    buf foot = {0};
+    for (size_t i = 0; i < l->n; i++) {
+        const ls_entry *e = &l->v[i];
+        if (!all && !ls_visible(e))
+            continue;
+        char name[300];
+        snprintf(name, sizeof(name), "%s%s", e->name ? e->name : "-", e->nconflicts ? " !" : "");
+        buf ports = {0};
+        for (size_t j = 0; j < e->nports; j++) {
+            if (!all && !port_served(&e->ports[j]))
+                continue;
+            char p[64];
+            ls_format_port(&e->ports[j], p, sizeof(p));
+            buf_appendf(&ports, "%s%s", ports.len ? ", " : "", p);
+        }
+        const char *note = entry_note(e);
+        const char *texts[] = {name, e->ip ? e->ip : "-", ports.len ? ports.data : "-",
+                               e->container ? e->container : "-", note};
+        const char *styles[] = {e->nconflicts ? OUT_YELLOW : NULL, e->ip ? NULL : OUT_RED, NULL,
+                                NULL, OUT_DIM};
+        out_table_add(&t, texts, styles);
+        buf_free(&ports);
+        if (e->nconflicts) {
+            buf_appendf(&foot, "! %s also wanted ", e->container ? e->container : "-");
+            for (size_t j = 0; j < e->nconflicts; j++)
+                buf_appendf(&foot, "%s%s", j ? ", " : "", e->conflicts[j]);
+            buf_appendf(&foot, ", held by another container\n");
+        }
+    }
+    out_table_render(&t, color, out);
+    out_table_free(&t);
+    if (foot.len) {
+        buf_append(out, "\n", 1);
+        if (color)
+            buf_appendf(out, "%s%s%s", OUT_YELLOW, foot.data, OUT_RESET);
+        else
+            buf_append(out, foot.data, foot.len);
+    }
+    buf_free(&foot);
+}
+
+/* ---- the command ---- */
+
+typedef struct ls_opts {
+    bool all;
+    bool json;
+    bool watch;
+} ls_opts;
+
+static int ls_print(const cli_ctx *ctx, const ls_opts *o, bool clear)
+{
+    httpc_response r;
+    int rc = cli_call(ctx, "GET", "/v1/containers", "ls", &r);
+    if (rc != CLI_OK)
+        return rc;
+    buf out = {0};
+    char err[512];
+    if (o->json) {
+        if (out_json_pretty(r.body.data ? r.body.data : "", r.body.len, &out) < 0) {
+            fprintf(stderr, "loophole: the daemon answered something that is not JSON\n");
+            rc = CLI_FAIL;
+        }
+    } else {
+        ls_list l;
+        if (ls_parse(r.body.data ? r.body.data : "", r.body.len, &l, err, sizeof(err)) < 0) {
+            fprintf(stderr, "loophole: %s\n", err);
+            rc = CLI_FAIL;
+        } else {
+            ls_sort(&l);
+            ls_format(&l, o->all, out_use_color(STDOUT_FILENO), &out);
+            ls_list_free(&l);
+        }
+    }
+    if (rc == CLI_OK) {
+        if (clear)
+            fputs("\033[H\033[2J", stdout);
+        fwrite(out.data, 1, out.len, stdout);
+        fflush(stdout);
+    }
+    buf_free(&out);
+    httpc_response_free(&r);
+    return rc;
+}
+
+typedef struct watch_state {
+    const cli_ctx *ctx;
+    const ls_opts *o;
+    bool tty;
+} watch_state;
+
+static int on_event(void *ud, const char *line, size_t len)
+{
+    watch_state *w = ud;
+    if (w->o->json) {
+        /* Scripts get the event lines themselves (the /v1/events format). */
+        fwrite(line, 1, len, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
+        return 0;
+    }
+    /* A registry change: draw the whole list again from the daemon (the
+     * event alone could miss changes made before the stream opened). */
+    if (!w->tty)
+        fputs("\n", stdout);
+    return ls_print(w->ctx, w->o, w->tty) == CLI_OK ? 0 : CLI_FAIL;
+}
+
+static int ls_watch(const cli_ctx *ctx, const ls_opts *o)
+{
+    watch_state w = {ctx, o, isatty(STDOUT_FILENO) == 1};
+    int rc;
+    if (!o->json) {
+        rc = ls_print(ctx, o, w.tty);
+        if (rc != CLI_OK)
+            return rc;
+    }
+    httpc_response r;
+    rc = httpc_stream_lines(ctx->sock, "/v1/events", on_event, &w, &r);
+    char msg[1024];
+    if (rc < 0) {
+        cli_conn_message(rc, ctx->sock, msg, sizeof(msg));
+        fprintf(stderr, "loophole: %s\n", msg);
+        rc = CLI_FAIL;
+    } else if (rc == 0 && r.status != 200) {
+        cli_error_message(r.status, r.body.data, "ls", msg, sizeof(msg));
+        fprintf(stderr, "loophole: %s\n", msg);
+        rc = CLI_FAIL;
+    } else if (rc == 0) {
+        fprintf(stderr, "loophole: the daemon closed the event stream (did it stop?)\n");
+        rc = CLI_FAIL;
+    }
+    httpc_response_free(&r);
+    return rc;
+}
+
+int cmd_ls(const cli_ctx *ctx, int argc, char **argv)
+{
+    ls_opts o = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-a") == 0 || strcmp(a, "--all") == 0)
+            o.all = true;
+        else if (strcmp(a, "--json") == 0)
+            o.json = true;
+        else if (strcmp(a, "-w") == 0 || strcmp(a, "--watch") == 0)
+            o.watch = true;
+        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            printf("usage: loophole ls [-a] [--json] [--watch]\n");
+            return CLI_OK;
+        } else {
+            fprintf(stderr, "loophole: ls: unknown option \"%s\" (usage: loophole ls [-a] "
+                            "[--json] [--watch])\n",
+                    a);
+            return CLI_USAGE;
+        }
+    }
+    return o.watch ? ls_watch(ctx, &o) : ls_print(ctx, &o, false);
+}
