@@ -3,11 +3,13 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "util.h"
 
 #ifndef LOOPHOLE_SBINDIR
@@ -16,11 +18,11 @@
 
 typedef struct command {
     const char *name;
-    int (*fn)(int argc, char **argv);
+    int (*fn)(const cli_ctx *ctx, int argc, char **argv);
     const char *help;
 } command;
 
-static int cmd_help(int argc, char **argv);
+static int cmd_help(const cli_ctx *ctx, int argc, char **argv);
 
 /* The daemon binary: beside this one (a build tree, or bin/ and sbin/ both
  * on PATH-less installs), then the configured sbin directory. */
@@ -45,8 +47,9 @@ static int find_daemon(char *out, size_t cap)
     return access(out, X_OK) == 0 ? 0 : -ENOENT;
 }
 
-static int cmd_serve(int argc, char **argv)
+static int cmd_serve(const cli_ctx *ctx, int argc, char **argv)
 {
+    (void)ctx;
     char path[PATH_MAX];
     if (find_daemon(path, sizeof(path)) < 0) {
         fprintf(stderr, "loophole: cannot find loopholed (looked beside loophole and in %s)\n",
@@ -64,8 +67,9 @@ static int cmd_serve(int argc, char **argv)
     return 1;
 }
 
-static int cmd_version(int argc, char **argv)
+static int cmd_version(const cli_ctx *ctx, int argc, char **argv)
 {
+    (void)ctx;
     (void)argc;
     (void)argv;
     printf("loophole %s\n", LOOPHOLE_VERSION);
@@ -73,36 +77,65 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const command commands[] = {
+    {"ls", cmd_ls, "list containers, their names, addresses and ports [-a] [--json] [--watch]"},
+    {"status", cmd_status, "show the daemon's state and any problems [--json]"},
+    {"doctor", cmd_doctor, "check every link from a name to a container, with fixes"},
+    {"resolve-install", cmd_resolve_install, "install the system resolver entry (root)"},
+    {"resolve-uninstall", cmd_resolve_uninstall, "remove the system resolver entry (root)"},
     {"serve", cmd_serve, "run the daemon in the foreground (as root: sudo loophole serve)"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "show this help"},
 };
 
-static int cmd_help(int argc, char **argv)
+static int cmd_help(const cli_ctx *ctx, int argc, char **argv)
 {
+    (void)ctx;
     (void)argc;
     (void)argv;
-    printf("usage: loophole <command> [options]\n\n"
+    printf("usage: loophole [--socket PATH] <command> [options]\n\n"
            "Every Docker container that publishes ports gets its own loopback address\n"
            "and a DNS name under loop.test. Commands:\n\n");
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        printf("  %-10s %s\n", commands[i].name, commands[i].help);
-    printf("\nSee loophole(1).\n");
+        printf("  %-18s %s\n", commands[i].name, commands[i].help);
+    printf("\nThe daemon's control socket: --socket PATH, else $LOOPHOLE_SOCKET, else %s.\n"
+           "See loophole(1).\n",
+           cli_default_socket());
     return 0;
 }
 
 int cli_main(int argc, char **argv)
 {
-    if (argc < 2)
-        return cmd_help(0, NULL);
-    const char *name = argv[1];
+    /* A daemon that goes away mid-answer must give an error, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    cli_ctx ctx = {.sock = getenv("LOOPHOLE_SOCKET")};
+    if (!ctx.sock || !ctx.sock[0])
+        ctx.sock = cli_default_socket();
+    int i = 1;
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--socket") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "loophole: --socket needs a path\n");
+                return CLI_USAGE;
+            }
+            ctx.sock = argv[i + 1];
+            i += 2;
+        } else if (strncmp(argv[i], "--socket=", 9) == 0) {
+            ctx.sock = argv[i] + 9;
+            i++;
+        } else {
+            break;
+        }
+    }
+    if (i >= argc)
+        return cmd_help(&ctx, 0, NULL);
+    const char *name = argv[i];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
         name = "help";
     if (strcmp(name, "--version") == 0)
         name = "version";
-    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        if (strcmp(commands[i].name, name) == 0)
-            return commands[i].fn(argc - 1, argv + 1);
+    for (size_t c = 0; c < ARRAY_SIZE(commands); c++)
+        if (strcmp(commands[c].name, name) == 0)
+            return commands[c].fn(&ctx, argc - i, argv + i);
     fprintf(stderr, "loophole: unknown command \"%s\" (see loophole help)\n", name);
-    return 2;
+    return CLI_USAGE;
 }

@@ -3,6 +3,7 @@
 #ifndef LOOPHOLE_CLIENT_H
 #define LOOPHOLE_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "http.h"
@@ -30,6 +31,10 @@ void cli_error_message(int status, const char *body, const char *command, char *
  * and returns CLI_FAIL, else CLI_OK with the 2xx answer in resp. */
 int cli_call(const cli_ctx *ctx, const char *method, const char *target, const char *command,
              httpc_response *resp);
+
+/* Formats a /v1/status object as aligned "key: value" lines (pure).
+ * Returns 0 or -EINVAL when json is not an object. */
+int status_format(const char *json, size_t len, bool color, buf *out);
 
 int cmd_ls(const cli_ctx *ctx, int argc, char **argv);
 int cmd_status(const cli_ctx *ctx, int argc, char **argv);

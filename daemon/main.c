@@ -190,7 +190,8 @@ static void on_docker_connected(void *ud, const char *endpoint, const char *api)
 static void on_docker_disconnected(void *ud, const char *reason)
 {
     (void)ud;
-    log_warn("docker", "engine unreachable: %s; retrying with backoff", reason);
+    /* docker.c has logged the outage already; this is for the debug trail. */
+    log_debug("docker", "engine unreachable: %s", reason);
 }
 
 static void on_docker_sync(void *ud, container **cs, size_t n)

@@ -53,6 +53,7 @@ struct proxy_classifier {
     /* Releases *state when the connection ends (may be NULL). */
     void (*free_state)(void *arg, void *state);
 };
+typedef struct proxy_classifier proxy_classifier;
 
 typedef struct proxy_options {
     unsigned dial_timeout_ms;  /* default 5000 */

@@ -10,7 +10,7 @@ need_tool getent
 
 LH_DNS_IP=127.0.0.250
 LH_DNS_PORT=53
-if [ -n "$(ss -Hlnu '( sport = :53 )' | awk '{print $4}' | grep -E '^(0\.0\.0\.0|\*|127\.0\.0\.250|\[::\]):53$')" ]; then
+if ss -Hlnu '( sport = :53 )' | awk '{print $4}' | grep -Eq '^(0\.0\.0\.0|\*|127\.0\.0\.250|\[::\]):53$'; then
     skip "port 53 on $LH_DNS_IP is already taken: $(ss -Hlnup '( sport = :53 )' | tr '\n' ' ')"
 fi
 

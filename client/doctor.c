@@ -1,0 +1,375 @@
+/* loophole doctor: a series of checks, each a pass/fail line with a fix.
+ * Later checks use the daemon's status and container list, so when the
+ * daemon is unreachable the rest is skipped. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <yajl/yajl_tree.h>
+
+#include "client.h"
+#include "ls.h"
+#include "output.h"
+
+enum result { CHK_OK, CHK_WARN, CHK_FAIL, CHK_SKIP };
+
+typedef struct doctor {
+    bool color;
+    int failures;
+} doctor;
+
+static void report(doctor *d, enum result r, const char *what, const char *detail,
+                   const char *fix)
+{
+    static const char *const label[] = {"ok", "warn", "FAIL", "skip"};
+    static const char *const style[] = {OUT_GREEN, OUT_YELLOW, OUT_RED, OUT_DIM};
+    if (d->color)
+        printf("%s%-5s%s %s", style[r], label[r], OUT_RESET, what);
+    else
+        printf("%-5s %s", label[r], what);
+    if (detail && detail[0])
+        printf(": %s", detail);
+    printf("\n");
+    if (fix && fix[0] && (r == CHK_FAIL || r == CHK_WARN))
+        printf("      fix: %s\n", fix);
+    if (r == CHK_FAIL)
+        d->failures++;
+}
+
+/* Runs argv with stdout captured into out (stderr discarded), at most
+ * timeout_ms. Returns the exit status, 127 when it cannot be run, or -errno. */
+static int run_capture(char *const argv[], buf *out, int timeout_ms)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(p[0]);
+        close(p[1]);
+        return -e;
+    }
+    if (pid == 0) {
+        dup2(p[1], STDOUT_FILENO);
+        int dn = open("/dev/null", O_WRONLY);
+        if (dn >= 0)
+            dup2(dn, STDERR_FILENO);
+        close(p[0]);
+        close(p[1]);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    char chunk[4096];
+    for (;;) {
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        int pr = poll(&pfd, 1, timeout_ms);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            kill(pid, SIGKILL);
+            break;
+        }
+        ssize_t n = read(p[0], chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (out->len < 1024 * 1024)
+            buf_append(out, chunk, (size_t)n);
+    }
+    close(p[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+static const char *jstr(yajl_val root, const char *a, const char *b)
+{
+    const char *path[] = {a, b, NULL};
+    yajl_val v = root ? yajl_tree_get(root, path, yajl_t_string) : NULL;
+    return v ? YAJL_GET_STRING(v) : NULL;
+}
+
+static int jbool(yajl_val root, const char *a, const char *b)
+{
+    const char *path[] = {a, b, NULL};
+    yajl_val v = root ? yajl_tree_get(root, path, yajl_t_any) : NULL;
+    return v && YAJL_IS_TRUE(v) ? 1 : v && YAJL_IS_FALSE(v) ? 0 : -1;
+}
+
+static void check_system_resolver(doctor *d, const char *domain)
+{
+    char what[300];
+    snprintf(what, sizeof(what), "the system resolver routes %s", domain);
+    char needle[300];
+    buf out = {0};
+#ifdef __APPLE__
+    char *const argv[] = {"scutil", "--dns", NULL};
+    const char *tool = "scutil --dns";
+    snprintf(needle, sizeof(needle), ": %s\n", domain);
+    char fix[400];
+    snprintf(fix, sizeof(fix), "check /etc/resolver/%s (sudo loophole resolve-install)", domain);
+#else
+    char *const argv[] = {"resolvectl", "status", NULL};
+    const char *tool = "resolvectl status";
+    snprintf(needle, sizeof(needle), "~%s", domain);
+    const char *fix = "sudo loophole resolve-install, and make sure systemd-resolved runs "
+                      "(systemctl status systemd-resolved)";
+#endif
+    int rc = run_capture(argv, &out, 5000);
+    char detail[400];
+    if (rc == 127 || rc < 0) {
+        snprintf(detail, sizeof(detail), "%s is not available here", tool);
+        report(d, CHK_WARN, what, detail, fix);
+    } else if (rc != 0) {
+        snprintf(detail, sizeof(detail), "%s failed (exit status %d)", tool, rc);
+        report(d, CHK_WARN, what, detail, fix);
+    } else if (out.data && strstr(out.data, needle)) {
+        snprintf(detail, sizeof(detail), "listed by %s", tool);
+        report(d, CHK_OK, what, detail, NULL);
+    } else {
+        snprintf(detail, sizeof(detail), "%s does not list it", tool);
+        report(d, CHK_FAIL, what, detail, fix);
+    }
+    buf_free(&out);
+}
+
+static void check_getaddrinfo(doctor *d, const ls_list *l)
+{
+    const ls_entry *e = NULL;
+    for (size_t i = 0; i < l->n && !e; i++)
+        if (l->v[i].name && l->v[i].ip && ls_visible(&l->v[i]))
+            e = &l->v[i];
+    if (!e) {
+        report(d, CHK_SKIP, "a container name resolves", "no container with an address to try",
+               NULL);
+        return;
+    }
+    char what[400], detail[400];
+    snprintf(what, sizeof(what), "%s resolves through the system resolver", e->name);
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(e->name, NULL, &hints, &res);
+    if (rc != 0) {
+        snprintf(detail, sizeof(detail), "%s", gai_strerror(rc));
+        report(d, CHK_FAIL, what, detail, "fix the resolver checks above first");
+        return;
+    }
+    char got[INET_ADDRSTRLEN] = "";
+    bool match = false;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)a->ai_addr;
+        inet_ntop(AF_INET, &sin->sin_addr, got, sizeof(got));
+        if (strcmp(got, e->ip) == 0)
+            match = true;
+    }
+    freeaddrinfo(res);
+    if (match) {
+        snprintf(detail, sizeof(detail), "%s", e->ip);
+        report(d, CHK_OK, what, detail, NULL);
+    } else {
+        snprintf(detail, sizeof(detail), "got %s, expected %s", got, e->ip);
+        report(d, CHK_FAIL, what, detail,
+                 "another resolver answers for the domain: check the resolver entry");
+    }
+}
+
+#ifdef __APPLE__
+static void check_aliases(doctor *d, const ls_list *l)
+{
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) < 0) {
+        report(d, CHK_WARN, "loopback aliases present", strerror(errno), NULL);
+        return;
+    }
+    int missing = 0, total = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const char *ip = l->v[i].ip;
+        if (!ip || !ls_visible(&l->v[i]))
+            continue;
+        total++;
+        bool found = false;
+        for (struct ifaddrs *a = ifs; a && !found; a = a->ifa_next) {
+            if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET)
+                continue;
+            char s[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &((struct sockaddr_in *)a->ifa_addr)->sin_addr, s, sizeof(s));
+            found = strcmp(s, ip) == 0;
+        }
+        if (!found) {
+            char what[128];
+            snprintf(what, sizeof(what), "alias %s on lo0", ip);
+            report(d, CHK_FAIL, what, "missing", "restart the daemon: sudo brew services restart loophole");
+            missing++;
+        }
+    }
+    freeifaddrs(ifs);
+    if (!missing) {
+        char detail[64];
+        snprintf(detail, sizeof(detail), "%d", total);
+        report(d, total ? CHK_OK : CHK_SKIP, "loopback aliases present", detail, NULL);
+    }
+}
+#endif
+
+/* A non-blocking connect bounded by timeout_ms. Returns 0 or -errno. */
+static int try_connect(const char *ip, long port, int timeout_ms)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+        return -EINVAL;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -errno;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    int rc = 0;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if (errno != EINPROGRESS) {
+            rc = -errno;
+        } else {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            int pr = poll(&pfd, 1, timeout_ms);
+            if (pr == 0) {
+                rc = -ETIMEDOUT;
+            } else if (pr < 0) {
+                rc = -errno;
+            } else {
+                int err = 0;
+                socklen_t len = sizeof(err);
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                rc = -err;
+            }
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+static void check_listeners(doctor *d, const ls_list *l)
+{
+    int total = 0, bad = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const ls_entry *e = &l->v[i];
+        if (!e->ip || e->skipped)
+            continue;
+        for (size_t j = 0; j < e->nports; j++) {
+            const ls_port *p = &e->ports[j];
+            if (strcmp(p->mode, "proxy") != 0 || strcmp(p->proto, "tcp") != 0)
+                continue;
+            total++;
+            int rc = try_connect(e->ip, p->port, 2000);
+            if (rc < 0) {
+                char what[400];
+                snprintf(what, sizeof(what), "listener %s:%ld (%s)", e->ip, p->port,
+                         e->name ? e->name : e->container ? e->container : "?");
+                report(d, CHK_FAIL, what, strerror(-rc),
+                       "see the daemon's log; another program may hold the address");
+                bad++;
+            }
+        }
+    }
+    char detail[64];
+    snprintf(detail, sizeof(detail), "%d of %d TCP listeners", total - bad, total);
+    if (total == 0)
+        report(d, CHK_SKIP, "listeners accepting", "no proxied TCP ports", NULL);
+    else if (bad == 0)
+        report(d, CHK_OK, "listeners accepting", detail, NULL);
+}
+
+int cmd_doctor(const cli_ctx *ctx, int argc, char **argv)
+{
+    if (argc > 1) {
+        if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+            printf("usage: loophole doctor\n");
+            return CLI_OK;
+        }
+        fprintf(stderr, "loophole: doctor takes no arguments\n");
+        return CLI_USAGE;
+    }
+    doctor d = {.color = out_use_color(STDOUT_FILENO)};
+    char msg[1024];
+
+    httpc_response r;
+    int rc = httpc_request(ctx->sock, "GET", "/v1/status", 10000, &r);
+    if (rc < 0 || r.status != 200) {
+        if (rc < 0)
+            cli_conn_message(rc, ctx->sock, msg, sizeof(msg));
+        else
+            cli_error_message(r.status, r.body.data, "doctor", msg, sizeof(msg));
+        char fix[200];
+        snprintf(fix, sizeof(fix), "%s", cli_start_hint());
+        report(&d, CHK_FAIL, "daemon reachable", msg, fix);
+        httpc_response_free(&r);
+        printf("(the other checks need the daemon)\n");
+        return CLI_FAIL;
+    }
+    report(&d, CHK_OK, "daemon reachable", ctx->sock, NULL);
+    yajl_val st = yajl_tree_parse(r.body.data ? r.body.data : "", NULL, 0);
+    httpc_response_free(&r);
+
+    const char *endpoint = jstr(st, "docker", "endpoint");
+    if (jbool(st, "docker", "connected") == 1)
+        report(&d, CHK_OK, "Docker reachable", endpoint, NULL);
+    else
+        report(&d, CHK_FAIL, "Docker reachable", endpoint ? endpoint : "not connected",
+               "start Docker, or point the daemon at it with --docker-host");
+
+    const char *domain = jstr(st, "dns", "domain");
+    if (!domain)
+        domain = "loop.test";
+    const char *mode = jstr(st, "resolver", "mode");
+    const char *rpath = jstr(st, "resolver", "path");
+    if (mode && strcmp(mode, "off") == 0) {
+        report(&d, CHK_WARN, "resolver entry", "the daemon runs with --resolver off",
+               "set up the resolver entry by hand, or run the daemon with --resolver auto");
+    } else if (jbool(st, "resolver", "installed") != 1) {
+        report(&d, CHK_FAIL, "resolver entry present", rpath ? rpath : "not installed",
+               "sudo loophole resolve-install");
+    } else if (jbool(st, "resolver", "correct") != 1) {
+        report(&d, CHK_FAIL, "resolver entry correct", rpath ? rpath : "wrong content",
+               "sudo loophole resolve-install (rewrites it)");
+    } else {
+        report(&d, CHK_OK, "resolver entry present and correct", rpath, NULL);
+    }
+
+    check_system_resolver(&d, domain);
+
+    ls_list l = {0};
+    rc = httpc_request(ctx->sock, "GET", "/v1/containers", 10000, &r);
+    char err[256];
+    if (rc == 0 && r.status == 200 && r.body.data &&
+        ls_parse(r.body.data, r.body.len, &l, err, sizeof(err)) == 0) {
+        ls_sort(&l);
+        check_getaddrinfo(&d, &l);
+#ifdef __APPLE__
+        check_aliases(&d, &l);
+#endif
+        check_listeners(&d, &l);
+        ls_list_free(&l);
+    } else {
+        report(&d, CHK_FAIL, "container list", "the daemon did not return it", NULL);
+    }
+    httpc_response_free(&r);
+    yajl_tree_free(st);
+
+    if (d.failures)
+        printf("%d check%s failed\n", d.failures, d.failures == 1 ? "" : "s");
+    else
+        printf("all checks passed\n");
+    return d.failures ? CLI_FAIL : CLI_OK;
+}

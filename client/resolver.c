@@ -1,0 +1,54 @@
+/* loophole resolve-install / resolve-uninstall: ask the daemon (which runs
+ * as root) to add or remove the system resolver entry. The daemon checks
+ * our credentials; a 403 becomes "run sudo loophole ...". */
+#include <stdio.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+#include "client.h"
+
+static int resolve(const cli_ctx *ctx, int argc, char **argv, bool install)
+{
+    const char *cmd = install ? "resolve-install" : "resolve-uninstall";
+    if (argc > 1) {
+        if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+            printf("usage: loophole %s\n", cmd);
+            return CLI_OK;
+        }
+        fprintf(stderr, "loophole: %s takes no arguments\n", cmd);
+        return CLI_USAGE;
+    }
+    httpc_response r;
+    int rc = cli_call(ctx, install ? "POST" : "DELETE", "/v1/resolver", cmd, &r);
+    if (rc != CLI_OK)
+        return rc;
+    httpc_response_free(&r);
+
+    /* Say where, from the status (best effort: the change itself is done). */
+    char where[600] = "";
+    if (httpc_request(ctx->sock, "GET", "/v1/status", 5000, &r) == 0 && r.status == 200 &&
+        r.body.data) {
+        yajl_val root = yajl_tree_parse(r.body.data, NULL, 0);
+        const char *pp[] = {"resolver", "path", NULL};
+        const char *dp[] = {"dns", "domain", NULL};
+        yajl_val path = root ? yajl_tree_get(root, pp, yajl_t_string) : NULL;
+        yajl_val dom = root ? yajl_tree_get(root, dp, yajl_t_string) : NULL;
+        if (path && dom)
+            snprintf(where, sizeof(where), " for %s (%s)", YAJL_GET_STRING(dom),
+                     YAJL_GET_STRING(path));
+        yajl_tree_free(root);
+    }
+    httpc_response_free(&r);
+    printf("loophole: %s the resolver entry%s\n", install ? "installed" : "removed", where);
+    return CLI_OK;
+}
+
+int cmd_resolve_install(const cli_ctx *ctx, int argc, char **argv)
+{
+    return resolve(ctx, argc, argv, true);
+}
+
+int cmd_resolve_uninstall(const cli_ctx *ctx, int argc, char **argv)
+{
+    return resolve(ctx, argc, argv, false);
+}

@@ -1,0 +1,261 @@
+/* loophole status: the daemon's /v1/status object, as aligned key/value
+ * lines or as JSON. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <yajl/yajl_tree.h>
+
+#include "client.h"
+#include "output.h"
+
+#define KEY_WIDTH 14
+
+typedef struct lines {
+    buf *out;
+    bool color;
+} lines;
+
+static void line(lines *l, const char *key, const char *style, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void line(lines *l, const char *key, const char *style, const char *fmt, ...)
+{
+    char val[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(val, sizeof(val), fmt, ap);
+    va_end(ap);
+    char k[64];
+    snprintf(k, sizeof(k), "%s%s", key, key[0] ? ":" : "");
+    buf_appendf(l->out, "%-*s", KEY_WIDTH, k);
+    if (l->color && style)
+        buf_appendf(l->out, "%s%s%s\n", style, val, OUT_RESET);
+    else
+        buf_appendf(l->out, "%s\n", val);
+}
+
+static yajl_val get(yajl_val o, const char *a, const char *b)
+{
+    const char *path[] = {a, b, NULL};
+    return o ? yajl_tree_get(o, path, yajl_t_any) : NULL;
+}
+
+/* Any JSON value as short text: strings bare, booleans yes/no, null "-",
+ * containers as compact JSON. */
+static void text(yajl_val v, char *dst, size_t cap)
+{
+    if (!v || YAJL_IS_NULL(v)) {
+        strlcpy_(dst, "-", cap);
+    } else if (YAJL_IS_STRING(v)) {
+        strlcpy_(dst, YAJL_GET_STRING(v), cap);
+    } else if (YAJL_IS_NUMBER(v)) {
+        strlcpy_(dst, YAJL_GET_NUMBER(v), cap);
+    } else if (YAJL_IS_TRUE(v)) {
+        strlcpy_(dst, "yes", cap);
+    } else if (YAJL_IS_FALSE(v)) {
+        strlcpy_(dst, "no", cap);
+    } else {
+        /* Arrays and objects as short inline text, recursively. */
+        buf b = {0};
+        if (YAJL_IS_ARRAY(v)) {
+            buf_append(&b, "[", 1);
+            for (size_t i = 0; i < YAJL_GET_ARRAY(v)->len; i++) {
+                char sub[256];
+                text(YAJL_GET_ARRAY(v)->values[i], sub, sizeof(sub));
+                buf_appendf(&b, "%s%s", i ? ", " : "", sub);
+            }
+            buf_append(&b, "]", 1);
+        } else {
+            buf_append(&b, "{", 1);
+            for (size_t i = 0; i < YAJL_GET_OBJECT(v)->len; i++) {
+                char sub[256];
+                text(YAJL_GET_OBJECT(v)->values[i], sub, sizeof(sub));
+                buf_appendf(&b, "%s%s: %s", i ? ", " : "", YAJL_GET_OBJECT(v)->keys[i], sub);
+            }
+            buf_append(&b, "}", 1);
+        }
+        strlcpy_(dst, b.data, cap);
+        buf_free(&b);
+    }
+}
+
+static bool is_true(yajl_val v)
+{
+    return v && YAJL_IS_TRUE(v);
+}
+
+/* A time given as epoch seconds or milliseconds, or as a string. */
+static void when(yajl_val v, char *dst, size_t cap)
+{
+    if (v && YAJL_IS_NUMBER(v) && YAJL_IS_INTEGER(v)) {
+        long long t = YAJL_GET_INTEGER(v);
+        if (t > 100000000000LL) /* milliseconds */
+            t /= 1000;
+        time_t tt = (time_t)t;
+        struct tm tm;
+        if (t > 0 && localtime_r(&tt, &tm)) {
+            strftime(dst, cap, "%Y-%m-%d %H:%M:%S", &tm);
+            return;
+        }
+    }
+    text(v, dst, cap);
+}
+
+/* Prints the members of obj that are not in known[] (so fields added to the
+ * daemon later still show). */
+static void extras(lines *l, yajl_val obj, const char *const *known, const char *indent)
+{
+    if (!obj || !YAJL_IS_OBJECT(obj))
+        return;
+    for (size_t i = 0; i < YAJL_GET_OBJECT(obj)->len; i++) {
+        const char *k = YAJL_GET_OBJECT(obj)->keys[i];
+        bool skip = false;
+        for (size_t j = 0; known[j]; j++)
+            if (strcmp(known[j], k) == 0)
+                skip = true;
+        if (skip)
+            continue;
+        char key[64], val[1024];
+        snprintf(key, sizeof(key), "%s%s", indent, k);
+        text(YAJL_GET_OBJECT(obj)->values[i], val, sizeof(val));
+        line(l, key, NULL, "%s", val);
+    }
+}
+
+int status_format(const char *json, size_t len, bool color, buf *out)
+{
+    char *copy = xstrndup(json, len);
+    yajl_val root = yajl_tree_parse(copy, NULL, 0);
+    free(copy);
+    if (!root || !YAJL_IS_OBJECT(root)) {
+        yajl_tree_free(root);
+        return -EINVAL;
+    }
+    lines l = {out, color};
+    char a[512], b[512], c[512];
+
+    text(get(root, "version", NULL), a, sizeof(a));
+    line(&l, "version", NULL, "%s", a);
+    yajl_val up = get(root, "uptime_s", NULL);
+    if (up && YAJL_IS_INTEGER(up)) {
+        out_duration(YAJL_GET_INTEGER(up), a, sizeof(a));
+        line(&l, "uptime", NULL, "%s", a);
+    }
+
+    yajl_val d = get(root, "docker", NULL);
+    text(get(d, "endpoint", NULL), a, sizeof(a));
+    line(&l, "docker", NULL, "%s", a);
+    bool conn = is_true(get(d, "connected", NULL));
+    text(get(d, "api_version", NULL), b, sizeof(b));
+    when(get(d, "since", NULL), c, sizeof(c));
+    if (conn)
+        line(&l, "  connected", OUT_GREEN, "yes, API %s, since %s", b, c);
+    else
+        line(&l, "  connected", OUT_RED, "no, unreachable since %s", c);
+    static const char *const docker_known[] = {"endpoint", "connected", "api_version", "since",
+                                               NULL};
+    extras(&l, d, docker_known, "  ");
+
+    yajl_val dns = get(root, "dns", NULL);
+    text(get(dns, "listen", NULL), a, sizeof(a));
+    text(get(dns, "domain", NULL), b, sizeof(b));
+    line(&l, "dns", NULL, "%s, domain %s", a, b);
+    static const char *const dns_known[] = {"listen", "domain", NULL};
+    extras(&l, dns, dns_known, "  ");
+
+    yajl_val r = get(root, "resolver", NULL);
+    text(get(r, "path", NULL), a, sizeof(a));
+    line(&l, "resolver", NULL, "%s", a);
+    text(get(r, "mode", NULL), b, sizeof(b));
+    line(&l, "  mode", NULL, "%s", b);
+    bool inst = is_true(get(r, "installed", NULL));
+    bool correct = is_true(get(r, "correct", NULL));
+    if (!inst)
+        line(&l, "  installed", OUT_YELLOW, "no");
+    else if (!correct)
+        line(&l, "  installed", OUT_RED, "yes, but its content is wrong");
+    else
+        line(&l, "  installed", OUT_GREEN, "yes, correct");
+    static const char *const res_known[] = {"path", "mode", "installed", "correct", NULL};
+    extras(&l, r, res_known, "  ");
+
+    yajl_val al = get(root, "alias", NULL);
+    text(get(al, "mode", NULL), a, sizeof(a));
+    line(&l, "alias", NULL, "%s", a);
+    static const char *const alias_known[] = {"mode", NULL};
+    extras(&l, al, alias_known, "  ");
+
+    yajl_val pool = get(root, "pool", NULL);
+    text(get(pool, "first", NULL), a, sizeof(a));
+    text(get(pool, "last", NULL), b, sizeof(b));
+    char used[64], freec[64];
+    text(get(pool, "used", NULL), used, sizeof(used));
+    text(get(pool, "free", NULL), freec, sizeof(freec));
+    yajl_val fv = get(pool, "free", NULL);
+    bool exhausted = fv && YAJL_IS_INTEGER(fv) && YAJL_GET_INTEGER(fv) == 0;
+    line(&l, "pool", exhausted ? OUT_RED : NULL, "%s-%s, %s used, %s free", a, b, used, freec);
+    static const char *const pool_known[] = {"first", "last", "used", "free", NULL};
+    extras(&l, pool, pool_known, "  ");
+
+    static const char *const counts[] = {"containers", "listeners", "connections"};
+    for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
+        text(get(root, counts[i], NULL), a, sizeof(a));
+        line(&l, counts[i], NULL, "%s", a);
+    }
+
+    yajl_val pr = get(root, "problems", NULL);
+    if (!pr || !YAJL_IS_ARRAY(pr) || YAJL_GET_ARRAY(pr)->len == 0) {
+        line(&l, "problems", OUT_GREEN, "none");
+    } else {
+        for (size_t i = 0; i < YAJL_GET_ARRAY(pr)->len; i++) {
+            text(YAJL_GET_ARRAY(pr)->values[i], a, sizeof(a));
+            line(&l, i == 0 ? "problems" : "", OUT_RED, "%s", a);
+        }
+    }
+
+    static const char *const top_known[] = {
+        "version",  "uptime_s",   "docker",    "dns",         "resolver", "alias",
+        "pool",     "containers", "listeners", "connections", "problems", NULL};
+    extras(&l, root, top_known, "");
+    yajl_tree_free(root);
+    return 0;
+}
+
+int cmd_status(const cli_ctx *ctx, int argc, char **argv)
+{
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            printf("usage: loophole status [--json]\n");
+            return CLI_OK;
+        } else {
+            fprintf(stderr, "loophole: status: unknown option \"%s\" (usage: loophole status "
+                            "[--json])\n",
+                    argv[i]);
+            return CLI_USAGE;
+        }
+    }
+    httpc_response r;
+    int rc = cli_call(ctx, "GET", "/v1/status", "status", &r);
+    if (rc != CLI_OK)
+        return rc;
+    buf out = {0};
+    const char *body = r.body.data ? r.body.data : "";
+    int frc = json ? out_json_pretty(body, r.body.len, &out)
+                   : status_format(body, r.body.len, out_use_color(STDOUT_FILENO), &out);
+    if (frc < 0) {
+        fprintf(stderr, "loophole: the daemon's status is not a JSON object\n");
+        rc = CLI_FAIL;
+    } else {
+        fwrite(out.data, 1, out.len, stdout);
+    }
+    buf_free(&out);
+    httpc_response_free(&r);
+    return rc;
+}

@@ -1,0 +1,94 @@
+# bash completion for loophole(1).
+# Installed to <datadir>/bash-completion/completions/loophole.
+
+_loophole()
+{
+    local cur prev words cword
+    if declare -F _init_completion >/dev/null 2>&1; then
+        _init_completion || return
+    else
+        COMPREPLY=()
+        cur=${COMP_WORDS[COMP_CWORD]}
+        prev=${COMP_WORDS[COMP_CWORD - 1]}
+        words=("${COMP_WORDS[@]}")
+        cword=$COMP_CWORD
+    fi
+
+    local commands="ls status resolve-install resolve-uninstall doctor serve version help"
+    local serve_flags="--config --control-socket --state-dir --dns-listen --domain --dns-ttl
+        --pool --docker-host --user --resolver --resolver-root --alias --dial-timeout-ms
+        --udp-idle-s --udp-max-sessions --admin-group --log-level --help --version"
+
+    # The subcommand: the first word after the global options.
+    local i cmd="" cmd_at=0
+    for ((i = 1; i < cword; i++)); do
+        case ${words[i]} in
+        --socket) ((i++)) ;;
+        --socket=*) ;;
+        -*) ;;
+        *)
+            cmd=${words[i]}
+            cmd_at=$i
+            break
+            ;;
+        esac
+    done
+
+    if [[ -z $cmd ]]; then
+        case $prev in
+        --socket)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return
+            ;;
+        esac
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "--socket --help --version" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        fi
+        return
+    fi
+
+    case $cmd in
+    ls)
+        COMPREPLY=($(compgen -W "-a --json --watch" -- "$cur"))
+        ;;
+    status)
+        COMPREPLY=($(compgen -W "--json" -- "$cur"))
+        ;;
+    help)
+        ((cword == cmd_at + 1)) && COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        ;;
+    serve)
+        case $prev in
+        --config | --control-socket | --resolver-root)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            ;;
+        --state-dir)
+            COMPREPLY=($(compgen -d -- "$cur"))
+            ;;
+        --resolver)
+            COMPREPLY=($(compgen -W "auto off" -- "$cur"))
+            ;;
+        --alias)
+            COMPREPLY=($(compgen -W "auto off netlink" -- "$cur"))
+            ;;
+        --log-level)
+            COMPREPLY=($(compgen -W "error warn info debug" -- "$cur"))
+            ;;
+        --user)
+            COMPREPLY=($(compgen -u -- "$cur"))
+            ;;
+        --admin-group)
+            COMPREPLY=($(compgen -g -- "$cur"))
+            ;;
+        --dns-listen | --domain | --dns-ttl | --pool | --docker-host | --dial-timeout-ms | \
+            --udp-idle-s | --udp-max-sessions) ;;
+        *)
+            COMPREPLY=($(compgen -W "$serve_flags" -- "$cur"))
+            ;;
+        esac
+        ;;
+    esac
+}
+complete -F _loophole loophole

@@ -1,0 +1,44 @@
+# fish completion for loophole(1).
+# Installed to <datadir>/fish/vendor_completions.d/loophole.fish.
+
+set -l loophole_commands ls status resolve-install resolve-uninstall doctor serve version help
+
+complete -c loophole -f
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -l socket -r -F -d 'Control socket of the daemon'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -l help -d 'Show the help'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -l version -d 'Print the version'
+
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a ls -d 'List containers with their names and addresses'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a status -d 'Show the state of the daemon'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a resolve-install -d 'Install the system resolver entry'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a resolve-uninstall -d 'Remove the system resolver entry'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a doctor -d 'Check the setup and explain problems'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a serve -d 'Run the daemon in the foreground'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a version -d 'Print the version'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a help -d 'Show the help'
+
+complete -c loophole -n '__fish_seen_subcommand_from ls' -s a -d 'Also containers without an address'
+complete -c loophole -n '__fish_seen_subcommand_from ls' -l json -d 'Machine-readable output'
+complete -c loophole -n '__fish_seen_subcommand_from ls' -l watch -d 'Follow changes'
+complete -c loophole -n '__fish_seen_subcommand_from status' -l json -d 'Machine-readable output'
+complete -c loophole -n '__fish_seen_subcommand_from help' -a "$loophole_commands"
+
+# serve passes its options to loopholed(8).
+set -l serve '__fish_seen_subcommand_from serve'
+complete -c loophole -n $serve -l config -r -F -d 'JSON config file'
+complete -c loophole -n $serve -l control-socket -r -F -d 'Control API socket'
+complete -c loophole -n $serve -l state-dir -r -a '(__fish_complete_directories)' -d 'State directory'
+complete -c loophole -n $serve -l dns-listen -x -d 'DNS server ADDR:PORT'
+complete -c loophole -n $serve -l domain -x -d 'DNS domain'
+complete -c loophole -n $serve -l dns-ttl -x -d 'TTL of answers in seconds'
+complete -c loophole -n $serve -l pool -x -d 'Address pool FIRST-LAST'
+complete -c loophole -n $serve -l docker-host -x -d 'Docker engine unix:///path'
+complete -c loophole -n $serve -l user -x -a '(__fish_complete_users)' -d 'Whose Docker context to use'
+complete -c loophole -n $serve -l resolver -x -a 'auto off' -d 'Install the system resolver entry'
+complete -c loophole -n $serve -l resolver-root -r -a '(__fish_complete_directories)' -d 'Prefix for resolver files (testing)'
+complete -c loophole -n $serve -l alias -x -a 'auto off netlink' -d 'Loopback aliases'
+complete -c loophole -n $serve -l dial-timeout-ms -x -d 'Upstream dial timeout in ms'
+complete -c loophole -n $serve -l udp-idle-s -x -d 'Idle UDP session expiry in seconds'
+complete -c loophole -n $serve -l udp-max-sessions -x -d 'UDP sessions per port'
+complete -c loophole -n $serve -l admin-group -x -a '(__fish_complete_groups)' -d 'Group allowed to change settings'
+complete -c loophole -n $serve -l log-level -x -a 'error warn info debug' -d 'Log level'

@@ -1,0 +1,786 @@
+/* The control server on a real unix socket in a libuv loop, with a fake
+ * provider. The loop runs on the main thread; each scenario is a blocking
+ * client on a second thread that asks the loop thread to do things (publish,
+ * change the peer override, shut down) through a uv_async. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "http.h"
+#include "test.h"
+
+typedef struct fixture fixture;
+typedef void (*loop_fn)(fixture *f, void *arg);
+
+struct fixture {
+    uv_loop_t loop;
+    uv_async_t async;
+    control_server *srv;
+    char path[108];
+    void (*scenario)(fixture *f);
+    /* a call handed to the loop thread */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    loop_fn call;
+    void *call_arg;
+    bool call_done;
+    /* what the fake provider saw and answers */
+    int resolver_calls;
+    bool last_install;
+    int resolver_rc;
+    bool closed;
+};
+
+/* ---- fake provider ---- */
+
+static void gen_str(yajl_gen g, const char *s)
+{
+    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+static void prov_status(void *ud, yajl_gen g)
+{
+    (void)ud;
+    yajl_gen_map_open(g);
+    gen_str(g, "version");
+    gen_str(g, "test");
+    gen_str(g, "uptime_s");
+    yajl_gen_integer(g, 5);
+    yajl_gen_map_close(g);
+}
+
+static void gen_web(yajl_gen g)
+{
+    yajl_gen_map_open(g);
+    gen_str(g, "name");
+    gen_str(g, "web.loop.test");
+    gen_str(g, "ip");
+    gen_str(g, "127.0.0.2");
+    yajl_gen_map_close(g);
+}
+
+static void prov_containers(void *ud, yajl_gen g)
+{
+    (void)ud;
+    yajl_gen_array_open(g);
+    gen_web(g);
+    yajl_gen_array_close(g);
+}
+
+static int prov_container(void *ud, const char *key, yajl_gen g)
+{
+    (void)ud;
+    if (strcmp(key, "web.loop.test") != 0 && strcmp(key, "web") != 0)
+        return -ENOENT;
+    gen_web(g);
+    return 0;
+}
+
+static int prov_resolver(void *ud, bool install, char *err, size_t errlen)
+{
+    fixture *f = ud;
+    f->resolver_calls++;
+    f->last_install = install;
+    if (f->resolver_rc == -EIO)
+        snprintf(err, errlen, "the disk is on fire");
+    return f->resolver_rc;
+}
+
+/* ---- loop-thread plumbing ---- */
+
+static void on_async(uv_async_t *a)
+{
+    fixture *f = a->data;
+    pthread_mutex_lock(&f->mu);
+    loop_fn fn = f->call;
+    void *arg = f->call_arg;
+    f->call = NULL;
+    pthread_mutex_unlock(&f->mu);
+    if (fn)
+        fn(f, arg);
+    pthread_mutex_lock(&f->mu);
+    f->call_done = true;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Runs fn on the loop thread and waits for it. */
+static void loop_call(fixture *f, loop_fn fn, void *arg)
+{
+    pthread_mutex_lock(&f->mu);
+    f->call = fn;
+    f->call_arg = arg;
+    f->call_done = false;
+    uv_async_send(&f->async);
+    while (!f->call_done)
+        pthread_cond_wait(&f->cv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void on_server_closed(void *arg)
+{
+    fixture *f = arg;
+    f->closed = true;
+}
+
+static void do_shutdown(fixture *f, void *arg)
+{
+    (void)arg;
+    control_close(f->srv, on_server_closed, f);
+    uv_close((uv_handle_t *)&f->async, NULL);
+}
+
+static void do_publish(fixture *f, void *arg)
+{
+    control_publish(f->srv, "added", arg);
+}
+
+static void do_override(fixture *f, void *arg)
+{
+    control_set_peer_override(f->srv, arg);
+}
+
+static void *scenario_thread(void *arg)
+{
+    fixture *f = arg;
+    f->scenario(f);
+    loop_call(f, do_shutdown, NULL);
+    return NULL;
+}
+
+static void make_path(char *dst, size_t cap, const char *tag)
+{
+    snprintf(dst, cap, "/tmp/lh-ctl-%ld-%s.sock", (long)getpid(), tag);
+}
+
+static const control_provider provider_template = {
+    .status = prov_status,
+    .containers = prov_containers,
+    .container = prov_container,
+    .resolver = prov_resolver,
+};
+
+/* Starts a server with opts (path filled in unless inherited) and runs the
+ * scenario against it; checks that everything closes. */
+static void run_fixture(control_options opts, const char *tag, void (*scenario)(fixture *f))
+{
+    fixture f;
+    memset(&f, 0, sizeof(f));
+    make_path(f.path, sizeof(f.path), tag);
+    if (opts.inherited_fd < 0) {
+        if (strcmp(tag, "stale") != 0) /* that test leaves a stale file on purpose */
+            unlink(f.path);
+        opts.path = f.path;
+    }
+    f.scenario = scenario;
+    pthread_mutex_init(&f.mu, NULL);
+    pthread_cond_init(&f.cv, NULL);
+    REQUIRE(uv_loop_init(&f.loop) == 0);
+    control_provider prov = provider_template;
+    prov.ud = &f;
+    int rc = control_start(&f.loop, &opts, &prov, &f.srv);
+    CHECK_INT(rc, 0);
+    if (rc == 0) {
+        struct stat st;
+        if (opts.inherited_fd < 0) {
+            CHECK(stat(f.path, &st) == 0 && (st.st_mode & 0777) == 0666);
+        }
+        uv_async_init(&f.loop, &f.async, on_async);
+        f.async.data = &f;
+        pthread_t th;
+        pthread_create(&th, NULL, scenario_thread, &f);
+        uv_run(&f.loop, UV_RUN_DEFAULT);
+        pthread_join(th, NULL);
+        CHECK(f.closed);
+        if (opts.inherited_fd < 0) {
+            CHECK(access(f.path, F_OK) < 0); /* our own socket file is removed */
+        }
+    }
+    CHECK_INT(uv_loop_close(&f.loop), 0);
+    pthread_mutex_destroy(&f.mu);
+    pthread_cond_destroy(&f.cv);
+}
+
+static control_options default_opts(void)
+{
+    control_options o = {.inherited_fd = -1, .admin_group = "nonexistent-group-xyz"};
+    return o;
+}
+
+/* ---- blocking raw clients (scenario thread) ---- */
+
+static int cl_connect(const char *path)
+{
+    int fd = httpc_connect(path);
+    if (fd >= 0) {
+        /* A safety net so a broken server fails the test instead of hanging it. */
+        struct timeval tv = {.tv_sec = 5};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    }
+    return fd;
+}
+
+static void cl_send(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads until EOF; returns true on EOF, false on error/timeout. */
+static bool cl_read_all(int fd, buf *out)
+{
+    char tmp[4096];
+    for (;;) {
+        ssize_t n = read(fd, tmp, sizeof(tmp));
+        if (n == 0)
+            return true;
+        if (n < 0)
+            return false;
+        buf_append(out, tmp, (size_t)n);
+    }
+}
+
+static int status_of(const buf *b)
+{
+    int st = 0;
+    if (b->data && sscanf(b->data, "HTTP/1.1 %d", &st) == 1)
+        return st;
+    return 0;
+}
+
+static const char *body_of(const buf *b)
+{
+    const char *p = b->data ? strstr(b->data, "\r\n\r\n") : NULL;
+    return p ? p + 4 : "";
+}
+
+/* One raw request; returns the status, response in out, *eof whether the
+ * server closed the connection. */
+static int raw(const char *path, const char *req, size_t len, buf *out, bool *eof)
+{
+    int fd = cl_connect(path);
+    if (fd < 0)
+        return fd;
+    cl_send(fd, req, len);
+    bool e = cl_read_all(fd, out);
+    if (eof)
+        *eof = e;
+    close(fd);
+    return status_of(out);
+}
+
+static int rawz(const char *path, const char *req, buf *out)
+{
+    return raw(path, req, strlen(req), out, NULL);
+}
+
+/* True when fd has neither data nor EOF pending after waiting ms. */
+static bool cl_quiet(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 0;
+}
+
+/* ---- scenarios ---- */
+
+static void sc_routes(fixture *f)
+{
+    httpc_response r;
+    CHECK_INT(httpc_request(f->path, "GET", "/v1/status", 5000, &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(r.body.data, "{\"version\":\"test\",\"uptime_s\":5}\n");
+    httpc_response_free(&r);
+
+    CHECK_INT(httpc_request(f->path, "GET", "/v1/containers", 5000, &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(r.body.data, "[{\"name\":\"web.loop.test\",\"ip\":\"127.0.0.2\"}]\n");
+    httpc_response_free(&r);
+
+    CHECK_INT(httpc_request(f->path, "GET", "/v1/containers/", 5000, &r), 0);
+    CHECK_INT(r.status, 200);
+    httpc_response_free(&r);
+
+    CHECK_INT(httpc_request(f->path, "GET", "/v1/containers/web?x=1", 5000, &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(r.body.data, "{\"name\":\"web.loop.test\",\"ip\":\"127.0.0.2\"}\n");
+    httpc_response_free(&r);
+
+    /* Percent-decoding of the key. */
+    CHECK_INT(httpc_request(f->path, "GET", "/v1/containers/web%2Eloop.test", 5000, &r), 0);
+    CHECK_INT(r.status, 200);
+    httpc_response_free(&r);
+
+    CHECK_INT(httpc_request(f->path, "GET", "/v1/containers/nope", 5000, &r), 0);
+    CHECK_INT(r.status, 404);
+    CHECK_STR(r.body.data, "{\"error\":\"no container matches \\\"nope\\\"\"}\n");
+    httpc_response_free(&r);
+
+    CHECK_INT(httpc_request(f->path, "GET", "/v1/containers/a%2Fb", 5000, &r), 0);
+    CHECK_INT(r.status, 404);
+    httpc_response_free(&r);
+
+    CHECK_INT(httpc_request(f->path, "GET", "/v1/nothing", 5000, &r), 0);
+    CHECK_INT(r.status, 404);
+    CHECK(r.body.data && strstr(r.body.data, "\"error\""));
+    httpc_response_free(&r);
+
+    buf b = {0};
+    CHECK_INT(rawz(f->path, "POST /v1/status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", &b),
+              405);
+    CHECK(strstr(b.data, "\r\nAllow: GET\r\n") != NULL);
+    CHECK(strstr(body_of(&b), "{\"error\":") == body_of(&b));
+    buf_free(&b);
+
+    CHECK_INT(rawz(f->path, "GET /v1/resolver HTTP/1.1\r\nHost: x\r\n\r\n", &b), 405);
+    CHECK(strstr(b.data, "Allow: POST, DELETE") != NULL);
+    buf_free(&b);
+
+    CHECK_INT(rawz(f->path, "PUT /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", &b),
+              405);
+    buf_free(&b);
+
+    /* HTTP/1.0 and a pipelined second request: one answer, then close. */
+    bool eof = false;
+    const char *two = "GET /v1/status HTTP/1.0\r\n\r\nGET /v1/status HTTP/1.0\r\n\r\n";
+    CHECK_INT(raw(f->path, two, strlen(two), &b, &eof), 200);
+    CHECK(eof);
+    CHECK(strstr(b.data + 4, "HTTP/1.") == NULL);
+    buf_free(&b);
+}
+
+static void sc_malformed(fixture *f)
+{
+    buf b = {0};
+    bool eof = false;
+    const char *junk = "BLAH BLAH\r\n\r\n";
+    CHECK_INT(raw(f->path, junk, strlen(junk), &b, &eof), 400);
+    CHECK(eof);
+    CHECK(strstr(body_of(&b), "{\"error\":\"malformed HTTP request\"}") != NULL);
+    buf_free(&b);
+
+    const char bin[] = "\x00\x01\x02\xff\r\n\r\n";
+    CHECK_INT(raw(f->path, bin, sizeof(bin) - 1, &b, &eof), 400);
+    CHECK(eof);
+    buf_free(&b);
+
+    /* A header over 16 KiB: 431 (or 400) and close, even while the client
+     * is still sending. */
+    buf big = {0};
+    buf_appendf(&big, "GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    for (int i = 0; i < 20000; i++)
+        buf_append(&big, "a", 1);
+    buf_appendf(&big, "\r\n\r\n");
+    int st = raw(f->path, big.data, big.len, &b, &eof);
+    CHECK(st == 431 || st == 400);
+    CHECK(eof);
+    buf_free(&b);
+
+    /* Many small headers adding up to more than 16 KiB. */
+    big.len = 0;
+    buf_appendf(&big, "GET /v1/status HTTP/1.1\r\n");
+    for (int i = 0; i < 1000; i++)
+        buf_appendf(&big, "X-H%d: 0123456789\r\n", i);
+    buf_appendf(&big, "\r\n");
+    st = raw(f->path, big.data, big.len, &b, &eof);
+    CHECK_INT(st, 431);
+    buf_free(&b);
+
+    /* A long URL alone. */
+    big.len = 0;
+    buf_appendf(&big, "GET /v1/");
+    for (int i = 0; i < 17000; i++)
+        buf_append(&big, "x", 1);
+    buf_appendf(&big, " HTTP/1.1\r\n\r\n");
+    st = raw(f->path, big.data, big.len, &b, &eof);
+    CHECK(st == 431 || st == 400);
+    buf_free(&b);
+
+    /* Just under the limit is fine. */
+    big.len = 0;
+    buf_appendf(&big, "GET /v1/status HTTP/1.1\r\nX-Big: ");
+    for (int i = 0; i < 15000; i++)
+        buf_append(&big, "a", 1);
+    buf_appendf(&big, "\r\n\r\n");
+    CHECK_INT(raw(f->path, big.data, big.len, &b, &eof), 200);
+    buf_free(&b);
+
+    /* Body caps: declared and chunked. */
+    const char *cl = "POST /v1/resolver HTTP/1.1\r\nContent-Length: 100000\r\n\r\n";
+    CHECK_INT(raw(f->path, cl, strlen(cl), &b, &eof), 413);
+    CHECK(eof);
+    buf_free(&b);
+    big.len = 0;
+    buf_appendf(&big, "POST /v1/resolver HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 20; i++) {
+        buf_appendf(&big, "1000\r\n");
+        for (int j = 0; j < 4096; j++)
+            buf_append(&big, "b", 1);
+        buf_appendf(&big, "\r\n");
+    }
+    buf_appendf(&big, "0\r\n\r\n");
+    CHECK_INT(raw(f->path, big.data, big.len, &b, &eof), 413);
+    buf_free(&b);
+    CHECK_INT(f->resolver_calls, 0);
+    buf_free(&big);
+
+    /* The server still answers after all that. */
+    CHECK_INT(rawz(f->path, "GET /v1/status HTTP/1.1\r\n\r\n", &b), 200);
+    buf_free(&b);
+}
+
+static void sc_idle_and_events(fixture *f)
+{
+    int silent = cl_connect(f->path);
+    int ev = cl_connect(f->path);
+    REQUIRE(silent >= 0 && ev >= 0);
+    const char *req = "GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n";
+    cl_send(ev, req, strlen(req));
+    char hdr[1024];
+    ssize_t n = read(ev, hdr, sizeof(hdr) - 1);
+    REQUIRE(n > 0);
+    hdr[n] = '\0';
+    CHECK(strncmp(hdr, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    CHECK(strstr(hdr, "application/x-ndjson") != NULL);
+    CHECK(strstr(hdr, "Content-Length") == NULL);
+
+    /* The silent client is cut by the idle timeout (200 ms)... */
+    buf b = {0};
+    CHECK(cl_read_all(silent, &b)); /* EOF, not the 5 s safety timeout */
+    CHECK_INT(b.len, 0);
+    close(silent);
+    buf_free(&b);
+    /* ...the events stream is not, well past its own would-be deadline. */
+    CHECK(cl_quiet(ev, 600));
+
+    /* Events arrive as lines; pretty-printed input is flattened. */
+    loop_call(f, do_publish, "{\"name\":\n \"web.loop.test\"}");
+    loop_call(f, do_publish, "{\"name\":\"db.loop.test\"}");
+    buf lines = {0};
+    int nl = 0;
+    while (nl < 2) {
+        n = read(ev, hdr, sizeof(hdr));
+        if (n <= 0)
+            break;
+        buf_append(&lines, hdr, (size_t)n);
+        for (ssize_t i = 0; i < n; i++)
+            nl += hdr[i] == '\n';
+    }
+    CHECK_STR(lines.data, "{\"type\":\"added\",\"container\":{\"name\":  \"web.loop.test\"}}\n"
+                          "{\"type\":\"added\",\"container\":{\"name\":\"db.loop.test\"}}\n");
+    buf_free(&lines);
+
+    close(ev);
+}
+
+typedef struct line_seen {
+    fixture *f;
+    int lines;
+    char first[256];
+} line_seen;
+
+static int on_line(void *ud, const char *line, size_t len)
+{
+    line_seen *s = ud;
+    if (s->lines == 0 && len == strlen(line))
+        strlcpy_(s->first, line, sizeof(s->first));
+    /* Read by the scenario thread while this one runs. */
+    int n = __atomic_add_fetch(&s->lines, 1, __ATOMIC_SEQ_CST);
+    return n >= 2 ? 7 : 0; /* stop after the second line */
+}
+
+typedef struct stream_arg {
+    fixture *f;
+    line_seen seen;
+    int rc;
+    httpc_response r;
+} stream_arg;
+
+static void *stream_thread(void *arg)
+{
+    stream_arg *a = arg;
+    a->rc = httpc_stream_lines(a->f->path, "/v1/events", on_line, &a->seen, &a->r);
+    return NULL;
+}
+
+static void sc_stream_client(fixture *f)
+{
+    stream_arg a = {.f = f};
+    pthread_t th;
+    pthread_create(&th, NULL, stream_thread, &a);
+    /* Publish until the streaming client has seen two lines: it may connect
+     * after the first publishes, which then reach nobody. The short poll is
+     * only a back-off; the loop ends on the condition, not on time. */
+    for (int i = 0; i < 1000; i++) {
+        loop_call(f, do_publish, "{\"name\":\"x\"}");
+        struct pollfd none;
+        poll(&none, 0, 5);
+        if (__atomic_load_n(&a.seen.lines, __ATOMIC_SEQ_CST) >= 2)
+            break;
+    }
+    pthread_join(th, NULL);
+    CHECK_INT(a.rc, 7);
+    CHECK_INT(a.r.status, 200);
+    CHECK_STR(a.seen.first, "{\"type\":\"added\",\"container\":{\"name\":\"x\"}}");
+    httpc_response_free(&a.r);
+}
+
+static void sc_client_cap(fixture *f)
+{
+    int a = cl_connect(f->path);
+    int b = cl_connect(f->path);
+    REQUIRE(a >= 0 && b >= 0);
+    buf r = {0};
+    /* The third client is answered; the oldest idle one (a) makes room. */
+    CHECK_INT(rawz(f->path, "GET /v1/status HTTP/1.1\r\n\r\n", &r), 200);
+    buf_free(&r);
+    CHECK(cl_read_all(a, &r));
+    CHECK_INT(r.len, 0);
+    buf_free(&r);
+    CHECK(cl_quiet(b, 0)); /* b is still open: no EOF pending */
+    /* b still works. */
+    const char *req = "GET /v1/status HTTP/1.1\r\n\r\n";
+    cl_send(b, req, strlen(req));
+    CHECK(cl_read_all(b, &r));
+    CHECK_INT(status_of(&r), 200);
+    buf_free(&r);
+    close(a);
+    close(b);
+
+    /* Event streams at the cap: the oldest is evicted as a last resort so
+     * a new client is still answered. */
+    int e1 = cl_connect(f->path), e2 = cl_connect(f->path);
+    const char *ev = "GET /v1/events HTTP/1.1\r\n\r\n";
+    cl_send(e1, ev, strlen(ev));
+    char hdr[512];
+    CHECK(read(e1, hdr, sizeof(hdr)) > 0);
+    cl_send(e2, ev, strlen(ev));
+    CHECK(read(e2, hdr, sizeof(hdr)) > 0);
+    CHECK_INT(rawz(f->path, "GET /v1/status HTTP/1.1\r\n\r\n", &r), 200);
+    buf_free(&r);
+    CHECK(cl_read_all(e1, &r)); /* e1, the oldest, was closed */
+    buf_free(&r);
+    CHECK(cl_quiet(e2, 0));
+    close(e1);
+    close(e2);
+}
+
+static void post_resolver(fixture *f, const char *method, int want)
+{
+    char req[128];
+    snprintf(req, sizeof(req), "%s /v1/resolver HTTP/1.1\r\nContent-Length: 0\r\n\r\n", method);
+    buf b = {0};
+    CHECK_INT(rawz(f->path, req, &b), want);
+    if (want != 200)
+        CHECK(strstr(body_of(&b), "{\"error\":") == body_of(&b));
+    buf_free(&b);
+}
+
+static gid_t admin_gid_for_test;
+
+static void sc_resolver(fixture *f)
+{
+    peercred user = {.uid = 1000, .gid = 1000, .ngroups = 1, .groups = {1001}};
+    loop_call(f, do_override, &user);
+    post_resolver(f, "POST", 403);
+    post_resolver(f, "DELETE", 403);
+    CHECK_INT(f->resolver_calls, 0);
+    buf b = {0};
+    CHECK_INT(rawz(f->path, "GET /v1/status HTTP/1.1\r\n\r\n", &b), 200); /* reads are open */
+    buf_free(&b);
+
+    peercred root = {.uid = 0, .gid = 0, .ngroups = 0};
+    loop_call(f, do_override, &root);
+    post_resolver(f, "POST", 200);
+    CHECK_INT(f->resolver_calls, 1);
+    CHECK(f->last_install);
+    post_resolver(f, "DELETE", 200);
+    CHECK_INT(f->resolver_calls, 2);
+    CHECK(!f->last_install);
+
+    peercred admin = {.uid = 1000, .gid = 1000, .ngroups = 2, .groups = {1001, admin_gid_for_test}};
+    loop_call(f, do_override, &admin);
+    post_resolver(f, "POST", 200);
+    CHECK_INT(f->resolver_calls, 3);
+
+    f->resolver_rc = -ENOTSUP;
+    post_resolver(f, "POST", 409);
+    f->resolver_rc = -EIO;
+    CHECK_INT(rawz(f->path, "DELETE /v1/resolver HTTP/1.1\r\n\r\n", &b), 500);
+    CHECK(strstr(body_of(&b), "the disk is on fire") != NULL);
+    buf_free(&b);
+    f->resolver_rc = 0;
+    loop_call(f, do_override, NULL);
+}
+
+static void sc_request_ok(fixture *f)
+{
+    buf b = {0};
+    CHECK_INT(rawz(f->path, "GET /v1/status HTTP/1.1\r\n\r\n", &b), 200);
+    buf_free(&b);
+}
+
+static void sc_stale_then_second(fixture *f)
+{
+    sc_request_ok(f);
+    /* A second server on the live socket refuses and leaves it alone. */
+    control_options o = default_opts();
+    o.path = f->path;
+    control_server *second = NULL;
+    uv_loop_t l2;
+    uv_loop_init(&l2);
+    control_provider prov = provider_template;
+    CHECK_INT(control_start(&l2, &o, &prov, &second), -EADDRINUSE);
+    CHECK_INT(uv_loop_close(&l2), 0);
+    sc_request_ok(f);
+}
+
+/* ---- tests ---- */
+
+static void test_allowed(void)
+{
+    peercred c = {.uid = 0, .gid = 0, .ngroups = 0};
+    CHECK(control_allowed(&c, 0, false)); /* root, even without an admin group */
+    c.uid = 501;
+    c.gid = 20;
+    CHECK(!control_allowed(&c, 80, false));
+    CHECK(!control_allowed(&c, 80, true));
+    c.gid = 80;
+    CHECK(control_allowed(&c, 80, true)); /* primary group */
+    CHECK(!control_allowed(&c, 80, false));
+    c.gid = 20;
+    c.ngroups = 3;
+    c.groups[0] = 12;
+    c.groups[1] = 80;
+    c.groups[2] = 33;
+    CHECK(control_allowed(&c, 80, true)); /* supplementary group */
+    c.ngroups = 1;
+    CHECK(!control_allowed(&c, 80, true)); /* only counted groups matter */
+    c.ngroups = -1;
+    CHECK(!control_allowed(&c, 80, true));
+}
+
+static void test_routes(void)
+{
+    control_options o = default_opts();
+    run_fixture(o, "routes", sc_routes);
+}
+
+static void test_malformed_and_limits(void)
+{
+    control_options o = default_opts();
+    run_fixture(o, "limits", sc_malformed);
+}
+
+static void test_idle_and_events(void)
+{
+    control_options o = default_opts();
+    o.idle_timeout_ms = 200;
+    run_fixture(o, "events", sc_idle_and_events);
+}
+
+static void test_stream_client(void)
+{
+    control_options o = default_opts();
+    run_fixture(o, "stream", sc_stream_client);
+}
+
+static void test_client_cap(void)
+{
+    control_options o = default_opts();
+    o.max_clients = 2;
+    o.idle_timeout_ms = 30000;
+    run_fixture(o, "cap", sc_client_cap);
+}
+
+static void test_resolver_permissions(void)
+{
+    struct group *g = getgrgid(0);
+    REQUIRE(g != NULL);
+    admin_gid_for_test = 0;
+    control_options o = default_opts();
+    o.admin_group = g->gr_name; /* "root" on Linux, "wheel" on macOS */
+    run_fixture(o, "resolver", sc_resolver);
+}
+
+static void test_stale_socket(void)
+{
+    char path[108];
+    make_path(path, sizeof(path), "stale");
+    unlink(path);
+    /* A socket file nobody listens on: what a crashed daemon leaves. */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strlcpy_(sa.sun_path, path, sizeof(sa.sun_path));
+    REQUIRE(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    close(fd);
+    REQUIRE(access(path, F_OK) == 0);
+    control_options o = default_opts();
+    run_fixture(o, "stale", sc_stale_then_second);
+}
+
+static void test_not_a_socket(void)
+{
+    char path[108];
+    make_path(path, sizeof(path), "file");
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    REQUIRE(fd >= 0);
+    close(fd);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    control_options o = default_opts();
+    o.path = path;
+    control_server *s = NULL;
+    control_provider prov = provider_template;
+    CHECK_INT(control_start(&loop, &o, &prov, &s), -EEXIST);
+    CHECK(access(path, F_OK) == 0); /* untouched */
+    unlink(path);
+    CHECK_INT(uv_loop_close(&loop), 0);
+}
+
+static void test_inherited_fd(void)
+{
+    char path[108];
+    make_path(path, sizeof(path), "inh");
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strlcpy_(sa.sun_path, path, sizeof(sa.sun_path));
+    REQUIRE(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    REQUIRE(listen(fd, 16) == 0);
+    control_options o = default_opts();
+    o.inherited_fd = fd;
+    run_fixture(o, "inh", sc_request_ok);
+    /* Not ours to remove: systemd or launchd owns the file. */
+    CHECK(access(path, F_OK) == 0);
+    unlink(path);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    RUN(test_allowed);
+    RUN(test_routes);
+    RUN(test_malformed_and_limits);
+    RUN(test_idle_and_events);
+    RUN(test_stream_client);
+    RUN(test_client_cap);
+    RUN(test_resolver_permissions);
+    RUN(test_stale_socket);
+    RUN(test_not_a_socket);
+    RUN(test_inherited_fd);
+    TEST_END();
+}
