@@ -10,7 +10,7 @@ else
 WERROR := OFF
 endif
 
-.PHONY: all build run test unit deps deps-test format clean
+.PHONY: all build run test unit fuzz install uninstall package deps deps-test format clean
 
 all: build
 
@@ -43,6 +43,27 @@ unit:
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLOOPHOLE_SANITIZE=ON >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest -L unit --output-on-failure
+
+# Builds the libFuzzer drivers with clang and runs each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 30
+fuzz:
+	CC=clang cmake -S . -B build/fuzz -DLOOPHOLE_FUZZ=ON -DLOOPHOLE_TESTS=ON >/dev/null
+	cmake --build build/fuzz -j $(JOBS) --target $$(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$$//')
+	@for f in build/fuzz/fuzz/fuzz_*; do n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
+		echo "== $$n"; $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$n tests/fuzz/corpus/$${n#fuzz_} || exit 1; done
+
+install: build
+	cmake --install $(BUILD)
+
+uninstall:
+	cmake --build $(BUILD) --target uninstall
+
+# A Debian package (CPack) in build/package.
+package: deps
+	cmake -S . -B build/package -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DLOOPHOLE_TESTS=OFF >/dev/null
+	cmake --build build/package -j $(JOBS)
+	cd build/package && cpack -G DEB
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -28,8 +28,7 @@ typedef struct doctor {
     int failures;
 } doctor;
 
-static void report(doctor *d, enum result r, const char *what, const char *detail,
-                   const char *fix)
+static void report(doctor *d, enum result r, const char *what, const char *detail, const char *fix)
 {
     static const char *const label[] = {"ok", "warn", "FAIL", "skip"};
     static const char *const style[] = {OUT_GREEN, OUT_YELLOW, OUT_RED, OUT_DIM};
@@ -185,7 +184,7 @@ static void check_getaddrinfo(doctor *d, const ls_list *l)
     } else {
         snprintf(detail, sizeof(detail), "got %s, expected %s", got, e->ip);
         report(d, CHK_FAIL, what, detail,
-                 "another resolver answers for the domain: check the resolver entry");
+               "another resolver answers for the domain: check the resolver entry");
     }
 }
 
@@ -214,7 +213,8 @@ static void check_aliases(doctor *d, const ls_list *l)
         if (!found) {
             char what[128];
             snprintf(what, sizeof(what), "alias %s on lo0", ip);
-            report(d, CHK_FAIL, what, "missing", "restart the daemon: sudo brew services restart loophole");
+            report(d, CHK_FAIL, what, "missing",
+                   "restart the daemon: sudo brew services restart loophole");
             missing++;
         }
     }
@@ -276,7 +276,9 @@ static void check_listeners(doctor *d, const ls_list *l)
             if (rc < 0) {
                 char what[400];
                 snprintf(what, sizeof(what), "listener %s:%ld (%s)", e->ip, p->port,
-                         e->name ? e->name : e->container ? e->container : "?");
+                         e->name        ? e->name
+                         : e->container ? e->container
+                                        : "?");
                 report(d, CHK_FAIL, what, strerror(-rc),
                        "see the daemon's log; another program may hold the address");
                 bad++;

@@ -353,8 +353,9 @@ int cmd_ls(const cli_ctx *ctx, int argc, char **argv)
             printf("usage: loophole ls [-a] [--json] [--watch]\n");
             return CLI_OK;
         } else {
-            fprintf(stderr, "loophole: ls: unknown option \"%s\" (usage: loophole ls [-a] "
-                            "[--json] [--watch])\n",
+            fprintf(stderr,
+                    "loophole: ls: unknown option \"%s\" (usage: loophole ls [-a] "
+                    "[--json] [--watch])\n",
                     a);
             return CLI_USAGE;
         }

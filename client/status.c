@@ -152,10 +152,13 @@ int status_format(const char *json, size_t len, bool color, buf *out)
     bool conn = is_true(get(d, "connected", NULL));
     text(get(d, "api_version", NULL), b, sizeof(b));
     when(get(d, "since", NULL), c, sizeof(c));
+    bool have_since = strcmp(c, "-") != 0;
     if (conn)
-        line(&l, "  connected", OUT_GREEN, "yes, API %s, since %s", b, c);
+        line(&l, "  connected", OUT_GREEN, "yes, API %s%s%s", b, have_since ? ", since " : "",
+             have_since ? c : "");
     else
-        line(&l, "  connected", OUT_RED, "no, unreachable since %s", c);
+        line(&l, "  connected", OUT_RED, "no%s%s", have_since ? ", unreachable since " : "",
+             have_since ? c : "");
     static const char *const docker_known[] = {"endpoint", "connected", "api_version", "since",
                                                NULL};
     extras(&l, d, docker_known, "  ");
@@ -217,9 +220,9 @@ int status_format(const char *json, size_t len, bool color, buf *out)
         }
     }
 
-    static const char *const top_known[] = {
-        "version",  "uptime_s",   "docker",    "dns",         "resolver", "alias",
-        "pool",     "containers", "listeners", "connections", "problems", NULL};
+    static const char *const top_known[] = {"version",   "uptime_s",    "docker",   "dns",
+                                            "resolver",  "alias",       "pool",     "containers",
+                                            "listeners", "connections", "problems", NULL};
     extras(&l, root, top_known, "");
     yajl_tree_free(root);
     return 0;
@@ -235,8 +238,9 @@ int cmd_status(const cli_ctx *ctx, int argc, char **argv)
             printf("usage: loophole status [--json]\n");
             return CLI_OK;
         } else {
-            fprintf(stderr, "loophole: status: unknown option \"%s\" (usage: loophole status "
-                            "[--json])\n",
+            fprintf(stderr,
+                    "loophole: status: unknown option \"%s\" (usage: loophole status "
+                    "[--json])\n",
                     argv[i]);
             return CLI_USAGE;
         }

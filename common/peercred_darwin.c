@@ -3,7 +3,9 @@
 #include "peercred.h"
 
 #include <errno.h>
+#include <sys/param.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/ucred.h>
 #include <sys/un.h>
 

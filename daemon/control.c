@@ -252,8 +252,7 @@ static const char *reason(int status)
     }
 }
 
-static void respond(client *c, int status, const char *extra_headers, const char *body,
-                    size_t len)
+static void respond(client *c, int status, const char *extra_headers, const char *body, size_t len)
 {
     buf b = {0};
     buf_appendf(&b,
@@ -636,7 +635,8 @@ static void on_connection(uv_stream_t *ls, int status)
         c->cred_ok = true;
     } else {
         uv_os_fd_t fd;
-        c->cred_ok = uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 && peercred_get(fd, &c->cred) == 0;
+        c->cred_ok =
+            uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 && peercred_get(fd, &c->cred) == 0;
     }
     if (s->nclients > s->max_clients) {
         client *victim = pick_victim(s, c);
@@ -771,7 +771,9 @@ int control_start(uv_loop_t *loop, const control_options *opts, const control_pr
     uv_pipe_init(loop, &s->listener, 0);
     s->listener.data = s;
     int rc = uv_pipe_open(&s->listener, fd);
-    if (rc == 0)
+    if (rc < 0)
+        close(fd); /* the handle did not take it over */
+    else
         rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
     if (rc < 0) {
         log_error(MOD, "cannot listen on the control socket: %s", uv_strerror(rc));

@@ -34,10 +34,10 @@ typedef struct control_provider {
 } control_provider;
 
 typedef struct control_options {
-    const char *path;        /* socket path (bound by us unless inherited_fd >= 0) */
-    int inherited_fd;        /* a listening socket from systemd/launchd, or -1 */
-    const char *admin_group; /* "sudo", "admin", ... */
-    unsigned max_clients;    /* default 64 */
+    const char *path;         /* socket path (bound by us unless inherited_fd >= 0) */
+    int inherited_fd;         /* a listening socket from systemd/launchd, or -1 */
+    const char *admin_group;  /* "sudo", "admin", ... */
+    unsigned max_clients;     /* default 64 */
     unsigned idle_timeout_ms; /* default 10000; never applied to /v1/events streams */
 } control_options;
 
@@ -54,8 +54,8 @@ void control_publish(control_server *s, const char *type, const char *container_
 void control_close(control_server *s, void (*cb)(void *arg), void *arg);
 
 /* Limits (exposed for tests and the man page). */
-#define CONTROL_MAX_HEADER 16384      /* request line + headers */
-#define CONTROL_MAX_BODY 65536        /* request body */
+#define CONTROL_MAX_HEADER 16384        /* request line + headers */
+#define CONTROL_MAX_BODY 65536          /* request body */
 #define CONTROL_MAX_EVENT_QUEUE 1048576 /* unsent bytes before an events client is dropped */
 
 /* The permission rule, pure: uid 0, or admin_gid (when have_admin_gid) is the

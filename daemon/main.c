@@ -7,39 +7,15 @@
 #include <string.h>
 #include <uv.h>
 
-#include "alias.h"
-#include "config.h"
-#include "dns.h"
-#include "dns_server.h"
-#include "docker.h"
+#include <yajl/yajl_gen.h>
+
+#include "daemon.h"
 #include "log.h"
-#include "registry.h"
-#include "resolver.h"
+#include "service.h"
 #include "state.h"
 #include "util.h"
 
-typedef struct daemon_ctx {
-    uv_loop_t *loop;
-    config cfg;
-    registry reg;
-    dns_zone *zone;
-    dns_server *dns;
-    docker_client *docker;
-    uv_signal_t sigterm, sigint, sighup;
-    alias_mode alias;
-    uint32_t *aliases; /* addresses we added to the loopback interface */
-    size_t naliases;
-    bool resolver_on;  /* --resolver auto */
-    bool resolver_uninstalled;
-    resolver_kind rkind;
-    resolver_config rcfg;
-    char dns_ip[64];
-    char *last_state; /* the state JSON last written, to skip identical writes */
-    int64_t started_ms;
-    int pending_close;
-    bool stopping;
-    int exit_code;
-} daemon_ctx;
+
 
 /* ---- State ---- */
 
@@ -160,11 +136,19 @@ static void remove_all_aliases(daemon_ctx *d)
     apply_aliases(d, NULL, 0);
 }
 
+void daemon_apply_aliases(daemon_ctx *d)
+{
+    size_t naddr = 0;
+    uint32_t *addrs = reg_addresses(&d->reg, &naddr);
+    apply_aliases(d, addrs, naddr);
+    free(addrs);
+}
+
 /* ---- Applying the registry ---- */
 
-static void apply(daemon_ctx *d)
+static void load_zone(daemon_ctx *d)
 {
-    size_t nrec = 0, naddr = 0;
+    size_t nrec = 0;
     reg_record *recs = reg_records(&d->reg, &nrec);
     dns_record *drecs = xcalloc(nrec, sizeof(dns_record));
     for (size_t i = 0; i < nrec; i++)
@@ -173,10 +157,20 @@ static void apply(daemon_ctx *d)
         log_error("dns", "could not load %zu names into the zone; keeping the old set", nrec);
     free(drecs);
     free(recs);
-    uint32_t *addrs = reg_addresses(&d->reg, &naddr);
-    apply_aliases(d, addrs, naddr);
-    free(addrs);
+}
+
+/* Applies the registry to the world, in an order that never shows a name
+ * before its listeners: aliases (a new address must exist before anything
+ * binds it), listeners (which may move a container whose port another
+ * program holds), aliases again after a move, then DNS, state and events. */
+static void apply(daemon_ctx *d)
+{
+    daemon_apply_aliases(d);
+    if (ports_reconcile(d))
+        daemon_apply_aliases(d);
+    load_zone(d);
     save_state(d);
+    view_publish_changes(d);
 }
 
 /* ---- Docker callbacks ---- */
@@ -292,44 +286,91 @@ static void resolver_teardown(daemon_ctx *d)
     }
 }
 
+/* ---- Control API ---- */
+
+static void prov_status(void *ud, yajl_gen g)
+{
+    view_status(ud, g);
+}
+
+static void prov_containers(void *ud, yajl_gen g)
+{
+    view_containers(ud, g);
+}
+
+static int prov_container(void *ud, const char *key, yajl_gen g)
+{
+    daemon_ctx *d = ud;
+    reg_entry *e = reg_find(&d->reg, key);
+    if (e == NULL)
+        return -ENOENT;
+    view_container(d, e, g);
+    return 0;
+}
+
+static int prov_resolver(void *ud, bool install, char *err, size_t errlen)
+{
+    daemon_ctx *d = ud;
+    if (!d->resolver_on) {
+        snprintf(err, errlen, "the daemon runs with --resolver off, so it never touches the "
+                              "system resolver");
+        return -ENOTSUP;
+    }
+    if (d->rkind == RESOLVER_NONE) {
+        snprintf(err, errlen,
+                 "this system runs neither systemd-resolved nor NetworkManager's dnsmasq, so "
+                 "there is no resolver entry to %s",
+                 install ? "install" : "remove");
+        return -ENOTSUP;
+    }
+    char path[1024] = "";
+    resolver_path(&d->rcfg, d->rkind, path, sizeof(path));
+    bool changed = false;
+    int rc = install ? resolver_install(&d->rcfg, d->rkind, &changed)
+                     : resolver_uninstall(&d->rcfg, d->rkind, &changed);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot %s %s: %s", install ? "write" : "remove", path,
+                 strerror(-rc));
+        return rc;
+    }
+    /* Remembered, so a restart does not undo what the person asked for. */
+    d->resolver_uninstalled = !install;
+    save_state(d);
+    log_info("resolver", "%s %s on request", path, install ? "installed" : "removed");
+    if (changed)
+        reload_resolver(d);
+    return 0;
+}
+
 /* ---- Life ---- */
-
-static void on_closed(void *arg)
-{
-    daemon_ctx *d = arg;
-    d->pending_close--;
-}
-
-static void on_handle_closed(uv_handle_t *h)
-{
-    on_closed(h->data);
-}
 
 static void shutdown_daemon(daemon_ctx *d)
 {
     if (d->stopping)
         return;
     d->stopping = true;
+    service_notify_stopping();
     log_info("loopholed", "shutting down");
+    if (d->control) {
+        control_close(d->control, NULL, NULL);
+        d->control = NULL;
+    }
+    ports_close_all(d);
     if (d->docker) {
-        d->pending_close++;
-        docker_client_close(d->docker, on_closed, d);
+        docker_client_close(d->docker, NULL, NULL);
         d->docker = NULL;
     }
     if (d->dns) {
-        d->pending_close++;
-        dns_server_close(d->dns, on_closed, d);
+        dns_server_close(d->dns, NULL, NULL);
         d->dns = NULL;
     }
     remove_all_aliases(d);
     resolver_teardown(d);
     save_state(d);
     uv_signal_t *sigs[] = {&d->sigterm, &d->sigint, &d->sighup};
-    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
-        d->pending_close++;
-        sigs[i]->data = d;
-        uv_close((uv_handle_t *)sigs[i], on_handle_closed);
-    }
+    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+        if (uv_is_active((uv_handle_t *)sigs[i]))
+            uv_close((uv_handle_t *)sigs[i], NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -348,6 +389,36 @@ static int start(daemon_ctx *d)
     int rc;
     d->alias = (alias_mode)alias_parse_mode(d->cfg.alias);
     d->resolver_on = strcmp(d->cfg.resolver, "auto") == 0;
+
+    /* The control socket first: a second daemon must stop here, before it
+     * touches the first one's aliases, resolver entry or state. */
+    int cfd = -1;
+    rc = service_listen_fd(SERVICE_CONTROL_SOCKET_NAME, &cfd);
+    if (rc < 0 && rc != -ENOENT) {
+        log_error("service", "the control socket passed by the service manager is unusable: %s",
+                  strerror(-rc));
+        return rc;
+    }
+    if (cfd >= 0)
+        log_info("control", "using the control socket passed by the service manager");
+    control_options copts = {d->cfg.control_socket, cfd, d->cfg.admin_group, 64, 10000};
+    control_provider prov = {d, prov_status, prov_containers, prov_container, prov_resolver};
+    rc = control_start(d->loop, &copts, &prov, &d->control);
+    if (rc < 0) {
+        if (rc == -EADDRINUSE || rc == UV_EADDRINUSE)
+            log_error("control", "another loopholed is already running on %s",
+                      d->cfg.control_socket);
+        else
+            log_error("control", "cannot listen on %s: %s", d->cfg.control_socket,
+                      strerror(-rc));
+        return rc;
+    }
+
+    d->owns_system = true;
+    proxy_options_default(&d->popts);
+    d->popts.dial_timeout_ms = d->cfg.dial_timeout_ms;
+    d->popts.udp_idle_s = d->cfg.udp_idle_s;
+    d->popts.udp_max_sessions = d->cfg.udp_max_sessions;
 
     reg_init(&d->reg, d->cfg.domain, d->cfg.pool_first, d->cfg.pool_last);
 #ifdef __linux__
@@ -407,6 +478,9 @@ static int start(daemon_ctx *d)
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
     save_state(d);
+    rc = service_notify_ready();
+    if (rc < 0)
+        log_warn("service", "cannot tell the service manager we are ready: %s", strerror(-rc));
     log_info("loopholed", "%s ready: pool %s, aliases %s, state in %s", LOOPHOLE_VERSION,
              d->cfg.pool, alias_mode_name(d->alias), d->cfg.state_dir);
     return 0;
@@ -434,16 +508,24 @@ int main(int argc, char **argv)
 
     rc = start(&d);
     if (rc < 0) {
+        /* Undo what start() did, without touching what belongs to another
+         * daemon (start stops before anything shared when the control socket
+         * is taken). */
         d.exit_code = 1;
+        if (d.control) {
+            control_close(d.control, NULL, NULL);
+            d.control = NULL;
+        }
         if (d.docker) {
-            d.pending_close++;
-            docker_client_close(d.docker, on_closed, &d);
+            docker_client_close(d.docker, NULL, NULL);
+            d.docker = NULL;
         }
         if (d.dns) {
-            d.pending_close++;
-            dns_server_close(d.dns, on_closed, &d);
+            dns_server_close(d.dns, NULL, NULL);
+            d.dns = NULL;
         }
-        resolver_teardown(&d);
+        if (d.owns_system)
+            resolver_teardown(&d);
         d.stopping = true;
     }
     uv_run(d.loop, UV_RUN_DEFAULT);
@@ -453,8 +535,10 @@ int main(int argc, char **argv)
         log_error("loopholed", "event loop still had open handles at exit (%s)", uv_strerror(lc));
         d.exit_code = d.exit_code ? d.exit_code : 1;
     }
-    dns_zone_free(d.zone);
+    if (d.zone)
+        dns_zone_free(d.zone);
     reg_free(&d.reg);
+    view_free(&d);
     free(d.aliases);
     free(d.last_state);
     config_free(&d.cfg);

@@ -421,3 +421,136 @@ stop_daemon() {
 # log_count REGEX: how many lines of the daemon log match (grep -E -i).
 log_count() { grep -Eic -- "$1" "$LH_LOG" 2>/dev/null || true; }
 log_has() { grep -Eiq -- "$1" "$LH_LOG" 2>/dev/null; }
+
+# ---- Proxies (test_proxy_*.sh) -----------------------------------------------
+
+# host_port CONTAINER PORT[/PROTO]: Docker's mapped IPv4 host port.
+host_port() {
+    docker port "$1" "$2" 2>/dev/null | sed -n 's/^0\.0\.0\.0:\([0-9][0-9]*\)$/\1/p' | head -n1
+}
+
+# lh_listens tcp|udp ADDR PORT: the test daemon holds a listening (TCP) or
+# bound (UDP) socket on exactly ADDR:PORT.
+lh_listens() {
+    local flags=-Hltnp
+    [ "$1" = udp ] && flags=-Hlunp
+    [ -n "$LH_DAEMON_PID" ] || return 1
+    ss "$flags" src "$2:$3" 2>/dev/null | grep -q "pid=$LH_DAEMON_PID,"
+}
+
+# lh_tcp_conns SS-FILTER...: how many established TCP sockets the test daemon
+# holds that match the ss filter (e.g. src 127.0.77.2:6379).
+lh_tcp_conns() {
+    ss -Htnp state established "$@" 2>/dev/null | grep -c "pid=$LH_DAEMON_PID," || true
+}
+
+# control_up: the test daemon's control API answers.
+control_up() { curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/status >/dev/null 2>&1; }
+
+# port_mode CONTAINER-ID PORT [PROTO]: "proxy", "shared" or "none" from
+# GET /v1/containers; empty when the API or the port is not there.
+port_mode() {
+    curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/containers 2>/dev/null |
+        jq -r --arg id "$1" --argjson p "$2" --arg proto "${3:-tcp}" \
+            '.[] | select(.id != null and (.id | startswith($id) or ($id | startswith(.id))))
+             | .ports[] | select(.port == $p and .proto == $proto) | .mode' 2>/dev/null
+}
+
+# lh_tcp MODE HOST PORT [DATA [SECONDS]]: a small TCP client (python3).
+# DATA takes \r \n escapes. Every mode has a deadline (SECONDS, default 5).
+#   refused   exit 0 only when connect() is refused (within 2 s)
+#   connects  exit 0 when connect() succeeds (within 2 s)
+#   send      send DATA, print the reply up to its first newline or EOF
+#   banner    send nothing, print what the server says first (one recv)
+#   halfclose send DATA, shut down writing, print everything up to EOF;
+#             exit 3 when EOF does not come in time
+#   hold      send DATA, print the first reply line, then "ready" and wait
+#             for the peer to close: exit 0 on EOF or reset, 3 on timeout
+lh_tcp() {
+    python3 - "$@" <<'PY'
+import socket, sys
+mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = sys.argv[4].encode().decode("unicode_escape").encode("latin-1") if len(sys.argv) > 4 else b""
+limit = float(sys.argv[5]) if len(sys.argv) > 5 else 5.0
+s = socket.socket()
+s.settimeout(2)
+try:
+    s.connect((host, port))
+except ConnectionRefusedError:
+    sys.exit(0 if mode == "refused" else 2)
+except OSError as e:
+    print(e, file=sys.stderr)
+    sys.exit(2)
+if mode == "refused":
+    sys.exit(1)
+if mode == "connects":
+    sys.exit(0)
+s.settimeout(limit)
+out = sys.stdout.buffer
+def line():
+    got = b""
+    while b"\n" not in got:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+    return got
+try:
+    if data:
+        s.sendall(data)
+    if mode == "send":
+        out.write(line())
+    elif mode == "banner":
+        out.write(s.recv(65536))
+    elif mode == "halfclose":
+        s.shutdown(socket.SHUT_WR)
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out.write(b)
+    elif mode == "hold":
+        out.write(line())
+        out.write(b"ready\n")
+        out.flush()
+        try:
+            while s.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+    else:
+        sys.exit("unknown mode " + mode)
+except socket.timeout:
+    out.flush()
+    sys.exit(3)
+except OSError as e:
+    print(e, file=sys.stderr)
+    sys.exit(2)
+PY
+}
+
+# udp_echo HOST PORT MSG...: sends each MSG from one client socket (one
+# ephemeral source port) and expects it back within 1 s each; retries a
+# message 3 times (UDP may drop). Prints the replies, one per line.
+udp_echo() {
+    python3 - "$@" <<'PY'
+import socket, sys
+host, port, msgs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+for m in msgs:
+    for _ in range(3):
+        s.sendto(m.encode(), (host, port))
+        try:
+            r, _src = s.recvfrom(65536)
+        except socket.timeout:
+            continue
+        except ConnectionRefusedError:
+            continue
+        print(r.decode(errors="replace"))
+        if r == m.encode():
+            break
+    else:
+        sys.exit(1)
+PY
+}

@@ -106,7 +106,8 @@ static int unix_socket(int type, const char *path, int backlog)
     sa.sun_family = AF_UNIX;
     strlcpy_(sa.sun_path, path, sizeof(sa.sun_path));
     unlink(path);
-    if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (backlog > 0 && listen(s, backlog) < 0)) {
+    if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        (backlog > 0 && listen(s, backlog) < 0)) {
         close(s);
         return -1;
     }

@@ -1,0 +1,317 @@
+/* The loophole command's pure parts: the ls model and table, the status
+ * lines, JSON pretty printing, and the mapping of failures to messages. */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "ls.h"
+#include "output.h"
+#include "test.h"
+
+#define ARROW "\xe2\x86\x92"
+
+static const char *sample =
+    "["
+    "{\"name\":\"pg.myapp.loop.test\",\"names\":[\"pg.myapp.loop.test\"],\"ip\":\"127.0.0.3\","
+    "\"container\":\"myapp-pg-1\",\"id\":\"aaaaaaaaaaaa\",\"project\":\"myapp\","
+    "\"service\":\"pg\",\"ports\":[{\"port\":5432,\"host_port\":49312,\"proto\":\"tcp\","
+    "\"mode\":\"proxy\",\"kafka\":false,\"connections\":{\"active\":0,\"total\":0},"
+    "\"bytes\":{\"in\":0,\"out\":0}}],\"conflicts\":[],\"skipped\":null,\"future\":{\"x\":1}},"
+    "{\"name\":\"dns.loop.test\",\"ip\":\"127.0.0.4\",\"container\":\"dns\",\"id\":\"bbbb\","
+    "\"ports\":[{\"port\":53,\"host_port\":49000,\"proto\":\"udp\",\"mode\":\"proxy\"},"
+    "{\"port\":8080,\"host_port\":8080,\"proto\":\"tcp\",\"mode\":\"shared\"},"
+    "{\"port\":9000,\"host_port\":null,\"proto\":\"tcp\",\"mode\":\"none\"}],"
+    "\"conflicts\":[\"web.loop.test\",\"www.loop.test\"],\"skipped\":null},"
+    "{\"name\":\"idle.loop.test\",\"ip\":\"127.0.0.6\",\"container\":\"idle\",\"ports\":[],"
+    "\"conflicts\":[],\"skipped\":null},"
+    "{\"name\":\"host.loop.test\",\"ip\":null,\"container\":\"hostnet\",\"ports\":[],"
+    "\"skipped\":\"network mode host\"},"
+    "{\"name\":\"a.loop.test\",\"ip\":null,\"container\":\"a\",\"ports\":[{\"port\":80,"
+    "\"host_port\":32768,\"proto\":\"tcp\",\"mode\":\"proxy\",\"kafka\":true}],\"skipped\":null}"
+    "]";
+
+static void test_parse(void)
+{
+    ls_list l;
+    char err[256];
+    REQUIRE(ls_parse(sample, strlen(sample), &l, err, sizeof(err)) == 0);
+    REQUIRE(l.n == 5);
+    const ls_entry *pg = &l.v[0];
+    CHECK_STR(pg->name, "pg.myapp.loop.test");
+    CHECK_STR(pg->ip, "127.0.0.3");
+    CHECK_STR(pg->container, "myapp-pg-1");
+    CHECK_STR(pg->id, "aaaaaaaaaaaa");
+    CHECK(pg->skipped == NULL);
+    CHECK_INT(pg->nports, 1);
+    CHECK_INT(pg->ports[0].port, 5432);
+    CHECK_INT(pg->ports[0].host_port, 49312);
+    CHECK_STR(pg->ports[0].proto, "tcp");
+    CHECK_STR(pg->ports[0].mode, "proxy");
+    CHECK(!pg->ports[0].kafka);
+    const ls_entry *dns = &l.v[1];
+    CHECK_INT(dns->nconflicts, 2);
+    CHECK_STR(dns->conflicts[1], "www.loop.test");
+    CHECK_INT(dns->ports[2].host_port, -1); /* null */
+    CHECK(l.v[3].ip == NULL);
+    CHECK_STR(l.v[3].skipped, "network mode host");
+    CHECK(l.v[4].ports[0].kafka);
+
+    CHECK(ls_visible(&l.v[0]));
+    CHECK(ls_visible(&l.v[1]));
+    CHECK(!ls_visible(&l.v[2])); /* no ports */
+    CHECK(!ls_visible(&l.v[3])); /* skipped */
+    CHECK(ls_visible(&l.v[4]));  /* published, though without an address */
+
+    ls_sort(&l);
+    CHECK_STR(l.v[0].name, "a.loop.test");
+    CHECK_STR(l.v[1].name, "dns.loop.test");
+    CHECK_STR(l.v[2].name, "host.loop.test");
+    CHECK_STR(l.v[3].name, "idle.loop.test");
+    CHECK_STR(l.v[4].name, "pg.myapp.loop.test");
+    ls_list_free(&l);
+
+    CHECK_INT(ls_parse("{\"not\":\"an array\"}", 18, &l, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "not a JSON array") != NULL);
+    CHECK_INT(ls_parse("[{\"name\":", 9, &l, err, sizeof(err)), -EINVAL);
+    /* Wrong types are ignored, not trusted. */
+    const char *odd = "[1, {\"name\": 5, \"ports\": [\"x\", {\"port\": \"53\"}]}]";
+    REQUIRE(ls_parse(odd, strlen(odd), &l, err, sizeof(err)) == 0);
+    CHECK_INT(l.n, 1);
+    CHECK(l.v[0].name == NULL);
+    CHECK_INT(l.v[0].nports, 1);
+    CHECK_INT(l.v[0].ports[0].port, 0);
+    ls_list_free(&l);
+}
+
+static void test_ports(void)
+{
+    char s[64];
+    ls_port p = {.port = 5432, .host_port = 49312, .proto = "tcp", .mode = "proxy"};
+    ls_format_port(&p, s, sizeof(s));
+    CHECK_STR(s, "5432" ARROW "49312");
+    CHECK_INT(out_width(s), 10);
+    ls_port u = {.port = 53, .host_port = 49000, .proto = "udp", .mode = "proxy"};
+    ls_format_port(&u, s, sizeof(s));
+    CHECK_STR(s, "53/udp" ARROW "49000");
+    ls_port sh = {.port = 5432, .host_port = 5432, .proto = "tcp", .mode = "shared"};
+    ls_format_port(&sh, s, sizeof(s));
+    CHECK_STR(s, "5432 (shared)");
+    ls_port k = {.port = 9092, .host_port = 49200, .proto = "tcp", .mode = "proxy", .kafka = true};
+    ls_format_port(&k, s, sizeof(s));
+    CHECK_STR(s, "9092" ARROW "49200 (kafka)");
+    ls_port n = {.port = 80, .host_port = -1, .proto = "tcp", .mode = "none"};
+    ls_format_port(&n, s, sizeof(s));
+    CHECK_STR(s, "80 (not published)");
+}
+
+static void test_table(void)
+{
+    ls_list l;
+    char err[256];
+    REQUIRE(ls_parse(sample, strlen(sample), &l, err, sizeof(err)) == 0);
+    ls_sort(&l);
+    buf out = {0};
+    ls_format(&l, false, false, &out);
+    /* Columns line up by display width, so the arrow counts as one column. */
+    const char *want =
+        "DNS NAME            IP         PORTS                        CONTAINER   NOTE\n"
+        "a.loop.test         -          80" ARROW "32768 (kafka)             a           "
+        "no address: the pool is exhausted\n"
+        "dns.loop.test !     127.0.0.4  53/udp" ARROW "49000, 8080 (shared)  dns\n"
+        "pg.myapp.loop.test  127.0.0.3  5432" ARROW "49312                   myapp-pg-1\n"
+        "\n"
+        "! dns also wanted web.loop.test, www.loop.test, held by another container\n";
+    CHECK_STR(out.data, want);
+    buf_free(&out);
+
+    /* -a: every container, with why; the unpublished port too. */
+    ls_format(&l, true, false, &out);
+    CHECK(strstr(out.data, "\nhost.loop.test      -          -    ") != NULL);
+    CHECK(strstr(out.data, "  hostnet     network mode host\n") != NULL);
+    CHECK(strstr(out.data, "idle.loop.test      127.0.0.6  -") != NULL);
+    CHECK(strstr(out.data, "no published ports\n") != NULL);
+    CHECK(strstr(out.data, "9000 (not published)") != NULL);
+    buf_free(&out);
+
+    /* Colour: escapes around cells, padding computed without them. */
+    ls_format(&l, false, true, &out);
+    CHECK(strncmp(out.data, OUT_BOLD "DNS NAME" OUT_RESET "            ", 8 + 4 + 4 + 12) == 0);
+    CHECK(strstr(out.data, OUT_YELLOW "dns.loop.test !" OUT_RESET "     ") != NULL);
+    CHECK(strstr(out.data, OUT_RED "-" OUT_RESET) != NULL);
+    buf_free(&out);
+    ls_list_free(&l);
+
+    /* Nothing to show. */
+    ls_list empty = {0};
+    ls_format(&empty, false, false, &out);
+    CHECK_STR(out.data, "no containers\n");
+    buf_free(&out);
+    const char *one = "[{\"name\":\"x.loop.test\",\"ports\":[]}]";
+    REQUIRE(ls_parse(one, strlen(one), &l, err, sizeof(err)) == 0);
+    ls_format(&l, false, false, &out);
+    CHECK_STR(out.data, "no containers with published ports (loophole ls -a shows all 1)\n");
+    buf_free(&out);
+    ls_list_free(&l);
+}
+
+static void test_table_widths(void)
+{
+    static const char *const h[] = {"A", "LONGER", "C"};
+    out_table t;
+    out_table_init(&t, 3, h);
+    const char *r1[] = {"xxxx", "y", ""};
+    const char *r2[] = {"\xe2\x86\x92", NULL, "z"};
+    out_table_add(&t, r1, NULL);
+    out_table_add(&t, r2, NULL);
+    buf out = {0};
+    out_table_render(&t, false, &out);
+    CHECK_STR(out.data, "A     LONGER  C\n"
+                        "xxxx  y\n"
+                        "\xe2\x86\x92             z\n");
+    buf_free(&out);
+    out_table_free(&t);
+    CHECK_INT(out_width(""), 0);
+    CHECK_INT(out_width("abc"), 3);
+    CHECK_INT(out_width("5432\xe2\x86\x92"
+                        "1"),
+              6);
+}
+
+static void test_json_pretty(void)
+{
+    buf out = {0};
+    CHECK_INT(out_json_pretty("{\"a\":[1,true,null],\"b\":\"x\\\"y\"}", 30, &out), 0);
+    CHECK_STR(out.data,
+              "{\n  \"a\": [\n    1,\n    true,\n    null\n  ],\n  \"b\": \"x\\\"y\"\n}\n");
+    buf_free(&out);
+    CHECK_INT(out_json_pretty("{\"a\":", 5, &out), -EINVAL);
+    CHECK_INT(out_json_pretty("", 0, &out), -EINVAL);
+    buf_free(&out);
+}
+
+static void test_duration(void)
+{
+    char s[32];
+    out_duration(42, s, sizeof(s));
+    CHECK_STR(s, "42s");
+    out_duration(303, s, sizeof(s));
+    CHECK_STR(s, "5m 3s");
+    out_duration(7384, s, sizeof(s));
+    CHECK_STR(s, "2h 3m");
+    out_duration(3 * 86400 + 4 * 3600 + 59, s, sizeof(s));
+    CHECK_STR(s, "3d 4h");
+    out_duration(-5, s, sizeof(s));
+    CHECK_STR(s, "0s");
+}
+
+static void test_status_format(void)
+{
+    const char *st =
+        "{\"version\":\"0.1.0\",\"uptime_s\":7384,\"docker\":{\"endpoint\":\"unix:///d.sock\","
+        "\"connected\":false,\"api_version\":null,\"since\":\"2024-05-01T10:00:00Z\"},"
+        "\"dns\":{\"listen\":\"127.0.0.1:15353\",\"domain\":\"loop.test\"},"
+        "\"resolver\":{\"path\":\"/etc/resolver/loop.test\",\"installed\":true,\"correct\":false,"
+        "\"mode\":\"auto\"},\"alias\":{\"mode\":\"auto\"},\"pool\":{\"first\":\"127.0.0.2\","
+        "\"last\":\"127.0.0.3\",\"used\":2,\"free\":0},\"containers\":2,\"listeners\":3,"
+        "\"connections\":0,\"problems\":[\"pool exhausted\",\"Docker unreachable\"],"
+        "\"newfield\":[1,\"a\"]}";
+    buf out = {0};
+    REQUIRE(status_format(st, strlen(st), false, &out) == 0);
+    const char *want = "version:      0.1.0\n"
+                       "uptime:       2h 3m\n"
+                       "docker:       unix:///d.sock\n"
+                       "  connected:  no, unreachable since 2024-05-01T10:00:00Z\n"
+                       "dns:          127.0.0.1:15353, domain loop.test\n"
+                       "resolver:     /etc/resolver/loop.test\n"
+                       "  mode:       auto\n"
+                       "  installed:  yes, but its content is wrong\n"
+                       "alias:        auto\n"
+                       "pool:         127.0.0.2-127.0.0.3, 2 used, 0 free\n"
+                       "containers:   2\n"
+                       "listeners:    3\n"
+                       "connections:  0\n"
+                       "problems:     pool exhausted\n"
+                       "              Docker unreachable\n"
+                       "newfield:     [1, a]\n";
+    CHECK_STR(out.data, want);
+    buf_free(&out);
+
+    REQUIRE(status_format("{\"problems\":[]}", 15, true, &out) == 0);
+    CHECK(strstr(out.data, "problems:     " OUT_GREEN "none" OUT_RESET) != NULL);
+    CHECK(strstr(out.data, "version:      -\n") != NULL); /* missing fields show as "-" */
+    buf_free(&out);
+    CHECK_INT(status_format("[1]", 3, false, &out), -EINVAL);
+    CHECK_INT(status_format("nope", 4, false, &out), -EINVAL);
+    buf_free(&out);
+}
+
+static void test_error_mapping(void)
+{
+    char m[512];
+    cli_error_message(403, "{\"error\":\"changing the resolver needs root\"}", "resolve-install", m,
+                      sizeof(m));
+    CHECK_STR(m, "changing the resolver needs root: run sudo loophole resolve-install");
+    cli_error_message(403, "{\"error\":\"x\"}", "resolve-uninstall", m, sizeof(m));
+    CHECK_STR(m, "changing the resolver needs root: run sudo loophole resolve-uninstall");
+    cli_error_message(403, "{\"error\":\"nope\"}", "ls", m, sizeof(m));
+    CHECK_STR(m, "permission denied: nope");
+    cli_error_message(409, "{\"error\":\"the daemon runs with --resolver off\"}", "resolve-install",
+                      m, sizeof(m));
+    CHECK_STR(m, "the daemon runs with --resolver off");
+    cli_error_message(404, "{\"error\":\"no container matches \\\"x\\\"\"}", "ls", m, sizeof(m));
+    CHECK_STR(m, "no container matches \"x\"");
+    cli_error_message(404, "not json", "ls", m, sizeof(m));
+    CHECK_STR(m, "not found");
+    cli_error_message(500, "{\"error\":\"disk full\"}", "status", m, sizeof(m));
+    CHECK_STR(m, "the daemon failed: disk full");
+    cli_error_message(405, NULL, "status", m, sizeof(m));
+    CHECK_STR(m, "the daemon rejected the request (HTTP 405); is it another version?");
+    cli_error_message(502, "", "status", m, sizeof(m));
+    CHECK_STR(m, "unexpected answer from the daemon (HTTP 502)");
+
+    char want[256];
+    snprintf(want, sizeof(want), "the daemon is not running (start it with: %s)", cli_start_hint());
+    cli_conn_message(-ENOENT, "/run/loophole.sock", m, sizeof(m));
+    CHECK_STR(m, want);
+    cli_conn_message(-ECONNREFUSED, "/run/loophole.sock", m, sizeof(m));
+    CHECK_STR(m, want);
+#ifdef __APPLE__
+    CHECK_STR(cli_start_hint(), "sudo brew services start loophole");
+    CHECK_STR(cli_default_socket(), "/var/run/loophole.sock");
+#else
+    CHECK_STR(cli_start_hint(), "sudo systemctl start loophole");
+    CHECK_STR(cli_default_socket(), "/run/loophole.sock");
+#endif
+    cli_conn_message(-EACCES, "/s", m, sizeof(m));
+    CHECK_STR(m, "cannot connect to /s: permission denied");
+    cli_conn_message(-EPROTO, "/s", m, sizeof(m));
+    CHECK_STR(m, "/s did not answer like a loophole daemon");
+}
+
+static void test_color_policy(void)
+{
+    /* A pipe is never a terminal; NO_COLOR wins even on one. */
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    CHECK(!out_use_color(p[1]));
+    close(p[0]);
+    close(p[1]);
+    setenv("NO_COLOR", "1", 1);
+    CHECK(!out_use_color(STDERR_FILENO));
+    unsetenv("NO_COLOR");
+}
+
+int main(void)
+{
+    RUN(test_parse);
+    RUN(test_ports);
+    RUN(test_table);
+    RUN(test_table_widths);
+    RUN(test_json_pretty);
+    RUN(test_duration);
+    RUN(test_status_format);
+    RUN(test_error_mapping);
+    RUN(test_color_policy);
+    TEST_END();
+}
