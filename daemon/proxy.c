@@ -437,8 +437,8 @@ static const splice_cbs splice_callbacks = {splice_bytes, splice_finished};
  * in user space and no half-close is under way. */
 static void maybe_splice(conn *c)
 {
-    if (c->sp || c->closing || c->splice_failed || !c->connected ||
-        c->klass != PROXY_CLASS_PLAIN || !c->l->opts.splice || !splice_available())
+    if (c->sp || c->closing || c->splice_failed || !c->connected || c->klass != PROXY_CLASS_PLAIN ||
+        !c->l->opts.splice || !splice_available())
         return;
     if (c->cli.eof || c->up.eof || c->cli.shut_sent || c->up.shut_sent)
         return;
@@ -827,8 +827,7 @@ static int open_socket(const struct sockaddr *sa, int type, int *out)
      * yields EADDRINUSE. Not for UDP, where it would allow a second bind. */
     if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0)
         goto fail;
-    if (sa->sa_family == AF_INET6 &&
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0)
+    if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0)
         goto fail;
     if (bind(fd, sa, sa_len(sa)) < 0)
         goto fail;

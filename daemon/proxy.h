@@ -28,9 +28,9 @@ enum { PROXY_TCP = 0, PROXY_UDP = 1 };
 
 typedef struct proxy_stats {
     uint64_t conns_total;
-    uint64_t conns_active; /* UDP: live sessions */
-    uint64_t bytes_in;     /* client -> container */
-    uint64_t bytes_out;    /* container -> client */
+    uint64_t conns_active;  /* UDP: live sessions */
+    uint64_t bytes_in;      /* client -> container */
+    uint64_t bytes_out;     /* container -> client */
     uint64_t accept_pauses; /* TCP: times accepting paused on EMFILE/ENFILE */
     uint64_t dropped;       /* UDP: datagrams dropped (session cap, send failures) */
 } proxy_stats;

@@ -32,8 +32,8 @@ struct dir {
 struct splice_conn {
     uv_poll_t poll[2]; /* poll[i] watches fd[i] */
     int fd[2];
-    int events[2]; /* what poll[i] currently watches */
-    struct dir d[2];     /* d[0]: fd[0] -> fd[1], d[1]: fd[1] -> fd[0] */
+    int events[2];   /* what poll[i] currently watches */
+    struct dir d[2]; /* d[0]: fd[0] -> fd[1], d[1]: fd[1] -> fd[0] */
     splice_cbs cbs;
     void *arg;
     int open_polls;
@@ -91,8 +91,8 @@ static int pump(splice_conn *s, int i)
     struct dir *d = &s->d[i];
     for (int n = 0; n < PUMP_BUDGET; n++) {
         if (d->in_pipe > 0) {
-            ssize_t w = splice(d->pipe_r, NULL, d->to, NULL, d->in_pipe,
-                               SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+            ssize_t w =
+                splice(d->pipe_r, NULL, d->to, NULL, d->in_pipe, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
             if (w > 0) {
                 d->in_pipe -= (size_t)w;
                 s->cbs.bytes(s->arg, i, (size_t)w);

@@ -161,9 +161,10 @@ static int cmp_entry_name(const void *a, const void *b)
 void view_containers(daemon_ctx *d, yajl_gen g)
 {
     reg_entry **v = xcalloc(d->reg.n, sizeof(reg_entry *));
-    memcpy(v, d->reg.entries, d->reg.n * sizeof(reg_entry *));
-    if (d->reg.n)
+    if (d->reg.n) {
+        memcpy(v, d->reg.entries, d->reg.n * sizeof(reg_entry *));
         qsort(v, d->reg.n, sizeof(reg_entry *), cmp_entry_name);
+    }
     yajl_gen_array_open(g);
     for (size_t i = 0; i < d->reg.n; i++)
         view_container(d, v[i], g);

@@ -4,6 +4,7 @@
  * test instead of hanging it). Each TCP test runs with splice on and off. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -219,8 +220,8 @@ static bool env_setup(env *e, bool splice)
     struct sockaddr_in la, ua;
     addr4(&la, "127.0.0.1", 0);
     addr4(&ua, "127.0.0.1", e->up_port);
-    if (proxy_listen(&e->loop, &e->opts, PROXY_TCP, (struct sockaddr *)&la,
-                     (struct sockaddr *)&ua, &e->l) != 0)
+    if (proxy_listen(&e->loop, &e->opts, PROXY_TCP, (struct sockaddr *)&la, (struct sockaddr *)&ua,
+                     &e->l) != 0)
         return false;
     struct sockaddr_storage ss;
     proxy_local_addr(e->l, &ss);
@@ -902,9 +903,9 @@ static void test_addrinuse(void)
     addr4(&la, "127.0.0.1", port);
     addr4(&ua, "127.0.0.1", 1);
     proxy_listener *l = NULL;
-    CHECK_INT(proxy_listen(&loop, &o, PROXY_TCP, (struct sockaddr *)&la, (struct sockaddr *)&ua,
-                           &l),
-              UV_EADDRINUSE);
+    CHECK_INT(
+        proxy_listen(&loop, &o, PROXY_TCP, (struct sockaddr *)&la, (struct sockaddr *)&ua, &l),
+        UV_EADDRINUSE);
     close(fd);
 
     /* Linux: a wildcard listener (Docker's own for -p 5432:5432) blocks every
@@ -913,9 +914,9 @@ static void test_addrinuse(void)
     fd = listen_tcp("0.0.0.0", &port, 4);
     REQUIRE(fd >= 0);
     addr4(&la, "127.0.0.5", port);
-    CHECK_INT(proxy_listen(&loop, &o, PROXY_TCP, (struct sockaddr *)&la, (struct sockaddr *)&ua,
-                           &l),
-              UV_EADDRINUSE);
+    CHECK_INT(
+        proxy_listen(&loop, &o, PROXY_TCP, (struct sockaddr *)&la, (struct sockaddr *)&ua, &l),
+        UV_EADDRINUSE);
     close(fd);
 
     int ufd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -923,9 +924,9 @@ static void test_addrinuse(void)
     bind(ufd, (struct sockaddr *)&la, sizeof(la));
     socklen_t len = sizeof(la);
     getsockname(ufd, (struct sockaddr *)&la, &len);
-    CHECK_INT(proxy_listen(&loop, &o, PROXY_UDP, (struct sockaddr *)&la, (struct sockaddr *)&ua,
-                           &l),
-              UV_EADDRINUSE);
+    CHECK_INT(
+        proxy_listen(&loop, &o, PROXY_UDP, (struct sockaddr *)&la, (struct sockaddr *)&ua, &l),
+        UV_EADDRINUSE);
     close(ufd);
     CHECK_INT(uv_run(&loop, UV_RUN_NOWAIT), 0);
     CHECK_INT(uv_loop_close(&loop), 0);
@@ -988,7 +989,7 @@ static void test_emfile(void)
     setrlimit(RLIMIT_NOFILE, &low);
     nhog = 0;
     while (nhog < (int)(sizeof(hog) / sizeof(hog[0]))) {
-        int fd = dup(0);
+        int fd = open("/dev/null", O_RDONLY);
         if (fd < 0)
             break;
         hog[nhog++] = fd;
