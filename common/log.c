@@ -37,8 +37,8 @@ void log_msg(enum log_level level, const char *mod, const char *fmt, ...)
     gmtime_r(&tv.tv_sec, &tm);
     char line[2048];
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %-8s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), names[level], mod);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(tv.tv_usec / 1000), names[level], mod);
     if (n < 0)
         return;
     va_list ap;

@@ -33,8 +33,14 @@ typedef struct opt {
     const char *help;
 } opt;
 
-#define S(field, help) {#field, OPT_STR, offsetof(config, field), 0, 0, help}
-#define U(field, lo, hi, help) {#field, OPT_UINT, offsetof(config, field), lo, hi, help}
+#define S(field, help)                                                                             \
+    {                                                                                              \
+#field, OPT_STR, offsetof(config, field), 0, 0, help                                       \
+    }
+#define U(field, lo, hi, help)                                                                     \
+    {                                                                                              \
+#field, OPT_UINT, offsetof(config, field), lo, hi, help                                    \
+    }
 
 /* Flag names use '-' where the field uses '_'. */
 static const opt opts[] = {
@@ -245,8 +251,7 @@ static int validate(config *c, char *err, size_t errlen)
     }
     if (strcmp(c->domain, "local") == 0 ||
         (dl > 6 && strcmp(c->domain + strlen(c->domain) - 6, ".local") == 0)) {
-        snprintf(err, errlen, "--domain: \"%s\" is under .local, which belongs to mDNS",
-                 c->domain);
+        snprintf(err, errlen, "--domain: \"%s\" is under .local, which belongs to mDNS", c->domain);
         return -EINVAL;
     }
     if (strcmp(c->resolver, "auto") != 0 && strcmp(c->resolver, "off") != 0) {

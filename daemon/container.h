@@ -10,9 +10,9 @@
 enum { CTR_TCP = 0, CTR_UDP = 1, CTR_SCTP = 2 };
 
 typedef struct ctr_port {
-    uint16_t port;    /* container port */
-    uint8_t proto;    /* CTR_TCP, CTR_UDP or CTR_SCTP */
-    char host_ip[46]; /* "" when not published */
+    uint16_t port;      /* container port */
+    uint8_t proto;      /* CTR_TCP, CTR_UDP or CTR_SCTP */
+    char host_ip[46];   /* "" when not published */
     uint16_t host_port; /* 0 when not published (exposed only) */
 } ctr_port;
 

@@ -65,8 +65,7 @@ void docker_client_close(docker_client *d, void (*cb)(void *arg), void *arg);
 /* ---- Pure helpers, exposed for the unit tests (docker_json.c). ---- */
 
 /* Decodes a GET /containers/{id}/json reply. 0, or -EINVAL with a reason. */
-int docker_decode_inspect(const char *json, size_t len, container **out, char *err,
-                          size_t errlen);
+int docker_decode_inspect(const char *json, size_t len, container **out, char *err, size_t errlen);
 /* Decodes a GET /containers/json reply into the ids. 0 or -EINVAL. */
 int docker_decode_list(const char *json, size_t len, char ***ids, size_t *n, char *err,
                        size_t errlen);
@@ -106,7 +105,7 @@ void docker_splitter_free(docker_splitter *s);
 /* ---- Socket discovery (docker_discover.c). ---- */
 
 typedef struct docker_person {
-    int known;      /* 0 when there is no person */
+    int known; /* 0 when there is no person */
     unsigned uid;
     char home[512];
     char name[64];

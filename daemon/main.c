@@ -15,8 +15,6 @@
 #include "state.h"
 #include "util.h"
 
-
-
 /* ---- State ---- */
 
 static void save_state(daemon_ctx *d)
@@ -78,8 +76,8 @@ static void load_state(daemon_ctx *d)
         char ip[16];
         int arc = alias_del(s.aliases[i]);
         if (arc < 0)
-            log_warn("alias", "cannot remove leftover alias %s: %s",
-                     ip4_format(s.aliases[i], ip), strerror(-arc));
+            log_warn("alias", "cannot remove leftover alias %s: %s", ip4_format(s.aliases[i], ip),
+                     strerror(-arc));
         else
             log_info("alias", "removed leftover alias %s", ip4_format(s.aliases[i], ip));
     }
@@ -109,8 +107,7 @@ static void apply_aliases(daemon_ctx *d, const uint32_t *want, size_t nwant)
         }
         int rc = alias_del(d->aliases[i]);
         if (rc < 0)
-            log_warn("alias", "cannot remove %s: %s", ip4_format(d->aliases[i], ip),
-                     strerror(-rc));
+            log_warn("alias", "cannot remove %s: %s", ip4_format(d->aliases[i], ip), strerror(-rc));
         else
             log_debug("alias", "removed %s", ip4_format(d->aliases[i], ip));
         d->aliases[i] = d->aliases[--d->naliases];
@@ -247,10 +244,10 @@ static void resolver_setup(daemon_ctx *d)
         return;
     }
     if (d->rkind == RESOLVER_NONE) {
-        log_warn("resolver", "neither systemd-resolved nor NetworkManager's dnsmasq runs here: "
-                             "*.%s resolves only by asking %s:%u directly (dig @%s -p %u)",
-                 d->cfg.domain, d->rcfg.dns_ip, d->rcfg.dns_port, d->rcfg.dns_ip,
-                 d->rcfg.dns_port);
+        log_warn("resolver",
+                 "neither systemd-resolved nor NetworkManager's dnsmasq runs here: "
+                 "*.%s resolves only by asking %s:%u directly (dig @%s -p %u)",
+                 d->cfg.domain, d->rcfg.dns_ip, d->rcfg.dns_port, d->rcfg.dns_ip, d->rcfg.dns_port);
         return;
     }
     char path[1024] = "";
@@ -312,8 +309,9 @@ static int prov_resolver(void *ud, bool install, char *err, size_t errlen)
 {
     daemon_ctx *d = ud;
     if (!d->resolver_on) {
-        snprintf(err, errlen, "the daemon runs with --resolver off, so it never touches the "
-                              "system resolver");
+        snprintf(err, errlen,
+                 "the daemon runs with --resolver off, so it never touches the "
+                 "system resolver");
         return -ENOTSUP;
     }
     if (d->rkind == RESOLVER_NONE) {
@@ -409,8 +407,7 @@ static int start(daemon_ctx *d)
             log_error("control", "another loopholed is already running on %s",
                       d->cfg.control_socket);
         else
-            log_error("control", "cannot listen on %s: %s", d->cfg.control_socket,
-                      strerror(-rc));
+            log_error("control", "cannot listen on %s: %s", d->cfg.control_socket, strerror(-rc));
         return rc;
     }
 
@@ -460,8 +457,12 @@ static int start(daemon_ctx *d)
     resolver_setup(d);
 
     docker_options dopts = {d->cfg.docker_host, d->cfg.user};
-    docker_callbacks cbs = {d, on_docker_connected, on_docker_disconnected, on_docker_sync,
-                            on_docker_update, on_docker_gone};
+    docker_callbacks cbs = {d,
+                            on_docker_connected,
+                            on_docker_disconnected,
+                            on_docker_sync,
+                            on_docker_update,
+                            on_docker_gone};
     rc = docker_client_new(d->loop, &dopts, &cbs, &d->docker);
     if (rc < 0) {
         snprintf(err, sizeof(err), "%s", strerror(-rc));

@@ -22,6 +22,8 @@
 #define ACCEPT_BATCH 64
 #define CLASSIFY_LIMIT (64 * 1024)
 #define LOG_EVERY_MS (60 * 1000)
+/* kafka_sniff decides with at most this many bytes. */
+#define KAFKA_SNIFF_BYTES 14
 
 static uint64_t spliced_now;
 static uint64_t spliced_total;
@@ -62,6 +64,17 @@ struct conn {
     void *cstate; /* the classifier's */
     size_t classified_bytes;
     int klass;
+    /* Kafka (see proxy_kafka): the tracker/rewriter once the connection is
+     * Kafka, the first client bytes kept for sniffing (they are forwarded
+     * already and fed to the tracker from byte 0 once it starts), and what
+     * was last accounted of it. */
+    int kmode;
+    kafka_conn *kc;
+    uint8_t head[KAFKA_SNIFF_BYTES];
+    size_t nhead;
+    size_t kheld;       /* response bytes held by kc, counted in l->buffered */
+    uint64_t kerrors;   /* kafka_conn_errors() last logged */
+    uint64_t krewritten; /* kafka_stats.rewritten last added to the listener's */
     int handles; /* open handles (and the splice relay); freed at zero */
     bool connected;
     bool closing;
@@ -101,6 +114,10 @@ struct proxy_listener {
     uint64_t last_cap_log;
     bool emfile_logged;
     bool cap_logged;
+    proxy_kafka kafka;
+    bool kafka_seen; /* kafka.detected was called */
+    uint64_t last_kafka_log;
+    bool kafka_logged;
     /* Reads go here first: alloc and read callbacks come in strict pairs on
      * one thread, and only the part the peer's socket does not take at once
      * is copied out, so idle connections hold no buffers. */
@@ -156,6 +173,8 @@ static void listener_unref(proxy_listener *l)
         return;
     void (*cb)(void *) = l->close_cb;
     void *arg = l->close_arg;
+    if (l->kafka.free_ud)
+        l->kafka.free_ud(l->kafka.ud);
     free(l->buckets);
     free(l);
     if (cb)
@@ -188,6 +207,10 @@ static void conn_free(conn *c)
         c->preq = w->next;
         l->buffered -= w->len;
         free(w);
+    }
+    if (c->kc) {
+        l->buffered -= c->kheld;
+        kafka_conn_free(c->kc);
     }
     const proxy_classifier *k = l->opts.classifier;
     if (k && k->free_state && c->cstate)
@@ -365,8 +388,126 @@ static void relay(conn *c, side *src, const char *data, size_t len)
     }
 }
 
+/* ---- Kafka ---- */
+
+static int kafka_map_tramp(void *ud, int32_t node_id, const char *host, size_t host_len,
+                           int32_t port, char *new_host, size_t cap, int32_t *new_port)
+{
+    conn *c = ud;
+    proxy_listener *l = c->l;
+    if (!l->kafka.map)
+        return 0;
+    return l->kafka.map(l->kafka.ud, l, kafka_resp_nodes(c->kc), node_id, host, host_len, port,
+                        new_host, cap, new_port);
+}
+
+static void kafka_emit(void *ud, const uint8_t *p, size_t n)
+{
+    conn *c = ud;
+    /* A failed write closed the connection: the rest is dropped with it. */
+    if (!c->closing && n > 0)
+        relay(c, &c->up, (const char *)p, n);
+}
+
+/* One line per listener and minute, so a broken peer cannot flood the log. */
+static void kafka_log(conn *c, const char *what, const char *detail)
+{
+    proxy_listener *l = c->l;
+    if (rate_ok(l, &l->last_kafka_log, &l->kafka_logged))
+        log_warn(MOD, "kafka: %s%s%s", what, detail[0] ? ": " : "", detail);
+}
+
+/* Brings the listener's view of the tracker up to date: held bytes count as
+ * buffered, new rewrites are counted, a new problem is logged once. */
+static void kafka_account(conn *c)
+{
+    proxy_listener *l = c->l;
+    size_t held = kafka_resp_held(c->kc);
+    l->buffered = l->buffered - c->kheld + held;
+    c->kheld = held;
+    kafka_stats st;
+    kafka_conn_stats(c->kc, &st);
+    l->st.kafka_rewritten += st.rewritten - c->krewritten;
+    c->krewritten = st.rewritten;
+    uint64_t errs = kafka_conn_errors(c->kc);
+    if (errs != c->kerrors) {
+        c->kerrors = errs;
+        kafka_log(c, "a response was passed through unchanged", kafka_last_error(c->kc));
+    }
+}
+
+/* Gives up on Kafka for this connection: held bytes go out unchanged and in
+ * order, then it is forwarded plainly (and may switch to splice). */
+static void kafka_stop(conn *c, const char *why)
+{
+    if (why)
+        kafka_log(c, why, "forwarding the connection unchanged");
+    kafka_resp_release(c->kc, kafka_emit, c);
+    kafka_account(c);
+    c->l->buffered -= c->kheld;
+    c->kheld = 0;
+    kafka_conn_free(c->kc);
+    c->kc = NULL;
+    c->klass = PROXY_CLASS_PLAIN;
+}
+
+static void kafka_client_bytes(conn *c, const uint8_t *p, size_t n)
+{
+    if (c->kc && n > 0 && kafka_req_feed(c->kc, p, n) < 0)
+        kafka_stop(c, "request framing broken");
+}
+
+static void kafka_server_bytes(conn *c, const char *data, size_t len)
+{
+    int rc = kafka_resp_feed(c->kc, (const uint8_t *)data, len, kafka_emit, c);
+    kafka_account(c);
+    if (rc < 0)
+        kafka_stop(c, "response framing broken");
+}
+
+static void kafka_start(conn *c)
+{
+    proxy_listener *l = c->l;
+    c->kc = kafka_conn_new(kafka_map_tramp, c);
+    c->klass = PROXY_CLASS_KAFKA;
+    l->st.kafka_conns++;
+    if (!l->kafka_seen) {
+        l->kafka_seen = true;
+        if (l->kafka.detected)
+            l->kafka.detected(l->kafka.ud, l);
+    }
+}
+
+/* Sniffing: Kafka when the first client bytes look like a request and the
+ * server did not speak first. The bytes were forwarded already. */
+static void kafka_classify(conn *c, side *src, const char *data, size_t len)
+{
+    if (src == &c->up) {
+        c->klass = PROXY_CLASS_PLAIN;
+        return;
+    }
+    size_t before = c->nhead;
+    size_t take = len < KAFKA_SNIFF_BYTES - before ? len : KAFKA_SNIFF_BYTES - before;
+    memcpy(c->head + before, data, take);
+    c->nhead += take;
+    int r = kafka_sniff(c->head, c->nhead);
+    if (r == KAFKA_MAYBE && c->nhead < KAFKA_SNIFF_BYTES)
+        return;
+    if (r != KAFKA_YES) {
+        c->klass = PROXY_CLASS_PLAIN;
+        return;
+    }
+    kafka_start(c);
+    kafka_client_bytes(c, c->head, before);
+    kafka_client_bytes(c, (const uint8_t *)data, len);
+}
+
 static void classify(conn *c, side *src, const char *data, size_t len)
 {
+    if (c->kmode == PROXY_KAFKA_SNIFF) {
+        kafka_classify(c, src, data, len);
+        return;
+    }
     const proxy_classifier *k = c->l->opts.classifier;
     if (!k) {
         c->klass = PROXY_CLASS_PLAIN;
@@ -395,6 +536,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *rb)
         return;
     if (nread < 0) {
         if (nread == UV_EOF) {
+            /* A response cut short by the broker's FIN still reaches the
+             * client, before the FIN. */
+            if (src == &c->up && c->kc) {
+                kafka_stop(c, NULL);
+                if (c->closing)
+                    return;
+            }
             src->eof = true;
             propagate_eof(c, src);
             check_done(c);
@@ -408,12 +556,23 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *rb)
         c->l->st.bytes_in += (uint64_t)nread;
     else
         c->l->st.bytes_out += (uint64_t)nread;
+    if (c->kc && src == &c->up) {
+        /* Broker bytes go through the rewriter, which emits them in order. */
+        kafka_server_bytes(c, rb->base, (size_t)nread);
+        if (!c->closing)
+            maybe_splice(c);
+        return;
+    }
     /* Forward first: classification never delays bytes. */
     relay(c, src, rb->base, (size_t)nread);
     if (c->closing)
         return;
-    if (c->klass == PROXY_CLASS_NEED_MORE)
+    if (c->kc)
+        kafka_client_bytes(c, (const uint8_t *)rb->base, (size_t)nread);
+    else if (c->klass == PROXY_CLASS_NEED_MORE)
         classify(c, src, rb->base, (size_t)nread);
+    if (c->closing)
+        return;
     maybe_splice(c);
 }
 
@@ -538,6 +697,7 @@ static void conn_start(proxy_listener *l, int fd)
     c->l = l;
     c->preq_tail = &c->preq;
     c->klass = PROXY_CLASS_NEED_MORE;
+    c->kmode = l->kafka.mode;
     c->cli.c = c->up.c = c;
     c->cli.peer = &c->up;
     c->up.peer = &c->cli;
@@ -570,6 +730,8 @@ static void conn_start(proxy_listener *l, int fd)
         conn_close(c, true);
         return;
     }
+    if (c->kmode == PROXY_KAFKA_FORCE)
+        kafka_start(c);
     uv_timer_start(&c->timer, on_dial_timeout, l->opts.dial_timeout_ms, 0);
     uv_read_start((uv_stream_t *)&c->cli.tcp, on_alloc, on_read);
 }
@@ -922,6 +1084,23 @@ void proxy_set_upstream(proxy_listener *l, const struct sockaddr *upstream)
 {
     if (upstream && (upstream->sa_family == AF_INET || upstream->sa_family == AF_INET6))
         sa_copy(&l->upstream, upstream);
+}
+
+void proxy_set_kafka(proxy_listener *l, const proxy_kafka *h)
+{
+    if (l->proto != PROXY_TCP) {
+        if (h && h->free_ud)
+            h->free_ud(h->ud);
+        return;
+    }
+    if (l->kafka.free_ud)
+        l->kafka.free_ud(l->kafka.ud);
+    memset(&l->kafka, 0, sizeof(l->kafka));
+    if (h && h->mode != PROXY_KAFKA_OFF)
+        l->kafka = *h;
+    else if (h && h->free_ud)
+        h->free_ud(h->ud);
+    l->kafka_seen = false;
 }
 
 void proxy_close(proxy_listener *l, void (*cb)(void *arg), void *arg)

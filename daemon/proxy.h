@@ -18,9 +18,12 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "kafka.h"
+
 /* Reading from one side pauses while the other side's pending writes exceed
  * this many bytes, so a connection never holds much more than
- * 2 * (PROXY_HIGH_WATERMARK + PROXY_READ_SIZE) in user space. */
+ * 2 * (PROXY_HIGH_WATERMARK + PROXY_READ_SIZE) in user space (a Kafka
+ * connection may hold KAFKA_HOLD_MAX more: one incomplete response). */
 #define PROXY_READ_SIZE (64 * 1024)
 #define PROXY_HIGH_WATERMARK (256 * 1024)
 
@@ -33,6 +36,8 @@ typedef struct proxy_stats {
     uint64_t bytes_out;     /* container -> client */
     uint64_t accept_pauses; /* TCP: times accepting paused on EMFILE/ENFILE */
     uint64_t dropped;       /* UDP: datagrams dropped (session cap, send failures) */
+    uint64_t kafka_conns;   /* TCP: connections handled as Kafka */
+    uint64_t kafka_rewritten; /* TCP: Kafka responses re-encoded with new broker addresses */
 } proxy_stats;
 
 /* Classification of a TCP connection by its first bytes. Bytes are forwarded
@@ -68,6 +73,30 @@ typedef struct proxy_options {
 
 typedef struct proxy_listener proxy_listener;
 
+/* Kafka on a TCP listener (see kafka.h). SNIFF: a connection whose first
+ * client bytes look like a Kafka request (kafka_sniff) and whose server did
+ * not speak first is Kafka; FORCE: every connection is Kafka from its first
+ * byte (the loophole.kafka=<ports> label). A Kafka connection stays on
+ * read/write: every client byte is tracked (never held), every server byte
+ * goes through the response rewriter, which holds at most KAFKA_HOLD_MAX of
+ * one incomplete rewritable response (counted in proxy_buffered). When the
+ * framing breaks the connection falls back to plain forwarding, logged once. */
+enum { PROXY_KAFKA_OFF = 0, PROXY_KAFKA_SNIFF = 1, PROXY_KAFKA_FORCE = 2 };
+
+typedef struct proxy_kafka {
+    int mode; /* PROXY_KAFKA_OFF, _SNIFF or _FORCE */
+    /* Maps one advertised broker for a connection of listener l, with the
+     * contract of kafka_map_fn; nodes is kafka_resp_nodes() of the response
+     * (distinct brokers it names). NULL: nothing is rewritten. */
+    int (*map)(void *ud, proxy_listener *l, int nodes, int32_t node_id, const char *host,
+               size_t host_len, int32_t port, char *new_host, size_t cap, int32_t *new_port);
+    /* The first Kafka connection of the listener was seen (may be NULL). */
+    void (*detected)(void *ud, proxy_listener *l);
+    /* Releases ud when the listener is freed or the hooks are replaced (may be NULL). */
+    void (*free_ud)(void *ud);
+    void *ud;
+} proxy_kafka;
+
 void proxy_options_default(proxy_options *o);
 
 /* Binds proto on listen_addr and forwards to upstream. Returns 0, or a
@@ -77,6 +106,12 @@ void proxy_options_default(proxy_options *o);
 int proxy_listen(uv_loop_t *loop, const proxy_options *opts, int proto,
                  const struct sockaddr *listen_addr, const struct sockaddr *upstream,
                  proxy_listener **out);
+/* Sets the Kafka hooks of a TCP listener for connections accepted from now
+ * on (h copied; NULL or mode OFF: no Kafka handling, the options' classifier
+ * applies). With Kafka on, the Kafka detection replaces opts.classifier. The
+ * previous hooks' ud is released; the listener owns h->ud from this call on (also
+ * when it is not used). No effect on UDP listeners. */
+void proxy_set_kafka(proxy_listener *l, const proxy_kafka *h);
 /* Changes where new connections go (a container restarted with another host
  * port); open connections keep their upstream. */
 void proxy_set_upstream(proxy_listener *l, const struct sockaddr *upstream);

@@ -284,8 +284,7 @@ static void recompute(registry *r, int64_t now)
                 log_error("registry",
                           "address pool %s-%s is exhausted: %s gets no address until "
                           "another container stops (widen it with --pool)",
-                          ip4_format(r->pool.first, a), ip4_format(r->pool.last, b),
-                          e->c->name);
+                          ip4_format(r->pool.first, a), ip4_format(r->pool.last, b), e->c->name);
                 e->logged_exhausted = true;
             }
             continue;
@@ -334,8 +333,7 @@ static void set_ports(registry *r, reg_entry *e, const container *c)
         } else {
             /* A second binding of the same port: take it only over none, or
              * an IPv4 one over an IPv6 one. */
-            bool take = cp->host_port &&
-                        (!p->host_port || (p->ipv6_only && !is_v6(cp->host_ip)));
+            bool take = cp->host_port && (!p->host_port || (p->ipv6_only && !is_v6(cp->host_ip)));
             if (!take)
                 continue;
         }

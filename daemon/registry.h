@@ -37,19 +37,19 @@ typedef struct reg_port {
 typedef struct reg_entry {
     container *c;
     names_result names;
-    char *lease_key;  /* the key its lease is under (names.lease_key, made unique) */
+    char *lease_key; /* the key its lease is under (names.lease_key, made unique) */
     bool has_addr;
-    uint32_t addr;    /* host order, when has_addr */
-    char **owned;     /* names it holds (names[] it won, plus the service alias) */
+    uint32_t addr; /* host order, when has_addr */
+    char **owned;  /* names it holds (names[] it won, plus the service alias) */
     size_t nowned;
     char **conflicts; /* names it wanted that another container holds */
     size_t nconflicts;
     const char *skipped; /* why it gets no address: NULL when it is served */
     char *skipped_buf;
-    reg_port *ports;  /* every exposed port, deduplicated */
+    reg_port *ports; /* every exposed port, deduplicated */
     size_t nports;
-    unsigned moves;   /* address moves because another program held a port */
-    int64_t seen_at;  /* Unix ms the registry first saw it (for ordering) */
+    unsigned moves;  /* address moves because another program held a port */
+    int64_t seen_at; /* Unix ms the registry first saw it (for ordering) */
     bool logged_exhausted;
 } reg_entry;
 

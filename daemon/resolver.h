@@ -13,10 +13,10 @@
 #include <stdint.h>
 
 typedef enum resolver_kind {
-    RESOLVER_NONE = 0,        /* no mechanism on this system */
-    RESOLVER_MACOS,           /* /etc/resolver/<domain> */
-    RESOLVER_RESOLVED,        /* /etc/systemd/resolved.conf.d/loophole.conf */
-    RESOLVER_NM_DNSMASQ,      /* /etc/NetworkManager/dnsmasq.d/loophole.conf */
+    RESOLVER_NONE = 0,   /* no mechanism on this system */
+    RESOLVER_MACOS,      /* /etc/resolver/<domain> */
+    RESOLVER_RESOLVED,   /* /etc/systemd/resolved.conf.d/loophole.conf */
+    RESOLVER_NM_DNSMASQ, /* /etc/NetworkManager/dnsmasq.d/loophole.conf */
 } resolver_kind;
 
 typedef struct resolver_config {

@@ -24,7 +24,7 @@ pkgs="cmake make gcc pkg-config libuv1-dev libyajl-dev libldns-dev libhttp-parse
 if [ "$what" = test ]; then
     # Real parts for the integration tests: the engine, compose v1, dig,
     # servers run from host binaries in containers, and busybox for images.
-    pkgs="$pkgs docker.io docker-compose dnsutils redis-server redis-tools socat busybox-static iproute2 curl util-linux procps"
+    pkgs="$pkgs docker.io docker-compose dnsutils redis-server redis-tools socat busybox-static iproute2 curl util-linux procps jq python3 systemd mandoc libxml2-utils"
 fi
 missing=""
 for p in $pkgs; do

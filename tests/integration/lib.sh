@@ -452,9 +452,11 @@ control_up() { curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/status >/dev/n
 port_mode() {
     curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/containers 2>/dev/null |
         jq -r --arg id "$1" --argjson p "$2" --arg proto "${3:-tcp}" \
-            '.[] | select(.id != null and (.id | startswith($id) or ($id | startswith(.id))))
+            '.[] | select(.id as $c | $c != null and (($c | startswith($id)) or ($id | startswith($c))))
              | .ports[] | select(.port == $p and .proto == $proto) | .mode' 2>/dev/null
 }
+# port_mode_is CONTAINER-ID PORT PROTO MODE (for wait_for).
+port_mode_is() { [ "$(port_mode "$1" "$2" "$3")" = "$4" ]; }
 
 # lh_tcp MODE HOST PORT [DATA [SECONDS]]: a small TCP client (python3).
 # DATA takes \r \n escapes. Every mode has a deadline (SECONDS, default 5).
@@ -552,5 +554,60 @@ for m in msgs:
             break
     else:
         sys.exit(1)
+PY
+}
+
+# ---- The control API (test_control.sh) ---------------------------------------
+
+# ctl_http METHOD PATH BODY-FILE: one request to the test daemon's control
+# socket; prints the HTTP status (000 when there was no answer), the body
+# goes to BODY-FILE.
+ctl_http() {
+    curl -s -m 5 --unix-socket "$LH_SOCK" -X "$1" -o "$3" -w '%{http_code}' "http://x$2" 2>/dev/null
+}
+
+# is_json_error FILE: FILE holds {"error": "<non-empty string>"}.
+is_json_error() {
+    jq -e 'type == "object" and (.error | type == "string" and length > 0)' "$1" >/dev/null 2>&1
+}
+
+# as_nobody CMD...: runs CMD as nobody:nogroup with no supplementary groups
+# (the socket's directory must be searchable by others).
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
+
+# ctl_raw SOCKET HEX-OR-@FILE [SECONDS]: connects to a unix socket, sends the
+# bytes (hex, or the contents of @FILE) and prints what comes back up to EOF;
+# it never closes first, so EOF means the server closed. Exit 0 on EOF, 3 when
+# EOF does not come in time (default 5 s), 2 when the connection fails.
+ctl_raw() {
+    python3 - "$@" <<'PY'
+import socket, sys
+path, data = sys.argv[1], sys.argv[2]
+limit = float(sys.argv[3]) if len(sys.argv) > 3 else 5.0
+data = open(data[1:], "rb").read() if data.startswith("@") else bytes.fromhex(data)
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(limit)
+out = b""
+try:
+    s.connect(path)
+    try:
+        s.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server may answer and close before reading everything
+    while True:
+        try:
+            b = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        out += b
+except socket.timeout:
+    sys.stdout.buffer.write(out)
+    sys.exit(3)
+except OSError as e:
+    print(e, file=sys.stderr)
+    sys.exit(2)
+sys.stdout.buffer.write(out)
 PY
 }

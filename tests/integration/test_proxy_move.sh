@@ -51,7 +51,7 @@ got=$(lh_tcp banner "$next" "$P" '' 3)
 assert_eq "intruder-$RUN_ID" "$got" "the intruder on $next:$P"
 if control_up; then
     got=$(curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/containers |
-        jq -r --arg id "$id" '.[] | select(.id != null and ($id | startswith(.id))) | .ip')
+        jq -r --arg id "$id" '.[] | select(.id as $c | $c != null and ($id | startswith($c))) | .ip')
     assert_eq "$m" "$got" "ip in /v1/containers"
     assert_eq proxy "$(port_mode "$id" "$P" tcp)" "mode of $P/tcp after the move"
 fi

@@ -56,7 +56,8 @@ print("ok from ports", ports)
 PY
 
 # The TCP entry of the same port number goes to the TCP server.
-wait_for -t 10 test "$(lh_tcp banner "$u" 9999 '' 3)" = "tcp-$RUN_ID" ||
+tcp_side_ok() { [ "$(lh_tcp banner "$u" 9999 '' 3)" = "tcp-$RUN_ID" ]; }
+wait_for -t 10 tcp_side_ok ||
     fail "9999/tcp through $u answered '$(lh_tcp banner "$u" 9999 '' 3)', expected tcp-$RUN_ID"
 
 if control_up; then

@@ -14,7 +14,7 @@ static int test_checks;
     do {                                                                                           \
         test_checks++;                                                                             \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);              \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
             test_failures++;                                                                       \
         }                                                                                          \
     } while (0)
@@ -23,7 +23,7 @@ static int test_checks;
     do {                                                                                           \
         test_checks++;                                                                             \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: requirement failed: %s\n", __FILE__, __LINE__, #cond);        \
+            fprintf(stderr, "%s:%d: requirement failed: %s\n", __FILE__, __LINE__, #cond);         \
             test_failures++;                                                                       \
             return;                                                                                \
         }                                                                                          \
@@ -45,7 +45,7 @@ static int test_checks;
         long long a_ = (long long)(a), b_ = (long long)(b);                                        \
         test_checks++;                                                                             \
         if (a_ != b_) {                                                                            \
-            fprintf(stderr, "%s:%d: %lld != %lld (%s vs %s)\n", __FILE__, __LINE__, a_, b_, #a,   \
+            fprintf(stderr, "%s:%d: %lld != %lld (%s vs %s)\n", __FILE__, __LINE__, a_, b_, #a,    \
                     #b);                                                                           \
             test_failures++;                                                                       \
         }                                                                                          \
@@ -55,13 +55,13 @@ static int test_checks;
     do {                                                                                           \
         int before_ = test_failures;                                                               \
         fn();                                                                                      \
-        fprintf(stderr, "%s %s\n", test_failures == before_ ? "ok  " : "FAIL", #fn);              \
+        fprintf(stderr, "%s %s\n", test_failures == before_ ? "ok  " : "FAIL", #fn);               \
     } while (0)
 
 /* Ends main(): fails when any check failed or when nothing was checked. */
 #define TEST_END()                                                                                 \
     do {                                                                                           \
-        fprintf(stderr, "%d checks, %d failed\n", test_checks, test_failures);                    \
+        fprintf(stderr, "%d checks, %d failed\n", test_checks, test_failures);                     \
         return test_failures == 0 && test_checks > 0 ? 0 : 1;                                      \
     } while (0)
 
