@@ -31,7 +31,8 @@ static void line(lines *l, const char *key, const char *style, const char *fmt, 
     va_end(ap);
     char k[64];
     snprintf(k, sizeof(k), "%s%s", key, key[0] ? ":" : "");
-    buf_appendf(l->out, "%-*s", KEY_WIDTH, k);
+    /* Long keys (fields added later) still get one space before the value. */
+    buf_appendf(l->out, "%-*s%s", KEY_WIDTH, k, strlen(k) >= KEY_WIDTH ? " " : "");
     if (l->color && style)
         buf_appendf(l->out, "%s%s%s\n", style, val, OUT_RESET);
     else

@@ -611,3 +611,20 @@ except OSError as e:
 sys.stdout.buffer.write(out)
 PY
 }
+
+# ---- Kafka (test_kafka.sh) --------------------------------------------------
+
+# addrs_outside_pool: reads text on stdin and prints every IPv4 address in it
+# (with its :port when there is one) that is outside LH_POOL, one per line;
+# empty when every address a client was handed is loophole's.
+addrs_outside_pool() {
+    local a ip
+    grep -Eo '[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(:[0-9]+)?' | sort -u |
+        while read -r a; do
+            ip=${a%%:*}
+            in_pool "$ip" || echo "$a"
+        done
+}
+
+# kcat_bin: kcat, or kafkacat on systems that still call it that.
+kcat_bin() { command -v kcat 2>/dev/null || command -v kafkacat 2>/dev/null; }
