@@ -11,6 +11,7 @@
 
 #include <yajl/yajl_tree.h>
 
+#include "fsutil.h"
 #include "util.h"
 
 /* Replies larger than this are refused: a list or inspect reply of a sane
@@ -34,32 +35,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Checks the nesting depth without parsing, skipping string contents. */
-static bool depth_ok(const char *s, size_t len)
-{
-    int depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
-            continue;
-        }
-        if (c == '"') {
-            in_str = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > JSON_MAX_DEPTH)
-                return false;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return true;
-}
-
 /* Parses bounded input into a yajl tree, or NULL with a reason. */
 static yajl_val parse(const char *json, size_t len, char *err, size_t errlen)
 {
@@ -75,7 +50,7 @@ static yajl_val parse(const char *json, size_t len, char *err, size_t errlen)
         set_err(err, errlen, "NUL byte in JSON");
         return NULL;
     }
-    if (!depth_ok(json, len)) {
+    if (!json_depth_ok(json, len, JSON_MAX_DEPTH)) {
         set_err(err, errlen, "JSON nested too deeply");
         return NULL;
     }

@@ -4,6 +4,8 @@
  * Every path is under cfg->root so tests use a temporary directory. */
 #include "resolver.h"
 
+#include "fsutil.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -184,38 +186,6 @@ static int read_small(const char *path, char *buf, size_t cap, size_t *len, bool
     return 0;
 }
 
-/* Creates dir and its missing parents, 0755 regardless of the umask. */
-static int mkdir_p(const char *dir)
-{
-    char tmp[PATH_MAX];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof(tmp))
-        return -ENAMETOOLONG;
-    memcpy(tmp, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] != '/' && tmp[i] != '\0')
-            continue;
-        char saved = tmp[i];
-        tmp[i] = '\0';
-        if (mkdir(tmp, 0755) == 0) {
-            if (chmod(tmp, 0755) < 0) {
-                tmp[i] = saved;
-                return -errno;
-            }
-        } else if (errno == EEXIST) {
-            struct stat st;
-            if (stat(tmp, &st) < 0)
-                return -errno;
-            if (!S_ISDIR(st.st_mode))
-                return -ENOTDIR;
-        } else {
-            return -errno;
-        }
-        tmp[i] = saved;
-    }
-    return 0;
-}
-
 /* Splits path into its directory (in dir) and returns the base name. */
 static const char *split_path(const char *path, char *dir, size_t cap)
 {
@@ -228,63 +198,6 @@ static const char *split_path(const char *path, char *dir, size_t cap)
     if (n == 0 && slash)
         strcpy(dir, "/");
     return slash ? slash + 1 : path;
-}
-
-static void fsync_dir(const char *dir)
-{
-    /* Makes the rename or unlink itself durable; failure is not worth an
-     * error, since the file operation already succeeded. */
-    int fd = open(dir[0] ? dir : ".", O_RDONLY | O_CLOEXEC | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
-/* Writes content to path through a temporary file in the same directory and
- * rename(2), so readers (resolved, configd, dnsmasq) see the old file or the
- * new one, never a half-written one. */
-static int write_atomic(const char *path, const char *content)
-{
-    char dir[PATH_MAX];
-    const char *base = split_path(path, dir, sizeof(dir));
-    char tmp[PATH_MAX];
-    /* A leading dot: dnsmasq's conf-dir skips dot files and resolved reads
-     * only *.conf, so the temporary file is never read as configuration. */
-    int n = snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, base);
-    if (n < 0 || (size_t)n >= sizeof(tmp))
-        return -ENAMETOOLONG;
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return -errno;
-    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-    int rc = 0;
-    size_t len = strlen(content), off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, content + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
-            break;
-        }
-        off += (size_t)w;
-    }
-    /* mkstemp creates 0600; resolver files must be world-readable. */
-    if (rc == 0 && fchmod(fd, 0644) < 0)
-        rc = -errno;
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0) {
-        (void)unlink(tmp);
-        return rc;
-    }
-    fsync_dir(dir);
-    return 0;
 }
 
 int resolver_install(const resolver_config *cfg, resolver_kind k, bool *changed)
@@ -319,10 +232,10 @@ int resolver_install(const resolver_config *cfg, resolver_kind k, bool *changed)
 
     char dir[PATH_MAX];
     split_path(path, dir, sizeof(dir));
-    rc = mkdir_p(dir);
+    rc = fs_mkdir_p(dir, 0755);
     if (rc < 0)
         return rc;
-    rc = write_atomic(path, want);
+    rc = fs_write_atomic(path, want, strlen(want), 0644);
     if (rc < 0)
         return rc;
     *changed = true;
@@ -356,9 +269,6 @@ int resolver_uninstall(const resolver_config *cfg, resolver_kind k, bool *change
         return -EPERM;
     if (unlink(path) < 0)
         return errno == ENOENT ? 0 : -errno;
-    char dir[PATH_MAX];
-    split_path(path, dir, sizeof(dir));
-    fsync_dir(dir);
     *changed = true;
     return 0;
 }

@@ -4,6 +4,7 @@
  * the daemon from starting. */
 #include "state.h"
 
+#include "fsutil.h"
 #include "util.h"
 
 #include <errno.h>
@@ -243,29 +244,6 @@ static int decode_tree(yajl_val root, state_data *out, char *err, size_t errlen)
  * Brackets inside strings do not count. */
 #define STATE_MAX_DEPTH 32
 
-static bool depth_ok(const char *s, size_t len)
-{
-    size_t depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > STATE_MAX_DEPTH)
-                return false;
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            depth--;
-        }
-    }
-    return true;
-}
-
 int state_decode(const char *json, size_t len, state_data *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
@@ -281,7 +259,7 @@ int state_decode(const char *json, size_t len, state_data *out, char *err, size_
         set_err(err, errlen, "contains a NUL byte");
         return -EINVAL;
     }
-    if (!depth_ok(json, len)) {
+    if (!json_depth_ok(json, len, STATE_MAX_DEPTH)) {
         set_err(err, errlen, "nested deeper than %d levels", STATE_MAX_DEPTH);
         return -EINVAL;
     }
@@ -444,48 +422,6 @@ int state_load(const char *dir, state_data *out, char *err, size_t errlen)
     return -EINVAL;
 }
 
-/* mkdir -p: creates every missing component of dir with mode. */
-static int make_dirs(const char *dir, mode_t mode)
-{
-    char *p = xstrdup(dir);
-    int rc = 0;
-    for (char *s = p + 1; rc == 0; s++) {
-        bool end = *s == '\0';
-        if (!end && *s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, mode) != 0 && errno != EEXIST)
-            rc = -errno;
-        if (end)
-            break;
-        *s = '/';
-    }
-    if (rc == 0) {
-        struct stat st;
-        if (stat(dir, &st) != 0)
-            rc = -errno;
-        else if (!S_ISDIR(st.st_mode))
-            rc = -ENOTDIR;
-    }
-    free(p);
-    return rc;
-}
-
-static int write_all(int fd, const char *b, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int state_save(const char *dir, const state_data *s)
 {
     if (dir == NULL || dir[0] == '\0')
@@ -495,46 +431,12 @@ int state_save(const char *dir, const state_data *s)
     int rc = state_encode(s, &json, &len);
     if (rc != 0)
         return rc;
-    rc = make_dirs(dir, 0755);
-    if (rc != 0) {
-        free(json);
-        return rc;
+    rc = fs_mkdir_p(dir, 0755);
+    if (rc == 0) {
+        char *path = path_join(dir, STATE_FILE);
+        rc = fs_write_atomic(path, json, len, 0644);
+        free(path);
     }
-
-    char name[64];
-    snprintf(name, sizeof(name), "%s.tmp.%ld", STATE_FILE, (long)getpid());
-    char *tmp = path_join(dir, name);
-    char *path = path_join(dir, STATE_FILE);
-    int dfd;
-
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) {
-        rc = -errno;
-        goto out;
-    }
-    rc = write_all(fd, json, len);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    if (close(fd) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc != 0) {
-        unlink(tmp);
-        goto out;
-    }
-    /* The rename is durable only once the directory itself is synced. */
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0)
-            rc = -errno;
-        close(dfd);
-    } else {
-        rc = -errno;
-    }
-out:
     free(json);
-    free(tmp);
-    free(path);
     return rc;
 }
