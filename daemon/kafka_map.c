@@ -63,8 +63,7 @@ static bool names_entry(const reg_entry *e, const char *host, bool is_ip, uint32
 
 /* The container port of e that (host) port reaches: a live container port
  * equal to port, else a live port published on port; 0 when none. */
-static uint16_t entry_port(const reg_entry *e, int32_t port, bool container_ports,
-                           bool host_ports)
+static uint16_t entry_port(const reg_entry *e, int32_t port, bool container_ports, bool host_ports)
 {
     for (size_t i = 0; container_ports && i < e->nports; i++)
         if (port_live(&e->ports[i]) && e->ports[i].port == port)
@@ -83,8 +82,8 @@ static const reg_entry *find_id(const registry *r, const char *id)
     return NULL;
 }
 
-int kafka_map_broker(const registry *r, const kafka_map_ctx *ctx, const char *host,
-                     size_t host_len, int32_t port, uint32_t *addr, uint16_t *new_port)
+int kafka_map_broker(const registry *r, const kafka_map_ctx *ctx, const char *host, size_t host_len,
+                     int32_t port, uint32_t *addr, uint16_t *new_port)
 {
     const reg_entry *self = find_id(r, ctx->entry_id);
     if (self && !served(self))

@@ -42,8 +42,8 @@ typedef struct kafka_map_ctx {
 /* Maps one broker; host is not NUL-terminated (any length). Returns the rule
  * that applied (KAFKA_MAP_*), with *addr (host order) and *port set unless it
  * is KAFKA_MAP_KEEP. */
-int kafka_map_broker(const registry *r, const kafka_map_ctx *ctx, const char *host,
-                     size_t host_len, int32_t port, uint32_t *addr, uint16_t *new_port);
+int kafka_map_broker(const registry *r, const kafka_map_ctx *ctx, const char *host, size_t host_len,
+                     int32_t port, uint32_t *addr, uint16_t *new_port);
 
 /* Kafka handling a container asks for on one of its TCP ports, from the label
  * loophole.kafka: "off" (also false/no/0/none, any case) -> KAFKA_MAP_MODE_OFF;

@@ -1,8 +1,11 @@
 /* The port reconciler: one proxy listener per published TCP/UDP port of each
  * served container, on the container's address and original port. */
+#include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "daemon.h"
+#include "kafka_map.h"
 #include "log.h"
 #include "util.h"
 
@@ -24,6 +27,118 @@ static int upstream_addr(const reg_port *p, struct sockaddr_storage *ss)
     if (strchr(ip, ':'))
         return uv_ip6_addr(ip, p->host_port, (struct sockaddr_in6 *)ss);
     return uv_ip4_addr(ip, p->host_port, (struct sockaddr_in *)ss);
+}
+
+/* ---- Kafka hooks of a TCP listener ---- */
+
+/* Brokers left unchanged are logged once each (per listener), remembered by
+ * a hash of host and port. */
+#define KAFKA_LOGGED_MAX 32
+
+typedef struct kafka_ud {
+    daemon_ctx *d;
+    char id[65];   /* the container's full id: looked up at map time, since the
+                    * registry's entries move as it changes */
+    uint16_t port; /* container port */
+    uint64_t logged[KAFKA_LOGGED_MAX];
+    size_t nlogged;
+} kafka_ud;
+
+static uint64_t broker_hash(const char *host, size_t len, int32_t port)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)host[i]) * 1099511628211ULL;
+    return (h ^ (uint32_t)port) * 1099511628211ULL;
+}
+
+static int kafka_hook_map(void *ud, proxy_listener *l, int nodes, int32_t node_id, const char *host,
+                          size_t host_len, int32_t port, char *new_host, size_t cap,
+                          int32_t *new_port)
+{
+    kafka_ud *k = ud;
+    struct sockaddr_storage ss;
+    kafka_map_ctx ctx = {k->id, 0, 0, nodes};
+    if (proxy_local_addr(l, &ss) == 0 && ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+        ctx.listen_addr = ntohl(sin->sin_addr.s_addr);
+        ctx.listen_port = ntohs(sin->sin_port);
+    }
+    uint32_t addr;
+    uint16_t p;
+    int rule = kafka_map_broker(&k->d->reg, &ctx, host, host_len, port, &addr, &p);
+    int hl = host_len > 200 ? 200 : (int)host_len;
+    if (rule == KAFKA_MAP_KEEP) {
+        uint64_t h = broker_hash(host, host_len, port);
+        for (size_t i = 0; i < k->nlogged; i++)
+            if (k->logged[i] == h)
+                return 0;
+        if (k->nlogged < KAFKA_LOGGED_MAX) {
+            k->logged[k->nlogged++] = h;
+            log_warn("kafka",
+                     "port %u of %.12s: broker %d at %.*s:%d is no container loophole "
+                     "serves; clients are told its address unchanged",
+                     k->port, k->id, node_id, hl, host, port);
+        }
+        return 0;
+    }
+    char ip[16];
+    ip4_format(addr, ip);
+    if (strlen(ip) >= cap)
+        return 0;
+    memcpy(new_host, ip, strlen(ip) + 1);
+    *new_port = p;
+    static const char *const why[] = {"", "a container's name or address", "its own port",
+                                      "a published port", "the only broker"};
+    log_debug("kafka", "broker %d %.*s:%d -> %s:%u (%s)", node_id, hl, host, port, ip, p,
+              why[rule]);
+    return 1;
+}
+
+static reg_port *kafka_port(kafka_ud *k)
+{
+    reg_entry *e = reg_find(&k->d->reg, k->id);
+    for (size_t i = 0; e && i < e->nports; i++)
+        if (e->ports[i].port == k->port && e->ports[i].proto == CTR_TCP)
+            return &e->ports[i];
+    return NULL;
+}
+
+static void kafka_hook_detected(void *ud, proxy_listener *l)
+{
+    (void)l;
+    kafka_ud *k = ud;
+    reg_port *p = kafka_port(k);
+    if (p && !p->kafka) {
+        p->kafka = true;
+        log_info("kafka", "port %u of %.12s carries Kafka: broker addresses are rewritten", k->port,
+                 k->id);
+        /* /v1/events watchers see the port's kafka flag change. */
+        view_publish_changes(k->d);
+    }
+}
+
+/* Gives a new TCP listener its Kafka hooks, by the container's label. */
+static void kafka_attach(daemon_ctx *d, reg_entry *e, reg_port *p)
+{
+    int bad = 0;
+    int mode = kafka_map_label_mode(e->c, p->port, &bad);
+    if (bad)
+        log_warn("kafka",
+                 "%s: label loophole.kafka=\"%s\" has entries that are not ports "
+                 "(want \"off\" or a list like \"9092,9093\")",
+                 e->c->name, container_label(e->c, "loophole.kafka"));
+    if (mode == KAFKA_MAP_MODE_OFF)
+        return;
+    kafka_ud *k = xcalloc(1, sizeof(*k));
+    k->d = d;
+    snprintf(k->id, sizeof(k->id), "%s", e->c->id);
+    k->port = p->port;
+    proxy_kafka h = {mode == KAFKA_MAP_MODE_FORCE ? PROXY_KAFKA_FORCE : PROXY_KAFKA_SNIFF,
+                     kafka_hook_map, kafka_hook_detected, free, k};
+    proxy_set_kafka(p->listener, &h);
+    if (mode == KAFKA_MAP_MODE_FORCE)
+        p->kafka = true;
 }
 
 static void close_listener(reg_port *p)
@@ -88,6 +203,8 @@ static int reconcile_entry(daemon_ctx *d, reg_entry *e, char *held, size_t heldl
         int rc = proxy_listen(d->loop, &d->popts, p->proto == CTR_UDP ? PROXY_UDP : PROXY_TCP,
                               (struct sockaddr *)&la, (struct sockaddr *)&up, &p->listener);
         if (rc == 0) {
+            if (p->proto == CTR_TCP)
+                kafka_attach(d, e, p);
             p->mode = REG_PORT_PROXY;
             p->listener_addr = e->addr;
             p->problem[0] = '\0';

@@ -72,10 +72,10 @@ struct conn {
     kafka_conn *kc;
     uint8_t head[KAFKA_SNIFF_BYTES];
     size_t nhead;
-    size_t kheld;       /* response bytes held by kc, counted in l->buffered */
-    uint64_t kerrors;   /* kafka_conn_errors() last logged */
+    size_t kheld;        /* response bytes held by kc, counted in l->buffered */
+    uint64_t kerrors;    /* kafka_conn_errors() last logged */
     uint64_t krewritten; /* kafka_stats.rewritten last added to the listener's */
-    int handles; /* open handles (and the splice relay); freed at zero */
+    int handles;         /* open handles (and the splice relay); freed at zero */
     bool connected;
     bool closing;
     bool splice_failed;

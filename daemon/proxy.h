@@ -2,9 +2,10 @@
  * address and original port, forwarding to Docker's mapped host port.
  *
  * TCP: a connection dials upstream at once (nothing waits for client bytes),
- * relays with read/write until its first bytes are classified (the Kafka
- * detector of a later issue plugs in through proxy_classifier), then on Linux
- * switches to splice(2) through a pipe per direction (splice_linux.c), driven
+ * relays with read/write until its first bytes are classified (Kafka through
+ * proxy_set_kafka, anything else through proxy_classifier); Kafka connections
+ * stay on read/write with their responses rewritten, others on Linux switch
+ * to splice(2) through a pipe per direction (splice_linux.c), driven
  * by uv_poll on the fds. Half-close is propagated both ways; an upstream
  * refusal or reset becomes an RST to the client; memory per connection is
  * bounded (reading stops while the peer's write queue is above the
@@ -31,12 +32,12 @@ enum { PROXY_TCP = 0, PROXY_UDP = 1 };
 
 typedef struct proxy_stats {
     uint64_t conns_total;
-    uint64_t conns_active;  /* UDP: live sessions */
-    uint64_t bytes_in;      /* client -> container */
-    uint64_t bytes_out;     /* container -> client */
-    uint64_t accept_pauses; /* TCP: times accepting paused on EMFILE/ENFILE */
-    uint64_t dropped;       /* UDP: datagrams dropped (session cap, send failures) */
-    uint64_t kafka_conns;   /* TCP: connections handled as Kafka */
+    uint64_t conns_active;    /* UDP: live sessions */
+    uint64_t bytes_in;        /* client -> container */
+    uint64_t bytes_out;       /* container -> client */
+    uint64_t accept_pauses;   /* TCP: times accepting paused on EMFILE/ENFILE */
+    uint64_t dropped;         /* UDP: datagrams dropped (session cap, send failures) */
+    uint64_t kafka_conns;     /* TCP: connections handled as Kafka */
     uint64_t kafka_rewritten; /* TCP: Kafka responses re-encoded with new broker addresses */
 } proxy_stats;
 
@@ -67,7 +68,8 @@ typedef struct proxy_options {
     bool splice;               /* use the Linux splice path once classified (default true) */
     /* Classification hook (NULL: every connection is plain and may switch to
      * splice after the first client bytes, or at once for server-first
-     * protocols once the server spoke). The Kafka issue fills this in. */
+     * protocols once the server spoke). Not used by listeners with Kafka
+     * hooks (proxy_set_kafka), whose Kafka detection takes its place. */
     const struct proxy_classifier *classifier;
 } proxy_options;
 

@@ -889,6 +889,238 @@ static void test_classifier(void)
     CHECK_INT(proxy_spliced_total(), before);
 }
 
+/* ---- Kafka ---- */
+
+/* Metadata v0: request with client id "t" and no topics; response with one
+ * broker (node 1, host, port) and no topics. */
+static size_t kafka_md_req(uint8_t *b, int32_t corr)
+{
+    static const uint8_t body[] = {0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 't', 0, 0, 0, 0};
+    memcpy(b, "\0\0\0\x0f", 4);
+    memcpy(b + 4, body, sizeof(body));
+    b[8] = (uint8_t)(corr >> 24);
+    b[9] = (uint8_t)(corr >> 16);
+    b[10] = (uint8_t)(corr >> 8);
+    b[11] = (uint8_t)corr;
+    return 4 + sizeof(body);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static size_t kafka_md_resp(uint8_t *b, int32_t corr, const char *host, int32_t port)
+{
+    size_t hl = strlen(host), n = 4;
+    put32(b + n, (uint32_t)corr);
+    n += 4;
+    put32(b + n, 1); /* one broker */
+    n += 4;
+    put32(b + n, 1); /* node id */
+    n += 4;
+    b[n++] = (uint8_t)(hl >> 8);
+    b[n++] = (uint8_t)hl;
+    memcpy(b + n, host, hl);
+    n += hl;
+    put32(b + n, (uint32_t)port);
+    n += 4;
+    put32(b + n, 0); /* no topics */
+    n += 4;
+    put32(b, (uint32_t)(n - 4));
+    return n;
+}
+
+static int kmap_calls, kmap_nodes, kdetected, kfreed;
+
+static int kafka_test_map(void *ud, proxy_listener *l, int nodes, int32_t node_id, const char *host,
+                          size_t host_len, int32_t port, char *new_host, size_t cap,
+                          int32_t *new_port)
+{
+    (void)ud;
+    (void)l;
+    (void)node_id;
+    kmap_calls++;
+    kmap_nodes = nodes;
+    if (host_len != 9 || memcmp(host, "127.0.0.1", 9) != 0 || port != 9092)
+        return 0;
+    snprintf(new_host, cap, "10.1.2.3");
+    *new_port = 4242;
+    return 1;
+}
+
+static void kafka_test_detected(void *ud, proxy_listener *l)
+{
+    (void)ud;
+    (void)l;
+    kdetected++;
+}
+
+static void kafka_test_free(void *ud)
+{
+    (void)ud;
+    kfreed++;
+}
+
+static void kafka_hooks(env *e, int mode)
+{
+    kmap_calls = kmap_nodes = kdetected = kfreed = 0;
+    proxy_kafka h = {mode, kafka_test_map, kafka_test_detected, kafka_test_free, e};
+    proxy_set_kafka(e->l, &h);
+}
+
+/* The broker answers two Metadata requests; the second response comes in
+ * two parts, the client's go-ahead in between (e->arg: a pipe). */
+static void server_kafka(env *e)
+{
+    int fd = accept_tcp(e->up_fd);
+    if (fd < 0)
+        return;
+    uint8_t req[19], want[19], resp[64];
+    int *pipefd = e->arg;
+    bool ok = true;
+    for (int32_t corr = 7; corr <= 8 && ok; corr++) {
+        kafka_md_req(want, corr);
+        ok = read_exact(fd, req, sizeof(req)) && memcmp(req, want, sizeof(req)) == 0;
+        size_t n = kafka_md_resp(resp, corr, "127.0.0.1", 9092);
+        if (corr == 7) {
+            ok = ok && write_all(fd, resp, n);
+        } else {
+            char go;
+            ok = ok && write_all(fd, resp, 10) && read(pipefd[0], &go, 1) == 1 &&
+                 write_all(fd, resp + 10, n - 10);
+        }
+    }
+    /* Not rewritable: ApiVersions-like bytes pass byte for byte. */
+    ok = ok && write_all(fd, "\0\0\0\x06\0\0\0\x09zz", 10);
+    e->server_ok = ok;
+    read_to_eof(fd, NULL, 0);
+    close(fd);
+}
+
+static void client_kafka(env *e)
+{
+    int fd = connect_tcp(e->port);
+    if (fd < 0)
+        return;
+    int *pipefd = e->arg;
+    uint8_t req[19], want[64], got[64];
+    size_t n = kafka_md_req(req, 7);
+    /* The first request in two writes: forwarding must not wait for more. */
+    bool ok = write_all(fd, req, 5) && write_all(fd, req + 5, n - 5);
+    size_t wn = kafka_md_resp(want, 7, "10.1.2.3", 4242);
+    ok = ok && read_exact(fd, got, wn) && memcmp(got, want, wn) == 0;
+    e->client_ok = ok;
+    kafka_md_req(req, 8);
+    ok = ok && write_all(fd, req, n);
+    /* The second response is incomplete upstream: nothing of it may reach
+     * the client yet (it is held to be rewritten). */
+    struct timeval tv = {0, 300000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssize_t r = recv(fd, got, sizeof(got), 0);
+    e->detail = r;
+    set_timeouts(fd, 10000);
+    ok = ok && write(pipefd[1], "g", 1) == 1;
+    wn = kafka_md_resp(want, 8, "10.1.2.3", 4242);
+    ok = ok && read_exact(fd, got, wn) && memcmp(got, want, wn) == 0;
+    ok = ok && read_exact(fd, got, 10) && memcmp(got, "\0\0\0\x06\0\0\0\x09zz", 10) == 0;
+    e->client_ok += ok;
+    close(fd);
+}
+
+static void test_kafka_rewrite(void)
+{
+    env e = {0};
+    int pipefd[2];
+    REQUIRE(pipe(pipefd) == 0);
+    e.arg = pipefd;
+    uint64_t before = proxy_spliced_total();
+    REQUIRE(env_setup(&e, true));
+    kafka_hooks(&e, PROXY_KAFKA_SNIFF);
+    env_go(&e, client_kafka, server_kafka);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    CHECK_INT(e.client_ok, 2);
+    CHECK(e.server_ok);
+    CHECK_INT(e.detail, -1); /* the held part did not leak out early */
+    CHECK_INT(kmap_calls, 2);
+    CHECK_INT(kmap_nodes, 1);
+    CHECK_INT(kdetected, 1);
+    CHECK_INT(kfreed, 1);
+    CHECK_INT(e.final.kafka_conns, 1);
+    CHECK_INT(e.final.kafka_rewritten, 2);
+    CHECK_INT(e.final.bytes_in, 38);
+    CHECK_INT(proxy_spliced_total(), before);
+    /* The held 10 bytes were counted as buffered while held. */
+    CHECK(e.max_buffered >= 10);
+}
+
+/* Not Kafka: a 6-byte inline command and a server-first banner are left
+ * alone, and such connections may still switch to splice. */
+static void test_kafka_plain(void)
+{
+    env e = {0};
+    uint64_t before = proxy_spliced_total();
+    REQUIRE(env_setup(&e, true));
+    kafka_hooks(&e, PROXY_KAFKA_SNIFF);
+    env_go(&e, client_ping, server_ping);
+    CHECK_INT(e.client_ok, 3);
+    CHECK_INT(e.final.kafka_conns, 0);
+    CHECK_INT(kdetected, 0);
+    CHECK_INT(kfreed, 1);
+    CHECK_INT(proxy_spliced_total() - before, 1);
+    env f = {0};
+    REQUIRE(env_setup(&f, false));
+    kafka_hooks(&f, PROXY_KAFKA_SNIFF);
+    env_go(&f, client_banner, server_banner);
+    CHECK(f.client_ok);
+    CHECK(f.server_ok);
+    CHECK_INT(f.final.kafka_conns, 0);
+}
+
+static void client_fallback(env *e)
+{
+    int fd = connect_tcp(e->port);
+    if (fd < 0)
+        return;
+    static char out[50000], back[50000];
+    memcpy(out, "\xff\xff\xff\xf0", 4);
+    for (size_t i = 4; i < sizeof(out); i++)
+        out[i] = (char)pattern(i);
+    bool ok = write_all(fd, out, sizeof(out)) && read_exact(fd, back, sizeof(back)) &&
+              memcmp(out, back, sizeof(out)) == 0;
+    shutdown(fd, SHUT_WR);
+    ok = ok && read_to_eof(fd, NULL, 0) == 0;
+    close(fd);
+    e->client_ok = ok;
+}
+
+/* Forced Kafka on a stream whose framing breaks (a negative size): it falls
+ * back to plain forwarding without losing or reordering a byte. */
+static void test_kafka_fallback(void)
+{
+    env e = {0};
+    REQUIRE(env_setup(&e, false));
+    kafka_hooks(&e, PROXY_KAFKA_FORCE);
+    env_go(&e, client_fallback, server_echo);
+    CHECK_INT(e.client_ok, 1);
+    CHECK(e.server_ok);
+    CHECK_INT(e.final.kafka_conns, 1);
+    CHECK_INT(kdetected, 1);
+    CHECK_INT(kmap_calls, 0);
+    /* Forced on a server-first protocol: the banner and echo pass intact. */
+    env f = {0};
+    REQUIRE(env_setup(&f, true));
+    kafka_hooks(&f, PROXY_KAFKA_FORCE);
+    env_go(&f, client_banner, server_banner);
+    CHECK(f.client_ok);
+    CHECK(f.server_ok);
+    CHECK_INT(f.final.kafka_conns, 1);
+}
+
 /* Binding an address someone else holds fails with nothing left open. */
 static void test_addrinuse(void)
 {
@@ -1195,6 +1427,9 @@ int main(void)
     RUN(test_client_reset_rw);
     RUN(test_dial_timeout);
     RUN(test_classifier);
+    RUN(test_kafka_rewrite);
+    RUN(test_kafka_plain);
+    RUN(test_kafka_fallback);
     RUN(test_backpressure);
     RUN(test_large_splice);
     RUN(test_large_rw);
