@@ -1,6 +1,7 @@
 # A port held by another program on the address a container would get: the
 # container moves to another address (DNS answers that one), works there, the
 # other program keeps its port, and the daemon logs the move once.
+# shellcheck shell=bash
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 need_root_and_engine

@@ -4,6 +4,7 @@
 # 64 MiB transfer checked by sha256; a stopped container's port refuses and
 # its open connections are closed; -p P:P on the wildcard address is shared
 # (no loophole listener) and still answers.
+# shellcheck shell=bash
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 need_root_and_engine

@@ -3,6 +3,7 @@
 # datagrams round-trip through <address>:9999 from two client ports at once,
 # each client getting only its own replies; stopping the container closes
 # the socket.
+# shellcheck shell=bash
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 need_root_and_engine
