@@ -18,6 +18,8 @@
 /* Splice calls per direction per wakeup: bounds the time one busy connection
  * keeps the loop from the others. Level-triggered polling brings us back. */
 #define PUMP_BUDGET 16
+/* A read this large means a bulk flow: more is likely waiting, read again. */
+#define BULK_READ (64 * 1024)
 
 struct dir {
     int from, to;
@@ -27,6 +29,7 @@ struct dir {
     bool eof;       /* from sent FIN */
     bool shut;      /* FIN passed on to `to` */
     bool blocked;   /* `to` is full with bytes still in the pipe */
+    bool grown;     /* grow_pipe() was tried */
 };
 
 struct splice_conn {
@@ -52,14 +55,27 @@ static int make_pipe(struct dir *d)
     int p[2];
     if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
         return -errno;
-    /* A bigger pipe moves more per syscall; when the per-user pipe quota or
-     * pipe-max-size refuses, the default 64 KiB pipe still works. */
-    (void)fcntl(p[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE);
+    /* Start with the default pipe (64 KiB): most connections are short and
+     * small, and a 1 MiB pipe costs its pages up front. grow_pipe() enlarges
+     * it once the direction turns out to carry bulk data. */
     int sz = fcntl(p[1], F_GETPIPE_SZ);
     d->chunk = sz > 0 ? (size_t)sz : 65536;
     d->pipe_r = p[0];
     d->pipe_w = p[1];
     return 0;
+}
+
+/* A bigger pipe moves more per syscall; when the per-user pipe quota or
+ * pipe-max-size refuses, the pipe we have still works. */
+static void grow_pipe(struct dir *d)
+{
+    d->grown = true;
+    if (d->chunk >= SPLICE_PIPE_SIZE)
+        return;
+    (void)fcntl(d->pipe_w, F_SETPIPE_SZ, SPLICE_PIPE_SIZE);
+    int sz = fcntl(d->pipe_w, F_GETPIPE_SZ);
+    if (sz > 0)
+        d->chunk = (size_t)sz;
 }
 
 static void close_pipes(splice_conn *s)
@@ -89,6 +105,10 @@ static void on_poll_closed(uv_handle_t *h)
 static int pump(splice_conn *s, int i)
 {
     struct dir *d = &s->d[i];
+    /* After a short read the socket is (almost surely) empty: reading again
+     * would cost a splice that only says EAGAIN. Level-triggered polling
+     * wakes us if more arrived meanwhile. */
+    bool more = true;
     for (int n = 0; n < PUMP_BUDGET; n++) {
         if (d->in_pipe > 0) {
             ssize_t w =
@@ -107,12 +127,15 @@ static int pump(splice_conn *s, int i)
             return w < 0 ? -errno : -EIO;
         }
         d->blocked = false;
-        if (d->eof)
+        if (d->eof || !more)
             break;
         ssize_t r =
             splice(d->from, NULL, d->pipe_w, NULL, d->chunk, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
         if (r > 0) {
             d->in_pipe += (size_t)r;
+            more = (size_t)r >= BULK_READ;
+            if ((size_t)r == d->chunk && !d->grown)
+                grow_pipe(d);
             continue;
         }
         if (r == 0) {
@@ -177,7 +200,6 @@ static void finish(splice_conn *s, int status)
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
-    (void)events;
     splice_conn *s = h->data;
     if (s->finished || s->closing)
         return;
@@ -193,9 +215,20 @@ static void on_poll(uv_poll_t *h, int status, int events)
         finish(s, -err);
         return;
     }
-    int r = pump(s, 0);
-    if (r == 0)
-        r = pump(s, 1);
+    /* Only the directions this event concerns: poll[i] readable feeds
+     * direction i (fd[i] -> other), writable drains direction 1-i into fd[i].
+     * Pumping both on every event cost a splice per idle direction. */
+    int idx = h == &s->poll[0] ? 0 : 1;
+    int r = 0;
+    if (events & UV_WRITABLE)
+        r = pump(s, 1 - idx);
+    if (r == 0 && (events & UV_READABLE))
+        r = pump(s, idx);
+    if (r == 0 && !(events & (UV_READABLE | UV_WRITABLE))) {
+        r = pump(s, 0);
+        if (r == 0)
+            r = pump(s, 1);
+    }
     if (r < 0) {
         finish(s, r);
         return;
