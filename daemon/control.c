@@ -56,6 +56,7 @@ struct control_server {
     peercred override;
     bool closing;
     bool listener_closed;
+    unsigned long long accept_errors;
     void (*close_cb)(void *arg);
     void *close_arg;
 };
@@ -610,7 +611,11 @@ static void on_connection(uv_stream_t *ls, int status)
 {
     control_server *s = ls->data;
     if (status < 0) {
-        log_warn(MOD, "accept on the control socket: %s", uv_strerror(status));
+        /* Rate-limited (1st, 2nd, 4th, ...): any local user can provoke these. */
+        s->accept_errors++;
+        if ((s->accept_errors & (s->accept_errors - 1)) == 0)
+            log_warn(MOD, "accept on the control socket failed (%llu times): %s", s->accept_errors,
+                     uv_strerror(status));
         return;
     }
     client *c = xcalloc(1, sizeof(*c));

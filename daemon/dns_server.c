@@ -25,6 +25,9 @@
 #define DNS_TCP_MAX_CLIENTS 64
 #define DNS_TCP_HIGH_WATER (256 * 1024) /* stop reading a client that does not read */
 #define DNS_PORT_TRIES 16
+/* Queued UDP answers (only when the socket refuses a direct send): past this
+ * an answer is dropped, as the kernel would, and the client retries. */
+#define DNS_UDP_QUEUE_MAX (1024 * 1024)
 
 struct dns_tcp_client {
     uv_tcp_t tcp;
@@ -61,6 +64,7 @@ struct dns_server {
     void (*close_cb)(void *arg);
     void *close_arg;
     uint64_t send_errors;
+    uint64_t accept_errors;
     /* One buffer each way: the batch of received datagrams is answered
      * before the next read, and try_send copies nothing. */
     uint8_t rx[DNS_UDP_MAX];
@@ -164,14 +168,19 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct
     if (r >= 0)
         return;
     if (r == UV_EAGAIN || r == UV_ENOSYS) {
-        /* The socket buffer is full (or sends are queued): queue a copy. */
-        struct dns_udp_send *req = xmalloc(sizeof(*req) + len);
-        memcpy(req->data, s->tx, len);
-        out = uv_buf_init((char *)req->data, (unsigned)len);
-        r = uv_udp_send(&req->req, &s->udp, &out, 1, from, udp_sent);
-        if (r == 0)
-            return;
-        free(req);
+        /* The socket buffer is full (or sends are queued): queue a copy,
+         * unless the queue is at its bound already. */
+        if (uv_udp_get_send_queue_size(&s->udp) + len > DNS_UDP_QUEUE_MAX) {
+            r = UV_ENOBUFS;
+        } else {
+            struct dns_udp_send *req = xmalloc(sizeof(*req) + len);
+            memcpy(req->data, s->tx, len);
+            out = uv_buf_init((char *)req->data, (unsigned)len);
+            r = uv_udp_send(&req->req, &s->udp, &out, 1, from, udp_sent);
+            if (r == 0)
+                return;
+            free(req);
+        }
     }
     /* Rate-limited: a flood of unanswerable sends must not flood the log. */
     s->send_errors++;
@@ -332,7 +341,11 @@ static void on_connection(uv_stream_t *listener, int status)
 {
     dns_server *s = container_of((uv_tcp_t *)listener, dns_server, tcp);
     if (status < 0) {
-        log_warn("dns", "tcp accept: %s", uv_strerror(status));
+        /* Rate-limited like send errors: a client can provoke these (EMFILE). */
+        s->accept_errors++;
+        if ((s->accept_errors & (s->accept_errors - 1)) == 0)
+            log_warn("dns", "tcp accept failed (%llu times): %s",
+                     (unsigned long long)s->accept_errors, uv_strerror(status));
         return;
     }
     struct dns_tcp_client *c = xcalloc(1, sizeof(*c));

@@ -20,6 +20,8 @@
 #define REQ_TIMEOUT_MS 10000
 #define BODY_MAX (16u * 1024 * 1024)
 #define BACKOFF_MIN_MS 250
+/* A session synced at least this long resets the backoff when it ends. */
+#define STABLE_SESSION_MS 10000
 #define BACKOFF_MAX_MS 10000
 /* Inspects in flight at once during a sync. */
 #define SYNC_WINDOW 8
@@ -76,6 +78,7 @@ struct docker_client {
     unsigned gen;
     uv_timer_t retry;
     int64_t backoff_ms;
+    int64_t synced_at; /* Unix ms of the last completed sync */
     bool outage_reported;
     bool closing;
     void (*close_cb)(void *arg);
@@ -97,7 +100,16 @@ struct docker_client {
     docker_event *queue;
     size_t qhead, qlen, qcap;
     bool event_busy;
+    uint64_t bad_events; /* undecodable or overlong event lines, for rate-limited logs */
 };
+
+/* Logs the 1st, 2nd, 4th, 8th, ... occurrence only: a broken engine must not
+ * flood the log with one line per event. */
+static bool log_this(uint64_t *count)
+{
+    (*count)++;
+    return (*count & (*count - 1)) == 0;
+}
 
 static void outage(docker_client *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void pump_events(docker_client *d);
@@ -235,8 +247,10 @@ static int on_body(http_parser *p, const char *at, size_t len)
         return -1;
     if (r->stream) {
         docker_client *d = r->d;
-        if (docker_splitter_feed(&d->split, at, len, on_event_line, d) == -EMSGSIZE)
-            log_warn("docker", "dropped an event longer than 1 MiB");
+        if (docker_splitter_feed(&d->split, at, len, on_event_line, d) == -EMSGSIZE &&
+            !d->closing && log_this(&d->bad_events))
+            log_warn("docker", "dropped an event longer than 1 MiB (%llu bad events so far)",
+                     (unsigned long long)d->bad_events);
         return r->finished ? -1 : 0;
     }
     if (r->body.len + len > BODY_MAX) {
@@ -412,6 +426,11 @@ static void outage(docker_client *d, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
+    /* A session that stayed synced a while earns a quick retry; an engine
+     * that accepts, syncs and drops us at once keeps backing off instead of
+     * being hammered four times a second. */
+    if (d->state == ST_SYNCED && now_ms() - d->synced_at >= STABLE_SESSION_MS)
+        d->backoff_ms = BACKOFF_MIN_MS;
     reset_session(d);
     strlcpy_(d->st.last_error, reason, sizeof(d->st.last_error));
     set_connected(d, false);
@@ -582,7 +601,7 @@ static void sync_finish(docker_client *d)
     d->ids = NULL;
     d->nids = d->next_id = 0;
     d->state = ST_SYNCED;
-    d->backoff_ms = BACKOFF_MIN_MS;
+    d->synced_at = now_ms();
     log_info("docker", "synced %zu running containers", n);
     if (d->cbs.sync) {
         d->cbs.sync(d->cbs.ud, found, n);
@@ -728,7 +747,9 @@ static void on_event_line(void *ud, const char *line, size_t len)
         return;
     docker_event ev;
     if (docker_decode_event(line, len, &ev) < 0) {
-        log_warn("docker", "ignoring an undecodable event (%zu bytes)", len);
+        if (log_this(&d->bad_events))
+            log_warn("docker", "ignoring an undecodable event (%zu bytes; %llu bad events so far)",
+                     len, (unsigned long long)d->bad_events);
         return;
     }
     if (strcmp(ev.type, "container") != 0)

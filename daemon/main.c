@@ -106,10 +106,14 @@ static void apply_aliases(daemon_ctx *d, const uint32_t *want, size_t nwant)
             continue;
         }
         int rc = alias_del(d->aliases[i]);
-        if (rc < 0)
+        if (rc < 0) {
+            /* Kept in the list (and the state file), so it is tried again
+             * and, after a crash, removed at the next start. */
             log_warn("alias", "cannot remove %s: %s", ip4_format(d->aliases[i], ip), strerror(-rc));
-        else
-            log_debug("alias", "removed %s", ip4_format(d->aliases[i], ip));
+            i++;
+            continue;
+        }
+        log_debug("alias", "removed %s", ip4_format(d->aliases[i], ip));
         d->aliases[i] = d->aliases[--d->naliases];
     }
     for (size_t i = 0; i < nwant; i++) {
@@ -342,13 +346,10 @@ static int prov_resolver(void *ud, bool install, char *err, size_t errlen)
 
 /* ---- Life ---- */
 
-static void shutdown_daemon(daemon_ctx *d)
+/* Closes the control server, the listeners, the Docker client and the DNS
+ * server (whichever exist); shared by shutdown and a failed start. */
+static void close_services(daemon_ctx *d)
 {
-    if (d->stopping)
-        return;
-    d->stopping = true;
-    service_notify_stopping();
-    log_info("loopholed", "shutting down");
     if (d->control) {
         control_close(d->control, NULL, NULL);
         d->control = NULL;
@@ -362,6 +363,16 @@ static void shutdown_daemon(daemon_ctx *d)
         dns_server_close(d->dns, NULL, NULL);
         d->dns = NULL;
     }
+}
+
+static void shutdown_daemon(daemon_ctx *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    service_notify_stopping();
+    log_info("loopholed", "shutting down");
+    close_services(d);
     remove_all_aliases(d);
     resolver_teardown(d);
     save_state(d);
@@ -513,18 +524,7 @@ int main(int argc, char **argv)
          * daemon (start stops before anything shared when the control socket
          * is taken). */
         d.exit_code = 1;
-        if (d.control) {
-            control_close(d.control, NULL, NULL);
-            d.control = NULL;
-        }
-        if (d.docker) {
-            docker_client_close(d.docker, NULL, NULL);
-            d.docker = NULL;
-        }
-        if (d.dns) {
-            dns_server_close(d.dns, NULL, NULL);
-            d.dns = NULL;
-        }
+        close_services(&d);
         if (d.owns_system)
             resolver_teardown(&d);
         d.stopping = true;

@@ -364,13 +364,21 @@ static void set_ports(registry *r, reg_entry *e, const container *c)
     e->nports = n;
 }
 
+/* Whether a held lease key is key itself or unique_key's "key#<id>" form.
+ * A plain prefix test would take "name:web2" for "name:web". */
+static bool same_key(const char *held, const char *key)
+{
+    size_t n = strlen(key);
+    return strncmp(held, key, n) == 0 && (held[n] == '\0' || held[n] == '#');
+}
+
 /* Installs c in e (new or existing), deriving its names. */
 static void set_container(registry *r, reg_entry *e, container *c, int64_t now)
 {
     names_result nr;
     names_derive(c, r->domain, &nr);
     if (e->c && e->has_addr && e->lease_key &&
-        (nr.lease_key == NULL || strncmp(e->lease_key, nr.lease_key, strlen(nr.lease_key)) != 0))
+        (nr.lease_key == NULL || !same_key(e->lease_key, nr.lease_key)))
         release(r, e, now); /* renamed: its old lease stays with the old name */
     set_ports(r, e, c);
     container_free(e->c);
@@ -394,9 +402,7 @@ static void upsert(registry *r, container *c, int64_t now)
 static void remove_at(registry *r, size_t i, int64_t now)
 {
     reg_entry *e = r->entries[i];
-    release(r, e, now);
-    for (size_t j = 0; j < e->nports; j++)
-        drop_listener(r, &e->ports[j]);
+    release(r, e, now); /* also hands every listener to the dropped list */
     entry_free(e);
     r->entries[i] = r->entries[--r->n];
 }

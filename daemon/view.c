@@ -27,18 +27,23 @@ static void num(yajl_gen g, long long v)
     yajl_gen_integer(g, v);
 }
 
-static void time_str(yajl_gen g, int64_t ms)
+/* Unix ms as RFC 3339 UTC ("2024-01-02T03:04:05Z"); b needs 32 bytes. */
+static const char *format_time(int64_t ms, char *b, size_t n)
 {
-    if (ms <= 0) {
-        yajl_gen_null(g);
-        return;
-    }
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
+    strftime(b, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return b;
+}
+
+static void time_str(yajl_gen g, int64_t ms)
+{
     char b[32];
-    strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    str(g, b);
+    if (ms <= 0)
+        yajl_gen_null(g);
+    else
+        str(g, format_time(ms, b, sizeof(b)));
 }
 
 static const char *mode_name(int mode)
@@ -295,12 +300,8 @@ void view_status(daemon_ctx *d, yajl_gen g)
     char msg[1400];
     if (!ds.connected) {
         char since[32] = "start";
-        if (ds.since > 0) {
-            time_t t = (time_t)(ds.since / 1000);
-            struct tm tm;
-            gmtime_r(&t, &tm);
-            strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        }
+        if (ds.since > 0)
+            format_time(ds.since, since, sizeof(since));
         snprintf(msg, sizeof(msg), "Docker unreachable since %s%s%s", since,
                  ds.last_error[0] ? ": " : "", ds.last_error);
         str(g, msg);

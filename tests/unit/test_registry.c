@@ -190,6 +190,48 @@ static void test_sync_removes_and_keeps(void)
     reg_free(&r);
 }
 
+/* A rename whose old name starts with the new one ("web2" -> "web") is a
+ * rename too: the container leaves "web2"'s lease behind and takes "web"'s. */
+static void test_rename_to_prefix_moves_lease(void)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    reg_update(&r, mk("w1", "web", 1, 1), 1);
+    CHECK_INT(lookup(&r, "web.loop.test"), ip("127.0.0.2"));
+    reg_remove(&r, "w1", 2); /* "name:web" stays reserved for 127.0.0.2 */
+    reg_update(&r, mk("w2", "web2", 3, 1), 3);
+    CHECK_INT(lookup(&r, "web2.loop.test"), ip("127.0.0.3"));
+    reg_update(&r, mk("w2", "web", 3, 1), 4);
+    reg_entry *e = reg_find(&r, "w2");
+    REQUIRE(e != NULL);
+    CHECK_STR(e->lease_key, "name:web");
+    CHECK_INT(lookup(&r, "web.loop.test"), ip("127.0.0.2"));
+    const alloc_lease *old = alloc_find(&r.pool, "name:web2");
+    REQUIRE(old != NULL);
+    CHECK(!old->active);
+    reg_free(&r);
+}
+
+/* A suffixed lease key ("name:web#<id>", from a name clash) is still the
+ * same name: an update that keeps the name keeps the lease. */
+static void test_update_keeps_suffixed_lease(void)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    reg_update(&r, mk("aaaa11112222", "web", 1, 1), 1);
+    reg_update(&r, mk("bbbb33334444", "web", 2, 1), 1);
+    reg_entry *b = reg_find(&r, "bbbb33334444");
+    REQUIRE(b != NULL);
+    CHECK_STR(b->lease_key, "name:web#bbbb33334444");
+    uint32_t addr = b->addr;
+    reg_update(&r, mk("bbbb33334444", "web", 2, 1), 5);
+    b = reg_find(&r, "bbbb33334444");
+    REQUIRE(b != NULL);
+    CHECK_STR(b->lease_key, "name:web#bbbb33334444");
+    CHECK_INT(b->addr, addr);
+    reg_free(&r);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -198,5 +240,7 @@ int main(void)
     RUN(test_compose_replicas);
     RUN(test_exhaustion_and_reclaim);
     RUN(test_sync_removes_and_keeps);
+    RUN(test_rename_to_prefix_moves_lease);
+    RUN(test_update_keeps_suffixed_lease);
     TEST_END();
 }
