@@ -67,7 +67,12 @@ static int kafka_hook_map(void *ud, proxy_listener *l, int nodes, int32_t node_i
     uint32_t addr;
     uint16_t p;
     int rule = kafka_map_broker(&k->d->reg, &ctx, host, host_len, port, &addr, &p);
-    int hl = host_len > 200 ? 200 : (int)host_len;
+    /* The host comes from the network: log a printable copy only. */
+    char shown[201];
+    size_t sl = host_len < sizeof(shown) - 1 ? host_len : sizeof(shown) - 1;
+    for (size_t i = 0; i < sl; i++)
+        shown[i] = host[i] >= 0x20 && host[i] < 0x7f ? host[i] : '?';
+    shown[sl] = '\0';
     if (rule == KAFKA_MAP_KEEP) {
         uint64_t h = broker_hash(host, host_len, port);
         for (size_t i = 0; i < k->nlogged; i++)
@@ -76,9 +81,9 @@ static int kafka_hook_map(void *ud, proxy_listener *l, int nodes, int32_t node_i
         if (k->nlogged < KAFKA_LOGGED_MAX) {
             k->logged[k->nlogged++] = h;
             log_warn("kafka",
-                     "port %u of %.12s: broker %d at %.*s:%d is no container loophole "
+                     "port %u of %.12s: broker %d at %s:%d is no container loophole "
                      "serves; clients are told its address unchanged",
-                     k->port, k->id, node_id, hl, host, port);
+                     k->port, k->id, node_id, shown, port);
         }
         return 0;
     }
@@ -90,8 +95,7 @@ static int kafka_hook_map(void *ud, proxy_listener *l, int nodes, int32_t node_i
     *new_port = p;
     static const char *const why[] = {"", "a container's name or address", "its own port",
                                       "a published port", "the only broker"};
-    log_debug("kafka", "broker %d %.*s:%d -> %s:%u (%s)", node_id, hl, host, port, ip, p,
-              why[rule]);
+    log_debug("kafka", "broker %d %s:%d -> %s:%u (%s)", node_id, shown, port, ip, p, why[rule]);
     return 1;
 }
 

@@ -79,6 +79,7 @@ struct conn {
     bool connected;
     bool closing;
     bool splice_failed;
+    bool splice_retried; /* splice_start said UV_EEXIST once (see maybe_splice) */
 };
 
 typedef struct usess {
@@ -592,6 +593,11 @@ static void splice_finished(void *arg, int status)
 
 static const splice_cbs splice_callbacks = {splice_bytes, splice_finished};
 
+static void on_splice_retry(uv_timer_t *t)
+{
+    maybe_splice(t->data);
+}
+
 /* Hands a plain connection to the splice relay once nothing of it is left
  * in user space and no half-close is under way. */
 static void maybe_splice(conn *c)
@@ -614,10 +620,19 @@ static void maybe_splice(conn *c)
     uv_read_stop((uv_stream_t *)&c->up.tcp);
     int err = splice_start(c->l->loop, fa, fb, &splice_callbacks, c, &c->sp);
     if (err) {
-        /* Out of fds for the pipes, most likely: stay on read/write. */
-        log_debug(MOD, "splice unavailable for a connection: %s", uv_strerror(err));
         c->sp = NULL;
-        c->splice_failed = true;
+        if (err == UV_EEXIST && !c->splice_retried) {
+            /* Called from on_write: libuv still watches the written fd for
+             * writability until its write callbacks return, so the poll
+             * handle cannot have it yet. Try once more on the next loop
+             * iteration (the dial timer is free once connected). */
+            c->splice_retried = true;
+            uv_timer_start(&c->timer, on_splice_retry, 0, 0);
+        } else {
+            /* Out of fds for the pipes, most likely: stay on read/write. */
+            log_debug(MOD, "splice unavailable for a connection: %s", uv_strerror(err));
+            c->splice_failed = true;
+        }
         uv_read_start((uv_stream_t *)&c->cli.tcp, on_alloc, on_read);
         uv_read_start((uv_stream_t *)&c->up.tcp, on_alloc, on_read);
         return;
@@ -750,7 +765,9 @@ static void on_accept_ready(uv_poll_t *h, int status, int events)
     (void)events;
     proxy_listener *l = h->data;
     if (status < 0) {
-        log_debug(MOD, "listener poll: %s", uv_strerror(status));
+        /* libuv has stopped the watcher: pause and watch again, rather than
+         * leave the listener deaf. */
+        pause_accepting(l, -status);
         return;
     }
     for (int i = 0; i < ACCEPT_BATCH && !l->closing; i++) {

@@ -181,8 +181,9 @@ static void on_sample(uv_timer_t *t)
 {
     env *e = t->data;
     size_t b = proxy_buffered(e->l);
+    /* Atomic: a client thread may watch it (test_splice_after_queue). */
     if (b > e->max_buffered)
-        e->max_buffered = b;
+        __atomic_store_n(&e->max_buffered, b, __ATOMIC_RELAXED);
     if (proxy_spliced_connections() > e->max_spliced)
         e->max_spliced = proxy_spliced_connections();
 }
@@ -889,6 +890,67 @@ static void test_classifier(void)
     CHECK_INT(proxy_spliced_total(), before);
 }
 
+/* Bytes queued in user space before the connection is classified plain:
+ * once they drain (the last write completing while libuv still watches the
+ * socket for writability) the connection still switches to splice. */
+#define QUEUED_TOTAL (8 * 1024 * 1024)
+
+static int late_plain(void *arg, void **state, const char *data, size_t len)
+{
+    (void)arg;
+    (void)data;
+    (void)len;
+    if (*state == NULL) {
+        *state = state; /* any non-NULL marker; nothing to free */
+        return PROXY_CLASS_NEED_MORE;
+    }
+    return PROXY_CLASS_PLAIN;
+}
+
+static const proxy_classifier late_plain_classifier = {NULL, late_plain, NULL, NULL};
+
+static void server_queued(env *e)
+{
+    int fd = accept_tcp(e->up_fd);
+    if (fd < 0)
+        return;
+    char b[2];
+    /* The second byte is read before closing: unread bytes would make the
+     * close a reset. */
+    e->server_ok = read_exact(fd, b, 1) && send_pattern(fd, QUEUED_TOTAL) && read_exact(fd, b, 1);
+    close(fd);
+}
+
+static void client_queued(env *e)
+{
+    int fd = connect_tcp(e->port);
+    if (fd < 0)
+        return;
+    bool ok = write_all(fd, "a", 1);
+    /* Not reading until the proxy holds bytes for us (bounded wait). */
+    for (int i = 0; i < 10000 && __atomic_load_n(&e->max_buffered, __ATOMIC_RELAXED) == 0; i++)
+        usleep(1000);
+    e->detail = __atomic_load_n(&e->max_buffered, __ATOMIC_RELAXED) > 0;
+    /* Classified plain now, with bytes still queued towards us. */
+    ok = ok && write_all(fd, "b", 1);
+    e->client_ok = ok && recv_pattern(fd, QUEUED_TOTAL, false);
+    close(fd);
+}
+
+static void test_splice_after_queue(void)
+{
+    env e = {0};
+    proxy_options_default(&e.opts);
+    e.opts.classifier = &late_plain_classifier;
+    uint64_t before = proxy_spliced_total();
+    env_run(&e, true, client_queued, server_queued);
+    CHECK(e.client_ok);
+    CHECK(e.server_ok);
+    CHECK_INT(e.detail, 1);
+    CHECK_INT(e.final.bytes_out, QUEUED_TOTAL);
+    CHECK_INT(proxy_spliced_total() - before, 1);
+}
+
 /* ---- Kafka ---- */
 
 /* Metadata v0: request with client id "t" and no topics; response with one
@@ -1427,6 +1489,7 @@ int main(void)
     RUN(test_client_reset_rw);
     RUN(test_dial_timeout);
     RUN(test_classifier);
+    RUN(test_splice_after_queue);
     RUN(test_kafka_rewrite);
     RUN(test_kafka_plain);
     RUN(test_kafka_fallback);
