@@ -1043,7 +1043,7 @@ int proxy_listen(uv_loop_t *loop, const proxy_options *opts, int proto,
         l->opts.udp_max_sessions = 1024;
     l->proto = proto;
     sa_copy(&l->upstream, upstream);
-    int fd;
+    int fd = -1;
     int err = open_socket(listen_addr, proto == PROXY_TCP ? SOCK_STREAM : SOCK_DGRAM, &fd);
     if (err) {
         free(l);

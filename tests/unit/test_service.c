@@ -241,7 +241,7 @@ static int child_listen(const char *path, int variant)
         setenv("LISTEN_FDS", "1", 1);
         break;
     case 1: { /* two fds, the control socket named second */
-        char dpath[128];
+        char dpath[160];
         snprintf(dpath, sizeof(dpath), "%s.dgram", path);
         int d0 = unix_socket(SOCK_DGRAM, dpath, 0);
         int d = d0 >= 0 ? fcntl(d0, F_DUPFD, 10) : -1;
