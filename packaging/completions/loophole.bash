@@ -17,7 +17,7 @@ _loophole()
     local commands="ls status resolve-install resolve-uninstall doctor serve version help"
     local serve_flags="--config --control-socket --state-dir --dns-listen --domain --dns-ttl
         --pool --docker-host --user --resolver --resolver-root --alias --dial-timeout-ms
-        --udp-idle-s --udp-max-sessions --admin-group --log-level --help --version"
+        --udp-idle-s --udp-max-sessions --admin-group --log-level --help -h --version"
 
     # The subcommand: the first word after the global options.
     local i cmd="" cmd_at=0
@@ -42,7 +42,7 @@ _loophole()
             ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "--socket --help --version" -- "$cur"))
+            COMPREPLY=($(compgen -W "--socket --help -h --version" -- "$cur"))
         else
             COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         fi
@@ -51,10 +51,13 @@ _loophole()
 
     case $cmd in
     ls)
-        COMPREPLY=($(compgen -W "-a --json --watch" -- "$cur"))
+        COMPREPLY=($(compgen -W "-a --all --json -w --watch -h --help" -- "$cur"))
         ;;
     status)
-        COMPREPLY=($(compgen -W "--json" -- "$cur"))
+        COMPREPLY=($(compgen -W "--json -h --help" -- "$cur"))
+        ;;
+    doctor | resolve-install | resolve-uninstall)
+        ((cword == cmd_at + 1)) && COMPREPLY=($(compgen -W "-h --help" -- "$cur"))
         ;;
     help)
         ((cword == cmd_at + 1)) && COMPREPLY=($(compgen -W "$commands" -- "$cur"))

@@ -5,7 +5,7 @@ set -l loophole_commands ls status resolve-install resolve-uninstall doctor serv
 
 complete -c loophole -f
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -l socket -r -F -d 'Control socket of the daemon'
-complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -l help -d 'Show the help'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -s h -l help -d 'Show the help'
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -l version -d 'Print the version'
 
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a ls -d 'List containers with their names and addresses'
@@ -17,10 +17,11 @@ complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a 
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a version -d 'Print the version'
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a help -d 'Show the help'
 
-complete -c loophole -n '__fish_seen_subcommand_from ls' -s a -d 'Also containers without an address'
+complete -c loophole -n '__fish_seen_subcommand_from ls' -s a -l all -d 'Also containers without a served port, and skipped ones'
 complete -c loophole -n '__fish_seen_subcommand_from ls' -l json -d 'Machine-readable output'
-complete -c loophole -n '__fish_seen_subcommand_from ls' -l watch -d 'Follow changes'
+complete -c loophole -n '__fish_seen_subcommand_from ls' -s w -l watch -d 'Follow changes'
 complete -c loophole -n '__fish_seen_subcommand_from status' -l json -d 'Machine-readable output'
+complete -c loophole -n '__fish_seen_subcommand_from ls status doctor resolve-install resolve-uninstall' -s h -l help -d 'Show the usage'
 complete -c loophole -n '__fish_seen_subcommand_from help' -a "$loophole_commands"
 
 # serve passes its options to loopholed(8).
@@ -42,3 +43,5 @@ complete -c loophole -n $serve -l udp-idle-s -x -d 'Idle UDP session expiry in s
 complete -c loophole -n $serve -l udp-max-sessions -x -d 'UDP sessions per port'
 complete -c loophole -n $serve -l admin-group -x -a '(__fish_complete_groups)' -d 'Group allowed to change settings'
 complete -c loophole -n $serve -l log-level -x -a 'error warn info debug' -d 'Log level'
+complete -c loophole -n $serve -s h -l help -d 'Show the daemon options'
+complete -c loophole -n $serve -l version -d 'Show the daemon version'
