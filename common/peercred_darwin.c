@@ -1,5 +1,11 @@
 /* macOS: LOCAL_PEERCRED returns a struct xucred with the uid and the groups
  * (cr_groups[0] is the effective gid), so no group database lookup is needed. */
+/* SOL_LOCAL, LOCAL_PEERCRED and struct xucred's u_int are Darwin extensions
+ * that a strict _POSIX_C_SOURCE hides; CMake defines this too on Apple. */
+#ifndef _DARWIN_C_SOURCE
+#define _DARWIN_C_SOURCE
+#endif
+
 #include "peercred.h"
 
 #include <errno.h>

@@ -375,9 +375,20 @@ static void on_connection(uv_stream_t *listener, int status)
 
 static int bound_socket(const struct sockaddr *addr, int type)
 {
+#ifdef __linux__
     int fd = socket(addr->sa_family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
+#else
+    /* macOS has neither SOCK_CLOEXEC nor SOCK_NONBLOCK: set both with fcntl
+     * (nothing else runs here, so there is no exec to race with). */
+    int fd = socket(addr->sa_family, type, 0);
+    if (fd < 0)
+        return -errno;
+    int fl = fcntl(fd, F_GETFL);
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        goto fail;
+#endif
     int one = 1;
     /* TCP: rebind right after a restart despite TIME_WAIT connections. */
     if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)

@@ -35,8 +35,14 @@ int service_listen_fd(const char *name, int *fd)
      * name. Either way the daemon binds the socket itself. */
     if (err == ESRCH || err == ENOENT)
         return -ENOENT;
-    if (err != 0)
+    /* Other codes are not documented for "not activated", yet a sandbox
+     * (brew test) or a future launchd may return them when there is simply
+     * no socket for us: binding our own then beats refusing to start. Only
+     * EALREADY (the socket was taken already) says a passed socket is lost. */
+    if (err == EALREADY)
         return -err;
+    if (err != 0)
+        return -ENOENT;
     if (fds == NULL || cnt == 0) {
         free(fds);
         return -ENOENT;

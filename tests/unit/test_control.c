@@ -18,6 +18,11 @@
 #include "http.h"
 #include "test.h"
 
+/* macOS SDKs before MSG_NOSIGNAL: main() ignores SIGPIPE anyway. */
+#if !defined(__linux__) && !defined(MSG_NOSIGNAL)
+#define MSG_NOSIGNAL 0
+#endif
+
 typedef struct fixture fixture;
 typedef void (*loop_fn)(fixture *f, void *arg);
 

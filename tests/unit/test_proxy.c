@@ -20,6 +20,20 @@
 
 #define BOUND (2 * (PROXY_HIGH_WATERMARK + PROXY_READ_SIZE))
 
+/* Whether asking for splice really splices: splice(2) is Linux-only, and
+ * elsewhere (macOS) every connection stays on the read/write path, which
+ * the splice variants of the tests then check instead. */
+#ifdef __linux__
+#define HAVE_SPLICE 1
+#else
+#define HAVE_SPLICE 0
+#endif
+
+/* macOS SDKs before MSG_NOSIGNAL: main() ignores SIGPIPE anyway. */
+#if !defined(__linux__) && !defined(MSG_NOSIGNAL)
+#define MSG_NOSIGNAL 0
+#endif
+
 /* ---- blocking socket helpers (helper threads) ---- */
 
 static void addr4(struct sockaddr_in *a, const char *ip, uint16_t port)
@@ -306,7 +320,7 @@ static void test_echo(bool splice)
     CHECK_INT(e.final.conns_total, 1);
     CHECK_INT(e.final.bytes_in, 100003);
     CHECK_INT(e.final.bytes_out, 100003);
-    CHECK_INT(proxy_spliced_total() - before, splice ? 1 : 0);
+    CHECK_INT(proxy_spliced_total() - before, splice && HAVE_SPLICE ? 1 : 0);
 }
 
 /* Client shuts down its write side first and still receives. */
@@ -650,7 +664,7 @@ static void test_backpressure(void)
     CHECK(g.client_ok);
     CHECK(g.server_ok);
     CHECK(g.max_buffered <= BOUND);
-    CHECK(g.max_spliced > 0);
+    CHECK(HAVE_SPLICE ? g.max_spliced > 0 : g.max_spliced == 0);
 }
 
 /* 64 MiB each way through an echo server, checked byte by byte. */
@@ -687,7 +701,7 @@ static void test_large(bool splice)
     CHECK(e.server_ok);
     CHECK_INT(e.final.bytes_in, LARGE_TOTAL);
     CHECK_INT(e.final.bytes_out, LARGE_TOTAL);
-    if (splice) {
+    if (splice && HAVE_SPLICE) {
         CHECK(e.max_spliced > 0);
         CHECK_INT(proxy_spliced_total() - before, 1);
     } else {
@@ -948,7 +962,7 @@ static void test_splice_after_queue(void)
     CHECK(e.server_ok);
     CHECK_INT(e.detail, 1);
     CHECK_INT(e.final.bytes_out, QUEUED_TOTAL);
-    CHECK_INT(proxy_spliced_total() - before, 1);
+    CHECK_INT(proxy_spliced_total() - before, HAVE_SPLICE);
 }
 
 /* ---- Kafka ---- */
@@ -1133,7 +1147,7 @@ static void test_kafka_plain(void)
     CHECK_INT(e.final.kafka_conns, 0);
     CHECK_INT(kdetected, 0);
     CHECK_INT(kfreed, 1);
-    CHECK_INT(proxy_spliced_total() - before, 1);
+    CHECK_INT(proxy_spliced_total() - before, HAVE_SPLICE);
     env f = {0};
     REQUIRE(env_setup(&f, false));
     kafka_hooks(&f, PROXY_KAFKA_SNIFF);
@@ -1202,8 +1216,11 @@ static void test_addrinuse(void)
         UV_EADDRINUSE);
     close(fd);
 
+#ifdef __linux__
     /* Linux: a wildcard listener (Docker's own for -p 5432:5432) blocks every
-     * specific 127.x address on that port. */
+     * specific 127.x address on that port. (BSD sockets let a specific
+     * SO_REUSEADDR bind beside a wildcard one, and macOS has no 127.0.0.5
+     * without an alias.) */
     port = 0;
     fd = listen_tcp("0.0.0.0", &port, 4);
     REQUIRE(fd >= 0);
@@ -1212,6 +1229,7 @@ static void test_addrinuse(void)
         proxy_listen(&loop, &o, PROXY_TCP, (struct sockaddr *)&la, (struct sockaddr *)&ua, &l),
         UV_EADDRINUSE);
     close(fd);
+#endif
 
     int ufd = socket(AF_INET, SOCK_DGRAM, 0);
     addr4(&la, "127.0.0.1", 0);
