@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __APPLE__
+#include <mach-o/dyld.h>
+#endif
 
 #include "client.h"
 #include "util.h"
@@ -32,6 +35,11 @@ static int find_daemon(char *out, size_t cap)
     ssize_t n = -1;
 #ifdef __linux__
     n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+#elif defined(__APPLE__)
+    char raw[PATH_MAX];
+    uint32_t sz = sizeof(raw);
+    if (_NSGetExecutablePath(raw, &sz) == 0 && realpath(raw, self) != NULL)
+        n = (ssize_t)strlen(self);
 #endif
     if (n > 0) {
         self[n] = '\0';
