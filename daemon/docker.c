@@ -539,10 +539,13 @@ static void version_done(dreq *r, int err)
     log_info("docker", "using %s, API %s (server max %s, min %s)", d->st.endpoint, use, max,
              min[0] ? min : "?");
     /* Subscribe first, list second, so nothing that starts in between is
-     * missed. Filter: {"type":["container"]}. */
-    char path[128];
+     * missed. Filter: {"type":["container","network"]}: a network connected
+     * to a running container changes its aliases and addresses. */
+    char path[160];
     snprintf(path, sizeof(path),
-             "/v%s/events?filters=%%7B%%22type%%22%%3A%%5B%%22container%%22%%5D%%7D", use);
+             "/v%s/events?filters=%%7B%%22type%%22%%3A%%5B%%22container%%22%%2C%%22network%%22%%5D"
+             "%%7D",
+             use);
     req_start(d, cur_sock(d), REQ_EVENTS, path, &d->events);
 }
 
@@ -751,6 +754,14 @@ static void on_event_line(void *ud, const char *line, size_t len)
             log_warn("docker", "ignoring an undecodable event (%zu bytes; %llu bad events so far)",
                      len, (unsigned long long)d->bad_events);
         return;
+    }
+    if (strcmp(ev.type, "network") == 0 && ev.container[0] &&
+        (strcmp(ev.action, "connect") == 0 || strcmp(ev.action, "disconnect") == 0)) {
+        /* Re-inspect the container the network was attached to or detached
+         * from (a stopped one then turns into gone, which is harmless). */
+        strlcpy_(ev.id, ev.container, sizeof(ev.id));
+        strlcpy_(ev.type, "container", sizeof(ev.type));
+        strlcpy_(ev.action, "update", sizeof(ev.action));
     }
     if (strcmp(ev.type, "container") != 0)
         return;

@@ -74,7 +74,10 @@ void docker_free_ids(char **ids, size_t n);
 typedef struct docker_event {
     char action[32]; /* "start", "die", ... (an Action of "exec_start: sh" is cut at ':') */
     char id[65];
-    char type[16]; /* "container", ... */
+    char type[16]; /* "container", "network", ... */
+    /* Network events (connect, disconnect): the container concerned, from
+     * Actor.Attributes.container; "" otherwise. */
+    char container[65];
 } docker_event;
 /* Decodes one event object. Uses Type/Action/Actor.ID, falling back to the
  * old status/id fields. 0 or -EINVAL. */

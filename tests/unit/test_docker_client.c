@@ -15,7 +15,7 @@
 #define WEB_ID "d5a16442f260a51a8c826b9f7fed2da7774f328f46c1976374235844f8d5d3fd"
 #define PLAIN_ID "aa2001b6dec73586b190b4ea7e407797dcf68cf4f0088ae495dcf44ae8db1350"
 #define PAUSED_ID "4ac0e5e3124089c30655ae03eaae7104ee7c0404ade0b715c65748cefdfe0764"
-#define EVENTS_PATH "/v1.41/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D"
+#define EVENTS_PATH "/v1.41/events?filters=%7B%22type%22%3A%5B%22container%22%2C%22network%22%5D%7D"
 
 static char *load(const char *name, size_t *len)
 {

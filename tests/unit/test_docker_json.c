@@ -290,6 +290,15 @@ static void test_events(void)
     j = "{\"Type\":\"network\",\"Action\":\"connect\",\"Actor\":{\"ID\":\"n1\"}}";
     CHECK_INT(docker_decode_event(j, strlen(j), &ev), 0);
     CHECK_STR(ev.type, "network");
+    CHECK_STR(ev.container, "");
+    /* As dockerd 20.10 sends it (captured with docker events --format json). */
+    j = "{\"Type\":\"network\",\"Action\":\"connect\",\"Actor\":{\"ID\":\"9f3c\","
+        "\"Attributes\":{\"container\":\"b95f7ae623bb00\",\"name\":\"lhnet\","
+        "\"type\":\"bridge\"}},\"scope\":\"local\",\"time\":1763870000}";
+    CHECK_INT(docker_decode_event(j, strlen(j), &ev), 0);
+    CHECK_STR(ev.action, "connect");
+    CHECK_STR(ev.id, "9f3c");
+    CHECK_STR(ev.container, "b95f7ae623bb00");
     /* Malformed. */
     const char *bad[] = {"",
                          "{",
