@@ -200,6 +200,14 @@ static const char *split_path(const char *path, char *dir, size_t cap)
     return slash ? slash + 1 : path;
 }
 
+/* The path of kind k's file and the content loophole writes there. */
+static int target(const resolver_config *cfg, resolver_kind k, char path[PATH_MAX],
+                  char want[CONTENT_MAX])
+{
+    int rc = resolver_path(cfg, k, path, PATH_MAX);
+    return rc < 0 ? rc : resolver_content(cfg, k, want, CONTENT_MAX);
+}
+
 int resolver_install(const resolver_config *cfg, resolver_kind k, bool *changed)
 {
     bool dummy;
@@ -207,10 +215,7 @@ int resolver_install(const resolver_config *cfg, resolver_kind k, bool *changed)
         changed = &dummy;
     *changed = false;
     char path[PATH_MAX], want[CONTENT_MAX], have[CONTENT_MAX];
-    int rc = resolver_path(cfg, k, path, sizeof(path));
-    if (rc < 0)
-        return rc;
-    rc = resolver_content(cfg, k, want, sizeof(want));
+    int rc = target(cfg, k, path, want);
     if (rc < 0)
         return rc;
 
@@ -249,10 +254,7 @@ int resolver_uninstall(const resolver_config *cfg, resolver_kind k, bool *change
         changed = &dummy;
     *changed = false;
     char path[PATH_MAX], want[CONTENT_MAX], have[CONTENT_MAX];
-    int rc = resolver_path(cfg, k, path, sizeof(path));
-    if (rc < 0)
-        return rc;
-    rc = resolver_content(cfg, k, want, sizeof(want));
+    int rc = target(cfg, k, path, want);
     if (rc < 0)
         return rc;
 
@@ -278,10 +280,7 @@ int resolver_check(const resolver_config *cfg, resolver_kind k, bool *installed,
     *installed = false;
     *correct = false;
     char path[PATH_MAX], want[CONTENT_MAX], have[CONTENT_MAX];
-    int rc = resolver_path(cfg, k, path, sizeof(path));
-    if (rc < 0)
-        return rc;
-    rc = resolver_content(cfg, k, want, sizeof(want));
+    int rc = target(cfg, k, path, want);
     if (rc < 0)
         return rc;
     size_t len;
