@@ -61,6 +61,19 @@ size_t strlcpy_(char *dst, const char *src, size_t cap)
     return n;
 }
 
+void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    for (char *p = err; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+}
+
 int ip4_parse(const char *s, uint32_t *out)
 {
     struct in_addr a;

@@ -18,6 +18,10 @@ char *xstrndup(const char *s, size_t n);
 /* Copies at most cap-1 bytes and always terminates; returns strlen(src). */
 size_t strlcpy_(char *dst, const char *src, size_t cap);
 
+/* Writes a one-line error message into err (which may be NULL): line breaks
+ * and tabs (yajl's messages span lines) become spaces. */
+void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* IPv4 helpers; addresses in host byte order. */
 int ip4_parse(const char *s, uint32_t *out);
 /* buf needs 16 bytes. */

@@ -22,19 +22,6 @@
 #define JSON_MAX_DEPTH 64
 #define LINE_MAX_ (1024u * 1024)
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Parses bounded input into a yajl tree, or NULL with a reason. */
 static yajl_val parse(const char *json, size_t len, char *err, size_t errlen)
 {

@@ -109,23 +109,6 @@ int state_encode(const state_data *s, char **out, size_t *len)
 
 /* ---- decoding ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    /* yajl's messages span several lines; the contract is one line. */
-    for (char *p = err; *p; p++)
-        if (*p == '\n' || *p == '\r' || *p == '\t')
-            *p = ' ';
-}
-
 /* The first member named key, or NULL. */
 static yajl_val obj_get(yajl_val obj, const char *key)
 {
