@@ -95,6 +95,20 @@ static int lo_index(void)
     return (int)idx;
 }
 
+/* Opens a netlink socket and sends nh on it: the socket, or -errno. */
+static int nl_request(struct nlmsghdr *nh)
+{
+    int fd = nl_open();
+    if (fd < 0)
+        return fd;
+    int rc = nl_send(fd, nh);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
 /* Sends RTM_NEWADDR or RTM_DELADDR for addr/32 on lo and returns the
  * kernel's answer from the NLMSG_ERROR ack (0 or -errno). */
 static int nl_addr(uint16_t type, uint16_t flags, uint32_t addr)
@@ -121,14 +135,10 @@ static int nl_addr(uint16_t type, uint16_t flags, uint32_t addr)
     nl_attr(&req.nh, IFA_LOCAL, &be, sizeof(be));
     nl_attr(&req.nh, IFA_ADDRESS, &be, sizeof(be));
 
-    int fd = nl_open();
+    int fd = nl_request(&req.nh);
     if (fd < 0)
         return fd;
-    int rc = nl_send(fd, &req.nh);
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
+    int rc = 0;
 
     /* Aligned for nlmsghdr: the NLMSG_* macros cast into this buffer. */
     union {
@@ -222,14 +232,10 @@ int alias_present(uint32_t addr)
     struct ifaddrmsg *ifa = NLMSG_DATA(&req.nh);
     ifa->ifa_family = AF_INET;
 
-    int fd = nl_open();
+    int fd = nl_request(&req.nh);
     if (fd < 0)
         return fd;
-    int rc = nl_send(fd, &req.nh);
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
+    int rc = 0;
 
     union {
         struct nlmsghdr nh;
