@@ -1,8 +1,13 @@
-/* The portable part of the alias interface: mode names. The address
- * operations live in alias_linux.c and alias_darwin.c. */
+/* The portable part of the alias interface: mode names and the set of
+ * aliases the daemon added. The address operations live in alias_linux.c and
+ * alias_darwin.c. */
 #include "alias.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
+#include "util.h"
 
 static const char *const mode_names[] = {
     [ALIAS_AUTO] = "auto",
@@ -27,4 +32,77 @@ const char *alias_mode_name(alias_mode m)
     if ((int)m < 0 || (size_t)m >= sizeof(mode_names) / sizeof(mode_names[0]))
         return "unknown";
     return mode_names[m];
+}
+
+void alias_set_init(alias_set *s, alias_mode m)
+{
+    memset(s, 0, sizeof(*s));
+    s->active = alias_active(m);
+    s->add = alias_add;
+    s->del = alias_del;
+}
+
+static bool has_addr(const uint32_t *v, size_t n, uint32_t a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == a)
+            return true;
+    return false;
+}
+
+void alias_set_sync(alias_set *s, const uint32_t *want, size_t nwant)
+{
+    if (!s->active)
+        return;
+    char ip[16];
+    for (size_t i = 0; i < s->n;) {
+        if (has_addr(want, nwant, s->addrs[i])) {
+            i++;
+            continue;
+        }
+        int rc = s->del(s->addrs[i]);
+        if (rc < 0) {
+            /* Kept in the set (and the state file), so it is tried again
+             * and, after a crash, removed at the next start. */
+            log_warn("alias", "cannot remove %s: %s", ip4_format(s->addrs[i], ip), strerror(-rc));
+            i++;
+            continue;
+        }
+        log_debug("alias", "removed %s", ip4_format(s->addrs[i], ip));
+        s->addrs[i] = s->addrs[--s->n];
+    }
+    for (size_t i = 0; i < nwant; i++) {
+        if (has_addr(s->addrs, s->n, want[i]))
+            continue;
+        int existed = 0;
+        int rc = s->add(want[i], &existed);
+        if (rc < 0) {
+            log_error("alias", "cannot add %s to the loopback interface: %s",
+                      ip4_format(want[i], ip), strerror(-rc));
+            continue;
+        }
+        log_debug("alias", "added %s", ip4_format(want[i], ip));
+        s->addrs = xrealloc(s->addrs, (s->n + 1) * sizeof(uint32_t));
+        s->addrs[s->n++] = want[i];
+    }
+}
+
+void alias_set_remove_leftovers(const alias_set *s, const uint32_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char ip[16];
+        int rc = s->del(v[i]);
+        if (rc < 0)
+            log_warn("alias", "cannot remove leftover alias %s: %s", ip4_format(v[i], ip),
+                     strerror(-rc));
+        else
+            log_info("alias", "removed leftover alias %s", ip4_format(v[i], ip));
+    }
+}
+
+void alias_set_free(alias_set *s)
+{
+    free(s->addrs);
+    s->addrs = NULL;
+    s->n = 0;
 }

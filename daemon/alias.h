@@ -5,6 +5,7 @@
 #define LOOPHOLE_ALIAS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum alias_mode { ALIAS_AUTO = 0, ALIAS_OFF, ALIAS_NETLINK } alias_mode;
@@ -25,5 +26,25 @@ int alias_add(uint32_t addr, int *existed);
 int alias_del(uint32_t addr);
 /* 1 when addr is configured on the loopback interface, 0 if not, -errno. */
 int alias_present(uint32_t addr);
+
+/* ---- The set of aliases the daemon added (portable, alias.c) ---- */
+
+typedef struct alias_set {
+    bool active;     /* alias_active(mode) at init; false: every call is a no-op */
+    uint32_t *addrs; /* addresses we added to the loopback interface */
+    size_t n;
+    /* The platform calls (alias_add, alias_del); tests replace them. */
+    int (*add)(uint32_t addr, int *existed);
+    int (*del)(uint32_t addr);
+} alias_set;
+
+void alias_set_init(alias_set *s, alias_mode m);
+/* Makes the set exactly want[0..n): removes what is no longer wanted, adds
+ * what is missing. Failures are logged; an alias that cannot be removed stays
+ * in the set (and so in the state file) to be tried again. */
+void alias_set_sync(alias_set *s, const uint32_t *want, size_t n);
+/* Removes addresses a crashed run left behind (from the state file). */
+void alias_set_remove_leftovers(const alias_set *s, const uint32_t *v, size_t n);
+void alias_set_free(alias_set *s);
 
 #endif

@@ -1,5 +1,9 @@
-/* The daemon's context, shared by main.c (life, Docker callbacks, resolver,
- * aliases, state), ports.c (listeners) and view.c (JSON for the control API). */
+/* The daemon's context and its policy (daemon.c): Docker reports go to the
+ * registry, and daemon_apply() carries the registry's plan out through the
+ * I/O modules (aliases, port table, DNS zone, state file, events), handing
+ * what they could not do back to the registry to decide again. main.c owns
+ * life (start, signals, shutdown, the resolver entry, the control API's
+ * provider); view.c renders the JSON of the control API. */
 #ifndef LOOPHOLE_DAEMON_H
 #define LOOPHOLE_DAEMON_H
 
@@ -13,6 +17,7 @@
 #include "dns.h"
 #include "dns_server.h"
 #include "docker.h"
+#include "ports.h"
 #include "proxy.h"
 #include "registry.h"
 #include "resolver.h"
@@ -31,11 +36,11 @@ typedef struct daemon_ctx {
     docker_client *docker;
     control_server *control;
     proxy_options popts;
+    ports_table *ports;
     uv_signal_t sigterm, sigint, sighup;
     alias_mode alias;
-    uint32_t *aliases; /* addresses we added to the loopback interface */
-    size_t naliases;
-    bool resolver_on; /* --resolver auto */
+    alias_set aliases; /* addresses we added to the loopback interface */
+    bool resolver_on;  /* --resolver auto */
     bool resolver_uninstalled;
     resolver_kind rkind;
     resolver_config rcfg;
@@ -43,22 +48,29 @@ typedef struct daemon_ctx {
     char *last_state; /* the state JSON last written, to skip identical writes */
     published *pub;   /* the container JSON last sent to /v1/events clients */
     size_t npub;
+    /* Where /v1/events lines go (type "added", "changed" or "removed");
+     * NULL: nowhere. */
+    void (*publish)(void *ud, const char *type, const char *json);
+    void *publish_ud;
     int64_t started_ms;
     bool owns_system; /* past the control socket check: aliases, resolver, state are ours */
     bool stopping;
     int exit_code;
 } daemon_ctx;
 
-/* main.c */
-void daemon_apply_aliases(daemon_ctx *d);
-
-/* ports.c: opens, moves and closes listeners to match the registry. Returns
- * true when a container moved to another address. */
-bool ports_reconcile(daemon_ctx *d);
-/* Closes the listeners the registry dropped. */
-void ports_close_dropped(daemon_ctx *d);
-/* Closes every listener (shutdown). */
-void ports_close_all(daemon_ctx *d);
+/* daemon.c */
+/* Creates the port table over backend be, wired to the registry. */
+void daemon_ports_init(daemon_ctx *d, const ports_backend *be);
+/* Applies the registry to the world, in an order that never shows a name
+ * before its listeners. */
+void daemon_apply(daemon_ctx *d);
+/* What the Docker client reports (the docker_callbacks contract). */
+void daemon_docker_sync(void *ud, container **cs, size_t n);
+void daemon_docker_update(void *ud, container *c);
+void daemon_docker_gone(void *ud, const char *id);
+/* The state file: leases, aliases, the resolver choice. */
+void daemon_save_state(daemon_ctx *d);
+void daemon_load_state(daemon_ctx *d);
 
 /* view.c: the JSON shapes of DESIGN.md. */
 void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g);

@@ -11,14 +11,20 @@
 
 /* Names longer than a DNS name are nobody's. */
 #define HOST_MAX 253
+/* The longest loophole.kafka label value parsed (about 85 ports). */
+#define KAFKA_LABEL_MAX 512
 
 /* Reachable at the container's loophole address on its container port:
- * proxied (the reconciler opened a listener) or shared (Docker's own
- * listener answers on every 127.x address). */
-static bool port_live(const reg_port *p)
+ * proxied (the port table has a listener) or shared (Docker's own listener
+ * answers on every 127.x address). */
+static bool port_live(const kafka_map_ctx *ctx, const reg_entry *e, const reg_port *p)
 {
-    return p->proto == CTR_TCP && p->host_port != 0 &&
-           (p->mode == REG_PORT_PROXY || p->mode == REG_PORT_SHARED);
+    if (p->proto != CTR_TCP || p->host_port == 0)
+        return false;
+    if (p->plan == REG_PORT_SHARED)
+        return true;
+    return p->plan == REG_PORT_PROXY &&
+           (ctx->live == NULL || ctx->live(ctx->live_ud, e->c->id, p->port));
 }
 
 static bool served(const reg_entry *e)
@@ -63,13 +69,14 @@ static bool names_entry(const reg_entry *e, const char *host, bool is_ip, uint32
 
 /* The container port of e that (host) port reaches: a live container port
  * equal to port, else a live port published on port; 0 when none. */
-static uint16_t entry_port(const reg_entry *e, int32_t port, bool container_ports, bool host_ports)
+static uint16_t entry_port(const kafka_map_ctx *ctx, const reg_entry *e, int32_t port,
+                           bool container_ports, bool host_ports)
 {
     for (size_t i = 0; container_ports && i < e->nports; i++)
-        if (port_live(&e->ports[i]) && e->ports[i].port == port)
+        if (port_live(ctx, e, &e->ports[i]) && e->ports[i].port == port)
             return e->ports[i].port;
     for (size_t i = 0; host_ports && i < e->nports; i++)
-        if (port_live(&e->ports[i]) && e->ports[i].host_port == port)
+        if (port_live(ctx, e, &e->ports[i]) && e->ports[i].host_port == port)
             return e->ports[i].port;
     return 0;
 }
@@ -103,7 +110,7 @@ int kafka_map_broker(const registry *r, const kafka_map_ctx *ctx, const char *ho
         /* Rule 1: the connection's own container first, then any. */
         if (!local) {
             if (self && names_entry(self, h, is_ip, ip)) {
-                uint16_t p = entry_port(self, port, true, true);
+                uint16_t p = entry_port(ctx, self, port, true, true);
                 if (p) {
                     *addr = self->addr;
                     *new_port = p;
@@ -114,7 +121,7 @@ int kafka_map_broker(const registry *r, const kafka_map_ctx *ctx, const char *ho
                 const reg_entry *e = r->entries[i];
                 if (e == self || !served(e) || !names_entry(e, h, is_ip, ip))
                     continue;
-                uint16_t p = entry_port(e, port, true, true);
+                uint16_t p = entry_port(ctx, e, port, true, true);
                 if (p) {
                     *addr = e->addr;
                     *new_port = p;
@@ -123,14 +130,14 @@ int kafka_map_broker(const registry *r, const kafka_map_ctx *ctx, const char *ho
             }
         } else {
             /* Rule 2: a broker describing itself by a container port. */
-            uint16_t p = self ? entry_port(self, port, true, false) : 0;
+            uint16_t p = self ? entry_port(ctx, self, port, true, false) : 0;
             if (p) {
                 *addr = self->addr;
                 *new_port = p;
                 return KAFKA_MAP_LOCAL;
             }
             /* ...or by a published host port (advertised for host access). */
-            p = self ? entry_port(self, port, false, true) : 0;
+            p = self ? entry_port(ctx, self, port, false, true) : 0;
             if (p) {
                 *addr = self->addr;
                 *new_port = p;
@@ -140,7 +147,7 @@ int kafka_map_broker(const registry *r, const kafka_map_ctx *ctx, const char *ho
                 const reg_entry *e = r->entries[i];
                 if (e == self || !served(e))
                     continue;
-                p = entry_port(e, port, false, true);
+                p = entry_port(ctx, e, port, false, true);
                 if (p) {
                     *addr = e->addr;
                     *new_port = p;
@@ -165,6 +172,13 @@ int kafka_map_label_mode(const container *c, uint16_t port, int *bad)
     const char *v = container_label(c, "loophole.kafka");
     if (!v)
         return KAFKA_MAP_MODE_SNIFF;
+    /* A label is hostile input: a list longer than any sensible one is
+     * refused whole rather than scanned. */
+    if (strnlen(v, KAFKA_LABEL_MAX + 1) > KAFKA_LABEL_MAX) {
+        if (bad)
+            *bad = 1;
+        return KAFKA_MAP_MODE_SNIFF;
+    }
     while (isspace((unsigned char)*v))
         v++;
     static const char *const offs[] = {"off", "false", "no", "0", "none", "disabled"};

@@ -7,7 +7,8 @@
  *      network alias, compose service name, DNS name, container IP or its
  *      loophole address) and port is one of its TCP container ports or
  *      published host ports with a live loophole listener (or a shared
- *      port): that container's loophole address and container port. The
+ *      port; ctx->live says which listeners are live): that container's
+ *      loophole address and container port. The
  *      container the connection goes to wins when several match (replicas);
  *   2. host is localhost, 127.0.0.1 or ::1 (a broker describing itself) and
  *      port is a container port of the container the connection goes to:
@@ -19,6 +20,7 @@
 #ifndef LOOPHOLE_KAFKA_MAP_H
 #define LOOPHOLE_KAFKA_MAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +39,10 @@ typedef struct kafka_map_ctx {
     uint32_t listen_addr; /* the connection's listen address, host order */
     uint16_t listen_port;
     int nodes; /* distinct brokers the response names (kafka_resp_nodes) */
+    /* Whether the REG_PORT_PROXY port of container id has a listener (the
+     * port table knows); NULL: every such port counts as live. */
+    bool (*live)(void *ud, const char *id, uint16_t port);
+    void *live_ud;
 } kafka_map_ctx;
 
 /* Maps one broker; host is not NUL-terminated (any length). Returns the rule

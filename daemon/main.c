@@ -1,5 +1,7 @@
-/* loopholed: wires the Docker client, the registry and the I/O modules (DNS
- * server, aliases, resolver entry, state file) onto one libuv loop. */
+/* loopholed: life. Parses the configuration, starts the control API, the DNS
+ * server, the resolver entry and the Docker client on one libuv loop, wires
+ * Docker's reports to the daemon's policy (daemon.c), and shuts everything
+ * down again. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,165 +17,6 @@
 #include "state.h"
 #include "util.h"
 
-/* ---- State ---- */
-
-static void save_state(daemon_ctx *d)
-{
-    state_data s = {0};
-    s.nleases = d->reg.pool.nleases;
-    s.leases = xcalloc(s.nleases, sizeof(state_lease));
-    for (size_t i = 0; i < s.nleases; i++) {
-        const alloc_lease *l = &d->reg.pool.leases[i];
-        s.leases[i].key = l->key;
-        s.leases[i].addr = l->addr;
-        s.leases[i].stopped_at = l->active ? 0 : l->stopped_at;
-    }
-    s.aliases = d->aliases;
-    s.naliases = d->naliases;
-    s.resolver_uninstalled = d->resolver_uninstalled;
-    char *json = NULL;
-    size_t len = 0;
-    if (state_encode(&s, &json, &len) == 0) {
-        if (d->last_state == NULL || strcmp(d->last_state, json) != 0) {
-            int rc = state_save(d->cfg.state_dir, &s);
-            if (rc < 0) {
-                log_error("state", "cannot write %s/%s: %s", d->cfg.state_dir, STATE_FILE,
-                          strerror(-rc));
-                free(json);
-            } else {
-                free(d->last_state);
-                d->last_state = json;
-            }
-        } else {
-            free(json);
-        }
-    }
-    free(s.leases);
-}
-
-static void load_state(daemon_ctx *d)
-{
-    state_data s = {0};
-    char err[512] = "";
-    int rc = state_load(d->cfg.state_dir, &s, err, sizeof(err));
-    if (rc == -ENOENT) {
-        log_info("state", "no state in %s yet; starting fresh", d->cfg.state_dir);
-        return;
-    }
-    if (rc < 0) {
-        log_error("state", "%s; starting fresh", err);
-        return;
-    }
-    size_t kept = 0;
-    for (size_t i = 0; i < s.nleases; i++) {
-        int64_t stopped = s.leases[i].stopped_at ? s.leases[i].stopped_at : now_ms();
-        if (alloc_restore(&d->reg.pool, s.leases[i].key, s.leases[i].addr, stopped) == 0)
-            kept++;
-    }
-    log_info("state", "restored %zu of %zu leases from %s", kept, s.nleases, d->cfg.state_dir);
-    /* Aliases a crashed run left behind. */
-    for (size_t i = 0; i < s.naliases; i++) {
-        char ip[16];
-        int arc = alias_del(s.aliases[i]);
-        if (arc < 0)
-            log_warn("alias", "cannot remove leftover alias %s: %s", ip4_format(s.aliases[i], ip),
-                     strerror(-arc));
-        else
-            log_info("alias", "removed leftover alias %s", ip4_format(s.aliases[i], ip));
-    }
-    d->resolver_uninstalled = s.resolver_uninstalled;
-    state_data_free(&s);
-}
-
-/* ---- Aliases ---- */
-
-static bool has_addr(const uint32_t *v, size_t n, uint32_t a)
-{
-    for (size_t i = 0; i < n; i++)
-        if (v[i] == a)
-            return true;
-    return false;
-}
-
-static void apply_aliases(daemon_ctx *d, const uint32_t *want, size_t nwant)
-{
-    if (!alias_active(d->alias))
-        return;
-    char ip[16];
-    for (size_t i = 0; i < d->naliases;) {
-        if (has_addr(want, nwant, d->aliases[i])) {
-            i++;
-            continue;
-        }
-        int rc = alias_del(d->aliases[i]);
-        if (rc < 0) {
-            /* Kept in the list (and the state file), so it is tried again
-             * and, after a crash, removed at the next start. */
-            log_warn("alias", "cannot remove %s: %s", ip4_format(d->aliases[i], ip), strerror(-rc));
-            i++;
-            continue;
-        }
-        log_debug("alias", "removed %s", ip4_format(d->aliases[i], ip));
-        d->aliases[i] = d->aliases[--d->naliases];
-    }
-    for (size_t i = 0; i < nwant; i++) {
-        if (has_addr(d->aliases, d->naliases, want[i]))
-            continue;
-        int existed = 0;
-        int rc = alias_add(want[i], &existed);
-        if (rc < 0) {
-            log_error("alias", "cannot add %s to the loopback interface: %s",
-                      ip4_format(want[i], ip), strerror(-rc));
-            continue;
-        }
-        log_debug("alias", "added %s", ip4_format(want[i], ip));
-        d->aliases = xrealloc(d->aliases, (d->naliases + 1) * sizeof(uint32_t));
-        d->aliases[d->naliases++] = want[i];
-    }
-}
-
-static void remove_all_aliases(daemon_ctx *d)
-{
-    apply_aliases(d, NULL, 0);
-}
-
-void daemon_apply_aliases(daemon_ctx *d)
-{
-    size_t naddr = 0;
-    uint32_t *addrs = reg_addresses(&d->reg, &naddr);
-    apply_aliases(d, addrs, naddr);
-    free(addrs);
-}
-
-/* ---- Applying the registry ---- */
-
-static void load_zone(daemon_ctx *d)
-{
-    size_t nrec = 0;
-    reg_record *recs = reg_records(&d->reg, &nrec);
-    dns_record *drecs = xcalloc(nrec, sizeof(dns_record));
-    for (size_t i = 0; i < nrec; i++)
-        drecs[i] = (dns_record){recs[i].name, recs[i].addr};
-    if (dns_zone_set(d->zone, drecs, nrec) < 0)
-        log_error("dns", "could not load %zu names into the zone; keeping the old set", nrec);
-    free(drecs);
-    free(recs);
-}
-
-/* Applies the registry to the world, in an order that never shows a name
- * before its listeners: aliases (a new address must exist before anything
- * binds it), listeners (which may move a container whose port another
- * program holds), aliases again after a move, then DNS, state and events. */
-static void apply(daemon_ctx *d)
-{
-    daemon_apply_aliases(d);
-    if (ports_reconcile(d))
-        daemon_apply_aliases(d);
-    load_zone(d);
-    save_state(d);
-    view_publish_changes(d);
-}
-
 /* ---- Docker callbacks ---- */
 
 static void on_docker_connected(void *ud, const char *endpoint, const char *api)
@@ -187,28 +30,6 @@ static void on_docker_disconnected(void *ud, const char *reason)
     (void)ud;
     /* docker.c has logged the outage already; this is for the debug trail. */
     log_debug("docker", "engine unreachable: %s", reason);
-}
-
-static void on_docker_sync(void *ud, container **cs, size_t n)
-{
-    daemon_ctx *d = ud;
-    reg_sync(&d->reg, cs, n, now_ms());
-    log_info("registry", "synchronised: %zu running containers", n);
-    apply(d);
-}
-
-static void on_docker_update(void *ud, container *c)
-{
-    daemon_ctx *d = ud;
-    reg_update(&d->reg, c, now_ms());
-    apply(d);
-}
-
-static void on_docker_gone(void *ud, const char *id)
-{
-    daemon_ctx *d = ud;
-    if (reg_remove(&d->reg, id, now_ms()))
-        apply(d);
 }
 
 /* ---- Resolver ---- */
@@ -337,11 +158,18 @@ static int prov_resolver(void *ud, bool install, char *err, size_t errlen)
     }
     /* Remembered, so a restart does not undo what the person asked for. */
     d->resolver_uninstalled = !install;
-    save_state(d);
+    daemon_save_state(d);
     log_info("resolver", "%s %s on request", path, install ? "installed" : "removed");
     if (changed)
         reload_resolver(d);
     return 0;
+}
+
+static void publish_event(void *ud, const char *type, const char *json)
+{
+    daemon_ctx *d = ud;
+    if (d->control)
+        control_publish(d->control, type, json);
 }
 
 /* ---- Life ---- */
@@ -354,7 +182,8 @@ static void close_services(daemon_ctx *d)
         control_close(d->control, NULL, NULL);
         d->control = NULL;
     }
-    ports_close_all(d);
+    if (d->ports)
+        ports_close_all(d->ports);
     if (d->docker) {
         docker_client_close(d->docker, NULL, NULL);
         d->docker = NULL;
@@ -373,9 +202,9 @@ static void shutdown_daemon(daemon_ctx *d)
     service_notify_stopping();
     log_info("loopholed", "shutting down");
     close_services(d);
-    remove_all_aliases(d);
+    alias_set_sync(&d->aliases, NULL, 0);
     resolver_teardown(d);
-    save_state(d);
+    daemon_save_state(d);
     uv_signal_t *sigs[] = {&d->sigterm, &d->sigint, &d->sighup};
     for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
         if (uv_is_active((uv_handle_t *)sigs[i]))
@@ -397,6 +226,7 @@ static int start(daemon_ctx *d)
     char err[512];
     int rc;
     d->alias = (alias_mode)alias_parse_mode(d->cfg.alias);
+    alias_set_init(&d->aliases, d->alias);
     d->resolver_on = strcmp(d->cfg.resolver, "auto") == 0;
 
     /* The control socket first: a second daemon must stop here, before it
@@ -427,6 +257,9 @@ static int start(daemon_ctx *d)
     d->popts.dial_timeout_ms = d->cfg.dial_timeout_ms;
     d->popts.udp_idle_s = d->cfg.udp_idle_s;
     d->popts.udp_max_sessions = d->cfg.udp_max_sessions;
+    ports_backend be;
+    ports_proxy_backend(d->loop, &d->popts, &be);
+    daemon_ports_init(d, &be);
 
     reg_init(&d->reg, d->cfg.domain, d->cfg.pool_first, d->cfg.pool_last);
 #ifdef __linux__
@@ -437,7 +270,7 @@ static int start(daemon_ctx *d)
     alloc_reserve(&d->reg.pool, a53);
     alloc_reserve(&d->reg.pool, a54);
 #endif
-    load_state(d);
+    daemon_load_state(d);
 
     struct sockaddr_storage ss;
     dns_parse_listen(d->cfg.dns_listen, &ss);
@@ -471,9 +304,9 @@ static int start(daemon_ctx *d)
     docker_callbacks cbs = {d,
                             on_docker_connected,
                             on_docker_disconnected,
-                            on_docker_sync,
-                            on_docker_update,
-                            on_docker_gone};
+                            daemon_docker_sync,
+                            daemon_docker_update,
+                            daemon_docker_gone};
     rc = docker_client_new(d->loop, &dopts, &cbs, &d->docker);
     if (rc < 0) {
         snprintf(err, sizeof(err), "%s", strerror(-rc));
@@ -489,7 +322,7 @@ static int start(daemon_ctx *d)
         sigs[i]->data = d;
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
-    save_state(d);
+    daemon_save_state(d);
     rc = service_notify_ready();
     if (rc < 0)
         log_warn("service", "cannot tell the service manager we are ready: %s", strerror(-rc));
@@ -516,6 +349,8 @@ int main(int argc, char **argv)
     log_set_level((enum log_level)log_parse_level(d.cfg.log_level));
     signal(SIGPIPE, SIG_IGN);
     d.started_ms = now_ms();
+    d.publish = publish_event;
+    d.publish_ud = &d;
     d.loop = uv_default_loop();
 
     rc = start(&d);
@@ -538,9 +373,10 @@ int main(int argc, char **argv)
     }
     if (d.zone)
         dns_zone_free(d.zone);
+    ports_free(d.ports);
     reg_free(&d.reg);
     view_free(&d);
-    free(d.aliases);
+    alias_set_free(&d.aliases);
     free(d.last_state);
     config_free(&d.cfg);
     if (d.exit_code == 0)

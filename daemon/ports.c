@@ -1,32 +1,79 @@
-/* The port reconciler: one proxy listener per published TCP/UDP port of each
- * served container, on the container's address and original port. */
+/* The port table; see ports.h. */
+#include "ports.h"
+
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "daemon.h"
-#include "kafka_map.h"
+#include "container.h"
 #include "log.h"
 #include "util.h"
 
-/* How many addresses a container may walk when other programs hold its ports. */
-#define MAX_MOVES 8
+struct ports_table {
+    ports_backend be;
+    ports_callbacks cbs;
+    port_entry **v; /* heap entries, so Kafka hooks may hold a key copy safely */
+    size_t n;
+};
 
-static bool wildcard(const char *ip)
+static const char *proto_name(int proto)
 {
-    return ip[0] == '\0' || strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "::") == 0;
+    return proto == CTR_UDP ? "udp" : "tcp";
 }
 
-/* Where Docker's mapped port answers: a wildcard binding is dialled on
- * loopback (::1 when only an IPv6 binding exists); a specific one as given. */
-static int upstream_addr(const reg_port *p, struct sockaddr_storage *ss)
+static bool same_key(const port_key *a, const port_key *b)
 {
-    const char *ip = p->host_ip;
-    if (wildcard(ip))
-        ip = p->ipv6_only ? "::1" : "127.0.0.1";
-    if (strchr(ip, ':'))
-        return uv_ip6_addr(ip, p->host_port, (struct sockaddr_in6 *)ss);
-    return uv_ip4_addr(ip, p->host_port, (struct sockaddr_in *)ss);
+    return a->role == b->role && a->proto == b->proto && a->port == b->port &&
+           strcmp(a->id, b->id) == 0;
+}
+
+static bool same_target(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return memcmp(a, b, sizeof(struct sockaddr_in)) == 0;
+    return memcmp(a, b, sizeof(struct sockaddr_in6)) == 0;
+}
+
+ports_table *ports_new(const ports_backend *be, const ports_callbacks *cbs)
+{
+    ports_table *t = xcalloc(1, sizeof(*t));
+    t->be = *be;
+    if (cbs)
+        t->cbs = *cbs;
+    return t;
+}
+
+static void close_listener(ports_table *t, port_entry *e)
+{
+    if (e->listener) {
+        t->be.close(t->be.ud, e->listener);
+        e->listener = NULL;
+    }
+}
+
+void ports_close_all(ports_table *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        close_listener(t, t->v[i]);
+}
+
+void ports_free(ports_table *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        close_listener(t, t->v[i]);
+        free(t->v[i]);
+    }
+    free(t->v);
+    if (t->be.free_ud)
+        t->be.free_ud(t->be.ud);
+    free(t);
 }
 
 /* ---- Kafka hooks of a TCP listener ---- */
@@ -36,10 +83,9 @@ static int upstream_addr(const reg_port *p, struct sockaddr_storage *ss)
 #define KAFKA_LOGGED_MAX 32
 
 typedef struct kafka_ud {
-    daemon_ctx *d;
-    char id[65];   /* the container's full id: looked up at map time, since the
-                    * registry's entries move as it changes */
-    uint16_t port; /* container port */
+    ports_table *t;
+    port_key key;
+    uint32_t addr; /* the listener's address, host order */
     uint64_t logged[KAFKA_LOGGED_MAX];
     size_t nlogged;
 } kafka_ud;
@@ -56,24 +102,18 @@ static int kafka_hook_map(void *ud, proxy_listener *l, int nodes, int32_t node_i
                           size_t host_len, int32_t port, char *new_host, size_t cap,
                           int32_t *new_port)
 {
+    (void)l;
     kafka_ud *k = ud;
-    struct sockaddr_storage ss;
-    kafka_map_ctx ctx = {k->id, 0, 0, nodes};
-    if (proxy_local_addr(l, &ss) == 0 && ss.ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-        ctx.listen_addr = ntohl(sin->sin_addr.s_addr);
-        ctx.listen_port = ntohs(sin->sin_port);
-    }
+    if (k->t->cbs.kafka_map == NULL)
+        return 0;
     uint32_t addr;
     uint16_t p;
-    int rule = kafka_map_broker(&k->d->reg, &ctx, host, host_len, port, &addr, &p);
+    int rule = k->t->cbs.kafka_map(k->t->cbs.ud, &k->key, k->addr, k->key.port, nodes, host,
+                                   host_len, port, &addr, &p);
     /* The host comes from the network: log a printable copy only. */
-    char shown[201];
-    size_t sl = host_len < sizeof(shown) - 1 ? host_len : sizeof(shown) - 1;
-    for (size_t i = 0; i < sl; i++)
-        shown[i] = host[i] >= 0x20 && host[i] < 0x7f ? host[i] : '?';
-    shown[sl] = '\0';
-    if (rule == KAFKA_MAP_KEEP) {
+    char shown[LOG_PRINTABLE_MAX];
+    log_printable(host, host_len, shown, sizeof(shown));
+    if (rule == 0) {
         uint64_t h = broker_hash(host, host_len, port);
         for (size_t i = 0; i < k->nlogged; i++)
             if (k->logged[i] == h)
@@ -83,7 +123,7 @@ static int kafka_hook_map(void *ud, proxy_listener *l, int nodes, int32_t node_i
             log_warn("kafka",
                      "port %u of %.12s: broker %d at %s:%d is no container loophole "
                      "serves; clients are told its address unchanged",
-                     k->port, k->id, node_id, shown, port);
+                     k->key.port, k->key.id, node_id, shown, port);
         }
         return 0;
     }
@@ -95,197 +135,234 @@ static int kafka_hook_map(void *ud, proxy_listener *l, int nodes, int32_t node_i
     *new_port = p;
     static const char *const why[] = {"", "a container's name or address", "its own port",
                                       "a published port", "the only broker"};
-    log_debug("kafka", "broker %d %s:%d -> %s:%u (%s)", node_id, shown, port, ip, p, why[rule]);
+    log_debug("kafka", "broker %d %s:%d -> %s:%u (%s)", node_id, shown, port, ip, p,
+              rule >= 0 && (size_t)rule < ARRAY_SIZE(why) ? why[rule] : "?");
     return 1;
-}
-
-static reg_port *kafka_port(kafka_ud *k)
-{
-    reg_entry *e = reg_find(&k->d->reg, k->id);
-    for (size_t i = 0; e && i < e->nports; i++)
-        if (e->ports[i].port == k->port && e->ports[i].proto == CTR_TCP)
-            return &e->ports[i];
-    return NULL;
 }
 
 static void kafka_hook_detected(void *ud, proxy_listener *l)
 {
     (void)l;
     kafka_ud *k = ud;
-    reg_port *p = kafka_port(k);
-    if (p && !p->kafka) {
-        p->kafka = true;
-        log_info("kafka", "port %u of %.12s carries Kafka: broker addresses are rewritten", k->port,
-                 k->id);
-        /* /v1/events watchers see the port's kafka flag change. */
-        view_publish_changes(k->d);
+    for (size_t i = 0; i < k->t->n; i++) {
+        port_entry *e = k->t->v[i];
+        if (same_key(&e->key, &k->key) && !e->kafka_seen) {
+            e->kafka_seen = true;
+            log_info("kafka", "port %u of %.12s carries Kafka: broker addresses are rewritten",
+                     k->key.port, k->key.id);
+            if (k->t->cbs.kafka_seen)
+                k->t->cbs.kafka_seen(k->t->cbs.ud, &k->key);
+        }
     }
 }
 
-/* Gives a new TCP listener its Kafka hooks, by the container's label. */
-static void kafka_attach(daemon_ctx *d, reg_entry *e, reg_port *p)
+/* ---- Applying the plan ---- */
+
+static port_entry *find(const ports_table *t, const port_key *k)
 {
-    int bad = 0;
-    int mode = kafka_map_label_mode(e->c, p->port, &bad);
-    if (bad)
-        log_warn("kafka",
-                 "%s: label loophole.kafka=\"%s\" has entries that are not ports "
-                 "(want \"off\" or a list like \"9092,9093\")",
-                 e->c->name, container_label(e->c, "loophole.kafka"));
-    if (mode == KAFKA_MAP_MODE_OFF)
-        return;
-    kafka_ud *k = xcalloc(1, sizeof(*k));
-    k->d = d;
-    snprintf(k->id, sizeof(k->id), "%s", e->c->id);
-    k->port = p->port;
-    proxy_kafka h = {mode == KAFKA_MAP_MODE_FORCE ? PROXY_KAFKA_FORCE : PROXY_KAFKA_SNIFF,
-                     kafka_hook_map, kafka_hook_detected, free, k};
-    proxy_set_kafka(p->listener, &h);
-    if (mode == KAFKA_MAP_MODE_FORCE)
-        p->kafka = true;
+    for (size_t i = 0; i < t->n; i++)
+        if (same_key(&t->v[i]->key, k))
+            return t->v[i];
+    return NULL;
 }
 
-static void close_listener(reg_port *p)
+const port_entry *ports_find(const ports_table *t, const char *id, int role, uint16_t port,
+                             int proto)
 {
-    if (p->listener) {
-        proxy_close(p->listener, NULL, NULL);
-        p->listener = NULL;
-    }
-    p->mode = REG_PORT_NONE;
+    port_key k;
+    memset(&k, 0, sizeof(k));
+    snprintf(k.id, sizeof(k.id), "%s", id);
+    k.role = (uint8_t)role;
+    k.port = port;
+    k.proto = (uint8_t)proto;
+    return find(t, &k);
 }
 
-static void set_problem(reg_entry *e, reg_port *p, const char *msg)
+static void set_problem(port_entry *e, const char *msg)
 {
-    if (strcmp(p->problem, msg) != 0 && msg[0])
-        log_warn("proxy", "%s: %s", e->c->name, msg);
-    snprintf(p->problem, sizeof(p->problem), "%s", msg);
+    if (msg[0] && strcmp(e->problem, msg) != 0)
+        log_warn("proxy", "%s: %s", e->name, msg);
+    snprintf(e->problem, sizeof(e->problem), "%s", msg);
 }
 
-static const char *proto_name(int proto)
-{
-    return proto == CTR_UDP ? "udp" : "tcp";
-}
-
-/* Brings one entry's listeners in line. Returns 1 when the entry must move
- * (a port on its address is held by another program), else 0. */
-static int reconcile_entry(daemon_ctx *d, reg_entry *e, char *held, size_t heldlen)
+/* Tries to open e's listener. Returns 0 or the libuv error. */
+static int open_listener(ports_table *t, port_entry *e, int fd)
 {
     char ip[16], msg[160];
-    for (size_t i = 0; i < e->nports; i++) {
-        reg_port *p = &e->ports[i];
-        if (p->host_port == 0 || (p->proto != CTR_TCP && p->proto != CTR_UDP)) {
-            close_listener(p);
-            p->problem[0] = '\0';
-            continue;
-        }
-#ifdef __linux__
-        /* -p 5432:5432 on a wildcard address: Docker's own listener already
-         * answers on every 127.x address, and binding a specific address
-         * would fail with EADDRINUSE on all of them. */
-        if (p->host_port == p->port && wildcard(p->host_ip)) {
-            close_listener(p);
-            p->mode = REG_PORT_SHARED;
-            p->problem[0] = '\0';
-            continue;
-        }
-#endif
-        if (p->listener && p->listener_addr != e->addr)
-            close_listener(p);
-        struct sockaddr_storage up;
-        if (upstream_addr(p, &up) < 0) {
-            snprintf(msg, sizeof(msg), "port %u/%s: Docker's host address \"%s\" is not usable",
-                     p->port, proto_name(p->proto), p->host_ip);
-            set_problem(e, p, msg);
-            continue;
-        }
-        if (p->listener) {
-            proxy_set_upstream(p->listener, (struct sockaddr *)&up);
-            continue;
-        }
-        struct sockaddr_in la;
-        uv_ip4_addr(ip4_format(e->addr, ip), p->port, &la);
-        int rc = proxy_listen(d->loop, &d->popts, p->proto == CTR_UDP ? PROXY_UDP : PROXY_TCP,
-                              (struct sockaddr *)&la, (struct sockaddr *)&up, &p->listener);
-        if (rc == 0) {
-            if (p->proto == CTR_TCP)
-                kafka_attach(d, e, p);
-            p->mode = REG_PORT_PROXY;
-            p->listener_addr = e->addr;
-            p->problem[0] = '\0';
-            log_debug("proxy", "%s:%u/%s -> %s port %u", ip, p->port, proto_name(p->proto),
-                      p->host_ip[0] ? p->host_ip : "*", p->host_port);
-            continue;
-        }
-        p->listener = NULL;
-        p->mode = REG_PORT_NONE;
-        if (rc == UV_EADDRINUSE) {
-            snprintf(held, heldlen, "%s:%u/%s", ip, p->port, proto_name(p->proto));
-            return 1;
-        }
-        if (rc == UV_EACCES)
-            snprintf(msg, sizeof(msg),
-                     "%s:%u/%s: ports below 1024 need root or CAP_NET_BIND_SERVICE", ip, p->port,
-                     proto_name(p->proto));
-        else
-            snprintf(msg, sizeof(msg), "cannot listen on %s:%u/%s: %s", ip, p->port,
-                     proto_name(p->proto), uv_strerror(rc));
-        set_problem(e, p, msg);
+    ip4_format(e->addr, ip);
+    proxy_kafka kh, *khp = NULL;
+    if (e->key.proto == CTR_TCP && e->kafka != PROXY_KAFKA_OFF) {
+        kafka_ud *k = xcalloc(1, sizeof(*k));
+        k->t = t;
+        k->key = e->key;
+        k->addr = e->addr;
+        kh = (proxy_kafka){e->kafka, kafka_hook_map, kafka_hook_detected, free, k};
+        khp = &kh;
     }
+    void *h = NULL;
+    int rc = t->be.listen(t->be.ud, e, fd, khp, &h);
+    if (rc == 0) {
+        e->listener = h;
+        e->problem[0] = '\0';
+        if (e->kafka == PROXY_KAFKA_FORCE)
+            e->kafka_seen = true;
+        log_debug("proxy", "%s:%u/%s listening for %s", ip, e->key.port, proto_name(e->key.proto),
+                  e->name);
+        return 0;
+    }
+    if (rc == UV_EADDRINUSE) {
+        e->problem[0] = '\0'; /* the registry decides, and says why */
+        return rc;
+    }
+    if (rc == UV_EACCES)
+        snprintf(msg, sizeof(msg), "%s:%u/%s: ports below 1024 need root or CAP_NET_BIND_SERVICE",
+                 ip, e->key.port, proto_name(e->key.proto));
+    else
+        snprintf(msg, sizeof(msg), "cannot listen on %s:%u/%s: %s", ip, e->key.port,
+                 proto_name(e->key.proto), uv_strerror(rc));
+    set_problem(e, msg);
+    return rc;
+}
+
+void ports_apply(ports_table *t, const port_want *wants, size_t n, port_result **results,
+                 size_t *nresults)
+{
+    *results = NULL;
+    *nresults = 0;
+    for (size_t i = 0; i < t->n; i++)
+        t->v[i]->wanted = false;
+    for (size_t i = 0; i < n; i++) {
+        port_entry *e = find(t, &wants[i].key);
+        if (e)
+            e->wanted = true;
+    }
+    /* Drop what the plan no longer has, first, so a port that moved from one
+     * container to another is free before the other binds it. */
+    for (size_t i = 0; i < t->n;) {
+        if (t->v[i]->wanted) {
+            i++;
+            continue;
+        }
+        close_listener(t, t->v[i]);
+        free(t->v[i]);
+        t->v[i] = t->v[--t->n];
+    }
+    for (size_t i = 0; i < n; i++) {
+        const port_want *w = &wants[i];
+        port_entry *e = find(t, &w->key);
+        if (e == NULL) {
+            e = xcalloc(1, sizeof(*e));
+            e->key = w->key;
+            t->v = xrealloc(t->v, (t->n + 1) * sizeof(*t->v));
+            t->v[t->n++] = e;
+        } else if (e->listener && (e->addr != w->addr || e->kafka != w->kafka || w->fd >= 0)) {
+            close_listener(t, e);
+        }
+        snprintf(e->name, sizeof(e->name), "%s", w->name ? w->name : w->key.id);
+        e->addr = w->addr;
+        e->kafka = w->kafka;
+        if (e->listener) {
+            if (!same_target(&e->target, &w->target)) {
+                e->target = w->target;
+                t->be.retarget(t->be.ud, e->listener, (const struct sockaddr *)&e->target);
+            }
+            continue;
+        }
+        e->target = w->target;
+        int rc = open_listener(t, e, w->fd);
+        if (rc == 0)
+            continue;
+        *results = xrealloc(*results, (*nresults + 1) * sizeof(port_result));
+        port_result *r = &(*results)[(*nresults)++];
+        memset(r, 0, sizeof(*r));
+        r->key = w->key;
+        r->addr = w->addr;
+        r->err = rc;
+        char ip[16];
+        snprintf(r->where, sizeof(r->where), "%s:%u/%s", ip4_format(w->addr, ip), w->key.port,
+                 proto_name(w->key.proto));
+    }
+}
+
+void ports_stats(const ports_table *t, const port_entry *e, proxy_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (e && e->listener)
+        t->be.stats(t->be.ud, e->listener, st);
+}
+
+void ports_totals(const ports_table *t, size_t *listeners, uint64_t *active)
+{
+    *listeners = 0;
+    *active = 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->v[i]->listener) {
+            proxy_stats st;
+            t->be.stats(t->be.ud, t->v[i]->listener, &st);
+            (*listeners)++;
+            *active += st.conns_active;
+        }
+}
+
+/* ---- The proxy backend ---- */
+
+typedef struct proxy_backend {
+    uv_loop_t *loop;
+    const proxy_options *opts;
+} proxy_backend;
+
+static int pb_listen(void *ud, const port_entry *e, int fd, const proxy_kafka *kafka, void **handle)
+{
+    proxy_backend *b = ud;
+    int proto = e->key.proto == CTR_UDP ? PROXY_UDP : PROXY_TCP;
+    proxy_listener *l = NULL;
+    int rc;
+    if (fd >= 0) {
+        /* TEMPORARY until proxy_listen_fd lands. */
+        close(fd);
+        rc = UV_ENOTSUP;
+    } else {
+        struct sockaddr_in la;
+        memset(&la, 0, sizeof(la));
+        la.sin_family = AF_INET;
+        la.sin_port = htons(e->key.port);
+        la.sin_addr.s_addr = htonl(e->addr);
+        rc = proxy_listen(b->loop, b->opts, proto, (struct sockaddr *)&la,
+                          (const struct sockaddr *)&e->target, &l);
+    }
+    if (rc < 0) {
+        if (kafka && kafka->free_ud)
+            kafka->free_ud(kafka->ud);
+        return rc;
+    }
+    if (kafka)
+        proxy_set_kafka(l, kafka);
+    *handle = l;
     return 0;
 }
 
-bool ports_reconcile(daemon_ctx *d)
+static void pb_retarget(void *ud, void *handle, const struct sockaddr *target)
 {
-    bool moved = false;
-    ports_close_dropped(d);
-    for (size_t i = 0; i < d->reg.n; i++) {
-        reg_entry *e = d->reg.entries[i];
-        if (e->skipped || !e->has_addr) {
-            for (size_t j = 0; j < e->nports; j++)
-                close_listener(&e->ports[j]);
-            continue;
-        }
-        char held[80];
-        for (int tries = 0;; tries++) {
-            if (!reconcile_entry(d, e, held, sizeof(held)))
-                break;
-            char from[16], to[16];
-            ip4_format(e->addr, from);
-            for (size_t j = 0; j < e->nports; j++)
-                close_listener(&e->ports[j]);
-            if (tries >= MAX_MOVES || reg_move(&d->reg, e, now_ms()) < 0) {
-                char msg[160];
-                snprintf(msg, sizeof(msg),
-                         "%s is held by another program and no other address was free "
-                         "after %d moves",
-                         held, tries);
-                for (size_t j = 0; j < e->nports; j++)
-                    if (e->ports[j].host_port && e->ports[j].mode == REG_PORT_NONE)
-                        set_problem(e, &e->ports[j], msg);
-                break;
-            }
-            moved = true;
-            e->moves++;
-            log_warn("proxy", "%s is held by another program: moving %s from %s to %s", held,
-                     e->c->name, from, ip4_format(e->addr, to));
-            /* On macOS the new address needs its lo0 alias before we bind. */
-            daemon_apply_aliases(d);
-        }
-    }
-    return moved;
+    (void)ud;
+    proxy_set_upstream(handle, target);
 }
 
-void ports_close_dropped(daemon_ctx *d)
+static void pb_close(void *ud, void *handle)
 {
-    for (size_t i = 0; i < d->reg.ndropped; i++)
-        proxy_close(d->reg.dropped[i], NULL, NULL);
-    d->reg.ndropped = 0;
+    (void)ud;
+    proxy_close(handle, NULL, NULL);
 }
 
-void ports_close_all(daemon_ctx *d)
+static void pb_stats(void *ud, void *handle, proxy_stats *st)
 {
-    ports_close_dropped(d);
-    for (size_t i = 0; i < d->reg.n; i++)
-        for (size_t j = 0; j < d->reg.entries[i]->nports; j++)
-            close_listener(&d->reg.entries[i]->ports[j]);
+    (void)ud;
+    proxy_get_stats(handle, st);
+}
+
+void ports_proxy_backend(uv_loop_t *loop, const proxy_options *opts, ports_backend *be)
+{
+    proxy_backend *b = xcalloc(1, sizeof(*b));
+    b->loop = loop;
+    b->opts = opts;
+    *be = (ports_backend){pb_listen, pb_retarget, pb_close, pb_stats, free, b};
 }

@@ -1,11 +1,15 @@
 #include "registry.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "kafka_map.h"
 #include "log.h"
 #include "util.h"
 
@@ -14,16 +18,6 @@ static void free_strv(char **v, size_t n)
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     free(v);
-}
-
-static void drop_listener(registry *r, reg_port *p)
-{
-    if (p->listener == NULL)
-        return;
-    r->dropped = xrealloc(r->dropped, (r->ndropped + 1) * sizeof(*r->dropped));
-    r->dropped[r->ndropped++] = p->listener;
-    p->listener = NULL;
-    p->mode = REG_PORT_NONE;
 }
 
 static void entry_free(reg_entry *e)
@@ -43,6 +37,9 @@ void reg_init(registry *r, const char *domain, uint32_t first, uint32_t last)
     memset(r, 0, sizeof(*r));
     r->domain = xstrdup(domain);
     alloc_init(&r->pool, first, last);
+#ifdef __linux__
+    r->share_wildcard = true;
+#endif
 }
 
 void reg_free(registry *r)
@@ -50,7 +47,6 @@ void reg_free(registry *r)
     for (size_t i = 0; i < r->n; i++)
         entry_free(r->entries[i]);
     free(r->entries);
-    free(r->dropped);
     free_strv(r->owner_names, r->nowners);
     free_strv(r->owner_ids, r->nowners);
     alloc_free(&r->pool);
@@ -79,6 +75,11 @@ static bool served(const reg_entry *e)
     return e->skipped == NULL && e->has_addr;
 }
 
+bool reg_served(const reg_entry *e)
+{
+    return served(e);
+}
+
 static void release(registry *r, reg_entry *e, int64_t now)
 {
     if (e->has_addr && e->lease_key) {
@@ -87,8 +88,6 @@ static void release(registry *r, reg_entry *e, int64_t now)
         log_info("registry", "%s: released %s", e->c->name, ip4_format(e->addr, ip));
     }
     e->has_addr = false;
-    for (size_t j = 0; j < e->nports; j++)
-        drop_listener(r, &e->ports[j]);
 }
 
 /* A lease key must be unique among live containers; two containers could
@@ -314,8 +313,66 @@ static bool is_v6(const char *ip)
     return strchr(ip, ':') != NULL;
 }
 
-/* One reg_port per (port, proto), carrying over the listener of a port that
- * is still there with the same binding. */
+static bool wildcard(const char *ip)
+{
+    return ip[0] == '\0' || strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "::") == 0;
+}
+
+int reg_port_target(const reg_port *p, struct sockaddr_storage *out)
+{
+    const char *ip = p->host_ip;
+    if (wildcard(ip))
+        ip = p->ipv6_only ? "::1" : "127.0.0.1";
+    memset(out, 0, sizeof(*out));
+    if (strchr(ip, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(p->host_port);
+        return inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1 ? 0 : -EINVAL;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons(p->host_port);
+    return inet_pton(AF_INET, ip, &s4->sin_addr) == 1 ? 0 : -EINVAL;
+}
+
+static const char *proto_name(int proto)
+{
+    return proto == CTR_UDP ? "udp" : "tcp";
+}
+
+/* What the registry wants for p, with the reason when a published port
+ * cannot be served at all. */
+static void plan_port(const registry *r, const container *c, reg_port *p)
+{
+    p->problem[0] = '\0';
+    p->plan = REG_PORT_NONE;
+    if (p->host_port == 0 || (p->proto != CTR_TCP && p->proto != CTR_UDP))
+        return;
+    if (p->proto == CTR_TCP)
+        p->kafka_mode = kafka_map_label_mode(c, p->port, NULL);
+    /* -p 5432:5432 on a wildcard address: Docker's own listener already
+     * answers on every 127.x address, and binding a specific address would
+     * fail with EADDRINUSE on all of them. */
+    if (r->share_wildcard && p->host_port == p->port && wildcard(p->host_ip)) {
+        p->plan = REG_PORT_SHARED;
+        return;
+    }
+    struct sockaddr_storage ss;
+    if (reg_port_target(p, &ss) < 0) {
+        char shown[64];
+        snprintf(p->problem, sizeof(p->problem),
+                 "port %u/%s: Docker's host address \"%s\" is not usable", p->port,
+                 proto_name(p->proto),
+                 log_printable(p->host_ip, strlen(p->host_ip), shown, sizeof(shown)));
+        log_warn("registry", "%s: %s", c->name, p->problem);
+        return;
+    }
+    p->plan = REG_PORT_PROXY;
+}
+
+/* One reg_port per (port, proto), carrying over the Kafka flag of a port that
+ * is still there. */
 static void set_ports(registry *r, reg_entry *e, const container *c)
 {
     reg_port *ports = xcalloc(c->nports, sizeof(reg_port));
@@ -341,27 +398,39 @@ static void set_ports(registry *r, reg_entry *e, const container *c)
         snprintf(p->host_ip, sizeof(p->host_ip), "%s", cp->host_ip);
         p->ipv6_only = cp->host_port && is_v6(cp->host_ip);
     }
-    for (size_t i = 0; i < e->nports; i++) {
-        reg_port *old = &e->ports[i];
-        reg_port *keep = NULL;
-        for (size_t j = 0; j < n && !keep; j++)
-            if (ports[j].port == old->port && ports[j].proto == old->proto)
-                keep = &ports[j];
-        if (keep && old->listener) {
-            keep->listener = old->listener;
-            keep->listener_addr = old->listener_addr;
-            keep->mode = old->mode;
-            keep->kafka = old->kafka;
-            old->listener = NULL;
-        } else if (keep) {
-            keep->mode = old->mode;
-            memcpy(keep->problem, old->problem, sizeof(keep->problem));
-        }
-        drop_listener(r, old);
+    for (size_t j = 0; j < n; j++) {
+        reg_port *p = &ports[j];
+        plan_port(r, c, p);
+        for (size_t i = 0; i < e->nports; i++)
+            if (e->ports[i].port == p->port && e->ports[i].proto == p->proto)
+                p->kafka = e->ports[i].kafka && p->kafka_mode != KAFKA_MAP_MODE_OFF;
+        if (p->kafka_mode == KAFKA_MAP_MODE_FORCE)
+            p->kafka = true;
     }
     free(e->ports);
     e->ports = ports;
     e->nports = n;
+}
+
+/* A loophole.kafka label that is not "off" or a port list is logged once per
+ * value (printable only: a label can hold anything). */
+static void check_kafka_label(const container *old, const container *c)
+{
+    const char *v = container_label(c, "loophole.kafka");
+    if (v == NULL)
+        return;
+    const char *was = old ? container_label(old, "loophole.kafka") : NULL;
+    if (was && strcmp(was, v) == 0)
+        return;
+    int bad = 0;
+    kafka_map_label_mode(c, 0, &bad);
+    if (bad) {
+        char shown[LOG_PRINTABLE_MAX];
+        log_warn("kafka",
+                 "%s: label loophole.kafka=\"%s\" has entries that are not ports "
+                 "(want \"off\" or a list like \"9092,9093\")",
+                 c->name, log_printable(v, strlen(v), shown, sizeof(shown)));
+    }
 }
 
 /* Whether a held lease key is key itself or unique_key's "key#<id>" form.
@@ -380,6 +449,7 @@ static void set_container(registry *r, reg_entry *e, container *c, int64_t now)
     if (e->c && e->has_addr && e->lease_key &&
         (nr.lease_key == NULL || !same_key(e->lease_key, nr.lease_key)))
         release(r, e, now); /* renamed: its old lease stays with the old name */
+    check_kafka_label(e->c, c);
     set_ports(r, e, c);
     container_free(e->c);
     names_result_free(&e->names);
@@ -402,7 +472,7 @@ static void upsert(registry *r, container *c, int64_t now)
 static void remove_at(registry *r, size_t i, int64_t now)
 {
     reg_entry *e = r->entries[i];
-    release(r, e, now); /* also hands every listener to the dropped list */
+    release(r, e, now);
     entry_free(e);
     r->entries[i] = r->entries[--r->n];
 }
@@ -536,4 +606,74 @@ int reg_move(registry *r, reg_entry *e, int64_t now)
         return rc;
     e->addr = addr;
     return 0;
+}
+
+void reg_apply_begin(registry *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        e->apply_moves = 0;
+        for (size_t j = 0; j < e->nports; j++)
+            if (e->ports[j].held) {
+                e->ports[j].held = false;
+                e->ports[j].problem[0] = '\0';
+            }
+    }
+}
+
+void reg_decide_round(registry *r, bool final)
+{
+    r->round++;
+    r->final_round = final;
+}
+
+bool reg_port_held(registry *r, const char *id, uint16_t port, uint8_t proto, const char *where,
+                   int64_t now)
+{
+    reg_entry *e = find_id(r, id, NULL);
+    if (e == NULL || !served(e))
+        return false;
+    if (e->moved_round == r->round)
+        return true; /* moved already this round, for another of its ports */
+    reg_port *p = NULL;
+    for (size_t i = 0; i < e->nports && !p; i++)
+        if (e->ports[i].port == port && e->ports[i].proto == proto)
+            p = &e->ports[i];
+    char from[16], to[16];
+    ip4_format(e->addr, from);
+    if (!r->final_round && e->apply_moves < REG_MAX_MOVES && reg_move(r, e, now) == 0) {
+        e->apply_moves++;
+        e->moves++;
+        e->moved_round = r->round;
+        log_warn("registry", "%s is held by another program: moving %s from %s to %s", where,
+                 e->c->name, from, ip4_format(e->addr, to));
+        return true;
+    }
+    if (p) {
+        if (!p->held)
+            log_warn("registry",
+                     "%s: %s is held by another program and no other address was "
+                     "free after %u moves",
+                     e->c->name, where, e->apply_moves);
+        snprintf(p->problem, sizeof(p->problem),
+                 "%s is held by another program and no other address was free after %u moves",
+                 where, e->apply_moves);
+        p->held = true;
+    }
+    return false;
+}
+
+bool reg_port_kafka_seen(registry *r, const char *id, uint16_t port)
+{
+    reg_entry *e = find_id(r, id, NULL);
+    for (size_t i = 0; e && i < e->nports; i++) {
+        reg_port *p = &e->ports[i];
+        if (p->port == port && p->proto == CTR_TCP) {
+            if (p->kafka)
+                return false;
+            p->kafka = true;
+            return true;
+        }
+    }
+    return false;
 }

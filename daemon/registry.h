@@ -1,9 +1,13 @@
-/* The registry: the one truth about containers, their names and their
- * addresses. The Docker client reports what it saw (sync, update, gone); the
- * registry decides (eligibility, leases, name owners, conflicts) and tells the
- * I/O modules what changed through reg_view, so a resync after a Docker
- * restart runs the same code as a single event. No libuv here: the daemon's
- * main module applies the result (DNS zone, aliases, state file, proxies). */
+/* The registry: the one truth about containers, their names, their addresses
+ * and the ports they want served. The Docker client reports what it saw
+ * (sync, update, gone); the registry decides (eligibility, leases, name
+ * owners, conflicts, which ports get a listener and where it forwards) and
+ * the daemon applies that plan through the I/O modules (aliases, port table,
+ * DNS zone, state file, events), so a resync after a Docker restart runs the
+ * same code as a single event. What the I/O modules could not do (an address
+ * held by another program, Kafka seen on a port) comes back through
+ * reg_port_held and reg_port_kafka_seen, and the registry decides again.
+ * No libuv and no I/O objects here. */
 #ifndef LOOPHOLE_REGISTRY_H
 #define LOOPHOLE_REGISTRY_H
 
@@ -15,9 +19,16 @@
 #include "container.h"
 #include "names.h"
 
-struct proxy_listener;
+struct sockaddr_storage;
 
+/* What the registry wants for a port: nothing (not published, SCTP, or an
+ * unusable binding), a loophole listener on the container's address, or
+ * nothing because Docker's own listener already answers there (shared). */
 enum { REG_PORT_NONE = 0, REG_PORT_PROXY, REG_PORT_SHARED };
+
+/* How many addresses a container may walk in one apply when other programs
+ * hold its ports. */
+#define REG_MAX_MOVES 8
 
 /* One exposed port of a container, once per (port, proto): Docker lists a port
  * published on 0.0.0.0 and :: twice; the IPv4 binding is preferred. */
@@ -27,11 +38,11 @@ typedef struct reg_port {
     uint16_t host_port; /* 0 when not published */
     char host_ip[46];   /* the binding used: "0.0.0.0", "::", "127.0.0.1", ... */
     bool ipv6_only;     /* only an IPv6 binding exists */
-    int mode;           /* REG_PORT_NONE, _PROXY or _SHARED (set by the port reconciler) */
-    bool kafka;
-    struct proxy_listener *listener; /* owned by the daemon's port reconciler */
-    uint32_t listener_addr;          /* the address it listens on */
-    char problem[160];               /* why a published port has no listener */
+    int plan;           /* REG_PORT_NONE, _PROXY or _SHARED */
+    int kafka_mode;     /* KAFKA_MAP_MODE_* from the loophole.kafka label (TCP) */
+    bool kafka;         /* carries Kafka: forced by the label or seen by the proxy */
+    bool held;          /* problem says another program holds it (cleared each apply) */
+    char problem[160];  /* the registry's reason a published port is not served */
 } reg_port;
 
 typedef struct reg_entry {
@@ -48,8 +59,10 @@ typedef struct reg_entry {
     char *skipped_buf;
     reg_port *ports; /* every exposed port, deduplicated */
     size_t nports;
-    unsigned moves;  /* address moves because another program held a port */
-    int64_t seen_at; /* Unix ms the registry first saw it (for ordering) */
+    unsigned moves;       /* address moves because another program held a port */
+    unsigned apply_moves; /* moves in the current apply (reg_apply_begin resets) */
+    unsigned moved_round; /* the decide round of the last move */
+    int64_t seen_at;      /* Unix ms the registry first saw it (for ordering) */
     bool logged_exhausted;
 } reg_entry;
 
@@ -64,10 +77,12 @@ typedef struct registry {
     char **owner_ids;
     size_t nowners;
     unsigned exhausted; /* containers without an address because the pool is full */
-    /* Listeners of ports or containers that went away, for the daemon to
-     * close (the registry knows no libuv). */
-    struct proxy_listener **dropped;
-    size_t ndropped;
+    /* Whether a port published on a wildcard address with the container's
+     * own port number is REG_PORT_SHARED: true on Linux, where Docker's
+     * listener answers on every 127.x address (reg_init sets it). */
+    bool share_wildcard;
+    unsigned round;   /* decide round counter (reg_decide_round) */
+    bool final_round; /* the current round moves nothing */
 } registry;
 
 void reg_init(registry *r, const char *domain, uint32_t first, uint32_t last);
@@ -97,8 +112,33 @@ reg_record *reg_records(const registry *r, size_t *n);
 /* The addresses in use by served containers (sorted, malloc'd). */
 uint32_t *reg_addresses(const registry *r, size_t *n);
 
-/* Move a served container to another address (a port on its address is held
- * by another program). Returns 0 or -ENOSPC. */
+/* Move a served container to another address. Returns 0 or -ENOSPC. */
 int reg_move(registry *r, reg_entry *e, int64_t now);
+
+/* Whether an entry is served (has an address and is not skipped). */
+bool reg_served(const reg_entry *e);
+
+/* Where connections to a REG_PORT_PROXY port go: Docker's mapped port, on
+ * loopback for a wildcard binding (::1 when only an IPv6 binding exists).
+ * 0, or -EINVAL for a host address that is no IP address. */
+int reg_port_target(const reg_port *p, struct sockaddr_storage *out);
+
+/* ---- Decisions on what the I/O modules report ---- */
+
+/* Starts an apply: per-apply move counts and "held" problems are reset (the
+ * port table tries every port again). */
+void reg_apply_begin(registry *r);
+/* Starts one round of deciding on a port table report; in the final round
+ * nothing moves (held ports only get their problem). */
+void reg_decide_round(registry *r, bool final);
+/* A port of container id could not be bound on its address because another
+ * program holds it (where: "127.0.0.2:5432/tcp"). The registry moves the
+ * container to the next free address, once per round, unless it has moved
+ * REG_MAX_MOVES times in this apply or no address is free; then the port
+ * gets a problem. Returns true when the container moved. */
+bool reg_port_held(registry *r, const char *id, uint16_t port, uint8_t proto, const char *where,
+                   int64_t now);
+/* The proxy saw Kafka on a TCP port. Returns true when the flag changed. */
+bool reg_port_kafka_seen(registry *r, const char *id, uint16_t port);
 
 #endif

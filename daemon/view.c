@@ -46,16 +46,32 @@ static void time_str(yajl_gen g, int64_t ms)
         str(g, format_time(ms, b, sizeof(b)));
 }
 
-static const char *mode_name(int mode)
+/* A port's mode joins the plan (registry) and the listener (port table). */
+static const char *mode_name(const reg_port *p, const port_entry *pe)
 {
-    switch (mode) {
-    case REG_PORT_PROXY:
-        return "proxy";
-    case REG_PORT_SHARED:
+    if (p->plan == REG_PORT_SHARED)
         return "shared";
-    default:
-        return "none";
-    }
+    if (p->plan == REG_PORT_PROXY && pe && pe->listener)
+        return "proxy";
+    return "none";
+}
+
+static const port_entry *port_of(const daemon_ctx *d, const reg_entry *e, const reg_port *p)
+{
+    if (d->ports == NULL || p->plan != REG_PORT_PROXY || !reg_served(e))
+        return NULL;
+    return ports_find(d->ports, e->c->id, PORT_ROLE_FORWARD, p->port, p->proto);
+}
+
+/* Why a published port is not served: the registry's reason first, then the
+ * port table's. */
+static const char *problem_of(const reg_port *p, const port_entry *pe)
+{
+    if (p->problem[0])
+        return p->problem;
+    if (pe && pe->problem[0])
+        return pe->problem;
+    return NULL;
 }
 
 static const char *proto_name(int proto)
@@ -65,7 +81,6 @@ static const char *proto_name(int proto)
 
 void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g)
 {
-    (void)d;
     char ip[16];
     bool served = e->skipped == NULL && e->has_addr;
     yajl_gen_map_open(g);
@@ -99,9 +114,10 @@ void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g)
     yajl_gen_array_open(g);
     for (size_t i = 0; i < e->nports; i++) {
         const reg_port *p = &e->ports[i];
+        const port_entry *pe = port_of(d, e, p);
         proxy_stats st = {0};
-        if (p->listener)
-            proxy_get_stats(p->listener, &st);
+        if (pe)
+            ports_stats(d->ports, pe, &st);
         yajl_gen_map_open(g);
         key(g, "port");
         num(g, p->port);
@@ -115,7 +131,7 @@ void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g)
         key(g, "proto");
         str(g, proto_name(p->proto));
         key(g, "mode");
-        str(g, served ? mode_name(p->mode) : "none");
+        str(g, served ? mode_name(p, pe) : "none");
         key(g, "kafka");
         yajl_gen_bool(g, p->kafka);
         key(g, "connections");
@@ -133,7 +149,7 @@ void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g)
         num(g, (long long)st.bytes_out);
         yajl_gen_map_close(g);
         key(g, "problem");
-        str(g, p->problem[0] ? p->problem : NULL);
+        str(g, problem_of(p, pe));
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
@@ -186,18 +202,11 @@ void view_status(daemon_ctx *d, yajl_gen g)
         docker_client_status(d->docker, &ds);
     size_t served = 0, listeners = 0;
     uint64_t active = 0;
-    for (size_t i = 0; i < d->reg.n; i++) {
-        const reg_entry *e = d->reg.entries[i];
-        if (e->skipped == NULL && e->has_addr)
+    for (size_t i = 0; i < d->reg.n; i++)
+        if (reg_served(d->reg.entries[i]))
             served++;
-        for (size_t j = 0; j < e->nports; j++)
-            if (e->ports[j].listener) {
-                proxy_stats st;
-                proxy_get_stats(e->ports[j].listener, &st);
-                listeners++;
-                active += st.conns_active;
-            }
-    }
+    if (d->ports)
+        ports_totals(d->ports, &listeners, &active);
     yajl_gen_map_open(g);
     key(g, "version");
     str(g, LOOPHOLE_VERSION);
@@ -262,7 +271,7 @@ void view_status(daemon_ctx *d, yajl_gen g)
     key(g, "active");
     yajl_gen_bool(g, alias_active(d->alias));
     key(g, "count");
-    num(g, (long long)d->naliases);
+    num(g, (long long)d->aliases.n);
     yajl_gen_map_close(g);
 
     size_t size = alloc_size(&d->reg.pool), used = alloc_used(&d->reg.pool);
@@ -325,11 +334,13 @@ void view_status(daemon_ctx *d, yajl_gen g)
     }
     for (size_t i = 0; i < d->reg.n; i++) {
         const reg_entry *e = d->reg.entries[i];
-        for (size_t j = 0; j < e->nports; j++)
-            if (e->ports[j].problem[0]) {
-                snprintf(msg, sizeof(msg), "%s: %s", e->c->name, e->ports[j].problem);
+        for (size_t j = 0; j < e->nports; j++) {
+            const char *pr = problem_of(&e->ports[j], port_of(d, e, &e->ports[j]));
+            if (pr) {
+                snprintf(msg, sizeof(msg), "%s: %s", e->c->name, pr);
                 str(g, msg);
             }
+        }
         for (size_t j = 0; j < e->nconflicts; j++) {
             snprintf(msg, sizeof(msg), "%s: name %s is held by another container", e->c->name,
                      e->conflicts[j]);
@@ -365,8 +376,8 @@ void view_publish_changes(daemon_ctx *d)
             if (strcmp(d->pub[j].id, e->c->id) == 0)
                 k = j;
         if (k == d->npub) {
-            if (d->control)
-                control_publish(d->control, "added", json);
+            if (d->publish)
+                d->publish(d->publish_ud, "added", json);
             d->pub = xrealloc(d->pub, (d->npub + 1) * sizeof(published));
             snprintf(d->pub[d->npub].id, sizeof(d->pub[d->npub].id), "%s", e->c->id);
             d->pub[d->npub].json = json;
@@ -377,8 +388,8 @@ void view_publish_changes(daemon_ctx *d)
         }
         seen[k] = true;
         if (strcmp(d->pub[k].json, json) != 0) {
-            if (d->control)
-                control_publish(d->control, "changed", json);
+            if (d->publish)
+                d->publish(d->publish_ud, "changed", json);
             free(d->pub[k].json);
             d->pub[k].json = json;
         } else {
@@ -390,8 +401,8 @@ void view_publish_changes(daemon_ctx *d)
             j++;
             continue;
         }
-        if (d->control)
-            control_publish(d->control, "removed", d->pub[j].json);
+        if (d->publish)
+            d->publish(d->publish_ud, "removed", d->pub[j].json);
         free(d->pub[j].json);
         d->pub[j] = d->pub[--d->npub];
         seen[j] = seen[d->npub];

@@ -51,17 +51,17 @@ static container *mk(const char *id, const char *name, const char *hostname, con
     return c;
 }
 
-static void set_mode(reg_entry *e, uint16_t port, int mode)
-{
-    for (size_t i = 0; i < e->nports; i++)
-        if (e->ports[i].port == port)
-            e->ports[i].mode = mode;
-}
-
 #define ID_A "aaaaaaaaaaaa0000000000000000000000000000000000000000000000000000"
 #define ID_B "bbbbbbbbbbbb0000000000000000000000000000000000000000000000000000"
 #define ID_C "cccccccccccc0000000000000000000000000000000000000000000000000000"
 #define ID_D "dddddddddddd0000000000000000000000000000000000000000000000000000"
+
+/* The port table's answer: every planned listener is open but C's 2181. */
+static bool live(void *ud, const char *id, uint16_t port)
+{
+    (void)ud;
+    return !(strcmp(id, ID_C) == 0 && port == 2181);
+}
 
 typedef struct fixture {
     registry r;
@@ -77,6 +77,7 @@ typedef struct fixture {
 static void fixture_init(fixture *f)
 {
     reg_init(&f->r, "loop.test", POOL_FIRST, POOL_LAST);
+    f->r.share_wildcard = true; /* 29092->29092 is shared, as on Linux */
     container *a = mk(ID_A, "ka", "hka", "172.18.0.5", "broker-a", 1);
     add_port(a, 9092, 32001);
     add_port(a, 9094, 32002);
@@ -104,18 +105,16 @@ static void fixture_init(fixture *f)
     f->b = reg_find(&f->r, ID_B);
     f->c = reg_find(&f->r, ID_C);
     f->d = reg_find(&f->r, ID_D);
-    set_mode(f->a, 9092, REG_PORT_PROXY);
-    set_mode(f->a, 9094, REG_PORT_PROXY);
-    set_mode(f->b, 9092, REG_PORT_PROXY);
-    set_mode(f->b, 29092, REG_PORT_SHARED);
-    set_mode(f->c, 2182, REG_PORT_PROXY);
-    set_mode(f->d, 9092, REG_PORT_PROXY);
+    /* The registry's plan, which the mapping reads. */
+    CHECK_INT(f->a->ports[0].plan, REG_PORT_PROXY);
+    CHECK_INT(f->a->ports[2].plan, REG_PORT_NONE);
+    CHECK_INT(f->b->ports[1].plan, REG_PORT_SHARED);
 }
 
 static int map(fixture *f, const char *self, int nodes, const char *host, int32_t port,
                uint32_t *addr, uint16_t *np)
 {
-    kafka_map_ctx ctx = {self, 0x7f004d63u, 19092, nodes};
+    kafka_map_ctx ctx = {self, 0x7f004d63u, 19092, nodes, live, NULL};
     *addr = 0;
     *np = 0;
     return kafka_map_broker(&f->r, &ctx, host, strlen(host), port, addr, np);
@@ -217,7 +216,7 @@ static void test_garbage(void)
     CHECK_INT(map(&f, ID_A, 2, "ka", 70000, &a, &p), KAFKA_MAP_KEEP);
     CHECK_INT(map(&f, ID_A, 2, "ka", -1, &a, &p), KAFKA_MAP_KEEP);
     /* An embedded NUL and an overlong host are nobody's. */
-    kafka_map_ctx ctx = {ID_A, 0x7f004d63u, 19092, 2};
+    kafka_map_ctx ctx = {ID_A, 0x7f004d63u, 19092, 2, live, NULL};
     CHECK_INT(kafka_map_broker(&f.r, &ctx, "ka\0x", 4, 9092, &a, &p), KAFKA_MAP_KEEP);
     char big[400];
     memset(big, 'a', sizeof(big));

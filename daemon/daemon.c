@@ -1,0 +1,233 @@
+/* The daemon's policy: Docker's reports into the registry, the registry's
+ * plan out through the I/O modules, and what they could not do back to the
+ * registry. Data flows one way; the I/O modules never call up. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka_map.h"
+#include "log.h"
+#include "state.h"
+#include "util.h"
+
+/* How many times one apply hands the port table's report back to the
+ * registry: a container moves at most REG_MAX_MOVES times, so one more round
+ * sees the last move through; in the last round nothing moves any more. */
+#define APPLY_ROUNDS (REG_MAX_MOVES + 2)
+
+/* ---- State ---- */
+
+void daemon_save_state(daemon_ctx *d)
+{
+    state_data s = {0};
+    s.nleases = d->reg.pool.nleases;
+    s.leases = xcalloc(s.nleases, sizeof(state_lease));
+    for (size_t i = 0; i < s.nleases; i++) {
+        const alloc_lease *l = &d->reg.pool.leases[i];
+        s.leases[i].key = l->key;
+        s.leases[i].addr = l->addr;
+        s.leases[i].stopped_at = l->active ? 0 : l->stopped_at;
+    }
+    s.aliases = d->aliases.addrs;
+    s.naliases = d->aliases.n;
+    s.resolver_uninstalled = d->resolver_uninstalled;
+    char *json = NULL;
+    size_t len = 0;
+    if (state_encode(&s, &json, &len) == 0) {
+        if (d->last_state == NULL || strcmp(d->last_state, json) != 0) {
+            int rc = state_save(d->cfg.state_dir, &s);
+            if (rc < 0) {
+                log_error("state", "cannot write %s/%s: %s", d->cfg.state_dir, STATE_FILE,
+                          strerror(-rc));
+                free(json);
+            } else {
+                free(d->last_state);
+                d->last_state = json;
+            }
+        } else {
+            free(json);
+        }
+    }
+    free(s.leases);
+}
+
+void daemon_load_state(daemon_ctx *d)
+{
+    state_data s = {0};
+    char err[512] = "";
+    int rc = state_load(d->cfg.state_dir, &s, err, sizeof(err));
+    if (rc == -ENOENT) {
+        log_info("state", "no state in %s yet; starting fresh", d->cfg.state_dir);
+        return;
+    }
+    if (rc < 0) {
+        log_error("state", "%s; starting fresh", err);
+        return;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < s.nleases; i++) {
+        int64_t stopped = s.leases[i].stopped_at ? s.leases[i].stopped_at : now_ms();
+        if (alloc_restore(&d->reg.pool, s.leases[i].key, s.leases[i].addr, stopped) == 0)
+            kept++;
+    }
+    log_info("state", "restored %zu of %zu leases from %s", kept, s.nleases, d->cfg.state_dir);
+    /* Aliases a crashed run left behind. */
+    alias_set_remove_leftovers(&d->aliases, s.aliases, s.naliases);
+    d->resolver_uninstalled = s.resolver_uninstalled;
+    state_data_free(&s);
+}
+
+/* ---- The port table's callbacks ---- */
+
+static bool port_live(void *ud, const char *id, uint16_t port)
+{
+    daemon_ctx *d = ud;
+    const port_entry *e = ports_find(d->ports, id, PORT_ROLE_FORWARD, port, CTR_TCP);
+    return e && e->listener;
+}
+
+static int on_kafka_map(void *ud, const port_key *k, uint32_t listen_addr, uint16_t listen_port,
+                        int nodes, const char *host, size_t host_len, int32_t port, uint32_t *addr,
+                        uint16_t *new_port)
+{
+    daemon_ctx *d = ud;
+    kafka_map_ctx ctx = {k->id, listen_addr, listen_port, nodes, port_live, d};
+    return kafka_map_broker(&d->reg, &ctx, host, host_len, port, addr, new_port);
+}
+
+static void on_kafka_seen(void *ud, const port_key *k)
+{
+    daemon_ctx *d = ud;
+    /* /v1/events watchers see the port's kafka flag change. */
+    if (reg_port_kafka_seen(&d->reg, k->id, k->port))
+        view_publish_changes(d);
+}
+
+void daemon_ports_init(daemon_ctx *d, const ports_backend *be)
+{
+    ports_callbacks cbs = {d, on_kafka_map, on_kafka_seen};
+    d->ports = ports_new(be, &cbs);
+}
+
+/* ---- Applying the registry ---- */
+
+static void sync_aliases(daemon_ctx *d)
+{
+    size_t naddr = 0;
+    uint32_t *addrs = reg_addresses(&d->reg, &naddr);
+    alias_set_sync(&d->aliases, addrs, naddr);
+    free(addrs);
+}
+
+static int kafka_proxy_mode(int label_mode)
+{
+    return label_mode == KAFKA_MAP_MODE_OFF     ? PROXY_KAFKA_OFF
+           : label_mode == KAFKA_MAP_MODE_FORCE ? PROXY_KAFKA_FORCE
+                                                : PROXY_KAFKA_SNIFF;
+}
+
+/* The listeners the registry wants: one per REG_PORT_PROXY port of each
+ * served container, on its address and original port. */
+static port_want *plan_ports(const registry *r, size_t *n)
+{
+    size_t cap = 0, k = 0;
+    port_want *v = NULL;
+    for (size_t i = 0; i < r->n; i++) {
+        const reg_entry *e = r->entries[i];
+        if (!reg_served(e))
+            continue;
+        for (size_t j = 0; j < e->nports; j++) {
+            const reg_port *p = &e->ports[j];
+            if (p->plan != REG_PORT_PROXY)
+                continue;
+            if (k == cap) {
+                cap = cap ? cap * 2 : 16;
+                v = xrealloc(v, cap * sizeof(*v));
+            }
+            port_want *w = &v[k++];
+            memset(w, 0, sizeof(*w));
+            snprintf(w->key.id, sizeof(w->key.id), "%s", e->c->id);
+            w->key.role = PORT_ROLE_FORWARD;
+            w->key.proto = p->proto;
+            w->key.port = p->port;
+            w->name = e->c->name;
+            w->addr = e->addr;
+            reg_port_target(p, &w->target);
+            w->kafka = p->proto == CTR_TCP ? kafka_proxy_mode(p->kafka_mode) : PROXY_KAFKA_OFF;
+            w->fd = -1;
+        }
+    }
+    *n = k;
+    return v;
+}
+
+static void load_zone(daemon_ctx *d)
+{
+    size_t nrec = 0;
+    reg_record *recs = reg_records(&d->reg, &nrec);
+    dns_record *drecs = xcalloc(nrec, sizeof(dns_record));
+    for (size_t i = 0; i < nrec; i++)
+        drecs[i] = (dns_record){recs[i].name, recs[i].addr};
+    if (dns_zone_set(d->zone, drecs, nrec) < 0)
+        log_error("dns", "could not load %zu names into the zone; keeping the old set", nrec);
+    free(drecs);
+    free(recs);
+}
+
+/* Aliases first (a new address must exist before anything binds it), then
+ * listeners; a port another program holds goes back to the registry, which
+ * may move the container, and the round repeats (a bounded number of
+ * times). Then DNS, state and events. */
+void daemon_apply(daemon_ctx *d)
+{
+    reg_apply_begin(&d->reg);
+    for (int round = 0; round < APPLY_ROUNDS; round++) {
+        sync_aliases(d);
+        size_t nw = 0, nres = 0;
+        port_want *wants = plan_ports(&d->reg, &nw);
+        port_result *res = NULL;
+        ports_apply(d->ports, wants, nw, &res, &nres);
+        free(wants);
+        reg_decide_round(&d->reg, round == APPLY_ROUNDS - 1);
+        bool moved = false;
+        for (size_t i = 0; i < nres; i++)
+            if (res[i].err == UV_EADDRINUSE &&
+                reg_port_held(&d->reg, res[i].key.id, res[i].key.port, res[i].key.proto,
+                              res[i].where, now_ms()))
+                moved = true;
+        free(res);
+        if (!moved)
+            break;
+    }
+    if (d->zone)
+        load_zone(d);
+    daemon_save_state(d);
+    view_publish_changes(d);
+}
+
+/* ---- Docker ---- */
+
+void daemon_docker_sync(void *ud, container **cs, size_t n)
+{
+    daemon_ctx *d = ud;
+    reg_sync(&d->reg, cs, n, now_ms());
+    log_info("registry", "synchronised: %zu running containers", n);
+    daemon_apply(d);
+}
+
+void daemon_docker_update(void *ud, container *c)
+{
+    daemon_ctx *d = ud;
+    reg_update(&d->reg, c, now_ms());
+    daemon_apply(d);
+}
+
+void daemon_docker_gone(void *ud, const char *id)
+{
+    daemon_ctx *d = ud;
+    if (reg_remove(&d->reg, id, now_ms()))
+        daemon_apply(d);
+}
