@@ -1,0 +1,447 @@
+/* The daemon's policy (daemon.c, view.c) with a fake port table: moves after
+ * EADDRINUSE and their order against the aliases, giving up after the move
+ * limit, shared ports, the problems list, the Kafka flag and the /v1/events
+ * added/changed/removed diff. The registry, the DNS zone, the alias set and
+ * the state file are the real ones. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yajl/yajl_gen.h>
+
+#include "daemon.h"
+#include "fake_ports.h"
+#include "kafka_map.h"
+#include "log.h"
+#include "state.h"
+#include "test.h"
+
+static uint32_t ip(const char *s)
+{
+    uint32_t a = 0;
+    ip4_parse(s, &a);
+    return a;
+}
+
+typedef struct env {
+    daemon_ctx d;
+    fake_backend f;
+    char dir[64];
+    char events[16][16]; /* event types in order */
+    char *event_json[16];
+    size_t nevents;
+} env;
+
+static env *current; /* for the fake alias calls, which take no user data */
+
+static int fake_alias_add(uint32_t a, int *existed)
+{
+    *existed = 0;
+    fake_note(&current->f, "alias+", a, 0);
+    return 0;
+}
+
+static int fake_alias_del(uint32_t a)
+{
+    fake_note(&current->f, "alias-", a, 0);
+    return 0;
+}
+
+static void on_publish(void *ud, const char *type, const char *json)
+{
+    env *x = ud;
+    if (x->nevents == ARRAY_SIZE(x->events))
+        return;
+    snprintf(x->events[x->nevents], sizeof(x->events[0]), "%s", type);
+    x->event_json[x->nevents++] = xstrdup(json);
+}
+
+static void env_init(env *x, const char *first, const char *last)
+{
+    memset(x, 0, sizeof(*x));
+    current = x;
+    snprintf(x->dir, sizeof(x->dir), "/tmp/loophole-test-daemon-XXXXXX");
+    if (mkdtemp(x->dir) == NULL)
+        abort();
+    x->d.cfg.state_dir = x->dir;
+    x->d.cfg.domain = "loop.test";
+    x->d.cfg.dns_listen = "127.0.0.1:15353";
+    x->d.cfg.resolver = "off";
+    x->d.rkind = RESOLVER_NONE;
+    reg_init(&x->d.reg, "loop.test", ip(first), ip(last));
+    x->d.reg.share_wildcard = true;
+    alias_set_init(&x->d.aliases, ALIAS_OFF);
+    x->d.aliases.active = true; /* as on macOS, where every address needs one */
+    x->d.aliases.add = fake_alias_add;
+    x->d.aliases.del = fake_alias_del;
+    ports_backend be;
+    fake_backend_init(&x->f, &be);
+    daemon_ports_init(&x->d, &be);
+    x->d.zone = dns_zone_new("loop.test", 5);
+    x->d.publish = on_publish;
+    x->d.publish_ud = x;
+}
+
+static void env_clear_events(env *x)
+{
+    for (size_t i = 0; i < x->nevents; i++)
+        free(x->event_json[i]);
+    x->nevents = 0;
+}
+
+static void env_free(env *x)
+{
+    ports_free(x->d.ports);
+    CHECK_INT(x->f.nopen, 0);
+    reg_free(&x->d.reg);
+    view_free(&x->d);
+    alias_set_free(&x->d.aliases);
+    dns_zone_free(x->d.zone);
+    free(x->d.last_state);
+    env_clear_events(x);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", x->dir, STATE_FILE);
+    unlink(path);
+    rmdir(x->dir);
+}
+
+static void add_port(container *c, uint16_t port, int proto, const char *host_ip,
+                     uint16_t host_port)
+{
+    c->ports = xrealloc(c->ports, (c->nports + 1) * sizeof(ctr_port));
+    ctr_port *p = &c->ports[c->nports++];
+    memset(p, 0, sizeof(*p));
+    p->port = port;
+    p->proto = proto;
+    p->host_port = host_port;
+    snprintf(p->host_ip, sizeof(p->host_ip), "%s", host_ip);
+}
+
+static container *mk(const char *id, const char *name, int64_t started)
+{
+    container *c = container_new();
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    c->name = xstrdup(name);
+    c->running = true;
+    c->started_at = started;
+    return c;
+}
+
+static void add_label(container *c, const char *k, const char *v)
+{
+    c->labels = xrealloc(c->labels, (c->nlabels + 1) * sizeof(ctr_label));
+    c->labels[c->nlabels].key = xstrdup(k);
+    c->labels[c->nlabels].value = xstrdup(v);
+    c->nlabels++;
+}
+
+/* The JSON of one container as `loophole ls --json` shows it, or of status. */
+static char *json_of(env *x, const char *key)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (key)
+        view_container(&x->d, reg_find(&x->d.reg, key), g);
+    else
+        view_status(&x->d, g);
+    const unsigned char *out;
+    size_t len;
+    yajl_gen_get_buf(g, &out, &len);
+    char *s = xstrndup((const char *)out, len);
+    yajl_gen_free(g);
+    return s;
+}
+
+static bool json_has(env *x, const char *key, const char *needle)
+{
+    char *s = json_of(x, key);
+    bool ok = strstr(s, needle) != NULL;
+    if (!ok)
+        fprintf(stderr, "  %s not in %s\n", needle, s);
+    free(s);
+    return ok;
+}
+
+static uint32_t zone_addr(env *x, const char *name)
+{
+    uint32_t a = 0;
+    dns_zone_lookup(x->d.zone, name, &a);
+    return a;
+}
+
+static void test_move_after_eaddrinuse(void)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.20");
+    /* Another program holds 127.0.0.2:5432 (only that address). */
+    x.f.held[0].addr = ip("127.0.0.2");
+    x.f.held[0].port = 5432;
+    x.f.nheld = 1;
+    container *c = mk("aaaa", "pg", 1000);
+    add_port(c, 5432, CTR_TCP, "0.0.0.0", 32768);
+    add_port(c, 8080, CTR_TCP, "127.0.0.1", 32769);
+    daemon_docker_update(&x.d, c);
+    reg_entry *e = reg_find(&x.d.reg, "pg");
+    REQUIRE(e != NULL);
+    CHECK_INT(e->addr, ip("127.0.0.3"));
+    CHECK_INT(e->moves, 1);
+    CHECK(fake_find(&x.f, ip("127.0.0.3"), 5432) != NULL);
+    CHECK(fake_find(&x.f, ip("127.0.0.3"), 8080) != NULL);
+    CHECK(fake_find(&x.f, ip("127.0.0.2"), 8080) == NULL);
+    /* The new address got its alias before anything bound it, and the old
+     * one went away; DNS points at the new address only once it listens. */
+    const char *alias3 = strstr(x.f.log, "alias+ 127.0.0.3");
+    const char *listen3 = strstr(x.f.log, "listen 127.0.0.3:5432");
+    CHECK(alias3 != NULL && listen3 != NULL && alias3 < listen3);
+    CHECK(strstr(x.f.log, "alias- 127.0.0.2") != NULL);
+    CHECK_INT(zone_addr(&x, "pg.loop.test"), ip("127.0.0.3"));
+    CHECK(json_has(&x, "pg", "\"ip\":\"127.0.0.3\""));
+    CHECK(json_has(&x, "pg", "\"moves\":1"));
+    CHECK(json_has(&x, "pg", "\"mode\":\"proxy\""));
+    CHECK(json_has(&x, NULL, "\"problems\":[\"Docker unreachable since start\"]}"));
+    /* The lease moved with it: the state file says .3. */
+    state_data s = {0};
+    char err[256];
+    REQUIRE(state_load(x.dir, &s, err, sizeof(err)) == 0);
+    REQUIRE(s.nleases == 1);
+    CHECK_INT(s.leases[0].addr, ip("127.0.0.3"));
+    CHECK_INT(s.naliases, 1);
+    state_data_free(&s);
+    /* Applying again (any Docker event) keeps it where it is. */
+    unsigned listens = x.f.listens;
+    daemon_apply(&x.d);
+    CHECK_INT(x.f.listens, listens);
+    CHECK_INT(e->moves, 1);
+    env_free(&x);
+}
+
+static void test_held_everywhere(void)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.40");
+    x.f.held[0].addr = 0; /* on every address */
+    x.f.held[0].port = 5432;
+    x.f.nheld = 1;
+    container *c = mk("aaaa", "pg", 1000);
+    add_port(c, 5432, CTR_TCP, "0.0.0.0", 32768);
+    add_port(c, 6379, CTR_TCP, "0.0.0.0", 32769);
+    daemon_docker_update(&x.d, c);
+    reg_entry *e = reg_find(&x.d.reg, "pg");
+    REQUIRE(e != NULL);
+    CHECK_INT(e->moves, REG_MAX_MOVES);
+    CHECK_INT(e->addr, ip("127.0.0.2") + REG_MAX_MOVES);
+    /* Its other port is served where it ended up; the held one says why. */
+    CHECK(fake_find(&x.f, e->addr, 6379) != NULL);
+    CHECK(json_has(&x, "pg",
+                   "is held by another program and no other address was free after 8 moves"));
+    CHECK(json_has(&x, NULL, "\"pg: 127.0.0.10:5432/tcp is held by another program"));
+    /* The next apply tries again from there instead of walking the pool. */
+    daemon_apply(&x.d);
+    CHECK_INT(e->moves, 2 * REG_MAX_MOVES);
+    /* Once the other program lets go, the problem goes with it. */
+    x.f.nheld = 0;
+    daemon_apply(&x.d);
+    CHECK(fake_find(&x.f, e->addr, 5432) != NULL);
+    CHECK(json_has(&x, NULL, "\"problems\":[\"Docker unreachable since start\"]}"));
+    env_free(&x);
+}
+
+static void test_pool_too_small_to_move(void)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.2");
+    x.f.held[0].port = 80;
+    x.f.nheld = 1;
+    container *c = mk("aaaa", "web", 1000);
+    add_port(c, 80, CTR_TCP, "0.0.0.0", 32768);
+    daemon_docker_update(&x.d, c);
+    reg_entry *e = reg_find(&x.d.reg, "web");
+    REQUIRE(e != NULL);
+    CHECK_INT(e->moves, 0);
+    CHECK_INT(e->addr, ip("127.0.0.2"));
+    CHECK(json_has(&x, "web",
+                   "127.0.0.2:80/tcp is held by another program and no other address "
+                   "was free after 0 moves"));
+    env_free(&x);
+}
+
+static void test_shared_ports(void)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.20");
+    container *c = mk("aaaa", "pg", 1000);
+    add_port(c, 5432, CTR_TCP, "0.0.0.0", 5432);   /* shared: Docker answers on 127/8 */
+    add_port(c, 6379, CTR_TCP, "127.0.0.1", 6379); /* a specific address: proxied */
+    add_port(c, 9000, CTR_TCP, "", 0);             /* exposed only */
+    daemon_docker_update(&x.d, c);
+    CHECK(fake_find(&x.f, ip("127.0.0.2"), 5432) == NULL);
+    CHECK(fake_find(&x.f, ip("127.0.0.2"), 6379) != NULL);
+    CHECK_INT(x.f.nopen, 1);
+    CHECK(json_has(&x, "pg",
+                   "{\"port\":5432,\"host_port\":5432,\"host_ip\":\"0.0.0.0\","
+                   "\"proto\":\"tcp\",\"mode\":\"shared\""));
+    CHECK(json_has(&x, "pg",
+                   "{\"port\":6379,\"host_port\":6379,\"host_ip\":\"127.0.0.1\","
+                   "\"proto\":\"tcp\",\"mode\":\"proxy\""));
+    CHECK(json_has(&x, "pg",
+                   "{\"port\":9000,\"host_port\":null,\"host_ip\":null,"
+                   "\"proto\":\"tcp\",\"mode\":\"none\""));
+    CHECK(json_has(&x, NULL, "\"listeners\":1"));
+    env_free(&x);
+    /* Where Docker's listener does not cover 127/8 (macOS), it is proxied. */
+    env_init(&x, "127.0.0.2", "127.0.0.20");
+    x.d.reg.share_wildcard = false;
+    c = mk("aaaa", "pg", 1000);
+    add_port(c, 5432, CTR_TCP, "0.0.0.0", 5432);
+    daemon_docker_update(&x.d, c);
+    CHECK(fake_find(&x.f, ip("127.0.0.2"), 5432) != NULL);
+    CHECK(json_has(&x, "pg", "\"mode\":\"proxy\""));
+    env_free(&x);
+}
+
+static void test_problems_list(void)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.20");
+    x.f.eacces_port = 80;
+    container *a = mk("aaaa", "web", 1000);
+    add_port(a, 80, CTR_TCP, "0.0.0.0", 32768);
+    add_port(a, 81, CTR_TCP, "not-an-ip", 32769);
+    add_label(a, "loophole.names", "shared-name");
+    daemon_docker_update(&x.d, a);
+    container *b = mk("bbbb", "other", 2000);
+    add_port(b, 82, CTR_TCP, "0.0.0.0", 32770);
+    add_label(b, "loophole.names", "shared-name");
+    daemon_docker_update(&x.d, b);
+    char *st = json_of(&x, NULL);
+    CHECK(strstr(st, "\"web: 127.0.0.2:80/tcp: ports below 1024 need root or "
+                     "CAP_NET_BIND_SERVICE\"") != NULL);
+    CHECK(strstr(st, "\"web: port 81/tcp: Docker's host address \\\"not-an-ip\\\" is not "
+                     "usable\"") != NULL);
+    CHECK(strstr(st, "\"other: name shared-name.loop.test is held by another container\"") != NULL);
+    free(st);
+    CHECK(json_has(&x, "web", "\"problem\":\"127.0.0.2:80/tcp: ports below 1024"));
+    /* Fixed: the problem goes at the next apply. */
+    x.f.eacces_port = 0;
+    daemon_apply(&x.d);
+    st = json_of(&x, NULL);
+    CHECK(strstr(st, "below 1024") == NULL);
+    CHECK(strstr(st, "not-an-ip") != NULL);
+    free(st);
+    env_free(&x);
+}
+
+static void test_kafka_flag(void)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.20");
+    container *c = mk("kkkk", "kafka", 1000);
+    add_port(c, 9092, CTR_TCP, "0.0.0.0", 32768);
+    add_port(c, 9093, CTR_TCP, "0.0.0.0", 32769);
+    add_label(c, "loophole.kafka", "9093");
+    daemon_docker_update(&x.d, c);
+    fake_listener *sniff = fake_find(&x.f, ip("127.0.0.2"), 9092);
+    fake_listener *forced = fake_find(&x.f, ip("127.0.0.2"), 9093);
+    REQUIRE(sniff != NULL && forced != NULL);
+    CHECK_INT(sniff->kafka.mode, PROXY_KAFKA_SNIFF);
+    CHECK_INT(forced->kafka.mode, PROXY_KAFKA_FORCE);
+    CHECK(json_has(&x, "kafka",
+                   "{\"port\":9092,\"host_port\":32768,\"host_ip\":\"0.0.0.0\","
+                   "\"proto\":\"tcp\",\"mode\":\"proxy\",\"kafka\":false"));
+    CHECK(json_has(&x, "kafka",
+                   "\"port\":9093,\"host_port\":32769,\"host_ip\":\"0.0.0.0\","
+                   "\"proto\":\"tcp\",\"mode\":\"proxy\",\"kafka\":true"));
+    env_clear_events(&x);
+    /* The proxy sees Kafka on 9092: the registry flags it and watchers hear. */
+    sniff->kafka.detected(sniff->kafka.ud, NULL);
+    REQUIRE(x.nevents == 1);
+    CHECK_STR(x.events[0], "changed");
+    CHECK(strstr(x.event_json[0], "\"port\":9092,\"host_port\":32768,\"host_ip\":\"0.0.0.0\","
+                                  "\"proto\":\"tcp\",\"mode\":\"proxy\",\"kafka\":true") != NULL);
+    /* The broker mapping goes through the registry: the container's own port. */
+    char nh[64] = "";
+    int32_t np = 0;
+    CHECK_INT(sniff->kafka.map(sniff->kafka.ud, NULL, 2, 1, "kafka", 5, 9093, nh, sizeof(nh), &np),
+              1);
+    CHECK_STR(nh, "127.0.0.2");
+    CHECK_INT(np, 9093);
+    /* The flag outlives a Docker update of the same container. */
+    container *c2 = mk("kkkk", "kafka", 1000);
+    add_port(c2, 9092, CTR_TCP, "0.0.0.0", 32768);
+    add_port(c2, 9093, CTR_TCP, "0.0.0.0", 32769);
+    add_label(c2, "loophole.kafka", "9093");
+    daemon_docker_update(&x.d, c2);
+    CHECK(json_has(&x, "kafka",
+                   "\"port\":9092,\"host_port\":32768,\"host_ip\":\"0.0.0.0\","
+                   "\"proto\":\"tcp\",\"mode\":\"proxy\",\"kafka\":true"));
+    /* "off" turns it off, listener and flag. */
+    container *c3 = mk("kkkk", "kafka", 1000);
+    add_port(c3, 9092, CTR_TCP, "0.0.0.0", 32768);
+    add_label(c3, "loophole.kafka", "off");
+    daemon_docker_update(&x.d, c3);
+    CHECK_INT(fake_find(&x.f, ip("127.0.0.2"), 9092)->kafka.mode, PROXY_KAFKA_OFF);
+    CHECK(json_has(&x, "kafka", "\"kafka\":false"));
+    env_free(&x);
+}
+
+static void test_events_diff(void)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.20");
+    container *c = mk("aaaa", "pg", 1000);
+    add_port(c, 5432, CTR_TCP, "0.0.0.0", 32768);
+    daemon_docker_update(&x.d, c);
+    REQUIRE(x.nevents == 1);
+    CHECK_STR(x.events[0], "added");
+    CHECK(strstr(x.event_json[0], "\"name\":\"pg.loop.test\"") != NULL);
+    /* Nothing changed: nothing sent. */
+    daemon_apply(&x.d);
+    CHECK_INT(x.nevents, 1);
+    /* A new mapped port: changed, and the listener retargeted, not reopened. */
+    c = mk("aaaa", "pg", 1000);
+    add_port(c, 5432, CTR_TCP, "0.0.0.0", 40000);
+    unsigned listens = x.f.listens;
+    daemon_docker_update(&x.d, c);
+    REQUIRE(x.nevents == 2);
+    CHECK_STR(x.events[1], "changed");
+    CHECK(strstr(x.event_json[1], "\"host_port\":40000") != NULL);
+    CHECK_INT(x.f.listens, listens);
+    CHECK_INT(x.f.retargets, 1);
+    /* A second container: added; the first unchanged. */
+    container *b = mk("bbbb", "redis", 2000);
+    add_port(b, 6379, CTR_TCP, "0.0.0.0", 32770);
+    daemon_docker_update(&x.d, b);
+    REQUIRE(x.nevents == 3);
+    CHECK_STR(x.events[2], "added");
+    CHECK(strstr(x.event_json[2], "redis") != NULL);
+    /* Gone: removed, with its last shape, and its listener closed. */
+    daemon_docker_gone(&x.d, "aaaa");
+    REQUIRE(x.nevents == 4);
+    CHECK_STR(x.events[3], "removed");
+    CHECK(strstr(x.event_json[3], "\"name\":\"pg.loop.test\"") != NULL);
+    CHECK(fake_find(&x.f, ip("127.0.0.2"), 5432) == NULL);
+    CHECK_INT(zone_addr(&x, "pg.loop.test"), 0);
+    /* A resync without it changes nothing more; one without redis removes it. */
+    container *b2 = mk("bbbb", "redis", 2000);
+    add_port(b2, 6379, CTR_TCP, "0.0.0.0", 32770);
+    container *cs[] = {b2};
+    daemon_docker_sync(&x.d, cs, 1);
+    CHECK_INT(x.nevents, 4);
+    daemon_docker_sync(&x.d, NULL, 0);
+    REQUIRE(x.nevents == 5);
+    CHECK_STR(x.events[4], "removed");
+    CHECK_INT(x.f.nopen, 0);
+    env_free(&x);
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);
+    RUN(test_move_after_eaddrinuse);
+    RUN(test_held_everywhere);
+    RUN(test_pool_too_small_to_move);
+    RUN(test_shared_ports);
+    RUN(test_problems_list);
+    RUN(test_kafka_flag);
+    RUN(test_events_diff);
+    TEST_END();
+}

@@ -1,0 +1,241 @@
+/* The port table against a fake backend: the plan diff (open, keep,
+ * retarget, reopen on a new address, drop), results for held ports, problems
+ * for the rest, Kafka hooks and their callbacks. */
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <string.h>
+
+#include "container.h"
+#include "fake_ports.h"
+#include "log.h"
+#include "ports.h"
+#include "test.h"
+
+static uint32_t ip(const char *s)
+{
+    uint32_t a = 0;
+    ip4_parse(s, &a);
+    return a;
+}
+
+static port_want want(const char *id, uint16_t port, int proto, const char *addr,
+                      uint16_t target_port)
+{
+    port_want w;
+    memset(&w, 0, sizeof(w));
+    snprintf(w.key.id, sizeof(w.key.id), "%s", id);
+    w.key.role = PORT_ROLE_FORWARD;
+    w.key.port = port;
+    w.key.proto = (uint8_t)proto;
+    w.name = id;
+    w.addr = ip(addr);
+    struct sockaddr_in *t = (struct sockaddr_in *)&w.target;
+    t->sin_family = AF_INET;
+    t->sin_port = htons(target_port);
+    t->sin_addr.s_addr = htonl(0x7f000001);
+    w.kafka = PROXY_KAFKA_OFF;
+    w.fd = -1;
+    return w;
+}
+
+static uint16_t target_port(const fake_listener *l)
+{
+    return ntohs(((const struct sockaddr_in *)&l->target)->sin_port);
+}
+
+static void test_diff(void)
+{
+    fake_backend f;
+    ports_backend be;
+    fake_backend_init(&f, &be);
+    ports_table *t = ports_new(&be, NULL);
+    port_want w[3] = {want("a", 80, CTR_TCP, "127.0.0.2", 32768),
+                      want("a", 53, CTR_UDP, "127.0.0.2", 32769),
+                      want("b", 80, CTR_TCP, "127.0.0.3", 32770)};
+    port_result *res;
+    size_t nres;
+    ports_apply(t, w, 3, &res, &nres);
+    CHECK_INT(nres, 0);
+    CHECK(res == NULL);
+    CHECK_INT(f.nopen, 3);
+    CHECK_INT(f.listens, 3);
+    /* The same plan again changes nothing. */
+    ports_apply(t, w, 3, &res, &nres);
+    CHECK_INT(f.listens, 3);
+    CHECK_INT(f.closes, 0);
+    CHECK_INT(f.retargets, 0);
+    /* A new mapped port retargets the open listener; a new address reopens it. */
+    w[0] = want("a", 80, CTR_TCP, "127.0.0.2", 40000);
+    w[2] = want("b", 80, CTR_TCP, "127.0.0.9", 32770);
+    ports_apply(t, w, 3, &res, &nres);
+    CHECK_INT(f.retargets, 1);
+    fake_listener *l = fake_find(&f, ip("127.0.0.2"), 80);
+    REQUIRE(l != NULL);
+    CHECK_INT(target_port(l), 40000);
+    CHECK(fake_find(&f, ip("127.0.0.3"), 80) == NULL);
+    CHECK(fake_find(&f, ip("127.0.0.9"), 80) != NULL);
+    CHECK(strstr(f.log, "close 127.0.0.3:80;listen 127.0.0.9:80;") != NULL);
+    /* Lookups by key: UDP and TCP 80 of "a" are different entries. */
+    const port_entry *e = ports_find(t, "a", PORT_ROLE_FORWARD, 53, CTR_UDP);
+    REQUIRE(e != NULL);
+    CHECK(e->listener != NULL);
+    CHECK(ports_find(t, "a", PORT_ROLE_FORWARD, 53, CTR_TCP) == NULL);
+    CHECK(ports_find(t, "a", PORT_ROLE_HOST, 80, CTR_TCP) == NULL);
+    /* Stats come from the backend; totals add them up. */
+    l->stats.conns_active = 4;
+    l->stats.bytes_in = 10;
+    proxy_stats st;
+    ports_stats(t, ports_find(t, "a", PORT_ROLE_FORWARD, 80, CTR_TCP), &st);
+    CHECK_INT(st.bytes_in, 10);
+    size_t listeners;
+    uint64_t active;
+    ports_totals(t, &listeners, &active);
+    CHECK_INT(listeners, 3);
+    CHECK_INT(active, 4);
+    /* Dropped from the plan: closed, and gone from the table. */
+    ports_apply(t, w, 1, &res, &nres);
+    CHECK_INT(f.nopen, 1);
+    CHECK(ports_find(t, "b", PORT_ROLE_FORWARD, 80, CTR_TCP) == NULL);
+    ports_free(t);
+    CHECK_INT(f.nopen, 0);
+}
+
+static void test_refusals(void)
+{
+    fake_backend f;
+    ports_backend be;
+    fake_backend_init(&f, &be);
+    f.held[f.nheld].addr = ip("127.0.0.2");
+    f.held[f.nheld++].port = 5432;
+    f.eacces_port = 80;
+    ports_table *t = ports_new(&be, NULL);
+    port_want w[3] = {want("a", 5432, CTR_TCP, "127.0.0.2", 32768),
+                      want("a", 80, CTR_TCP, "127.0.0.2", 32769),
+                      want("a", 6379, CTR_TCP, "127.0.0.2", 32770)};
+    port_result *res;
+    size_t nres;
+    ports_apply(t, w, 3, &res, &nres);
+    REQUIRE(nres == 2);
+    CHECK_INT(res[0].err, UV_EADDRINUSE);
+    CHECK_STR(res[0].where, "127.0.0.2:5432/tcp");
+    CHECK_INT(res[1].err, UV_EACCES);
+    free(res);
+    /* A held port is the registry's to explain; any other failure is the
+     * table's own problem, in words. */
+    const port_entry *held = ports_find(t, "a", PORT_ROLE_FORWARD, 5432, CTR_TCP);
+    const port_entry *priv = ports_find(t, "a", PORT_ROLE_FORWARD, 80, CTR_TCP);
+    REQUIRE(held != NULL && priv != NULL);
+    CHECK(held->listener == NULL);
+    CHECK_STR(held->problem, "");
+    CHECK(strstr(priv->problem, "below 1024") != NULL);
+    CHECK(ports_find(t, "a", PORT_ROLE_FORWARD, 6379, CTR_TCP)->listener != NULL);
+    /* Every apply tries again: once free, the port opens and the problem goes. */
+    f.nheld = 0;
+    f.eacces_port = 0;
+    ports_apply(t, w, 3, &res, &nres);
+    CHECK_INT(nres, 0);
+    CHECK(held->listener != NULL);
+    CHECK_STR(priv->problem, "");
+    ports_free(t);
+}
+
+typedef struct seen {
+    int kafka_seen;
+    char last_id[65];
+} seen;
+
+static void on_seen(void *ud, const port_key *k)
+{
+    seen *s = ud;
+    s->kafka_seen++;
+    snprintf(s->last_id, sizeof(s->last_id), "%s", k->id);
+}
+
+static int on_map(void *ud, const port_key *k, uint32_t listen_addr, uint16_t listen_port,
+                  int nodes, const char *host, size_t host_len, int32_t port, uint32_t *addr,
+                  uint16_t *new_port)
+{
+    (void)ud, (void)k, (void)nodes, (void)port;
+    if (host_len == 6 && memcmp(host, "broker", 6) == 0) {
+        *addr = listen_addr;
+        *new_port = listen_port;
+        return 1;
+    }
+    return 0;
+}
+
+static void test_kafka_hooks(void)
+{
+    fake_backend f;
+    ports_backend be;
+    fake_backend_init(&f, &be);
+    seen s = {0};
+    ports_callbacks cbs = {&s, on_map, on_seen};
+    ports_table *t = ports_new(&be, &cbs);
+    port_want w[3] = {want("k", 9092, CTR_TCP, "127.0.0.5", 32768),
+                      want("k", 9093, CTR_TCP, "127.0.0.5", 32769),
+                      want("k", 53, CTR_UDP, "127.0.0.5", 32770)};
+    w[0].kafka = PROXY_KAFKA_SNIFF;
+    w[1].kafka = PROXY_KAFKA_FORCE;
+    w[2].kafka = PROXY_KAFKA_SNIFF; /* never on UDP */
+    port_result *res;
+    size_t nres;
+    ports_apply(t, w, 3, &res, &nres);
+    fake_listener *l = fake_find(&f, ip("127.0.0.5"), 9092);
+    REQUIRE(l != NULL);
+    CHECK_INT(l->kafka.mode, PROXY_KAFKA_SNIFF);
+    CHECK_INT(fake_find(&f, ip("127.0.0.5"), 53)->kafka.mode, PROXY_KAFKA_OFF);
+    /* A forced port counts as Kafka from the start. */
+    CHECK(ports_find(t, "k", PORT_ROLE_FORWARD, 9093, CTR_TCP)->kafka_seen);
+    /* The map hook goes through the owner's callback with the listener's address. */
+    char nh[64] = "";
+    int32_t np = 0;
+    CHECK_INT(l->kafka.map(l->kafka.ud, NULL, 1, 1, "broker", 6, 9092, nh, sizeof(nh), &np), 1);
+    CHECK_STR(nh, "127.0.0.5");
+    CHECK_INT(np, 9092);
+    CHECK_INT(l->kafka.map(l->kafka.ud, NULL, 2, 1, "b\x1b[2Jx", 6, 9092, nh, sizeof(nh), &np), 0);
+    /* Detection reaches the owner once. */
+    l->kafka.detected(l->kafka.ud, NULL);
+    l->kafka.detected(l->kafka.ud, NULL);
+    CHECK_INT(s.kafka_seen, 1);
+    CHECK_STR(s.last_id, "k");
+    CHECK(ports_find(t, "k", PORT_ROLE_FORWARD, 9092, CTR_TCP)->kafka_seen);
+    /* Turning Kafka off (a new label) reopens the listener without hooks. */
+    w[0].kafka = PROXY_KAFKA_OFF;
+    ports_apply(t, w, 3, &res, &nres);
+    CHECK_INT(fake_find(&f, ip("127.0.0.5"), 9092)->kafka.mode, PROXY_KAFKA_OFF);
+    ports_free(t);
+    CHECK_INT(f.nopen, 0);
+}
+
+/* A socket bound elsewhere reaches the backend, and a want with one always
+ * makes a fresh listener from it. */
+static void test_fd_handover(void)
+{
+    fake_backend f;
+    ports_backend be;
+    fake_backend_init(&f, &be);
+    ports_table *t = ports_new(&be, NULL);
+    port_want w = want("h", 8000, CTR_TCP, "127.0.0.1", 8000);
+    w.fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(w.fd >= 0);
+    port_result *res;
+    size_t nres;
+    ports_apply(t, &w, 1, &res, &nres);
+    CHECK_INT(nres, 0);
+    CHECK_INT(f.last_fd, w.fd);
+    CHECK_INT(f.nopen, 1);
+    ports_free(t);
+    CHECK_INT(f.nopen, 0);
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);
+    RUN(test_diff);
+    RUN(test_refusals);
+    RUN(test_kafka_hooks);
+    RUN(test_fd_handover);
+    TEST_END();
+}
