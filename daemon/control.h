@@ -1,9 +1,11 @@
 /* The control API: HTTP/1.1 + JSON over a unix socket (http-parser, yajl).
- * Routes (one table in control.c, see "routing" below): GET /v1/status, GET /v1/containers, GET
- * /v1/containers/{name or id}, POST and DELETE /v1/resolver, GET /v1/events (one JSON object per
- * line, never cut by idle timeouts). Reads for everyone; changes only for uid 0 or members of the
- * admin group (peer credentials on every connection). The data comes from the daemon through
- * control_provider, so this module knows HTTP, limits and permissions, not the registry. */
+ * Routes (one table in control.c; see "routing" below): GET /v1/status,
+ * GET /v1/containers, GET /v1/containers/{name or id}, POST and DELETE
+ * /v1/resolver, GET /v1/events (one JSON object per line, never cut by idle
+ * timeouts). Reads for everyone; changes only for uid 0 or members of the
+ * admin group (peer credentials on every connection). The data comes from the
+ * daemon through control_provider, so this module knows HTTP, limits and
+ * permissions, not the registry. */
 #ifndef LOOPHOLE_CONTROL_H
 #define LOOPHOLE_CONTROL_H
 
