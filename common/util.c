@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,53 @@ void set_err(char *err, size_t errlen, const char *fmt, ...)
     for (char *p = err; *p; p++)
         if (*p == '\n' || *p == '\r' || *p == '\t')
             *p = ' ';
+}
+
+static bool byte_is_plain(unsigned char ch)
+{
+    return ch >= 0x20 && ch <= 0x7e && ch != '\\' && ch != '"';
+}
+
+const char *printable(const char *s, size_t len, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    static const char empty[1] = "";
+    if (cap == 0)
+        return empty;
+    if (s == NULL) {
+        strlcpy_(out, "(null)", cap);
+        return out;
+    }
+    /* Does all of it fit? Stop counting as soon as it does not: len may be
+     * large and only the first cap bytes of output matter. */
+    size_t need = 0;
+    bool fits = true;
+    for (size_t i = 0; i < len && fits; i++) {
+        need += byte_is_plain((unsigned char)s[i]) ? 1 : 4;
+        fits = need < cap;
+    }
+    /* When cut, keep room for "..." and the NUL. */
+    size_t limit = fits ? cap - 1 : (cap > 4 ? cap - 4 : 0);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        size_t w = byte_is_plain(ch) ? 1 : 4;
+        if (o + w > limit)
+            break;
+        if (w == 1) {
+            out[o++] = (char)ch;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    if (!fits)
+        for (int k = 0; k < 3 && o + 1 < cap; k++)
+            out[o++] = '.';
+    out[o] = '\0';
+    return out;
 }
 
 int ip4_parse(const char *s, uint32_t *out)

@@ -22,6 +22,21 @@ size_t strlcpy_(char *dst, const char *src, size_t cap);
  * and tabs (yajl's messages span lines) become spaces. */
 void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* THE helper for logging hostile values: anything that comes from a
+ * container, a label, a broker or a control-API client goes into a log line
+ * through this and nothing else, so no value can forge a log line or flood
+ * the log. Writes s[0..len) into out (cap bytes, always terminated): bytes
+ * outside printable ASCII, the backslash and the double quote become \xNN
+ * (so a quoted value cannot close its quotes and a forged escape is told
+ * apart from a real one); when the result would not fit it is cut at a whole character and ends in
+ * "...". Returns out ("" when cap is 0; "(null)" when s is NULL), so it can
+ * sit in a log call's arguments:
+ *     char tmp[PRINTABLE_BUF];
+ *     log_warn(MOD, "bad label \"%s\"", printable(v, strlen(v), tmp, sizeof(tmp)));
+ * Pure: no allocation, no globals. */
+#define PRINTABLE_BUF 128
+const char *printable(const char *s, size_t len, char *out, size_t cap);
+
 /* IPv4 helpers; addresses in host byte order. */
 int ip4_parse(const char *s, uint32_t *out);
 /* buf needs 16 bytes. */

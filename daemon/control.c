@@ -29,7 +29,6 @@
 /* After a response, how long we keep draining what the client still sends
  * before closing (see client_finish). */
 #define LINGER_MS 2000
-#define MAX_KEY 512
 
 enum client_state {
     ST_READING, /* waiting for a complete request; counts as idle for eviction */
@@ -37,7 +36,7 @@ enum client_state {
     ST_EVENTS,  /* a /v1/events stream */
 };
 
-typedef struct client client;
+typedef struct control_client client;
 
 struct control_server {
     uv_loop_t *loop;
@@ -61,7 +60,7 @@ struct control_server {
     void *close_arg;
 };
 
-struct client {
+struct control_client {
     control_server *srv;
     uv_pipe_t pipe;
     uv_timer_t timer;
@@ -295,7 +294,7 @@ static void respond_error(client *c, int status, const char *extra_headers, cons
     yajl_gen_free(g);
 }
 
-/* ---- routing ---- */
+/* ---- routing: the pure matcher ---- */
 
 static int hexval(char ch)
 {
@@ -309,7 +308,7 @@ static int hexval(char ch)
 }
 
 /* Percent-decodes a path segment into out; rejects '/', NUL and bad escapes. */
-static int decode_key(const char *in, size_t n, char *out, size_t cap)
+static int decode_segment(const char *in, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
@@ -333,22 +332,177 @@ static int decode_key(const char *in, size_t n, char *out, size_t cap)
     return o > 0 ? 0 : -EINVAL;
 }
 
-static void route_resolver(client *c, bool install)
+/* The part of a request target that routing looks at: up to '?' or '#',
+ * without one trailing '/'. */
+static size_t route_path_len(const char *target)
+{
+    size_t n = strcspn(target, "?#");
+    if (n > 1 && target[n - 1] == '/')
+        n--;
+    return n;
+}
+
+/* Matches path[0..plen) against pat, segment by segment. With out == NULL
+ * only the shape is checked (literal segments equal, a {param} segment
+ * non-empty); with out, the {params} are decoded too, which can fail with
+ * -EINVAL or -ENAMETOOLONG. Returns 0 or -ENOENT. */
+static int pattern_match(const char *pat, const char *path, size_t plen, control_params *out)
+{
+    const char *p = pat, *s = path, *end = path + plen;
+    int np = 0;
+    if (out)
+        out->n = 0;
+    for (;;) {
+        if (*p != '/' || s >= end || *s != '/')
+            return -ENOENT;
+        p++;
+        s++;
+        const char *pe = p + strcspn(p, "/");
+        const char *se = memchr(s, '/', (size_t)(end - s));
+        if (!se)
+            se = end;
+        size_t pn = (size_t)(pe - p), sn = (size_t)(se - s);
+        if (pn >= 2 && p[0] == '{' && p[pn - 1] == '}') {
+            if (sn == 0 || np >= CONTROL_MAX_PARAMS)
+                return -ENOENT;
+            if (out) {
+                int rc = decode_segment(s, sn, out->v[np].value, sizeof(out->v[np].value));
+                if (rc < 0)
+                    return rc;
+                out->v[np].name = p + 1;
+                out->v[np].name_len = pn - 2;
+                out->n = np + 1;
+            }
+            np++;
+        } else if (pn != sn || memcmp(p, s, pn) != 0) {
+            return -ENOENT;
+        }
+        p = pe;
+        s = se;
+        if (*p == '\0' && s == end)
+            return 0;
+        if (*p == '\0' || s == end)
+            return -ENOENT;
+    }
+}
+
+int control_route_match(const control_route *table, size_t n, unsigned method, const char *path,
+                        control_params *params, unsigned *allow, int *route)
+{
+    size_t plen = route_path_len(path);
+    *allow = 0;
+    *route = -1;
+    params->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (pattern_match(table[i].pattern, path, plen, NULL) < 0)
+            continue;
+        *allow |= table[i].methods;
+        if (*route < 0 && (table[i].methods & method))
+            *route = (int)i;
+    }
+    if (*route < 0)
+        return *allow ? -ENOTSUP : -ENOENT;
+    return pattern_match(table[*route].pattern, path, plen, params);
+}
+
+const char *control_param(const control_params *p, const char *name)
+{
+    size_t len = strlen(name);
+    for (int i = 0; i < p->n; i++)
+        if (p->v[i].name_len == len && memcmp(p->v[i].name, name, len) == 0)
+            return p->v[i].value;
+    return NULL;
+}
+
+/* In bit order: index i names the method 1u << i. */
+static const char *const method_names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+
+unsigned control_method_bit(int http_method)
+{
+    switch (http_method) {
+    case HTTP_GET:
+        return CONTROL_GET;
+    case HTTP_HEAD:
+        return CONTROL_HEAD;
+    case HTTP_POST:
+        return CONTROL_POST;
+    case HTTP_PUT:
+        return CONTROL_PUT;
+    case HTTP_PATCH:
+        return CONTROL_PATCH;
+    case HTTP_DELETE:
+        return CONTROL_DELETE;
+    default:
+        return 0;
+    }
+}
+
+void control_methods_str(unsigned mask, char *out, size_t cap)
+{
+    buf b = {0};
+    for (size_t i = 0; i < ARRAY_SIZE(method_names); i++)
+        if (mask & (1u << i))
+            buf_appendf(&b, "%s%s", b.len ? ", " : "", method_names[i]);
+    strlcpy_(out, b.data ? b.data : "", cap);
+    buf_free(&b);
+}
+
+/* ---- routing: the handlers and the table ---- */
+
+static void h_status(client *c, const control_params *p)
+{
+    (void)p;
+    control_server *s = c->srv;
+    if (!s->prov.status) {
+        respond_error(c, 500, NULL, "the daemon has no data for this path");
+        return;
+    }
+    yajl_gen g = yajl_gen_alloc(NULL);
+    s->prov.status(s->prov.ud, g);
+    respond_gen(c, 200, g);
+    yajl_gen_free(g);
+}
+
+static void h_containers(client *c, const control_params *p)
+{
+    (void)p;
+    control_server *s = c->srv;
+    if (!s->prov.containers) {
+        respond_error(c, 500, NULL, "the daemon has no data for this path");
+        return;
+    }
+    yajl_gen g = yajl_gen_alloc(NULL);
+    s->prov.containers(s->prov.ud, g);
+    respond_gen(c, 200, g);
+    yajl_gen_free(g);
+}
+
+static void h_container(client *c, const control_params *p)
 {
     control_server *s = c->srv;
-    if (!c->cred_ok) {
-        respond_error(c, 403, NULL, "the daemon could not read your credentials");
+    const char *key = control_param(p, "name");
+    if (!s->prov.container || !key) {
+        respond_error(c, 500, NULL, "the daemon has no data for this path");
         return;
     }
-    if (c->cred.uid != 0 && s->have_admin_gid)
-        peercred_load_groups(&c->cred);
-    if (!control_allowed(&c->cred, s->admin_gid, s->have_admin_gid)) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "changing the resolver needs root or membership in the %s group",
-                 s->admin_group);
-        respond_error(c, 403, NULL, msg);
-        return;
+    yajl_gen g = yajl_gen_alloc(NULL);
+    int rc = s->prov.container(s->prov.ud, key, g);
+    if (rc == -ENOENT) {
+        char msg[CONTROL_MAX_PARAM + 64];
+        snprintf(msg, sizeof(msg), "no container matches \"%s\"", key);
+        respond_error(c, 404, NULL, msg);
+    } else if (rc < 0) {
+        respond_error(c, 500, NULL, "looking up the container failed");
+    } else {
+        respond_gen(c, 200, g);
     }
+    yajl_gen_free(g);
+}
+
+/* Runs after the admin check in dispatch. */
+static void resolver_change(client *c, bool install)
+{
+    control_server *s = c->srv;
     if (!s->prov.resolver) {
         respond_error(c, 500, NULL, "this daemon cannot change the resolver");
         return;
@@ -375,8 +529,21 @@ static void route_resolver(client *c, bool install)
     respond(c, 200, NULL, body, (size_t)n);
 }
 
-static void route_events(client *c)
+static void h_resolver_install(client *c, const control_params *p)
 {
+    (void)p;
+    resolver_change(c, true);
+}
+
+static void h_resolver_remove(client *c, const control_params *p)
+{
+    (void)p;
+    resolver_change(c, false);
+}
+
+static void h_events(client *c, const control_params *p)
+{
+    (void)p;
     static const char hdr[] = "HTTP/1.1 200 OK\r\nServer: loophole/" LOOPHOLE_VERSION
                               "\r\nContent-Type: application/x-ndjson\r\n"
                               "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
@@ -387,91 +554,114 @@ static void route_events(client *c)
     client_write(c, hdr, sizeof(hdr) - 1);
 }
 
-static bool method_is(const client *c, enum http_method m)
+/* Every route of the API. Adding one is a row here plus its handler; the
+ * 404/405 answers, the Allow header and the admin check follow from the
+ * table. */
+static const control_route routes[] = {
+    /* methods, pattern, flags, handler, what (for errors), note (for 405) */
+    {CONTROL_GET, "/v1/status", 0, h_status, NULL, NULL},
+    {CONTROL_GET, "/v1/containers", 0, h_containers, NULL, NULL},
+    {CONTROL_GET, "/v1/containers/{name}", 0, h_container, "container", NULL},
+    {CONTROL_POST, "/v1/resolver", CONTROL_ROUTE_ADMIN, h_resolver_install, "resolver", "install"},
+    {CONTROL_DELETE, "/v1/resolver", CONTROL_ROUTE_ADMIN, h_resolver_remove, "resolver", "remove"},
+    {CONTROL_GET, "/v1/events", 0, h_events, NULL, NULL},
+};
+
+/* 405: "Allow: POST, DELETE" and "this path only answers POST (install) and
+ * DELETE (remove)", both from the rows whose pattern has this path. */
+static void respond_405(client *c, const char *target, unsigned allow)
 {
-    return c->parser.method == m;
+    char methods[64];
+    control_methods_str(allow, methods, sizeof(methods));
+    char hdr[96];
+    snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", methods);
+
+    const char *items[16];
+    size_t n = 0;
+    char notes[16][48];
+    size_t plen = route_path_len(target);
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+        if (pattern_match(routes[i].pattern, target, plen, NULL) < 0)
+            continue;
+        for (size_t m = 0; m < ARRAY_SIZE(method_names) && n < ARRAY_SIZE(items); m++) {
+            if (!(routes[i].methods & (1u << m)))
+                continue;
+            if (routes[i].note) {
+                snprintf(notes[n], sizeof(notes[n]), "%s (%s)", method_names[m], routes[i].note);
+                items[n] = notes[n];
+            } else {
+                items[n] = method_names[m];
+            }
+            n++;
+        }
+    }
+    buf msg = {0};
+    buf_appendf(&msg, "this path only answers");
+    for (size_t i = 0; i < n; i++)
+        buf_appendf(&msg, "%s%s", i == 0 ? " " : i + 1 == n ? " and " : ", ", items[i]);
+    respond_error(c, 405, hdr, msg.data);
+    buf_free(&msg);
+}
+
+/* The one place where changes are checked against the peer's credentials. */
+static bool admin_allowed(client *c, const control_route *r)
+{
+    control_server *s = c->srv;
+    if (!c->cred_ok) {
+        respond_error(c, 403, NULL, "the daemon could not read your credentials");
+        return false;
+    }
+    if (c->cred.uid != 0 && s->have_admin_gid)
+        peercred_load_groups(&c->cred);
+    if (control_allowed(&c->cred, s->admin_gid, s->have_admin_gid))
+        return true;
+    char msg[256];
+    if (r->what)
+        snprintf(msg, sizeof(msg), "changing the %s needs root or membership in the %s group",
+                 r->what, s->admin_group);
+    else
+        snprintf(msg, sizeof(msg), "this change needs root or membership in the %s group",
+                 s->admin_group);
+    respond_error(c, 403, NULL, msg);
+    return false;
 }
 
 static void dispatch(client *c)
 {
-    control_server *s = c->srv;
-    const char *url = c->url.data ? c->url.data : "";
-    size_t plen = strcspn(url, "?#");
-    char path[CONTROL_MAX_HEADER + 1];
-    if (plen >= sizeof(path)) {
+    const char *target = c->url.data ? c->url.data : "";
+    /* The target is the client's: only printable bytes reach the log. */
+    char shown[PRINTABLE_BUF];
+    log_debug(MOD, "%s %s (uid %d)", http_method_str((enum http_method)c->parser.method),
+              printable(target, strcspn(target, "?#"), shown, sizeof(shown)),
+              c->cred_ok ? (int)c->cred.uid : -1);
+
+    control_params params;
+    unsigned allow;
+    int ri;
+    int rc = control_route_match(routes, ARRAY_SIZE(routes), control_method_bit(c->parser.method),
+                                 target, &params, &allow, &ri);
+    if (rc == -ENOTSUP) {
+        respond_405(c, target, allow);
+        return;
+    }
+    if (rc == -ENOENT || ri < 0) {
         respond_error(c, 404, NULL, "no such path");
         return;
     }
-    memcpy(path, url, plen);
-    path[plen] = '\0';
-    /* "/v1/containers/" lists like "/v1/containers". */
-    if (plen > 1 && path[plen - 1] == '/')
-        path[--plen] = '\0';
-    log_debug(MOD, "%s %s (uid %d)", http_method_str((enum http_method)c->parser.method), path,
-              c->cred_ok ? (int)c->cred.uid : -1);
-
-    static const char prefix[] = "/v1/containers/";
-    if (strcmp(path, "/v1/status") == 0 || strcmp(path, "/v1/containers") == 0) {
-        if (!method_is(c, HTTP_GET)) {
-            respond_error(c, 405, "Allow: GET\r\n", "this path only answers GET");
-            return;
-        }
-        bool status = strcmp(path, "/v1/status") == 0;
-        if (!(status ? s->prov.status : s->prov.containers)) {
-            respond_error(c, 500, NULL, "the daemon has no data for this path");
-            return;
-        }
-        yajl_gen g = yajl_gen_alloc(NULL);
-        if (status)
-            s->prov.status(s->prov.ud, g);
+    const control_route *r = &routes[ri];
+    if (rc < 0) {
+        /* A {param} that cannot be a name: a bad %-escape, NUL, "/", too long. */
+        char msg[128];
+        if (r->what)
+            snprintf(msg, sizeof(msg), "no %s matches that name or id", r->what);
         else
-            s->prov.containers(s->prov.ud, g);
-        respond_gen(c, 200, g);
-        yajl_gen_free(g);
-    } else if (strncmp(path, prefix, sizeof(prefix) - 1) == 0) {
-        if (!method_is(c, HTTP_GET)) {
-            respond_error(c, 405, "Allow: GET\r\n", "this path only answers GET");
-            return;
-        }
-        char key[MAX_KEY];
-        const char *raw = path + sizeof(prefix) - 1;
-        if (decode_key(raw, strlen(raw), key, sizeof(key)) < 0) {
-            respond_error(c, 404, NULL, "no container matches that name or id");
-            return;
-        }
-        if (!s->prov.container) {
-            respond_error(c, 500, NULL, "the daemon has no data for this path");
-            return;
-        }
-        yajl_gen g = yajl_gen_alloc(NULL);
-        int rc = s->prov.container(s->prov.ud, key, g);
-        if (rc == -ENOENT) {
-            char msg[MAX_KEY + 64];
-            snprintf(msg, sizeof(msg), "no container matches \"%s\"", key);
-            respond_error(c, 404, NULL, msg);
-        } else if (rc < 0) {
-            respond_error(c, 500, NULL, "looking up the container failed");
-        } else {
-            respond_gen(c, 200, g);
-        }
-        yajl_gen_free(g);
-    } else if (strcmp(path, "/v1/resolver") == 0) {
-        if (method_is(c, HTTP_POST))
-            route_resolver(c, true);
-        else if (method_is(c, HTTP_DELETE))
-            route_resolver(c, false);
-        else
-            respond_error(c, 405, "Allow: POST, DELETE\r\n",
-                          "this path only answers POST (install) and DELETE (remove)");
-    } else if (strcmp(path, "/v1/events") == 0) {
-        if (!method_is(c, HTTP_GET)) {
-            respond_error(c, 405, "Allow: GET\r\n", "this path only answers GET");
-            return;
-        }
-        route_events(c);
-    } else {
-        respond_error(c, 404, NULL, "no such path");
+            snprintf(msg, sizeof(msg), "no such path");
+        respond_error(c, 404, NULL, msg);
+        return;
     }
+    if ((r->flags & CONTROL_ROUTE_ADMIN) && !admin_allowed(c, r))
+        return;
+    r->handler(c, &params);
 }
 
 /* ---- request parsing ---- */

@@ -1,10 +1,11 @@
 /* The control API: HTTP/1.1 + JSON over a unix socket (http-parser, yajl).
- * Routes: GET /v1/status, GET /v1/containers, GET /v1/containers/{name or id},
- * POST and DELETE /v1/resolver, GET /v1/events (one JSON object per line,
- * never cut by idle timeouts). Reads for everyone; changes only for uid 0 or
- * members of the admin group (peer credentials on every connection). The
- * data comes from the daemon through control_provider, so this module knows
- * HTTP, limits and permissions, not the registry. */
+ * Routes (one table in control.c; see "routing" below): GET /v1/status,
+ * GET /v1/containers, GET /v1/containers/{name or id}, POST and DELETE
+ * /v1/resolver, GET /v1/events (one JSON object per line, never cut by idle
+ * timeouts). Reads for everyone; changes only for uid 0 or members of the
+ * admin group (peer credentials on every connection). The data comes from the
+ * daemon through control_provider, so this module knows HTTP, limits and
+ * permissions, not the registry. */
 #ifndef LOOPHOLE_CONTROL_H
 #define LOOPHOLE_CONTROL_H
 
@@ -68,5 +69,80 @@ void control_set_peer_override(control_server *s, const peercred *cred);
 
 /* Number of connected clients (testing and status). */
 unsigned control_client_count(const control_server *s);
+
+/* ---- routing ----
+ * Requests are routed through a table of {methods, pattern, flags, handler,
+ * ...} rows. A pattern is literal segments and {param} segments, e.g.
+ * "/v1/containers/{name}/host-ports/{port}". A {param} matches one non-empty
+ * segment (never a "/"); its value is percent-decoded, must not decode to NUL
+ * or "/", and is capped at CONTROL_MAX_PARAM - 1 bytes. Literal segments are
+ * compared byte for byte, undecoded. The query (after '?' or '#') is ignored
+ * and one trailing "/" is dropped ("/v1/containers/" lists like
+ * "/v1/containers"). The matcher below is pure, for tests and fuzzing. */
+
+/* Methods, as bits of control_route.methods. */
+#define CONTROL_GET 0x01u
+#define CONTROL_HEAD 0x02u
+#define CONTROL_POST 0x04u
+#define CONTROL_PUT 0x08u
+#define CONTROL_PATCH 0x10u
+#define CONTROL_DELETE 0x20u
+
+/* control_route.flags: the route changes things, so only root and the admin
+ * group may call it (checked once, before the handler runs). */
+#define CONTROL_ROUTE_ADMIN 0x01u
+
+#define CONTROL_MAX_PARAMS 4
+#define CONTROL_MAX_PARAM 512 /* a decoded {param} value, NUL included */
+
+typedef struct control_params {
+    int n;
+    struct {
+        const char *name; /* points into the pattern, not terminated */
+        size_t name_len;
+        char value[CONTROL_MAX_PARAM];
+    } v[CONTROL_MAX_PARAMS];
+} control_params;
+
+/* The value of {name}, or NULL. */
+const char *control_param(const control_params *p, const char *name);
+
+/* A request being answered (opaque: the handlers live in control.c). */
+typedef struct control_client control_client;
+typedef void (*control_handler)(control_client *c, const control_params *p);
+
+typedef struct control_route {
+    unsigned methods;        /* CONTROL_GET | ... */
+    const char *pattern;     /* "/v1/containers/{name}" */
+    unsigned flags;          /* CONTROL_ROUTE_ADMIN */
+    control_handler handler; /* NULL only in tests of the matcher */
+    /* Optional (NULL): the thing the route is about, for error sentences:
+     * "no <what> matches that name or id" (a {param} that cannot be one) and
+     * "changing the <what> needs root ..." (an admin route refused). */
+    const char *what;
+    /* Optional (NULL): what the method does, shown after it in 405 answers:
+     * "this path only answers POST (install) and DELETE (remove)". */
+    const char *note;
+} control_route;
+
+/* The CONTROL_* bit of an http-parser method (enum http_method), or 0. */
+unsigned control_method_bit(int http_method);
+
+/* Finds the row for method (a CONTROL_* bit) and path (the request target,
+ * NUL-terminated) in table[0..n). Always sets *allow to the methods of every
+ * row whose pattern matches the path (for the Allow header) and *route to the
+ * row's index or -1. Returns
+ *   0             found; its {params} decoded into params
+ *   -ENOENT       no pattern matches the path (404)
+ *   -ENOTSUP      a pattern matches but not for this method (405, *allow)
+ *   -EINVAL       found, but a {param} has a bad %-escape or decodes to NUL
+ *                 or "/" (*route is set: 404 through its what)
+ *   -ENAMETOOLONG found, but a {param} is too long (same as -EINVAL)
+ * A pattern with more than CONTROL_MAX_PARAMS params never matches. */
+int control_route_match(const control_route *table, size_t n, unsigned method, const char *path,
+                        control_params *params, unsigned *allow, int *route);
+
+/* Writes "GET, POST" (the methods in mask, in bit order) into out. */
+void control_methods_str(unsigned mask, char *out, size_t cap);
 
 #endif

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <http_parser.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 
 #include "control.h"
 #include "http.h"
+#include "log.h"
 #include "test.h"
 
 /* macOS SDKs before MSG_NOSIGNAL: main() ignores SIGPIPE anyway. */
@@ -367,6 +369,149 @@ static void sc_routes(fixture *f)
     buf_free(&b);
 }
 
+/* The exact 405 answer for method on path: status, Allow header, body. */
+static void check_405(fixture *f, const char *method, const char *path, const char *allow,
+                      const char *body)
+{
+    char req[256];
+    snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", method,
+             path);
+    buf b = {0};
+    CHECK_INT(rawz(f->path, req, &b), 405);
+    char hdr[128];
+    snprintf(hdr, sizeof(hdr), "\r\nAllow: %s\r\n", allow);
+    CHECK(b.data && strstr(b.data, hdr) != NULL);
+    CHECK_STR(body_of(&b), body);
+    buf_free(&b);
+}
+
+/* GET target: the status and, when want_body is not NULL, the exact body. */
+static void check_get(fixture *f, const char *target, int want, const char *want_body)
+{
+    buf req = {0}, b = {0};
+    buf_appendf(&req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", target);
+    CHECK_INT(raw(f->path, req.data, req.len, &b, NULL), want);
+    if (want_body)
+        CHECK_STR(body_of(&b), want_body);
+    else if (want != 200)
+        CHECK(strstr(body_of(&b), "{\"error\":") == body_of(&b));
+    buf_free(&req);
+    buf_free(&b);
+}
+
+static void sc_route_table(fixture *f)
+{
+    /* Every route and method, through the real table. */
+    check_get(f, "/v1/status", 200, "{\"version\":\"test\",\"uptime_s\":5}\n");
+    check_get(f, "/v1/status/", 200, NULL);
+    check_get(f, "/v1/status?verbose=1#x", 200, NULL);
+    check_get(f, "/v1/containers", 200, NULL);
+    check_get(f, "/v1/containers/web.loop.test", 200, NULL);
+    check_get(f, "/v1/containers/web/", 200, NULL); /* one trailing slash is dropped */
+    const char *get_only = "{\"error\":\"this path only answers GET\"}\n";
+    const char *paths[] = {"/v1/status", "/v1/containers", "/v1/containers/web", "/v1/events"};
+    const char *wrong[] = {"POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"};
+    for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
+        for (size_t j = 0; j < ARRAY_SIZE(wrong); j++) {
+            if (strcmp(wrong[j], "HEAD") == 0) {
+                /* A HEAD answer has no body for curl-like clients; ours still
+                 * sends one, so only the status and Allow are checked. */
+                buf b = {0};
+                char req[128];
+                snprintf(req, sizeof(req), "HEAD %s HTTP/1.1\r\n\r\n", paths[i]);
+                CHECK_INT(rawz(f->path, req, &b), 405);
+                CHECK(b.data && strstr(b.data, "\r\nAllow: GET\r\n") != NULL);
+                buf_free(&b);
+                continue;
+            }
+            check_405(f, wrong[j], paths[i], "GET", get_only);
+        }
+    const char *resolver_405 =
+        "{\"error\":\"this path only answers POST (install) and DELETE (remove)\"}\n";
+    check_405(f, "GET", "/v1/resolver", "POST, DELETE", resolver_405);
+    check_405(f, "PUT", "/v1/resolver/", "POST, DELETE", resolver_405);
+    /* The wrong method is 405 even when the {name} could not be a name. */
+    check_405(f, "DELETE", "/v1/containers/%00", "GET", get_only);
+    CHECK_INT(f->resolver_calls, 0);
+
+    /* A change refused: the one admin check, with its sentence. */
+    peercred user = {.uid = 1000, .gid = 1000, .ngroups = 0};
+    loop_call(f, do_override, &user);
+    buf b = {0};
+    CHECK_INT(rawz(f->path, "POST /v1/resolver HTTP/1.1\r\nContent-Length: 0\r\n\r\n", &b), 403);
+    CHECK_STR(body_of(&b), "{\"error\":\"changing the resolver needs root or membership in the "
+                           "nonexistent-group-xyz group\"}\n");
+    buf_free(&b);
+    CHECK_INT(f->resolver_calls, 0);
+    loop_call(f, do_override, NULL);
+}
+
+static void sc_hostile_paths(fixture *f)
+{
+    const char *no_path = "{\"error\":\"no such path\"}\n";
+    const char *no_name = "{\"error\":\"no container matches that name or id\"}\n";
+    check_get(f, "/", 404, no_path);
+    check_get(f, "//", 404, no_path);
+    check_get(f, "///", 404, no_path);
+    check_get(f, "/v1", 404, no_path);
+    check_get(f, "/v1/", 404, no_path);
+    check_get(f, "/v1//status", 404, no_path);
+    check_get(f, "/v1/status//", 404, no_path);
+    check_get(f, "/v1/containers//", 404, no_path);     /* an empty {name} is no name */
+    check_get(f, "/v1/containers/web/x", 404, no_path); /* a {name} never spans a "/" */
+    check_get(f, "/v1/../v1/status", 404, no_path);     /* no dot-segment games */
+    check_get(f, "/v1/%73tatus", 404, no_path);         /* literals are not decoded */
+    check_get(f, "/V1/STATUS", 404, no_path);
+    check_get(f, "http://x/v1/status", 404, no_path);
+    check_get(f, "/v1/containers/..", 404, "{\"error\":\"no container matches \\\"..\\\"\"}\n");
+    check_get(f, "/v1/containers/%00", 404, no_name);
+    check_get(f, "/v1/containers/a%00b", 404, no_name);
+    check_get(f, "/v1/containers/a%2Fb", 404, no_name);
+    check_get(f, "/v1/containers/a%2fb", 404, no_name);
+    check_get(f, "/v1/containers/%", 404, no_name);
+    check_get(f, "/v1/containers/%4", 404, no_name);
+    check_get(f, "/v1/containers/%zz", 404, no_name);
+    check_get(f, "/v1/containers/\xff\xfe", 404, NULL);
+
+    /* Long names: 511 decoded bytes are looked up, 512 are refused. */
+    buf t = {0};
+    buf_appendf(&t, "/v1/containers/");
+    for (int i = 0; i < CONTROL_MAX_PARAM - 1; i++)
+        buf_append(&t, "a", 1);
+    check_get(f, t.data, 404, NULL);
+    buf body = {0};
+    {
+        buf req = {0};
+        buf_appendf(&req, "GET %s HTTP/1.1\r\n\r\n", t.data);
+        CHECK_INT(raw(f->path, req.data, req.len, &body, NULL), 404);
+        CHECK(strstr(body_of(&body), "no container matches \\\"aaa") != NULL);
+        buf_free(&req);
+        buf_free(&body);
+    }
+    buf_append(&t, "a", 1);
+    check_get(f, t.data, 404, no_name);
+    /* The same length written as escapes: the cap is on the decoded value. */
+    t.len = 0;
+    buf_appendf(&t, "/v1/containers/");
+    for (int i = 0; i < CONTROL_MAX_PARAM; i++)
+        buf_appendf(&t, "%%61");
+    check_get(f, t.data, 404, no_name);
+    /* A path near the header limit, and one made of slashes. */
+    t.len = 0;
+    buf_appendf(&t, "/v1/");
+    for (int i = 0; i < 15000; i++)
+        buf_append(&t, i % 7 ? "x" : "/", 1);
+    check_get(f, t.data, 404, no_path);
+    t.len = 0;
+    for (int i = 0; i < 15000; i++)
+        buf_append(&t, "/", 1);
+    check_get(f, t.data, 404, no_path);
+    buf_free(&t);
+
+    /* Still serving. */
+    check_get(f, "/v1/status", 200, NULL);
+}
+
 static void sc_malformed(fixture *f)
 {
     buf b = {0};
@@ -684,6 +829,185 @@ static void test_routes(void)
     run_fixture(o, "routes", sc_routes);
 }
 
+static void test_route_table(void)
+{
+    control_options o = default_opts();
+    run_fixture(o, "table", sc_route_table);
+}
+
+static void test_hostile_paths(void)
+{
+    /* At debug level every request path is logged: through printable(). */
+    enum log_level old = log_get_level();
+    log_set_level(LOG_DEBUG);
+    control_options o = default_opts();
+    run_fixture(o, "hostile", sc_hostile_paths);
+    log_set_level(old);
+}
+
+/* ---- the pure matcher, on a table of its own ---- */
+
+enum { R_STATUS, R_CONTAINER, R_HOST_PORT, R_HOST_PORTS, R_LEASE_GET, R_LEASE_SET, R_DEEP };
+
+static const control_route match_table[] = {
+    [R_STATUS] = {CONTROL_GET, "/v1/status", 0, NULL, NULL, NULL},
+    [R_CONTAINER] = {CONTROL_GET, "/v1/containers/{name}", 0, NULL, "container", NULL},
+    [R_HOST_PORT] = {CONTROL_PUT | CONTROL_DELETE, "/v1/containers/{name}/host-ports/{port}",
+                     CONTROL_ROUTE_ADMIN, NULL, "container", NULL},
+    [R_HOST_PORTS] = {CONTROL_GET, "/v1/containers/{name}/host-ports", 0, NULL, NULL, NULL},
+    [R_LEASE_GET] = {CONTROL_GET, "/v1/leases/{name}", 0, NULL, "lease", NULL},
+    [R_LEASE_SET] = {CONTROL_POST | CONTROL_DELETE, "/v1/leases/{name}", CONTROL_ROUTE_ADMIN, NULL,
+                     "lease", NULL},
+    [R_DEEP] = {CONTROL_GET, "/{a}/{b}/{c}/{d}/{e}", 0, NULL, NULL, NULL}, /* too many params */
+};
+
+static int match(unsigned method, const char *path, control_params *p, unsigned *allow, int *route)
+{
+    return control_route_match(match_table, ARRAY_SIZE(match_table), method, path, p, allow, route);
+}
+
+static void test_route_match(void)
+{
+    control_params p;
+    unsigned allow;
+    int route;
+
+    CHECK_INT(match(CONTROL_GET, "/v1/status", &p, &allow, &route), 0);
+    CHECK_INT(route, R_STATUS);
+    CHECK_INT(p.n, 0);
+    CHECK_INT(allow, CONTROL_GET);
+
+    /* Two parameters, decoded and named. */
+    CHECK_INT(match(CONTROL_PUT, "/v1/containers/web%2Eloop.test/host-ports/5432?x=/y", &p, &allow,
+                    &route),
+              0);
+    CHECK_INT(route, R_HOST_PORT);
+    CHECK_INT(p.n, 2);
+    CHECK_STR(control_param(&p, "name"), "web.loop.test");
+    CHECK_STR(control_param(&p, "port"), "5432");
+    CHECK(control_param(&p, "nam") == NULL);
+    CHECK(control_param(&p, "names") == NULL);
+    CHECK(match_table[route].flags & CONTROL_ROUTE_ADMIN);
+    CHECK_INT(match(CONTROL_DELETE, "/v1/containers/a/host-ports/53/", &p, &allow, &route), 0);
+    CHECK_INT(route, R_HOST_PORT);
+    CHECK_STR(control_param(&p, "port"), "53");
+
+    /* Same path, wrong method: 405 with every row's methods. */
+    CHECK_INT(match(CONTROL_GET, "/v1/containers/a/host-ports/53", &p, &allow, &route), -ENOTSUP);
+    CHECK_INT(route, -1);
+    CHECK_INT(allow, CONTROL_PUT | CONTROL_DELETE);
+    char m[64];
+    control_methods_str(allow, m, sizeof(m));
+    CHECK_STR(m, "PUT, DELETE");
+    /* Two rows on one pattern: the method picks the row; Allow is the union. */
+    CHECK_INT(match(CONTROL_GET, "/v1/leases/vm1", &p, &allow, &route), 0);
+    CHECK_INT(route, R_LEASE_GET);
+    CHECK_INT(match(CONTROL_DELETE, "/v1/leases/vm1", &p, &allow, &route), 0);
+    CHECK_INT(route, R_LEASE_SET);
+    CHECK_STR(control_param(&p, "name"), "vm1");
+    CHECK_INT(match(CONTROL_PUT, "/v1/leases/vm1", &p, &allow, &route), -ENOTSUP);
+    CHECK_INT(allow, CONTROL_GET | CONTROL_POST | CONTROL_DELETE);
+    control_methods_str(allow, m, sizeof(m));
+    CHECK_STR(m, "GET, POST, DELETE");
+    CHECK_INT(match(0, "/v1/status", &p, &allow, &route), -ENOTSUP); /* a method nobody knows */
+
+    /* Segment counts must agree; a {param} is never empty and never a "/". */
+    CHECK_INT(match(CONTROL_GET, "/v1/containers/a/host-ports", &p, &allow, &route), 0);
+    CHECK_INT(route, R_HOST_PORTS);
+    CHECK_STR(control_param(&p, "name"), "a");
+    const char *none[] = {"",
+                          "/",
+                          "//",
+                          "v1/status",
+                          "/v1/status/x",
+                          "/v1//status",
+                          "/v1/containers",
+                          "/v1/containers/",
+                          "/v1/containers//",
+                          "/v1/containers//host-ports/1",
+                          "/v1/containers/a/host-ports//",
+                          "/v1/containers/a/host-ports/1/2",
+                          "/v1/containers/a/b/c",
+                          "/v1/containers/a/hostports/1",
+                          "/v1/status\\",
+                          "?/v1/status",
+                          "/a/b/c/d/e"};
+    for (size_t i = 0; i < ARRAY_SIZE(none); i++) {
+        int rc = match(CONTROL_GET, none[i], &p, &allow, &route);
+        if (rc != -ENOENT)
+            fprintf(stderr, "path \"%s\": %d\n", none[i], rc);
+        CHECK_INT(rc, -ENOENT);
+        CHECK_INT(allow, 0);
+        CHECK_INT(route, -1);
+    }
+
+    /* Bad values for a {param}: found, but refused, and the row is named. */
+    const char *bad[] = {"/v1/containers/%00", "/v1/containers/a%2Fb", "/v1/containers/%2f",
+                         "/v1/containers/%",   "/v1/containers/%0",    "/v1/containers/%g0",
+                         "/v1/containers/x%0g"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        CHECK_INT(match(CONTROL_GET, bad[i], &p, &allow, &route), -EINVAL);
+        CHECK_INT(route, R_CONTAINER);
+    }
+    CHECK_INT(match(CONTROL_PUT, "/v1/containers/a/host-ports/%00", &p, &allow, &route), -EINVAL);
+    CHECK_INT(route, R_HOST_PORT);
+    /* ".." and friends are names like any other (there is no file system). */
+    CHECK_INT(match(CONTROL_GET, "/v1/containers/..", &p, &allow, &route), 0);
+    CHECK_STR(control_param(&p, "name"), "..");
+    CHECK_INT(match(CONTROL_GET, "/v1/containers/%2e%2E", &p, &allow, &route), 0);
+    CHECK_STR(control_param(&p, "name"), "..");
+
+    /* Length caps, on the decoded value. */
+    char path[8 * CONTROL_MAX_PARAM];
+    size_t o = (size_t)snprintf(path, sizeof(path), "/v1/containers/");
+    memset(path + o, 'a', CONTROL_MAX_PARAM - 1);
+    path[o + CONTROL_MAX_PARAM - 1] = '\0';
+    CHECK_INT(match(CONTROL_GET, path, &p, &allow, &route), 0);
+    CHECK_INT(strlen(control_param(&p, "name")), CONTROL_MAX_PARAM - 1);
+    strcat(path, "a");
+    CHECK_INT(match(CONTROL_GET, path, &p, &allow, &route), -ENAMETOOLONG);
+    CHECK_INT(route, R_CONTAINER);
+    o = (size_t)snprintf(path, sizeof(path), "/v1/containers/");
+    for (int i = 0; i < CONTROL_MAX_PARAM - 1; i++)
+        o += (size_t)snprintf(path + o, sizeof(path) - o, "%%41");
+    CHECK_INT(match(CONTROL_GET, path, &p, &allow, &route), 0);
+    CHECK_INT(strlen(control_param(&p, "name")), CONTROL_MAX_PARAM - 1);
+
+    /* A very long path of slashes and junk: no match, no crash. */
+    size_t big = 1 << 20;
+    char *huge = malloc(big + 1);
+    REQUIRE(huge != NULL);
+    for (size_t i = 0; i < big; i++)
+        huge[i] = i % 3 ? '/' : 'x';
+    huge[big] = '\0';
+    CHECK_INT(match(CONTROL_GET, huge, &p, &allow, &route), -ENOENT);
+    memset(huge, '/', big);
+    CHECK_INT(match(CONTROL_GET, huge, &p, &allow, &route), -ENOENT);
+    free(huge);
+
+    /* An empty table knows nothing. */
+    CHECK_INT(control_route_match(match_table, 0, CONTROL_GET, "/v1/status", &p, &allow, &route),
+              -ENOENT);
+}
+
+static void test_methods(void)
+{
+    CHECK_INT(control_method_bit(HTTP_GET), CONTROL_GET);
+    CHECK_INT(control_method_bit(HTTP_POST), CONTROL_POST);
+    CHECK_INT(control_method_bit(HTTP_DELETE), CONTROL_DELETE);
+    CHECK_INT(control_method_bit(HTTP_OPTIONS), 0);
+    char m[64];
+    control_methods_str(0, m, sizeof(m));
+    CHECK_STR(m, "");
+    control_methods_str(CONTROL_DELETE | CONTROL_GET, m, sizeof(m));
+    CHECK_STR(m, "GET, DELETE");
+    control_methods_str(~0u, m, sizeof(m));
+    CHECK_STR(m, "GET, HEAD, POST, PUT, PATCH, DELETE");
+    char small[6];
+    control_methods_str(CONTROL_GET | CONTROL_POST, small, sizeof(small));
+    CHECK_STR(small, "GET, "); /* truncated, terminated */
+}
+
 static void test_malformed_and_limits(void)
 {
     control_options o = default_opts();
@@ -779,6 +1103,10 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     RUN(test_allowed);
     RUN(test_routes);
+    RUN(test_route_table);
+    RUN(test_hostile_paths);
+    RUN(test_route_match);
+    RUN(test_methods);
     RUN(test_malformed_and_limits);
     RUN(test_idle_and_events);
     RUN(test_stream_client);
