@@ -55,12 +55,3 @@ void log_msg(enum log_level level, const char *mod, const char *fmt, ...)
     }
     fputs(line, stderr);
 }
-
-const char *log_printable(const char *s, size_t len, char *buf, size_t cap)
-{
-    size_t n = len < cap - 1 ? len : cap - 1;
-    for (size_t i = 0; i < n; i++)
-        buf[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-    buf[n] = '\0';
-    return buf;
-}

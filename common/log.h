@@ -13,11 +13,6 @@ int log_parse_level(const char *s);
 void log_msg(enum log_level level, const char *mod, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* TEMPORARY until the shared printable helper lands. */
-#include <stddef.h>
-#define LOG_PRINTABLE_MAX 128
-const char *log_printable(const char *s, size_t len, char *buf, size_t cap);
-
 #define log_error(mod, ...) log_msg(LOG_ERROR, mod, __VA_ARGS__)
 #define log_warn(mod, ...) log_msg(LOG_WARN, mod, __VA_ARGS__)
 #define log_info(mod, ...) log_msg(LOG_INFO, mod, __VA_ARGS__)

@@ -111,8 +111,8 @@ static int kafka_hook_map(void *ud, proxy_listener *l, int nodes, int32_t node_i
     int rule = k->t->cbs.kafka_map(k->t->cbs.ud, &k->key, k->addr, k->key.port, nodes, host,
                                    host_len, port, &addr, &p);
     /* The host comes from the network: log a printable copy only. */
-    char shown[LOG_PRINTABLE_MAX];
-    log_printable(host, host_len, shown, sizeof(shown));
+    char shown[PRINTABLE_BUF];
+    printable(host, host_len, shown, sizeof(shown));
     if (rule == 0) {
         uint64_t h = broker_hash(host, host_len, port);
         for (size_t i = 0; i < k->nlogged; i++)

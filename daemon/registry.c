@@ -364,7 +364,7 @@ static void plan_port(const registry *r, const container *c, reg_port *p)
         snprintf(p->problem, sizeof(p->problem),
                  "port %u/%s: Docker's host address \"%s\" is not usable", p->port,
                  proto_name(p->proto),
-                 log_printable(p->host_ip, strlen(p->host_ip), shown, sizeof(shown)));
+                 printable(p->host_ip, strlen(p->host_ip), shown, sizeof(shown)));
         log_warn("registry", "%s: %s", c->name, p->problem);
         return;
     }
@@ -425,11 +425,11 @@ static void check_kafka_label(const container *old, const container *c)
     int bad = 0;
     kafka_map_label_mode(c, 0, &bad);
     if (bad) {
-        char shown[LOG_PRINTABLE_MAX];
+        char shown[PRINTABLE_BUF];
         log_warn("kafka",
                  "%s: label loophole.kafka=\"%s\" has entries that are not ports "
                  "(want \"off\" or a list like \"9092,9093\")",
-                 c->name, log_printable(v, strlen(v), shown, sizeof(shown)));
+                 c->name, printable(v, strlen(v), shown, sizeof(shown)));
     }
 }
 
