@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kafka_map.h"
+#include "labels.h"
 #include "log.h"
 #include "state.h"
 #include "util.h"
@@ -124,9 +125,9 @@ static void sync_aliases(daemon_ctx *d)
 
 static int kafka_proxy_mode(int label_mode)
 {
-    return label_mode == KAFKA_MAP_MODE_OFF     ? PROXY_KAFKA_OFF
-           : label_mode == KAFKA_MAP_MODE_FORCE ? PROXY_KAFKA_FORCE
-                                                : PROXY_KAFKA_SNIFF;
+    return label_mode == LABEL_KAFKA_OFF     ? PROXY_KAFKA_OFF
+           : label_mode == LABEL_KAFKA_FORCE ? PROXY_KAFKA_FORCE
+                                             : PROXY_KAFKA_SNIFF;
 }
 
 /* The listeners the registry wants: one per REG_PORT_PROXY port of each

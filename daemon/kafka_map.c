@@ -1,7 +1,6 @@
 /* Broker address mapping for the Kafka rewriter; see kafka_map.h. */
 #include "kafka_map.h"
 
-#include <ctype.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +10,6 @@
 
 /* Names longer than a DNS name are nobody's. */
 #define HOST_MAX 253
-/* The longest loophole.kafka label value parsed (about 85 ports). */
-#define KAFKA_LABEL_MAX 512
 
 /* Reachable at the container's loophole address on its container port:
  * proxied (the port table has a listener) or shared (Docker's own listener
@@ -163,67 +160,4 @@ int kafka_map_broker(const registry *r, const kafka_map_ctx *ctx, const char *ho
         return KAFKA_MAP_SINGLE;
     }
     return KAFKA_MAP_KEEP;
-}
-
-int kafka_map_label_mode(const container *c, uint16_t port, int *bad)
-{
-    if (bad)
-        *bad = 0;
-    const char *v = container_label(c, "loophole.kafka");
-    if (!v)
-        return KAFKA_MAP_MODE_SNIFF;
-    /* A label is hostile input: a list longer than any sensible one is
-     * refused whole rather than scanned. */
-    if (strnlen(v, KAFKA_LABEL_MAX + 1) > KAFKA_LABEL_MAX) {
-        if (bad)
-            *bad = 1;
-        return KAFKA_MAP_MODE_SNIFF;
-    }
-    while (isspace((unsigned char)*v))
-        v++;
-    static const char *const offs[] = {"off", "false", "no", "0", "none", "disabled"};
-    for (size_t i = 0; i < ARRAY_SIZE(offs); i++) {
-        size_t n = strlen(offs[i]);
-        if (strncasecmp(v, offs[i], n) == 0) {
-            const char *t = v + n;
-            while (isspace((unsigned char)*t))
-                t++;
-            if (*t == '\0')
-                return KAFKA_MAP_MODE_OFF;
-        }
-    }
-    int mode = KAFKA_MAP_MODE_SNIFF;
-    const char *s = v;
-    while (*s) {
-        while (*s == ',' || isspace((unsigned char)*s))
-            s++;
-        if (!*s)
-            break;
-        const char *start = s;
-        unsigned long n = 0;
-        bool ok = isdigit((unsigned char)*s);
-        while (isdigit((unsigned char)*s)) {
-            n = n * 10 + (unsigned long)(*s - '0');
-            if (n > 65535)
-                ok = false;
-            s++;
-        }
-        /* "9092/tcp" is accepted as 9092. */
-        if (strncasecmp(s, "/tcp", 4) == 0)
-            s += 4;
-        while (isspace((unsigned char)*s))
-            s++;
-        if (*s && *s != ',')
-            ok = false;
-        while (*s && *s != ',')
-            s++;
-        if (!ok || n == 0 || s == start) {
-            if (bad)
-                *bad = 1;
-            continue;
-        }
-        if (n == port)
-            mode = KAFKA_MAP_MODE_FORCE;
-    }
-    return mode;
 }

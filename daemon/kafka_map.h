@@ -51,12 +51,4 @@ typedef struct kafka_map_ctx {
 int kafka_map_broker(const registry *r, const kafka_map_ctx *ctx, const char *host, size_t host_len,
                      int32_t port, uint32_t *addr, uint16_t *new_port);
 
-/* Kafka handling a container asks for on one of its TCP ports, from the label
- * loophole.kafka: "off" (also false/no/0/none, any case) -> KAFKA_MAP_MODE_OFF;
- * a comma-separated list of ports naming this port -> KAFKA_MAP_MODE_FORCE;
- * no label, or a list without it -> KAFKA_MAP_MODE_SNIFF. Unparsable list
- * entries are ignored (and *bad, when given, is set). */
-enum { KAFKA_MAP_MODE_OFF = 0, KAFKA_MAP_MODE_SNIFF = 1, KAFKA_MAP_MODE_FORCE = 2 };
-int kafka_map_label_mode(const container *c, uint16_t port, int *bad);
-
 #endif

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "kafka_map.h"
+#include "labels.h"
 #include "log.h"
 #include "util.h"
 
@@ -350,7 +350,7 @@ static void plan_port(const registry *r, const container *c, reg_port *p)
     if (p->host_port == 0 || (p->proto != CTR_TCP && p->proto != CTR_UDP))
         return;
     if (p->proto == CTR_TCP)
-        p->kafka_mode = kafka_map_label_mode(c, p->port, NULL);
+        p->kafka_mode = label_kafka_mode(container_label(c, LABEL_KAFKA), p->port, NULL);
     /* -p 5432:5432 on a wildcard address: Docker's own listener already
      * answers on every 127.x address, and binding a specific address would
      * fail with EADDRINUSE on all of them. */
@@ -403,8 +403,8 @@ static void set_ports(registry *r, reg_entry *e, const container *c)
         plan_port(r, c, p);
         for (size_t i = 0; i < e->nports; i++)
             if (e->ports[i].port == p->port && e->ports[i].proto == p->proto)
-                p->kafka = e->ports[i].kafka && p->kafka_mode != KAFKA_MAP_MODE_OFF;
-        if (p->kafka_mode == KAFKA_MAP_MODE_FORCE)
+                p->kafka = e->ports[i].kafka && p->kafka_mode != LABEL_KAFKA_OFF;
+        if (p->kafka_mode == LABEL_KAFKA_FORCE)
             p->kafka = true;
     }
     free(e->ports);
@@ -416,14 +416,14 @@ static void set_ports(registry *r, reg_entry *e, const container *c)
  * value (printable only: a label can hold anything). */
 static void check_kafka_label(const container *old, const container *c)
 {
-    const char *v = container_label(c, "loophole.kafka");
+    const char *v = container_label(c, LABEL_KAFKA);
     if (v == NULL)
         return;
-    const char *was = old ? container_label(old, "loophole.kafka") : NULL;
+    const char *was = old ? container_label(old, LABEL_KAFKA) : NULL;
     if (was && strcmp(was, v) == 0)
         return;
     int bad = 0;
-    kafka_map_label_mode(c, 0, &bad);
+    label_kafka_mode(v, 0, &bad);
     if (bad) {
         char shown[PRINTABLE_BUF];
         log_warn("kafka",

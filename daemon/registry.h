@@ -39,7 +39,7 @@ typedef struct reg_port {
     char host_ip[46];   /* the binding used: "0.0.0.0", "::", "127.0.0.1", ... */
     bool ipv6_only;     /* only an IPv6 binding exists */
     int plan;           /* REG_PORT_NONE, _PROXY or _SHARED */
-    int kafka_mode;     /* KAFKA_MAP_MODE_* from the loophole.kafka label (TCP) */
+    int kafka_mode;     /* LABEL_KAFKA_* from the loophole.kafka label (TCP) */
     bool kafka;         /* carries Kafka: forced by the label or seen by the proxy */
     bool held;          /* problem says another program holds it (cleared each apply) */
     char problem[160];  /* the registry's reason a published port is not served */

@@ -231,41 +231,10 @@ static void test_garbage(void)
     reg_free(&f.r);
 }
 
-static int label_mode(const char *v, uint16_t port, int *bad)
-{
-    container *c = container_new();
-    if (v)
-        add_label(c, "loophole.kafka", v);
-    int m = kafka_map_label_mode(c, port, bad);
-    container_free(c);
-    return m;
-}
-
-static void test_label(void)
-{
-    int bad = -1;
-    CHECK_INT(label_mode(NULL, 9092, &bad), KAFKA_MAP_MODE_SNIFF);
-    CHECK_INT(bad, 0);
-    CHECK_INT(label_mode("off", 9092, NULL), KAFKA_MAP_MODE_OFF);
-    CHECK_INT(label_mode(" OFF ", 9092, NULL), KAFKA_MAP_MODE_OFF);
-    CHECK_INT(label_mode("false", 9092, NULL), KAFKA_MAP_MODE_OFF);
-    CHECK_INT(label_mode("9092,9093", 9093, &bad), KAFKA_MAP_MODE_FORCE);
-    CHECK_INT(bad, 0);
-    CHECK_INT(label_mode("9092,9093", 9092, NULL), KAFKA_MAP_MODE_FORCE);
-    CHECK_INT(label_mode("9092,9093", 9094, NULL), KAFKA_MAP_MODE_SNIFF);
-    CHECK_INT(label_mode(" 9092/tcp , x, 70000, 9x", 9092, &bad), KAFKA_MAP_MODE_FORCE);
-    CHECK_INT(bad, 1);
-    CHECK_INT(label_mode("90920", 9092, NULL), KAFKA_MAP_MODE_SNIFF);
-    CHECK_INT(label_mode("offset", 9092, &bad), KAFKA_MAP_MODE_SNIFF);
-    CHECK_INT(bad, 1);
-    CHECK_INT(label_mode("", 9092, NULL), KAFKA_MAP_MODE_SNIFF);
-}
-
 int main(void)
 {
     RUN(test_container_names);
     RUN(test_localhost);
     RUN(test_garbage);
-    RUN(test_label);
     TEST_END();
 }
