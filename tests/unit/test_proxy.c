@@ -176,6 +176,10 @@ struct env {
     int client_ok, server_ok;
     long detail;
     void *arg;
+    /* proxy_listen_fd instead of proxy_listen: 1 a bound socket, 2 a bound
+     * and listening one (lfd: the socket handed over). */
+    int from_fd;
+    int lfd;
 };
 
 static void on_proxy_closed(void *arg)
@@ -237,9 +241,21 @@ static bool env_setup(env *e, bool splice)
     struct sockaddr_in la, ua;
     addr4(&la, "127.0.0.1", 0);
     addr4(&ua, "127.0.0.1", e->up_port);
-    if (proxy_listen(&e->loop, &e->opts, PROXY_TCP, (struct sockaddr *)&la, (struct sockaddr *)&ua,
-                     &e->l) != 0)
+    if (e->from_fd) {
+        /* Made here, as another module would (in a container's network
+         * namespace, say), and handed over. */
+        e->lfd = socket(AF_INET, SOCK_STREAM, 0);
+        if (e->lfd < 0 || bind(e->lfd, (struct sockaddr *)&la, sizeof(la)) < 0)
+            return false;
+        if (e->from_fd == 2 && listen(e->lfd, 1) < 0)
+            return false;
+        if (proxy_listen_fd(&e->loop, &e->opts, PROXY_TCP, e->lfd, (struct sockaddr *)&ua, &e->l) !=
+            0)
+            return false;
+    } else if (proxy_listen(&e->loop, &e->opts, PROXY_TCP, (struct sockaddr *)&la,
+                            (struct sockaddr *)&ua, &e->l) != 0) {
         return false;
+    }
     struct sockaddr_storage ss;
     proxy_local_addr(e->l, &ss);
     e->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -1311,6 +1327,89 @@ static void test_addrinuse(void)
     CHECK_INT(uv_loop_close(&loop), 0);
 }
 
+/* Whether fd is closed (nothing else opens descriptors meanwhile: the
+ * helper threads are joined). */
+static bool fd_closed(int fd)
+{
+    return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+}
+
+/* A TCP socket bound elsewhere, listening or not yet, becomes a listener that
+ * relays like any other; proxy_close closes the socket. */
+static void test_listen_fd(bool splice)
+{
+    for (int mode = 1; mode <= 2; mode++) {
+        env e = {0};
+        e.from_fd = mode;
+        uint64_t before = proxy_spliced_total();
+        REQUIRE(env_setup(&e, splice));
+        struct sockaddr_in a;
+        socklen_t len = sizeof(a);
+        REQUIRE(getsockname(e.lfd, (struct sockaddr *)&a, &len) == 0);
+        CHECK_INT(ntohs(a.sin_port), e.port);
+        env_go(&e, client_echo, server_echo);
+        CHECK(e.client_ok);
+        CHECK(e.server_ok);
+        CHECK_INT(e.final.bytes_in, 100003);
+        CHECK_INT(proxy_spliced_total() - before, splice && HAVE_SPLICE);
+        CHECK(fd_closed(e.lfd));
+    }
+}
+
+/* Refused sockets are closed too, and nothing is left in the loop. */
+static void test_listen_fd_errors(void)
+{
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    struct sockaddr_in la, ua;
+    addr4(&la, "127.0.0.1", 0);
+    addr4(&ua, "127.0.0.1", 1);
+    const struct sockaddr *up = (const struct sockaddr *)&ua;
+    proxy_listener *l = NULL;
+    CHECK_INT(proxy_listen_fd(&loop, NULL, PROXY_TCP, -1, up, &l), UV_EBADF);
+
+    /* A datagram socket for TCP. */
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(bind(fd, (struct sockaddr *)&la, sizeof(la)) == 0);
+    CHECK_INT(proxy_listen_fd(&loop, NULL, PROXY_TCP, fd, up, &l), UV_EINVAL);
+    CHECK(fd_closed(fd));
+
+    /* Not bound. */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_INT(proxy_listen_fd(&loop, NULL, PROXY_TCP, fd, up, &l), UV_EINVAL);
+    CHECK(fd_closed(fd));
+    fd = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK_INT(proxy_listen_fd(&loop, NULL, PROXY_UDP, fd, up, &l), UV_EINVAL);
+    CHECK(fd_closed(fd));
+
+    /* No upstream. */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(bind(fd, (struct sockaddr *)&la, sizeof(la)) == 0);
+    CHECK_INT(proxy_listen_fd(&loop, NULL, PROXY_TCP, fd, NULL, &l), UV_EINVAL);
+    CHECK(fd_closed(fd));
+
+#ifdef __linux__
+    /* Linux lets two SO_REUSEADDR sockets bind one address while neither
+     * listens; the second to listen gets EADDRINUSE. */
+    int on = 1;
+    int a = socket(AF_INET, SOCK_STREAM, 0), b = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(a, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    setsockopt(b, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    REQUIRE(bind(a, (struct sockaddr *)&la, sizeof(la)) == 0);
+    struct sockaddr_in got;
+    socklen_t len = sizeof(got);
+    getsockname(a, (struct sockaddr *)&got, &len);
+    REQUIRE(bind(b, (struct sockaddr *)&got, sizeof(got)) == 0);
+    REQUIRE(listen(a, 1) == 0);
+    CHECK_INT(proxy_listen_fd(&loop, NULL, PROXY_TCP, b, up, &l), UV_EADDRINUSE);
+    CHECK(fd_closed(b));
+    close(a);
+#endif
+    CHECK(l == NULL);
+    CHECK_INT(uv_run(&loop, UV_RUN_NOWAIT), 0);
+    CHECK_INT(uv_loop_close(&loop), 0);
+}
+
 /* EMFILE: with every descriptor taken, the pending connection waits in the
  * backlog while accepting pauses, and is served once descriptors are free. */
 static int hog[1024];
@@ -1534,6 +1633,83 @@ static void test_udp(void)
     CHECK_INT(uv_loop_close(&u.loop), 0);
 }
 
+/* A UDP socket bound elsewhere relays datagrams both ways. */
+typedef struct udp_fd_env {
+    udp_env u;
+    uv_async_t done;
+    int ok;
+} udp_fd_env;
+
+static void *udp_fd_client_main(void *arg)
+{
+    udp_fd_env *f = arg;
+    struct sockaddr_in pa;
+    addr4(&pa, "127.0.0.1", f->u.port);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    set_timeouts(fd, 5000);
+    connect(fd, (struct sockaddr *)&pa, sizeof(pa));
+    char b[16];
+    f->ok = send(fd, "hello", 5, 0) == 5 && recv(fd, b, sizeof(b), 0) == 5 &&
+            memcmp(b, "hello", 5) == 0;
+    close(fd);
+    uv_async_send(&f->done);
+    return NULL;
+}
+
+static void on_udp_fd_done(uv_async_t *a)
+{
+    udp_fd_env *f = a->data;
+    proxy_get_stats(f->u.l, &f->u.at_end);
+    proxy_close(f->u.l, on_udp_closed, &f->u);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void test_listen_fd_udp(void)
+{
+    udp_fd_env f = {0};
+    udp_env *u = &f.u;
+    REQUIRE(uv_loop_init(&u->loop) == 0);
+    struct sockaddr_in ua, la;
+    addr4(&ua, "127.0.0.1", 0);
+    u->up_fd = socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(bind(u->up_fd, (struct sockaddr *)&ua, sizeof(ua)) == 0);
+    socklen_t len = sizeof(ua);
+    getsockname(u->up_fd, (struct sockaddr *)&ua, &len);
+    set_timeouts(u->up_fd, 10000);
+
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    addr4(&la, "127.0.0.1", 0);
+    REQUIRE(bind(fd, (struct sockaddr *)&la, sizeof(la)) == 0);
+    len = sizeof(la);
+    getsockname(fd, (struct sockaddr *)&la, &len);
+    REQUIRE(proxy_listen_fd(&u->loop, NULL, PROXY_UDP, fd, (struct sockaddr *)&ua, &u->l) == 0);
+    struct sockaddr_storage ss;
+    proxy_local_addr(u->l, &ss);
+    u->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    CHECK_INT(u->port, ntohs(la.sin_port));
+    uv_async_init(&u->loop, &f.done, on_udp_fd_done);
+    f.done.data = &f;
+
+    pthread_t st, ct;
+    pthread_create(&st, NULL, udp_echo_main, u);
+    pthread_create(&ct, NULL, udp_fd_client_main, &f);
+    uv_run(&u->loop, UV_RUN_DEFAULT);
+    pthread_join(ct, NULL);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    sendto(s, "STOP", 4, 0, (struct sockaddr *)&ua, sizeof(ua));
+    close(s);
+    pthread_join(st, NULL);
+    close(u->up_fd);
+
+    CHECK(f.ok);
+    CHECK_INT(u->at_end.conns_total, 1);
+    CHECK_INT(u->at_end.bytes_in, 5);
+    CHECK_INT(u->at_end.bytes_out, 5);
+    CHECK(u->closed);
+    CHECK(fd_closed(fd));
+    CHECK_INT(uv_loop_close(&u->loop), 0);
+}
+
 #define BOTH(fn)                                                                                   \
     static void fn##_splice(void)                                                                  \
     {                                                                                              \
@@ -1554,6 +1730,7 @@ BOTH(test_close_open)
 BOTH(test_kafka_plain)
 BOTH(test_kafka_first_bytes)
 BOTH(test_first_bytes_limit)
+BOTH(test_listen_fd)
 
 int main(void)
 {
@@ -1593,7 +1770,11 @@ int main(void)
     RUN(test_close_open_splice);
     RUN(test_close_open_rw);
     RUN(test_addrinuse);
+    RUN(test_listen_fd_splice);
+    RUN(test_listen_fd_rw);
+    RUN(test_listen_fd_errors);
     RUN(test_emfile);
     RUN(test_udp);
+    RUN(test_listen_fd_udp);
     TEST_END();
 }
