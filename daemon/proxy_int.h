@@ -14,13 +14,14 @@
  * feeds it each chunk of client bytes and, for server-first protocols, of
  * server bytes, until it decides: PLAIN (forwarded as is; may switch to
  * splice) or a protocol, whose handler (proxy_handler_for) then owns every
- * byte of the connection in both directions and stays on read/write. The
- * classifier sees each chunk before it is forwarded, so a later classifier
- * could hold bytes back (TLS termination must not pass its ClientHello on);
- * Kafka's never does: while it says NEED_MORE the relay forwards the bytes
- * plainly. Connections still undecided after PROXY_CLASSIFY_LIMIT client
- * bytes become PLAIN. An empty slot makes every connection PLAIN at its first
- * bytes, either way. */
+ * byte of the connection in both directions, from the chunk that decided,
+ * and stays on read/write. While a classifier says NEED_MORE the relay
+ * forwards the bytes as they are, so detection never delays traffic (Kafka's
+ * way); a protocol whose first bytes must not reach the server unchanged
+ * decides on its first byte instead (TLS termination: a handshake record
+ * starts with 0x16, and its handler keeps the ClientHello). Connections
+ * still undecided after PROXY_CLASSIFY_LIMIT client bytes become PLAIN. An
+ * empty slot makes every connection PLAIN at its first bytes, either way. */
 #ifndef LOOPHOLE_PROXY_INT_H
 #define LOOPHOLE_PROXY_INT_H
 
@@ -51,9 +52,10 @@ typedef struct proxy_classifier {
     /* At accept, before any byte (may be NULL: NEED_MORE). A protocol that
      * is forced by configuration decides here. */
     int (*accepted)(void **state);
-    /* Each chunk of client bytes, in order, until something other than
-     * PROXY_CLASS_NEED_MORE is returned. *state is the connection's slot for
-     * the classifier (NULL at first). */
+    /* Each chunk of client bytes, in order and before it is forwarded, until
+     * something other than PROXY_CLASS_NEED_MORE is returned. *state is the
+     * connection's slot for the classifier (NULL at first). NULL: the first
+     * client bytes make the connection PLAIN. */
     int (*client_bytes)(void **state, const char *data, size_t len);
     /* The same for server bytes; NULL: server bytes decide nothing. */
     int (*server_bytes)(void **state, const char *data, size_t len);

@@ -165,8 +165,9 @@ static void on_start(proxy_conn *c, void *cstate)
             l->kafka.hooks.detected(l->kafka.hooks.ud, l);
     }
     /* The sniffed bytes of earlier chunks were forwarded already; the
-     * tracker still has to see them, first. */
-    sniff_state *s = cstate;
+     * tracker still has to see them, first. (Only the sniffer leaves them:
+     * the forced classifier decides before any byte.) */
+    sniff_state *s = c->cls == &proxy_kafka_sniff_classifier ? cstate : NULL;
     if (s)
         track(c, s->head, s->before);
 }
