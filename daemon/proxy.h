@@ -2,10 +2,11 @@
  * address and original port, forwarding to Docker's mapped host port.
  *
  * TCP: a connection dials upstream at once (nothing waits for client bytes),
- * relays with read/write until its first bytes are classified (Kafka through
- * proxy_set_kafka, anything else through proxy_classifier); Kafka connections
- * stay on read/write with their responses rewritten, others on Linux switch
- * to splice(2) through a pipe per direction (splice_linux.c), driven
+ * relays with read/write until the listener's one first-bytes classifier has
+ * decided what it is (today Kafka, installed by proxy_set_kafka; without one
+ * every connection is plain at its first bytes, either way); Kafka
+ * connections stay on read/write with their responses rewritten, others on
+ * Linux switch to splice(2) through a pipe per direction (splice_linux.c), driven
  * by uv_poll on the fds. Half-close is propagated both ways; an upstream
  * refusal or reset becomes an RST to the client; memory per connection is
  * bounded (reading stops while the peer's write queue is above the
@@ -41,36 +42,11 @@ typedef struct proxy_stats {
     uint64_t kafka_rewritten; /* TCP: Kafka responses re-encoded with new broker addresses */
 } proxy_stats;
 
-/* Classification of a TCP connection by its first bytes. Bytes are forwarded
- * while classification is pending (a detector never delays traffic); once a
- * connection is PLAIN it may switch to splice, KAFKA stays on read/write. */
-enum proxy_class { PROXY_CLASS_NEED_MORE = 0, PROXY_CLASS_PLAIN = 1, PROXY_CLASS_KAFKA = 2 };
-
-struct proxy_classifier {
-    void *arg;
-    /* Called with each chunk of client bytes, in order, until it returns
-     * something other than PROXY_CLASS_NEED_MORE. *state is a per-connection
-     * slot (NULL at first) for the classifier's own use. Connections still
-     * undecided after 64 KiB of client bytes become PLAIN. */
-    int (*client_bytes)(void *arg, void **state, const char *data, size_t len);
-    /* Same for server bytes (server-first protocols); NULL: server bytes do
-     * not decide anything. */
-    int (*server_bytes)(void *arg, void **state, const char *data, size_t len);
-    /* Releases *state when the connection ends (may be NULL). */
-    void (*free_state)(void *arg, void *state);
-};
-typedef struct proxy_classifier proxy_classifier;
-
 typedef struct proxy_options {
     unsigned dial_timeout_ms;  /* default 5000 */
     unsigned udp_idle_s;       /* default 60 */
     unsigned udp_max_sessions; /* default 1024 */
     bool splice;               /* use the Linux splice path once classified (default true) */
-    /* Classification hook (NULL: every connection is plain and may switch to
-     * splice after the first client bytes, or at once for server-first
-     * protocols once the server spoke). Not used by listeners with Kafka
-     * hooks (proxy_set_kafka), whose Kafka detection takes its place. */
-    const struct proxy_classifier *classifier;
 } proxy_options;
 
 typedef struct proxy_listener proxy_listener;
@@ -101,17 +77,33 @@ typedef struct proxy_kafka {
 
 void proxy_options_default(proxy_options *o);
 
-/* Binds proto on listen_addr and forwards to upstream. Returns 0, or a
- * negative libuv error with nothing left open: UV_EADDRINUSE (someone else
- * holds that address and port), UV_EACCES (a port below 1024 without the
- * privilege), UV_EADDRNOTAVAIL. */
+/* Binds proto on listen_addr and forwards to upstream (the socket is made
+ * here, then set up as by proxy_listen_fd). Returns 0, or a negative libuv
+ * error with nothing left open: UV_EADDRINUSE (someone else holds that
+ * address and port), UV_EACCES (a port below 1024 without the privilege),
+ * UV_EADDRNOTAVAIL, UV_EINVAL (not an IPv4/IPv6 address, or a bad proto). */
 int proxy_listen(uv_loop_t *loop, const proxy_options *opts, int proto,
                  const struct sockaddr *listen_addr, const struct sockaddr *upstream,
                  proxy_listener **out);
+/* The same with a socket made elsewhere (e.g. inside a container's network
+ * namespace): fd is an IPv4 or IPv6 socket of proto's type (TCP: stream,
+ * UDP: datagram) that is bound to its address and port; a TCP socket may or
+ * may not listen yet (listen(2) is called here either way, with SOMAXCONN).
+ * The listener takes fd over whatever the result: on success proxy_close
+ * closes it; on any error it is closed before this returns (except fd < 0:
+ * UV_EBADF). Here it is made non-blocking and close-on-exec; no other option
+ * is touched. Errors: UV_EINVAL (bad proto or upstream, another socket type,
+ * not IP, not bound: port 0), -errno of the failing fcntl, getsockopt,
+ * getsockname or listen (UV_EADDRINUSE when another socket listens on that
+ * address), or a libuv error (UV_EEXIST: the loop watches fd already). *out
+ * is set only on success; proxy_local_addr reports the fd's own address. */
+int proxy_listen_fd(uv_loop_t *loop, const proxy_options *opts, int proto, int fd,
+                    const struct sockaddr *upstream, proxy_listener **out);
 /* Sets the Kafka hooks of a TCP listener for connections accepted from now
- * on (h copied; NULL or mode OFF: no Kafka handling, the options' classifier
- * applies). With Kafka on, the Kafka detection replaces opts.classifier. The
- * previous hooks' ud is released; the listener owns h->ud from this call on (also
+ * on (h copied; NULL or mode OFF: no Kafka handling). With Kafka on, the
+ * Kafka classifier fills the listener's first-bytes slot (SNIFF: by the first
+ * bytes; FORCE: at accept); with it off the slot is emptied. The previous
+ * hooks' ud is released; the listener owns h->ud from this call on (also
  * when it is not used). No effect on UDP listeners. */
 void proxy_set_kafka(proxy_listener *l, const proxy_kafka *h);
 /* Changes where new connections go (a container restarted with another host

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "proxy.h"
+/* For the first-bytes slot itself (test_first_bytes_limit). */
+#include "proxy_int.h"
 #include "test.h"
 
 #define BOUND (2 * (PROXY_HIGH_WATERMARK + PROXY_READ_SIZE))
@@ -174,6 +176,10 @@ struct env {
     int client_ok, server_ok;
     long detail;
     void *arg;
+    /* proxy_listen_fd instead of proxy_listen: 1 a bound socket, 2 a bound
+     * and listening one (lfd: the socket handed over). */
+    int from_fd;
+    int lfd;
 };
 
 static void on_proxy_closed(void *arg)
@@ -235,9 +241,21 @@ static bool env_setup(env *e, bool splice)
     struct sockaddr_in la, ua;
     addr4(&la, "127.0.0.1", 0);
     addr4(&ua, "127.0.0.1", e->up_port);
-    if (proxy_listen(&e->loop, &e->opts, PROXY_TCP, (struct sockaddr *)&la, (struct sockaddr *)&ua,
-                     &e->l) != 0)
+    if (e->from_fd) {
+        /* Made here, as another module would (in a container's network
+         * namespace, say), and handed over. */
+        e->lfd = socket(AF_INET, SOCK_STREAM, 0);
+        if (e->lfd < 0 || bind(e->lfd, (struct sockaddr *)&la, sizeof(la)) < 0)
+            return false;
+        if (e->from_fd == 2 && listen(e->lfd, 1) < 0)
+            return false;
+        if (proxy_listen_fd(&e->loop, &e->opts, PROXY_TCP, e->lfd, (struct sockaddr *)&ua, &e->l) !=
+            0)
+            return false;
+    } else if (proxy_listen(&e->loop, &e->opts, PROXY_TCP, (struct sockaddr *)&la,
+                            (struct sockaddr *)&ua, &e->l) != 0) {
         return false;
+    }
     struct sockaddr_storage ss;
     proxy_local_addr(e->l, &ss);
     e->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -865,106 +883,6 @@ static void test_dial_timeout(void)
     close(filler);
 }
 
-/* A classifier that needs two client chunks and then says KAFKA keeps the
- * connection on read/write, and forwarding never waited for it. */
-static int classify_calls, classify_freed;
-
-static int kafka_client(void *arg, void **state, const char *data, size_t len)
-{
-    (void)arg;
-    (void)data;
-    (void)len;
-    classify_calls++;
-    if (*state == NULL) {
-        *state = malloc(1);
-        return PROXY_CLASS_NEED_MORE;
-    }
-    return PROXY_CLASS_KAFKA;
-}
-
-static void kafka_free(void *arg, void *state)
-{
-    (void)arg;
-    classify_freed++;
-    free(state);
-}
-
-static const proxy_classifier kafka_like = {NULL, kafka_client, NULL, kafka_free};
-
-static void test_classifier(void)
-{
-    env e = {0};
-    proxy_options_default(&e.opts);
-    e.opts.classifier = &kafka_like;
-    uint64_t before = proxy_spliced_total();
-    env_run(&e, true, client_ping, server_ping);
-    CHECK_INT(e.client_ok, 3);
-    CHECK_INT(classify_calls, 2);
-    CHECK_INT(classify_freed, 1);
-    CHECK_INT(proxy_spliced_total(), before);
-}
-
-/* Bytes queued in user space before the connection is classified plain:
- * once they drain (the last write completing while libuv still watches the
- * socket for writability) the connection still switches to splice. */
-#define QUEUED_TOTAL (8 * 1024 * 1024)
-
-static int late_plain(void *arg, void **state, const char *data, size_t len)
-{
-    (void)arg;
-    (void)data;
-    (void)len;
-    if (*state == NULL) {
-        *state = state; /* any non-NULL marker; nothing to free */
-        return PROXY_CLASS_NEED_MORE;
-    }
-    return PROXY_CLASS_PLAIN;
-}
-
-static const proxy_classifier late_plain_classifier = {NULL, late_plain, NULL, NULL};
-
-static void server_queued(env *e)
-{
-    int fd = accept_tcp(e->up_fd);
-    if (fd < 0)
-        return;
-    char b[2];
-    /* The second byte is read before closing: unread bytes would make the
-     * close a reset. */
-    e->server_ok = read_exact(fd, b, 1) && send_pattern(fd, QUEUED_TOTAL) && read_exact(fd, b, 1);
-    close(fd);
-}
-
-static void client_queued(env *e)
-{
-    int fd = connect_tcp(e->port);
-    if (fd < 0)
-        return;
-    bool ok = write_all(fd, "a", 1);
-    /* Not reading until the proxy holds bytes for us (bounded wait). */
-    for (int i = 0; i < 10000 && __atomic_load_n(&e->max_buffered, __ATOMIC_RELAXED) == 0; i++)
-        usleep(1000);
-    e->detail = __atomic_load_n(&e->max_buffered, __ATOMIC_RELAXED) > 0;
-    /* Classified plain now, with bytes still queued towards us. */
-    ok = ok && write_all(fd, "b", 1);
-    e->client_ok = ok && recv_pattern(fd, QUEUED_TOTAL, false);
-    close(fd);
-}
-
-static void test_splice_after_queue(void)
-{
-    env e = {0};
-    proxy_options_default(&e.opts);
-    e.opts.classifier = &late_plain_classifier;
-    uint64_t before = proxy_spliced_total();
-    env_run(&e, true, client_queued, server_queued);
-    CHECK(e.client_ok);
-    CHECK(e.server_ok);
-    CHECK_INT(e.detail, 1);
-    CHECK_INT(e.final.bytes_out, QUEUED_TOTAL);
-    CHECK_INT(proxy_spliced_total() - before, HAVE_SPLICE);
-}
-
 /* ---- Kafka ---- */
 
 /* Metadata v0: request with client id "t" and no topics; response with one
@@ -1134,27 +1052,192 @@ static void test_kafka_rewrite(void)
     CHECK(e.max_buffered >= 10);
 }
 
-/* Not Kafka: a 6-byte inline command and a server-first banner are left
- * alone, and such connections may still switch to splice. */
-static void test_kafka_plain(void)
+/* Not Kafka: a 6-byte inline command is decided plain by its first byte,
+ * and a server that speaks first (a banner) by the server's bytes; either
+ * connection then switches to splice. */
+static void test_kafka_plain(bool splice)
 {
     env e = {0};
     uint64_t before = proxy_spliced_total();
-    REQUIRE(env_setup(&e, true));
+    REQUIRE(env_setup(&e, splice));
     kafka_hooks(&e, PROXY_KAFKA_SNIFF);
     env_go(&e, client_ping, server_ping);
     CHECK_INT(e.client_ok, 3);
     CHECK_INT(e.final.kafka_conns, 0);
     CHECK_INT(kdetected, 0);
     CHECK_INT(kfreed, 1);
-    CHECK_INT(proxy_spliced_total() - before, HAVE_SPLICE);
+    CHECK_INT(proxy_spliced_total() - before, splice && HAVE_SPLICE);
     env f = {0};
-    REQUIRE(env_setup(&f, false));
+    before = proxy_spliced_total();
+    REQUIRE(env_setup(&f, splice));
     kafka_hooks(&f, PROXY_KAFKA_SNIFF);
     env_go(&f, client_banner, server_banner);
     CHECK(f.client_ok);
     CHECK(f.server_ok);
     CHECK_INT(f.final.kafka_conns, 0);
+    CHECK_INT(kdetected, 0);
+    CHECK_INT(proxy_spliced_total() - before, splice && HAVE_SPLICE);
+}
+
+/* A Kafka request whose first bytes arrive alone (too few to decide): they
+ * reach the broker before the client sends the rest, so classification never
+ * delays a byte; then the connection is Kafka and stays on read/write. */
+static const uint8_t api_versions_req[14] = {0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff};
+static const uint8_t api_versions_resp[10] = {0, 0, 0, 6, 0, 0, 0, 1, 'o', 'k'};
+
+static void server_kafka_split(env *e)
+{
+    int fd = accept_tcp(e->up_fd);
+    if (fd < 0)
+        return;
+    int *pipefd = e->arg;
+    uint8_t b[14];
+    bool ok = read_exact(fd, b, 5) && memcmp(b, api_versions_req, 5) == 0;
+    /* The client waits for this either way, so a failure cannot hang it. */
+    ok = write(pipefd[1], ok ? "g" : "x", 1) == 1 && ok;
+    ok = ok && read_exact(fd, b + 5, 9) && memcmp(b, api_versions_req, 14) == 0;
+    ok = ok && write_all(fd, api_versions_resp, sizeof(api_versions_resp));
+    e->server_ok = ok;
+    read_to_eof(fd, NULL, 0);
+    close(fd);
+}
+
+static void client_kafka_split(env *e)
+{
+    int fd = connect_tcp(e->port);
+    if (fd < 0)
+        return;
+    int *pipefd = e->arg;
+    char go;
+    uint8_t b[10];
+    bool ok = write_all(fd, api_versions_req, 5) && read(pipefd[0], &go, 1) == 1 && go == 'g';
+    ok = ok && write_all(fd, api_versions_req + 5, 9) && read_exact(fd, b, sizeof(b)) &&
+         memcmp(b, api_versions_resp, sizeof(b)) == 0;
+    e->client_ok = ok;
+    close(fd);
+}
+
+static void test_kafka_first_bytes(bool splice)
+{
+    env e = {0};
+    int pipefd[2];
+    REQUIRE(pipe(pipefd) == 0);
+    e.arg = pipefd;
+    uint64_t before = proxy_spliced_total();
+    REQUIRE(env_setup(&e, splice));
+    kafka_hooks(&e, PROXY_KAFKA_SNIFF);
+    env_go(&e, client_kafka_split, server_kafka_split);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    CHECK(e.client_ok);
+    CHECK(e.server_ok);
+    CHECK_INT(e.final.kafka_conns, 1);
+    CHECK_INT(kdetected, 1);
+    CHECK_INT(kfreed, 1);
+    CHECK_INT(e.final.bytes_in, 14);
+    CHECK_INT(e.final.bytes_out, 10);
+    CHECK_INT(proxy_spliced_total(), before);
+}
+
+/* Bytes queued in user space when a connection becomes plain: once they
+ * drain (the last write completing while libuv still watches the socket for
+ * writability) the connection still switches to splice. Here a forced Kafka
+ * connection whose broker streams a large response at a client that does
+ * not read yet falls back to plain when the client's request framing breaks. */
+#define QUEUED_TOTAL (8 * 1024 * 1024)
+
+static void server_queued(env *e)
+{
+    int fd = accept_tcp(e->up_fd);
+    if (fd < 0)
+        return;
+    uint8_t b[14], head[8];
+    put32(head, QUEUED_TOTAL - 4);
+    put32(head + 4, 1); /* the correlation id of the request */
+    /* The junk is read before closing: unread bytes would make the close a
+     * reset. */
+    e->server_ok = read_exact(fd, b, 14) && memcmp(b, api_versions_req, 14) == 0 &&
+                   write_all(fd, head, 8) && send_pattern(fd, QUEUED_TOTAL - 8) &&
+                   read_exact(fd, b, 4);
+    close(fd);
+}
+
+static void client_queued(env *e)
+{
+    int fd = connect_tcp(e->port);
+    if (fd < 0)
+        return;
+    bool ok = write_all(fd, api_versions_req, 14);
+    /* Not reading until the proxy holds bytes for us (bounded wait). */
+    for (int i = 0; i < 10000 && __atomic_load_n(&e->max_buffered, __ATOMIC_RELAXED) == 0; i++)
+        usleep(1000);
+    e->detail = __atomic_load_n(&e->max_buffered, __ATOMIC_RELAXED) > 0;
+    /* A negative frame size: plain from now on, with bytes still queued
+     * towards us. */
+    ok = ok && write_all(fd, "\xff\xff\xff\xf0", 4);
+    uint8_t head[8];
+    ok = ok && read_exact(fd, head, 8);
+    e->client_ok = ok && recv_pattern(fd, QUEUED_TOTAL - 8, false);
+    close(fd);
+}
+
+static void test_splice_after_queue(void)
+{
+    env e = {0};
+    uint64_t before = proxy_spliced_total();
+    REQUIRE(env_setup(&e, true));
+    kafka_hooks(&e, PROXY_KAFKA_FORCE);
+    env_go(&e, client_queued, server_queued);
+    CHECK(e.client_ok);
+    CHECK(e.server_ok);
+    CHECK_INT(e.detail, 1);
+    CHECK_INT(e.final.kafka_conns, 1);
+    CHECK_INT(e.final.bytes_out, QUEUED_TOTAL);
+    CHECK_INT(proxy_spliced_total() - before, HAVE_SPLICE);
+}
+
+/* The slot itself: a classifier that never decides is cut off after
+ * PROXY_CLASSIFY_LIMIT client bytes (no production classifier stays undecided
+ * that long today: Kafka's decides within 14 bytes), the connection becomes
+ * plain and switches to splice, and the classifier's state is released. */
+static size_t undecided_seen;
+static int undecided_calls, undecided_freed;
+
+static int undecided_client(void **state, const char *data, size_t len)
+{
+    (void)data;
+    if (!*state)
+        *state = malloc(1);
+    undecided_calls++;
+    undecided_seen += len;
+    return PROXY_CLASS_NEED_MORE;
+}
+
+static void undecided_free(void *state)
+{
+    undecided_freed++;
+    free(state);
+}
+
+static const proxy_classifier undecided = {NULL, undecided_client, NULL, undecided_free};
+
+static void test_first_bytes_limit(bool splice)
+{
+    env e = {0};
+    undecided_seen = 0;
+    undecided_calls = undecided_freed = 0;
+    uint64_t before = proxy_spliced_total();
+    REQUIRE(env_setup(&e, splice));
+    proxy_set_first_bytes(e.l, &undecided);
+    env_go(&e, client_echo, server_echo);
+    CHECK(e.client_ok);
+    CHECK(e.server_ok);
+    CHECK(undecided_seen >= PROXY_CLASSIFY_LIMIT);
+    CHECK(undecided_seen < PROXY_CLASSIFY_LIMIT + PROXY_READ_SIZE);
+    CHECK(undecided_calls >= 2);
+    CHECK_INT(undecided_freed, 1);
+    CHECK_INT(e.final.bytes_in, 100003);
+    CHECK_INT(proxy_spliced_total() - before, splice && HAVE_SPLICE);
 }
 
 static void client_fallback(env *e)
@@ -1240,6 +1323,89 @@ static void test_addrinuse(void)
         proxy_listen(&loop, &o, PROXY_UDP, (struct sockaddr *)&la, (struct sockaddr *)&ua, &l),
         UV_EADDRINUSE);
     close(ufd);
+    CHECK_INT(uv_run(&loop, UV_RUN_NOWAIT), 0);
+    CHECK_INT(uv_loop_close(&loop), 0);
+}
+
+/* Whether fd is closed (nothing else opens descriptors meanwhile: the
+ * helper threads are joined). */
+static bool fd_closed(int fd)
+{
+    return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+}
+
+/* A TCP socket bound elsewhere, listening or not yet, becomes a listener that
+ * relays like any other; proxy_close closes the socket. */
+static void test_listen_fd(bool splice)
+{
+    for (int mode = 1; mode <= 2; mode++) {
+        env e = {0};
+        e.from_fd = mode;
+        uint64_t before = proxy_spliced_total();
+        REQUIRE(env_setup(&e, splice));
+        struct sockaddr_in a;
+        socklen_t len = sizeof(a);
+        REQUIRE(getsockname(e.lfd, (struct sockaddr *)&a, &len) == 0);
+        CHECK_INT(ntohs(a.sin_port), e.port);
+        env_go(&e, client_echo, server_echo);
+        CHECK(e.client_ok);
+        CHECK(e.server_ok);
+        CHECK_INT(e.final.bytes_in, 100003);
+        CHECK_INT(proxy_spliced_total() - before, splice && HAVE_SPLICE);
+        CHECK(fd_closed(e.lfd));
+    }
+}
+
+/* Refused sockets are closed too, and nothing is left in the loop. */
+static void test_listen_fd_errors(void)
+{
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    struct sockaddr_in la, ua;
+    addr4(&la, "127.0.0.1", 0);
+    addr4(&ua, "127.0.0.1", 1);
+    const struct sockaddr *up = (const struct sockaddr *)&ua;
+    proxy_listener *l = NULL;
+    CHECK_INT(proxy_listen_fd(&loop, NULL, PROXY_TCP, -1, up, &l), UV_EBADF);
+
+    /* A datagram socket for TCP. */
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(bind(fd, (struct sockaddr *)&la, sizeof(la)) == 0);
+    CHECK_INT(proxy_listen_fd(&loop, NULL, PROXY_TCP, fd, up, &l), UV_EINVAL);
+    CHECK(fd_closed(fd));
+
+    /* Not bound. */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_INT(proxy_listen_fd(&loop, NULL, PROXY_TCP, fd, up, &l), UV_EINVAL);
+    CHECK(fd_closed(fd));
+    fd = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK_INT(proxy_listen_fd(&loop, NULL, PROXY_UDP, fd, up, &l), UV_EINVAL);
+    CHECK(fd_closed(fd));
+
+    /* No upstream. */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(bind(fd, (struct sockaddr *)&la, sizeof(la)) == 0);
+    CHECK_INT(proxy_listen_fd(&loop, NULL, PROXY_TCP, fd, NULL, &l), UV_EINVAL);
+    CHECK(fd_closed(fd));
+
+#ifdef __linux__
+    /* Linux lets two SO_REUSEADDR sockets bind one address while neither
+     * listens; the second to listen gets EADDRINUSE. */
+    int on = 1;
+    int a = socket(AF_INET, SOCK_STREAM, 0), b = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(a, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    setsockopt(b, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    REQUIRE(bind(a, (struct sockaddr *)&la, sizeof(la)) == 0);
+    struct sockaddr_in got;
+    socklen_t len = sizeof(got);
+    getsockname(a, (struct sockaddr *)&got, &len);
+    REQUIRE(bind(b, (struct sockaddr *)&got, sizeof(got)) == 0);
+    REQUIRE(listen(a, 1) == 0);
+    CHECK_INT(proxy_listen_fd(&loop, NULL, PROXY_TCP, b, up, &l), UV_EADDRINUSE);
+    CHECK(fd_closed(b));
+    close(a);
+#endif
+    CHECK(l == NULL);
     CHECK_INT(uv_run(&loop, UV_RUN_NOWAIT), 0);
     CHECK_INT(uv_loop_close(&loop), 0);
 }
@@ -1467,6 +1633,83 @@ static void test_udp(void)
     CHECK_INT(uv_loop_close(&u.loop), 0);
 }
 
+/* A UDP socket bound elsewhere relays datagrams both ways. */
+typedef struct udp_fd_env {
+    udp_env u;
+    uv_async_t done;
+    int ok;
+} udp_fd_env;
+
+static void *udp_fd_client_main(void *arg)
+{
+    udp_fd_env *f = arg;
+    struct sockaddr_in pa;
+    addr4(&pa, "127.0.0.1", f->u.port);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    set_timeouts(fd, 5000);
+    connect(fd, (struct sockaddr *)&pa, sizeof(pa));
+    char b[16];
+    f->ok = send(fd, "hello", 5, 0) == 5 && recv(fd, b, sizeof(b), 0) == 5 &&
+            memcmp(b, "hello", 5) == 0;
+    close(fd);
+    uv_async_send(&f->done);
+    return NULL;
+}
+
+static void on_udp_fd_done(uv_async_t *a)
+{
+    udp_fd_env *f = a->data;
+    proxy_get_stats(f->u.l, &f->u.at_end);
+    proxy_close(f->u.l, on_udp_closed, &f->u);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void test_listen_fd_udp(void)
+{
+    udp_fd_env f = {0};
+    udp_env *u = &f.u;
+    REQUIRE(uv_loop_init(&u->loop) == 0);
+    struct sockaddr_in ua, la;
+    addr4(&ua, "127.0.0.1", 0);
+    u->up_fd = socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(bind(u->up_fd, (struct sockaddr *)&ua, sizeof(ua)) == 0);
+    socklen_t len = sizeof(ua);
+    getsockname(u->up_fd, (struct sockaddr *)&ua, &len);
+    set_timeouts(u->up_fd, 10000);
+
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    addr4(&la, "127.0.0.1", 0);
+    REQUIRE(bind(fd, (struct sockaddr *)&la, sizeof(la)) == 0);
+    len = sizeof(la);
+    getsockname(fd, (struct sockaddr *)&la, &len);
+    REQUIRE(proxy_listen_fd(&u->loop, NULL, PROXY_UDP, fd, (struct sockaddr *)&ua, &u->l) == 0);
+    struct sockaddr_storage ss;
+    proxy_local_addr(u->l, &ss);
+    u->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    CHECK_INT(u->port, ntohs(la.sin_port));
+    uv_async_init(&u->loop, &f.done, on_udp_fd_done);
+    f.done.data = &f;
+
+    pthread_t st, ct;
+    pthread_create(&st, NULL, udp_echo_main, u);
+    pthread_create(&ct, NULL, udp_fd_client_main, &f);
+    uv_run(&u->loop, UV_RUN_DEFAULT);
+    pthread_join(ct, NULL);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    sendto(s, "STOP", 4, 0, (struct sockaddr *)&ua, sizeof(ua));
+    close(s);
+    pthread_join(st, NULL);
+    close(u->up_fd);
+
+    CHECK(f.ok);
+    CHECK_INT(u->at_end.conns_total, 1);
+    CHECK_INT(u->at_end.bytes_in, 5);
+    CHECK_INT(u->at_end.bytes_out, 5);
+    CHECK(u->closed);
+    CHECK(fd_closed(fd));
+    CHECK_INT(uv_loop_close(&u->loop), 0);
+}
+
 #define BOTH(fn)                                                                                   \
     static void fn##_splice(void)                                                                  \
     {                                                                                              \
@@ -1484,6 +1727,10 @@ BOTH(test_client_reset)
 BOTH(test_large)
 BOTH(test_many)
 BOTH(test_close_open)
+BOTH(test_kafka_plain)
+BOTH(test_kafka_first_bytes)
+BOTH(test_first_bytes_limit)
+BOTH(test_listen_fd)
 
 int main(void)
 {
@@ -1506,10 +1753,14 @@ int main(void)
     RUN(test_client_reset_splice);
     RUN(test_client_reset_rw);
     RUN(test_dial_timeout);
-    RUN(test_classifier);
-    RUN(test_splice_after_queue);
     RUN(test_kafka_rewrite);
-    RUN(test_kafka_plain);
+    RUN(test_kafka_plain_splice);
+    RUN(test_kafka_plain_rw);
+    RUN(test_kafka_first_bytes_splice);
+    RUN(test_kafka_first_bytes_rw);
+    RUN(test_splice_after_queue);
+    RUN(test_first_bytes_limit_splice);
+    RUN(test_first_bytes_limit_rw);
     RUN(test_kafka_fallback);
     RUN(test_backpressure);
     RUN(test_large_splice);
@@ -1519,7 +1770,11 @@ int main(void)
     RUN(test_close_open_splice);
     RUN(test_close_open_rw);
     RUN(test_addrinuse);
+    RUN(test_listen_fd_splice);
+    RUN(test_listen_fd_rw);
+    RUN(test_listen_fd_errors);
     RUN(test_emfile);
     RUN(test_udp);
+    RUN(test_listen_fd_udp);
     TEST_END();
 }
