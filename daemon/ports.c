@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "container.h"
 #include "log.h"
@@ -318,9 +317,7 @@ static int pb_listen(void *ud, const port_entry *e, int fd, const proxy_kafka *k
     proxy_listener *l = NULL;
     int rc;
     if (fd >= 0) {
-        /* TEMPORARY until proxy_listen_fd lands. */
-        close(fd);
-        rc = UV_ENOTSUP;
+        rc = proxy_listen_fd(b->loop, b->opts, proto, fd, (const struct sockaddr *)&e->target, &l);
     } else {
         struct sockaddr_in la;
         memset(&la, 0, sizeof(la));

@@ -230,6 +230,62 @@ static void test_fd_handover(void)
     CHECK_INT(f.nopen, 0);
 }
 
+/* The real backend: proxy listeners on a loop, one bound by the table and
+ * one from a socket bound elsewhere; a client connects to each; everything
+ * closes and the loop closes clean. */
+static void test_proxy_backend(void)
+{
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    proxy_options o;
+    proxy_options_default(&o);
+    ports_backend be;
+    ports_proxy_backend(&loop, &o, &be);
+    ports_table *t = ports_new(&be, NULL);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    REQUIRE(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    socklen_t sl = sizeof(sin);
+    REQUIRE(getsockname(fd, (struct sockaddr *)&sin, &sl) == 0);
+    port_want w[2] = {want("a", 0, CTR_TCP, "127.0.0.1", 9), want("b", 0, CTR_UDP, "127.0.0.1", 9)};
+    w[0].fd = fd;
+    w[0].kafka = PROXY_KAFKA_SNIFF;
+    port_result *res;
+    size_t nres;
+    ports_apply(t, w, 2, &res, &nres);
+    CHECK_INT(nres, 0);
+    const port_entry *e = ports_find(t, "a", PORT_ROLE_FORWARD, 0, CTR_TCP);
+    REQUIRE(e != NULL && e->listener != NULL);
+    CHECK(ports_find(t, "b", PORT_ROLE_FORWARD, 0, CTR_UDP)->listener != NULL);
+    /* The handed-over socket listens: the kernel completes a connect. */
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(connect(c, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    close(c);
+    size_t listeners;
+    uint64_t active;
+    ports_totals(t, &listeners, &active);
+    CHECK_INT(listeners, 2);
+    /* A socket that is not bound is refused, and the table says why. */
+    port_want bad = want("c", 0, CTR_TCP, "127.0.0.1", 9);
+    bad.fd = socket(AF_INET, SOCK_STREAM, 0);
+    port_want all[3] = {w[0], w[1], bad};
+    all[0].fd = -1; /* already open: kept, not reopened */
+    ports_apply(t, all, 3, &res, &nres);
+    REQUIRE(nres == 1);
+    CHECK_STR(res[0].key.id, "c");
+    free(res);
+    CHECK(strstr(ports_find(t, "c", PORT_ROLE_FORWARD, 0, CTR_TCP)->problem, "cannot listen") !=
+          NULL);
+    CHECK(ports_find(t, "a", PORT_ROLE_FORWARD, 0, CTR_TCP)->listener == e->listener);
+    ports_free(t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -237,5 +293,6 @@ int main(void)
     RUN(test_refusals);
     RUN(test_kafka_hooks);
     RUN(test_fd_handover);
+    RUN(test_proxy_backend);
     TEST_END();
 }
