@@ -6,7 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "docker.h"
+#include "docker_discover.h"
+#include "docker_json.h" /* docker_free_ids */
 #include "test.h"
 
 static char tmp[256];

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "docker.h"
+#include "docker_json.h"
 #include "test.h"
 
 #define WEB_ID "d5a16442f260a51a8c826b9f7fed2da7774f328f46c1976374235844f8d5d3fd"
