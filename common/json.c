@@ -517,8 +517,8 @@ yajl_gen json_gen_new(bool beautify)
 
 int json_gen_str(yajl_gen g, const char *s)
 {
-    yajl_gen_status st = s ? yajl_gen_string(g, (const unsigned char *)s, strlen(s))
-                           : yajl_gen_null(g);
+    yajl_gen_status st =
+        s ? yajl_gen_string(g, (const unsigned char *)s, strlen(s)) : yajl_gen_null(g);
     return st == yajl_gen_status_ok ? 0 : -EINVAL;
 }
 

@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 /* Far more than any real state file (a lease is under 100 bytes); the cap
  * keeps a damaged or hostile file from costing unbounded memory. */
 #define STATE_MAX_SIZE (4u * 1024 * 1024)

@@ -320,8 +320,8 @@ static void test_hostile_answers(void)
         const char *s;
         size_t len;
     } bad[] = {
-        {deep, len},     {deep + 5, len - 10},          {deepobj, 6 * n},
-        {huge, hl},      {nul, sizeof(nul) - 1},        {commented, sizeof(commented) - 1},
+        {deep, len},  {deep + 5, len - 10},   {deepobj, 6 * n},
+        {huge, hl},   {nul, sizeof(nul) - 1}, {commented, sizeof(commented) - 1},
         {"[1]//", 5},
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {

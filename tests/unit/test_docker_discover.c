@@ -239,9 +239,10 @@ static docker_person context_home(const char *sub)
     snprintf(p.home, sizeof(p.home), "%s/%s", tmp, sub);
     char path[1024], text[1024];
     snprintf(path, sizeof(path), "%s/.docker/contexts/meta/good/meta.json", p.home);
-    snprintf(text, sizeof(text),
-             "{\"Name\":\"ctx\",\"Endpoints\":{\"docker\":{\"Host\":\"unix://%s/ctx/docker.sock\"}}}",
-             tmp);
+    snprintf(
+        text, sizeof(text),
+        "{\"Name\":\"ctx\",\"Endpoints\":{\"docker\":{\"Host\":\"unix://%s/ctx/docker.sock\"}}}",
+        tmp);
     write_file(path, text);
     return p;
 }
