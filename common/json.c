@@ -102,6 +102,13 @@ static yajl_val new_value(yajl_type t)
 static int attach(builder *b, yajl_val v)
 {
     if (b->depth == 0) {
+        /* yajl stops at a second top-level value (multiple values are off);
+         * should it ever not, the first one wins and nothing leaks. */
+        if (b->root != NULL) {
+            json_free(v);
+            b->why = "more than one top-level value";
+            return 0;
+        }
         b->root = v;
         return 1;
     }
