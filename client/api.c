@@ -2,11 +2,15 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <yajl/yajl_tree.h>
 
 #include "client.h"
 
 #define REQUEST_TIMEOUT_MS 10000
+
+int cli_parse_json(const char *body, size_t len, yajl_val *out, char *err, size_t errlen)
+{
+    return json_parse(body, len, HTTPC_MAX_BODY, JSON_MAX_DEPTH, out, err, errlen);
+}
 
 const char *cli_default_socket(void)
 {
@@ -60,12 +64,13 @@ static void error_text(const char *body, char *dst, size_t cap)
     dst[0] = '\0';
     if (!body || !body[0])
         return;
-    yajl_val root = yajl_tree_parse(body, NULL, 0);
-    const char *path[] = {"error", NULL};
-    yajl_val v = root ? yajl_tree_get(root, path, yajl_t_string) : NULL;
-    if (v)
-        strlcpy_(dst, YAJL_GET_STRING(v), cap);
-    yajl_tree_free(root);
+    yajl_val root;
+    if (cli_parse_json(body, strlen(body), &root, NULL, 0) < 0)
+        return;
+    const char *e = json_str(root, "error", NULL);
+    if (e)
+        strlcpy_(dst, e, cap);
+    json_free(root);
 }
 
 void cli_error_message(int status, const char *body, const char *command, char *out, size_t cap)

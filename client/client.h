@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "http.h"
+#include "json.h"
 
 /* Exit statuses (documented in loophole(1)). */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -31,6 +32,13 @@ void cli_error_message(int status, const char *body, const char *command, char *
  * and returns CLI_FAIL, else CLI_OK with the 2xx answer in resp. */
 int cli_call(const cli_ctx *ctx, const char *method, const char *target, const char *command,
              httpc_response *resp);
+
+/* Parses a daemon answer under the client's limits (HTTPC_MAX_BODY,
+ * JSON_MAX_DEPTH): a daemon of another version, or something else listening
+ * on the socket, must not be able to crash the command with a deep, huge,
+ * comment-wrapped or NUL-carrying body. 0 with *out (json_free it) or -errno
+ * with a reason in err (may be NULL). */
+int cli_parse_json(const char *body, size_t len, yajl_val *out, char *err, size_t errlen);
 
 /* Formats a /v1/status object as aligned "key: value" lines (pure).
  * Returns 0 or -EINVAL when json is not an object. */

@@ -15,7 +15,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <yajl/yajl_tree.h>
 
 #include "client.h"
 #include "ls.h"
@@ -99,16 +98,13 @@ static int run_capture(char *const argv[], buf *out, int timeout_ms)
 
 static const char *jstr(yajl_val root, const char *a, const char *b)
 {
-    const char *path[] = {a, b, NULL};
-    yajl_val v = root ? yajl_tree_get(root, path, yajl_t_string) : NULL;
-    return v ? YAJL_GET_STRING(v) : NULL;
+    return json_str(root, a, b, NULL);
 }
 
 static int jbool(yajl_val root, const char *a, const char *b)
 {
-    const char *path[] = {a, b, NULL};
-    yajl_val v = root ? yajl_tree_get(root, path, yajl_t_any) : NULL;
-    return v && YAJL_IS_TRUE(v) ? 1 : v && YAJL_IS_FALSE(v) ? 0 : -1;
+    bool v;
+    return json_bool(root, &v, a, b, NULL) == 0 ? v : -1;
 }
 
 static void check_system_resolver(doctor *d, const char *domain)
@@ -321,7 +317,10 @@ int cmd_doctor(const cli_ctx *ctx, int argc, char **argv)
         return CLI_FAIL;
     }
     report(&d, CHK_OK, "daemon reachable", ctx->sock, NULL);
-    yajl_val st = yajl_tree_parse(r.body.data ? r.body.data : "", NULL, 0);
+    /* A status that does not parse leaves st NULL: every check below then
+     * reports what it could not find. */
+    yajl_val st = NULL;
+    (void)cli_parse_json(r.body.data, r.body.len, &st, NULL, 0);
     httpc_response_free(&r);
 
     const char *endpoint = jstr(st, "docker", "endpoint");
@@ -367,7 +366,7 @@ int cmd_doctor(const cli_ctx *ctx, int argc, char **argv)
         report(&d, CHK_FAIL, "container list", "the daemon did not return it", NULL);
     }
     httpc_response_free(&r);
-    yajl_tree_free(st);
+    json_free(st);
 
     if (d.failures)
         printf("%d check%s failed\n", d.failures, d.failures == 1 ? "" : "s");

@@ -6,23 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <yajl/yajl_tree.h>
 
 #include "client.h"
 #include "output.h"
 
 static char *str_or_null(yajl_val obj, const char *key)
 {
-    const char *path[] = {key, NULL};
-    yajl_val v = yajl_tree_get(obj, path, yajl_t_string);
-    return v ? xstrdup(YAJL_GET_STRING(v)) : NULL;
+    const char *s = json_str(obj, key, NULL);
+    return s ? xstrdup(s) : NULL;
 }
 
 static long int_or(yajl_val obj, const char *key, long dflt)
 {
-    const char *path[] = {key, NULL};
-    yajl_val v = yajl_tree_get(obj, path, yajl_t_number);
-    return v && YAJL_IS_INTEGER(v) ? (long)YAJL_GET_INTEGER(v) : dflt;
+    long long v;
+    return json_int(obj, &v, key, NULL) == 0 ? (long)v : dflt;
 }
 
 static void parse_entry(yajl_val o, ls_entry *e)
@@ -33,25 +30,23 @@ static void parse_entry(yajl_val o, ls_entry *e)
     e->id = str_or_null(o, "id");
     e->skipped = str_or_null(o, "skipped");
 
-    const char *cpath[] = {"conflicts", NULL};
-    yajl_val cs = yajl_tree_get(o, cpath, yajl_t_array);
-    if (cs && YAJL_GET_ARRAY(cs)->len > 0) {
-        size_t n = YAJL_GET_ARRAY(cs)->len;
+    yajl_val cs = json_member(o, "conflicts");
+    if (YAJL_IS_ARRAY(cs) && json_len(cs) > 0) {
+        size_t n = json_len(cs);
         e->conflicts = xcalloc(n, sizeof(char *));
         for (size_t i = 0; i < n; i++) {
-            yajl_val s = YAJL_GET_ARRAY(cs)->values[i];
-            if (YAJL_IS_STRING(s))
-                e->conflicts[e->nconflicts++] = xstrdup(YAJL_GET_STRING(s));
+            const char *s = json_str(json_at(cs, i), NULL);
+            if (s)
+                e->conflicts[e->nconflicts++] = xstrdup(s);
         }
     }
 
-    const char *ppath[] = {"ports", NULL};
-    yajl_val ps = yajl_tree_get(o, ppath, yajl_t_array);
-    if (ps && YAJL_GET_ARRAY(ps)->len > 0) {
-        size_t n = YAJL_GET_ARRAY(ps)->len;
+    yajl_val ps = json_member(o, "ports");
+    if (YAJL_IS_ARRAY(ps) && json_len(ps) > 0) {
+        size_t n = json_len(ps);
         e->ports = xcalloc(n, sizeof(ls_port));
         for (size_t i = 0; i < n; i++) {
-            yajl_val p = YAJL_GET_ARRAY(ps)->values[i];
+            yajl_val p = json_at(ps, i);
             if (!YAJL_IS_OBJECT(p))
                 continue;
             ls_port *lp = &e->ports[e->nports++];
@@ -63,8 +58,7 @@ static void parse_entry(yajl_val o, ls_entry *e)
             s = str_or_null(p, "mode");
             strlcpy_(lp->mode, s ? s : "proxy", sizeof(lp->mode));
             free(s);
-            const char *kpath[] = {"kafka", NULL};
-            lp->kafka = YAJL_IS_TRUE(yajl_tree_get(p, kpath, yajl_t_any));
+            lp->kafka = YAJL_IS_TRUE(json_member(p, "kafka"));
         }
     }
 }
@@ -73,25 +67,23 @@ int ls_parse(const char *json, size_t len, ls_list *out, char *err, size_t errle
 {
     out->v = NULL;
     out->n = 0;
-    /* yajl_tree_parse wants a NUL-terminated string. */
-    char *copy = xstrndup(json, len);
-    char perr[256] = "";
-    yajl_val root = yajl_tree_parse(copy, perr, sizeof(perr));
-    free(copy);
-    if (!root || !YAJL_IS_ARRAY(root)) {
+    char perr[200] = "";
+    yajl_val root = NULL;
+    int rc = cli_parse_json(json, len, &root, perr, sizeof(perr));
+    if (rc < 0 || !YAJL_IS_ARRAY(root)) {
         snprintf(err, errlen, "the daemon's container list is not a JSON array%s%s",
                  perr[0] ? ": " : "", perr);
-        yajl_tree_free(root);
+        json_free(root);
         return -EINVAL;
     }
-    size_t n = YAJL_GET_ARRAY(root)->len;
+    size_t n = json_len(root);
     out->v = xcalloc(n, sizeof(ls_entry));
     for (size_t i = 0; i < n; i++) {
-        yajl_val o = YAJL_GET_ARRAY(root)->values[i];
+        yajl_val o = json_at(root, i);
         if (YAJL_IS_OBJECT(o))
             parse_entry(o, &out->v[out->n++]);
     }
-    yajl_tree_free(root);
+    json_free(root);
     return 0;
 }
 

@@ -5,8 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <yajl/yajl_gen.h>
-#include <yajl/yajl_parse.h>
+
+#include "http.h"
+#include "json.h"
 
 bool out_use_color(int fd)
 {
@@ -88,79 +89,11 @@ void out_table_free(out_table *t)
     t->nrows = 0;
 }
 
-/* yajl's reformatter: parser callbacks straight into a beautifying generator. */
-#define GEN(call) return (call) == yajl_gen_status_ok
-
-static int re_null(void *g)
-{
-    GEN(yajl_gen_null(g));
-}
-static int re_bool(void *g, int v)
-{
-    GEN(yajl_gen_bool(g, v));
-}
-static int re_number(void *g, const char *s, size_t l)
-{
-    GEN(yajl_gen_number(g, s, l));
-}
-static int re_string(void *g, const unsigned char *s, size_t l)
-{
-    GEN(yajl_gen_string(g, s, l));
-}
-static int re_map_open(void *g)
-{
-    GEN(yajl_gen_map_open(g));
-}
-static int re_map_close(void *g)
-{
-    GEN(yajl_gen_map_close(g));
-}
-static int re_array_open(void *g)
-{
-    GEN(yajl_gen_array_open(g));
-}
-static int re_array_close(void *g)
-{
-    GEN(yajl_gen_array_close(g));
-}
-
-static const yajl_callbacks re_callbacks = {
-    .yajl_null = re_null,
-    .yajl_boolean = re_bool,
-    .yajl_number = re_number,
-    .yajl_string = re_string,
-    .yajl_start_map = re_map_open,
-    .yajl_map_key = re_string,
-    .yajl_end_map = re_map_close,
-    .yajl_start_array = re_array_open,
-    .yajl_end_array = re_array_close,
-};
-
 int out_json_pretty(const char *json, size_t len, buf *out)
 {
-    yajl_gen g = yajl_gen_alloc(NULL);
-    yajl_gen_config(g, yajl_gen_beautify, 1);
-    yajl_gen_config(g, yajl_gen_indent_string, "  ");
-    yajl_handle h = yajl_alloc(&re_callbacks, NULL, g);
-    int rc = 0;
-    if (yajl_parse(h, (const unsigned char *)json, len) != yajl_status_ok ||
-        yajl_complete_parse(h) != yajl_status_ok) {
-        rc = -EINVAL;
-    } else {
-        const unsigned char *p;
-        size_t n;
-        yajl_gen_get_buf(g, &p, &n);
-        if (n == 0) {
-            rc = -EINVAL;
-        } else {
-            buf_append(out, p, n);
-            if (p[n - 1] != '\n')
-                buf_append(out, "\n", 1);
-        }
-    }
-    yajl_free(h);
-    yajl_gen_free(g);
-    return rc;
+    /* The daemon's answer is re-indented under the same limits as every
+     * document the client parses (no comments, no NUL, bounded depth). */
+    return json_pretty(json, len, HTTPC_MAX_BODY, JSON_MAX_DEPTH, out) < 0 ? -EINVAL : 0;
 }
 
 void out_duration(int64_t s, char *dst, size_t cap)

@@ -3,7 +3,6 @@
  * our credentials; a 403 becomes "run sudo loophole ...". */
 #include <stdio.h>
 #include <string.h>
-#include <yajl/yajl_tree.h>
 
 #include "client.h"
 
@@ -28,15 +27,13 @@ static int resolve(const cli_ctx *ctx, int argc, char **argv, bool install)
     char where[600] = "";
     if (httpc_request(ctx->sock, "GET", "/v1/status", 5000, &r) == 0 && r.status == 200 &&
         r.body.data) {
-        yajl_val root = yajl_tree_parse(r.body.data, NULL, 0);
-        const char *pp[] = {"resolver", "path", NULL};
-        const char *dp[] = {"dns", "domain", NULL};
-        yajl_val path = root ? yajl_tree_get(root, pp, yajl_t_string) : NULL;
-        yajl_val dom = root ? yajl_tree_get(root, dp, yajl_t_string) : NULL;
+        yajl_val root = NULL;
+        (void)cli_parse_json(r.body.data, r.body.len, &root, NULL, 0);
+        const char *path = json_str(root, "resolver", "path", NULL);
+        const char *dom = json_str(root, "dns", "domain", NULL);
         if (path && dom)
-            snprintf(where, sizeof(where), " for %s (%s)", YAJL_GET_STRING(dom),
-                     YAJL_GET_STRING(path));
-        yajl_tree_free(root);
+            snprintf(where, sizeof(where), " for %s (%s)", dom, path);
+        json_free(root);
     }
     httpc_response_free(&r);
     printf("loophole: %s the resolver entry%s\n", install ? "installed" : "removed", where);

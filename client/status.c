@@ -7,7 +7,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <yajl/yajl_tree.h>
 
 #include "client.h"
 #include "output.h"
@@ -41,12 +40,12 @@ static void line(lines *l, const char *key, const char *style, const char *fmt, 
 
 static yajl_val get(yajl_val o, const char *a, const char *b)
 {
-    const char *path[] = {a, b, NULL};
-    return o ? yajl_tree_get(o, path, yajl_t_any) : NULL;
+    return json_get(o, a, b, NULL);
 }
 
 /* Any JSON value as short text: strings bare, booleans yes/no, null "-",
- * containers as compact JSON. */
+ * containers as compact JSON. Recursion is bounded: cli_parse_json never
+ * builds a tree deeper than JSON_MAX_DEPTH. */
 static void text(yajl_val v, char *dst, size_t cap)
 {
     if (!v || YAJL_IS_NULL(v)) {
@@ -129,11 +128,9 @@ static void extras(lines *l, yajl_val obj, const char *const *known, const char 
 
 int status_format(const char *json, size_t len, bool color, buf *out)
 {
-    char *copy = xstrndup(json, len);
-    yajl_val root = yajl_tree_parse(copy, NULL, 0);
-    free(copy);
-    if (!root || !YAJL_IS_OBJECT(root)) {
-        yajl_tree_free(root);
+    yajl_val root = NULL;
+    if (cli_parse_json(json, len, &root, NULL, 0) < 0 || !YAJL_IS_OBJECT(root)) {
+        json_free(root);
         return -EINVAL;
     }
     lines l = {out, color};
@@ -225,7 +222,7 @@ int status_format(const char *json, size_t len, bool color, buf *out)
                                             "resolver",  "alias",       "pool",     "containers",
                                             "listeners", "connections", "problems", NULL};
     extras(&l, root, top_known, "");
-    yajl_tree_free(root);
+    json_free(root);
     return 0;
 }
 

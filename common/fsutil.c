@@ -1,8 +1,11 @@
 #include "fsutil.h"
 
+#include "util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,25 +102,99 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
     return 0;
 }
 
-bool json_depth_ok(const char *s, size_t len, int max_depth)
+static const char *kind(mode_t m)
 {
-    int depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max_depth)
-                return false;
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            depth--;
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISSOCK(m))
+        return "a socket";
+    if (S_ISCHR(m) || S_ISBLK(m))
+        return "a device";
+    return "not a regular file";
+}
+
+int fs_read_small(const char *path, size_t cap, int flags, uid_t owner, char **out, size_t *len,
+                  char *err, size_t errlen)
+{
+    *out = NULL;
+    *len = 0;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+     * writer, and a read from it for data, which in the daemon stops DNS,
+     * the proxies and the control API. O_NOCTTY: a terminal must not become
+     * ours. Regular files ignore O_NONBLOCK. */
+    int oflags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+    if (flags & FS_NOFOLLOW)
+        oflags |= O_NOFOLLOW;
+    int fd = open(path, oflags);
+    if (fd < 0) {
+        int e = errno;
+        /* FreeBSD says EMLINK for O_NOFOLLOW on a symlink; Linux and macOS ELOOP. */
+        if ((flags & FS_NOFOLLOW) && (e == ELOOP || e == EMLINK)) {
+            set_err(err, errlen, "is a symbolic link");
+            return -ELOOP;
         }
+        set_err(err, errlen, "%s", strerror(e));
+        return -e;
     }
-    return true;
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        set_err(err, errlen, "%s", strerror(-rc));
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+        set_err(err, errlen, "is %s, not a regular file", kind(st.st_mode));
+    } else if ((flags & FS_OWNER) && st.st_uid != owner && st.st_uid != 0) {
+        rc = -EPERM;
+        set_err(err, errlen, "belongs to uid %u, not to uid %u or root", (unsigned)st.st_uid,
+                (unsigned)owner);
+    } else if ((uintmax_t)st.st_size > cap) {
+        rc = -EFBIG;
+        set_err(err, errlen, "larger than %zu bytes", cap);
+    }
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    /* Room for one byte past the cap, so a file that grew after fstat is
+     * still caught rather than cut short. */
+    size_t want = (size_t)st.st_size < cap ? (size_t)st.st_size + 1 : cap + 1;
+    size_t n = 0;
+    char *b = xmalloc(want + 1);
+    for (;;) {
+        if (n == want) {
+            if (want > cap)
+                break;
+            want = want * 2 > cap + 1 ? cap + 1 : want * 2;
+            b = xrealloc(b, want + 1);
+        }
+        ssize_t r = read(fd, b + n, want - n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            set_err(err, errlen, "%s", strerror(-rc));
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (rc == 0 && n > cap) {
+        rc = -EFBIG;
+        set_err(err, errlen, "larger than %zu bytes", cap);
+    }
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
+    b[n] = '\0';
+    *out = b;
+    *len = n;
+    return 0;
 }

@@ -1,9 +1,10 @@
-/* Small file-system helpers shared by the state file and the resolver entry:
- * both must never leave a half-written file behind. */
+/* Small file-system helpers: writing files that must never be left half
+ * written (the state file, the resolver entry), and the one bounded reader
+ * of every small file loophole reads (config, state, resolver entries,
+ * Docker CLI files in a person's home). */
 #ifndef LOOPHOLE_FSUTIL_H
 #define LOOPHOLE_FSUTIL_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -18,9 +19,23 @@ int fs_mkdir_p(const char *dir, mode_t mode);
  * the new one, never a half-written one. The file gets exactly mode. */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
-/* True when the JSON text nests at most max_depth arrays/objects (strings
- * skipped). yajl_tree_free() recurses per level, so hostile input such as a
- * few MiB of "[[[[" must be refused before parsing. */
-bool json_depth_ok(const char *s, size_t len, int max_depth);
+/* fs_read_small flags. */
+/* Refuse a symlink as the last component (-ELOOP): for root-owned files the
+ * daemon writes itself, where a symlink is never ours. */
+#define FS_NOFOLLOW 0x1
+/* The file finally opened must belong to owner or root (-EPERM): for files in
+ * a person's home read as root. Symlinks are followed (dotfile managers link
+ * config files), so this is checked on the opened file, never on the path. */
+#define FS_OWNER 0x2
+
+/* Reads a small regular file whole into a malloc'd, NUL-terminated buffer
+ * (*len excludes the NUL; an empty file gives len 0). The file is opened
+ * with O_NONBLOCK, so a FIFO or a device can never block the caller, and
+ * fstat() on the opened descriptor must say regular file. Returns 0, or
+ * -errno from open/read (-ENOENT, -ELOOP with FS_NOFOLLOW, ...), -EISDIR,
+ * -EINVAL (not a regular file), -EPERM (FS_OWNER), -EFBIG (more than cap
+ * bytes); err (may be NULL) then holds a one-line reason without the path. */
+int fs_read_small(const char *path, size_t cap, int flags, uid_t owner, char **out, size_t *len,
+                  char *err, size_t errlen);
 
 #endif

@@ -5,11 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_tree.h>
 
 #include "alias.h"
 #include "alloc.h"
 #include "dns_server.h"
+#include "fsutil.h"
+#include "json.h"
 #include "log.h"
 #include "names.h"
 #include "util.h"
@@ -22,6 +23,8 @@
 #define DEFAULT_STATE_DIR "/var/lib/loophole"
 #endif
 #define DEFAULT_CONFIG LOOPHOLE_SYSCONFDIR "/loophole/loophole.json"
+/* A config file is a few hundred bytes; this is far beyond any real one. */
+#define CONFIG_MAX_SIZE (1u << 20)
 
 enum opt_type { OPT_STR, OPT_UINT };
 
@@ -135,18 +138,16 @@ static void defaults(config *c)
 int config_apply_json(config *c, const char *json, size_t len, const char *origin, char *err,
                       size_t errlen)
 {
-    if (len > 1 << 20) {
+    /* The file is one flat object; the depth limit only keeps a hostile
+     * file from building a deep tree before "must be a string" is said. */
+    char perr[200];
+    yajl_val root;
+    int prc = json_parse(json, len, CONFIG_MAX_SIZE, JSON_MAX_DEPTH, &root, perr, sizeof(perr));
+    if (prc == -EFBIG) {
         snprintf(err, errlen, "%s: larger than 1 MiB", origin);
         return -EINVAL;
     }
-    char *text = xstrndup(json, len);
-    char perr[256] = "";
-    yajl_val root = yajl_tree_parse(text, perr, sizeof(perr));
-    free(text);
-    if (root == NULL) {
-        char *nl = strchr(perr, '\n');
-        if (nl)
-            *nl = '\0';
+    if (prc < 0) {
         snprintf(err, errlen, "%s: not valid JSON: %s", origin, perr);
         return -EINVAL;
     }
@@ -180,34 +181,8 @@ int config_apply_json(config *c, const char *json, size_t len, const char *origi
             goto out;
     }
 out:
-    yajl_tree_free(root);
+    json_free(root);
     return rc;
-}
-
-static int read_file(const char *path, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -errno;
-    buf b = {0};
-    char tmp[4096];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-        buf_append(&b, tmp, n);
-        if (b.len > (1 << 20))
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        buf_free(&b);
-        return -EIO;
-    }
-    if (b.data == NULL)
-        buf_append(&b, "", 0);
-    *out = b.data;
-    *len = b.len;
-    return 0;
 }
 
 void config_usage(void)
@@ -332,9 +307,16 @@ int config_load(config *c, int argc, char **argv, char *err, size_t errlen)
             cfg_path = val;
     }
     const char *path = cfg_path ? cfg_path : DEFAULT_CONFIG;
-    char *text = NULL;
+    char *text = NULL, why[128];
     size_t len = 0;
-    int rc = read_file(path, &text, &len);
+    /* Symlinks are followed: configuration managers link files into /etc.
+     * Non-blocking and regular files only, so a FIFO there fails the start
+     * with a reason instead of hanging it. */
+    int rc = fs_read_small(path, CONFIG_MAX_SIZE, 0, 0, &text, &len, why, sizeof(why));
+    if (rc == -EFBIG) {
+        snprintf(err, errlen, "config %s: larger than 1 MiB", path);
+        return -EINVAL;
+    }
     if (rc == 0) {
         char origin[PATH_MAX + 16];
         snprintf(origin, sizeof(origin), "config %s", path);
@@ -344,7 +326,7 @@ int config_load(config *c, int argc, char **argv, char *err, size_t errlen)
             return rc;
         c->config_file = xstrdup(path);
     } else if (cfg_path != NULL || rc != -ENOENT) {
-        snprintf(err, errlen, "--config: cannot read %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "--config: cannot read %s: %s", path, why);
         return -EINVAL;
     }
     for (int i = 1; i < argc; i++) {

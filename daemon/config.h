@@ -1,6 +1,7 @@
 /* loopholed's settings: flags, and the same keys in an optional JSON config
  * file ({"domain": "loop.test", "pool": "127.0.0.2-127.0.0.254"}). Flags win
- * over the file. Parsing is pure; the file is read with plain stdio at start. */
+ * over the file. Parsing is pure; the file is read once at start with
+ * fs_read_small (bounded, non-blocking, regular files only). */
 #ifndef LOOPHOLE_CONFIG_H
 #define LOOPHOLE_CONFIG_H
 

@@ -3,6 +3,8 @@
  * connect/sync/event state machine and the reconnect backoff. Decoding lives
  * in docker_json.c, socket discovery in docker_discover.c. */
 #include "docker.h"
+#include "docker_discover.h"
+#include "docker_json.h"
 
 #include <errno.h>
 #include <stdarg.h>

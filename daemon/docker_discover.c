@@ -1,7 +1,7 @@
 /* Where is the Docker engine? Candidate unix socket paths in the order a
  * person would expect, and who that person is when the daemon runs as root.
  * No libuv, no logging: reads a few small files and returns paths. */
-#include "docker.h"
+#include "docker_discover.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,12 +11,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <yajl/yajl_tree.h>
-
+#include "fsutil.h"
+#include "json.h"
 #include "util.h"
 
 /* Docker CLI files are tiny; anything bigger is not one. */
 #define CFG_MAX (1024 * 1024)
+/* How many context directories discovery reads at most (see context_socket). */
+#define CONTEXTS_MAX 64
 
 static int person_from_pw(const struct passwd *pw, docker_person *p)
 {
@@ -65,52 +67,36 @@ int docker_find_person(const char *user_cfg, docker_person *p)
     return 0;
 }
 
-static char *read_small(const char *path, size_t *len)
+/* Parses one of the person's Docker CLI files, or NULL. These files are the
+ * person's, read by root: a symlink is fine (dotfile managers link them), but
+ * the file finally opened must be a regular file of theirs or root's, read
+ * without blocking (a FIFO must not hang the daemon) and bounded in size and
+ * depth like every document. Any failure just means "no answer here";
+ * discovery goes on with the next candidate. */
+static yajl_val parse_file(const char *path, unsigned uid)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *data = xmalloc(CFG_MAX + 1);
-    size_t n = fread(data, 1, CFG_MAX + 1, f);
-    fclose(f);
-    if (n == 0 || n > CFG_MAX) {
-        free(data);
-        return NULL;
-    }
-    data[n] = '\0';
-    *len = n;
-    return data;
-}
-
-static yajl_val parse_file(const char *path)
-{
+    char *data;
     size_t len;
-    char *data = read_small(path, &len);
-    if (data == NULL)
+    if (fs_read_small(path, CFG_MAX, FS_OWNER, (uid_t)uid, &data, &len, NULL, 0) < 0)
         return NULL;
-    yajl_val v = yajl_tree_parse(data, NULL, 0);
+    yajl_val v;
+    int rc = json_parse(data, len, CFG_MAX, JSON_MAX_DEPTH, &v, NULL, 0);
     free(data);
-    return v;
-}
-
-static const char *str_at(yajl_val v, const char *const *path)
-{
-    yajl_val s = yajl_tree_get(v, (const char **)path, yajl_t_string);
-    return YAJL_GET_STRING(s);
+    return rc < 0 ? NULL : v;
 }
 
 /* The unix socket of the person's current docker context, or NULL. */
-static char *context_socket(const char *home)
+static char *context_socket(const docker_person *who)
 {
+    const char *home = who->home;
     char path[1024];
     snprintf(path, sizeof(path), "%s/.docker/config.json", home);
-    yajl_val cfg = parse_file(path);
+    yajl_val cfg = parse_file(path, who->uid);
     if (cfg == NULL)
         return NULL;
-    static const char *const cur_path[] = {"currentContext", NULL};
-    const char *cur = str_at(cfg, cur_path);
+    const char *cur = json_str(cfg, "currentContext", NULL);
     char *want = cur && cur[0] && strcmp(cur, "default") != 0 ? xstrdup(cur) : NULL;
-    yajl_tree_free(cfg);
+    json_free(cfg);
     if (want == NULL)
         return NULL;
     /* The directory is named by the SHA-256 of the name; scanning for the
@@ -119,21 +105,25 @@ static char *context_socket(const char *home)
     DIR *dir = opendir(path);
     char *found = NULL;
     struct dirent *de;
-    while (dir != NULL && found == NULL && (de = readdir(dir)) != NULL) {
+    /* A person has a handful of contexts. The directory is theirs, so it
+     * could hold millions of entries, each read as root on the daemon's only
+     * thread: look at no more than CONTEXTS_MAX of them. */
+    int seen = 0;
+    while (dir != NULL && found == NULL && seen < CONTEXTS_MAX && (de = readdir(dir)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
+        seen++;
         char meta[1400];
         snprintf(meta, sizeof(meta), "%s/.docker/contexts/meta/%s/meta.json", home, de->d_name);
-        yajl_val m = parse_file(meta);
+        yajl_val m = parse_file(meta, who->uid);
         if (m == NULL)
             continue;
-        static const char *const name_path[] = {"Name", NULL};
-        static const char *const host_path[] = {"Endpoints", "docker", "Host", NULL};
-        const char *name = str_at(m, name_path), *host = str_at(m, host_path);
+        const char *name = json_str(m, "Name", NULL);
+        const char *host = json_str(m, "Endpoints", "docker", "Host", NULL);
         if (name && host && strcmp(name, want) == 0 && strncmp(host, "unix://", 7) == 0 &&
             host[7] == '/')
             found = xstrdup(host + 7);
-        yajl_tree_free(m);
+        json_free(m);
     }
     if (dir != NULL)
         closedir(dir);
@@ -209,7 +199,7 @@ int docker_discover(const docker_discover_input *in, char ***paths, size_t *n, c
     }
     const docker_person *who = in->person && in->person->known ? in->person : NULL;
     if (who != NULL) {
-        char *ctx = context_socket(who->home);
+        char *ctx = context_socket(who);
         if (ctx != NULL) {
             add(&l, ctx);
             free(ctx);

@@ -1,80 +1,46 @@
 /* Pure decoders for the Docker engine API: inspect, list, events and
  * /version replies, the event-stream line splitter and API version helpers.
  * No libuv, no logging, no globals: everything here is fuzzable. */
-#include "docker.h"
+#include "docker_json.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <yajl/yajl_tree.h>
-
-#include "fsutil.h"
+#include "json.h"
 #include "util.h"
 
 /* Replies larger than this are refused: a list or inspect reply of a sane
  * engine is a few KiB per container. */
 #define JSON_MAX (16u * 1024 * 1024)
-/* Docker's replies nest about 6 deep. yajl_tree_free() recurses, so a deeply
- * nested hostile document could overflow the stack: refuse it up front. */
-#define JSON_MAX_DEPTH 64
 #define LINE_MAX_ (1024u * 1024)
 
-/* Parses bounded input into a yajl tree, or NULL with a reason. */
+/* Parses bounded input into a tree (Docker's replies nest about 6 deep, well
+ * under JSON_MAX_DEPTH), or NULL with a reason. */
 static yajl_val parse(const char *json, size_t len, char *err, size_t errlen)
 {
     if (json == NULL || len == 0) {
         set_err(err, errlen, "empty reply");
         return NULL;
     }
-    if (len > JSON_MAX) {
-        set_err(err, errlen, "reply too large (%zu bytes)", len);
+    char why[160];
+    yajl_val v;
+    if (json_parse(json, len, JSON_MAX, JSON_MAX_DEPTH, &v, why, sizeof(why)) < 0) {
+        set_err(err, errlen, "invalid JSON: %s", why);
         return NULL;
-    }
-    if (memchr(json, '\0', len) != NULL) {
-        set_err(err, errlen, "NUL byte in JSON");
-        return NULL;
-    }
-    if (!json_depth_ok(json, len, JSON_MAX_DEPTH)) {
-        set_err(err, errlen, "JSON nested too deeply");
-        return NULL;
-    }
-    char *copy = xstrndup(json, len); /* yajl wants a terminated string */
-    char ebuf[128];
-    ebuf[0] = '\0';
-    yajl_val v = yajl_tree_parse(copy, ebuf, sizeof(ebuf));
-    free(copy);
-    if (v == NULL) {
-        /* yajl's message spans lines; keep the first. */
-        ebuf[strcspn(ebuf, "\r\n")] = '\0';
-        set_err(err, errlen, "invalid JSON: %s", ebuf[0] ? ebuf : "parse error");
     }
     return v;
 }
 
-static yajl_val obj_get(yajl_val obj, const char *key)
-{
-    if (!YAJL_IS_OBJECT(obj))
-        return NULL;
-    for (size_t i = 0; i < obj->u.object.len; i++)
-        if (strcmp(obj->u.object.keys[i], key) == 0)
-            return obj->u.object.values[i];
-    return NULL;
-}
-
-/* An optional string member: NULL when absent or null, -1 when of another type. */
+/* An optional string member: NULL when absent or null, -1 when of another
+ * type. Anything but an object (say a missing Config) has no members. */
 static int opt_str(yajl_val obj, const char *key, const char **out)
 {
-    yajl_val v = obj_get(obj, key);
     *out = NULL;
-    if (v == NULL || YAJL_IS_NULL(v))
+    if (!YAJL_IS_OBJECT(obj))
         return 0;
-    if (!YAJL_IS_STRING(v))
-        return -1;
-    *out = v->u.string;
-    return 0;
+    return json_opt_str(obj, key, out) < 0 ? -1 : 0;
 }
 
 static bool valid_id(const char *s)
@@ -152,7 +118,7 @@ static bool has_port(const container *c, uint16_t port, uint8_t proto)
 static int decode_ports(container *c, yajl_val config, yajl_val netset, char *err, size_t errlen)
 {
     size_t cap = 0;
-    yajl_val ports = obj_get(netset, "Ports");
+    yajl_val ports = json_member(netset, "Ports");
     if (ports != NULL && !YAJL_IS_NULL(ports)) {
         if (!YAJL_IS_OBJECT(ports)) {
             set_err(err, errlen, "NetworkSettings.Ports is not an object");
@@ -199,7 +165,7 @@ static int decode_ports(container *c, yajl_val config, yajl_val netset, char *er
             }
         }
     }
-    yajl_val exposed = obj_get(config, "ExposedPorts");
+    yajl_val exposed = json_member(config, "ExposedPorts");
     if (exposed != NULL && !YAJL_IS_NULL(exposed)) {
         if (!YAJL_IS_OBJECT(exposed)) {
             set_err(err, errlen, "Config.ExposedPorts is not an object");
@@ -258,7 +224,7 @@ static int add_alias_list(ctr_net *n, yajl_val arr)
 
 static int decode_nets(container *c, yajl_val netset, char *err, size_t errlen)
 {
-    yajl_val nets = obj_get(netset, "Networks");
+    yajl_val nets = json_member(netset, "Networks");
     if (nets == NULL || YAJL_IS_NULL(nets))
         return 0;
     if (!YAJL_IS_OBJECT(nets)) {
@@ -278,8 +244,8 @@ static int decode_nets(container *c, yajl_val netset, char *err, size_t errlen)
         n->name = xstrdup(name);
         uint32_t a;
         n->ip = xstrdup(ip != NULL && ip4_parse(ip, &a) == 0 ? ip : "");
-        if (add_alias_list(n, obj_get(v, "Aliases")) < 0 ||
-            add_alias_list(n, obj_get(v, "DNSNames")) < 0) {
+        if (add_alias_list(n, json_member(v, "Aliases")) < 0 ||
+            add_alias_list(n, json_member(v, "DNSNames")) < 0) {
             set_err(err, errlen, "bad aliases in network %.40s", name);
             return -EINVAL;
         }
@@ -289,7 +255,7 @@ static int decode_nets(container *c, yajl_val netset, char *err, size_t errlen)
 
 static int decode_labels(container *c, yajl_val config, char *err, size_t errlen)
 {
-    yajl_val labels = obj_get(config, "Labels");
+    yajl_val labels = json_member(config, "Labels");
     if (labels == NULL || YAJL_IS_NULL(labels))
         return 0;
     if (!YAJL_IS_OBJECT(labels)) {
@@ -317,9 +283,9 @@ static int decode_inspect_tree(yajl_val root, container *c, char *err, size_t er
         return -EINVAL;
     }
     const char *id, *name, *hostname = NULL, *image = NULL, *started, *finished;
-    yajl_val state = obj_get(root, "State");
-    yajl_val config = obj_get(root, "Config");
-    yajl_val netset = obj_get(root, "NetworkSettings");
+    yajl_val state = json_member(root, "State");
+    yajl_val config = json_member(root, "Config");
+    yajl_val netset = json_member(root, "NetworkSettings");
     if (opt_str(root, "Id", &id) < 0 || id == NULL || !valid_id(id)) {
         set_err(err, errlen, "missing or bad Id");
         return -EINVAL;
@@ -332,7 +298,7 @@ static int decode_inspect_tree(yajl_val root, container *c, char *err, size_t er
         set_err(err, errlen, "missing State");
         return -EINVAL;
     }
-    yajl_val running = obj_get(state, "Running"), paused = obj_get(state, "Paused");
+    yajl_val running = json_member(state, "Running"), paused = json_member(state, "Paused");
     if (!(YAJL_IS_TRUE(running) || YAJL_IS_FALSE(running)) ||
         (paused != NULL &&
          !(YAJL_IS_TRUE(paused) || YAJL_IS_FALSE(paused) || YAJL_IS_NULL(paused)))) {
@@ -379,7 +345,7 @@ int docker_decode_inspect(const char *json, size_t len, container **out, char *e
         return -EINVAL;
     container *c = container_new();
     int r = decode_inspect_tree(root, c, err, errlen);
-    yajl_tree_free(root);
+    json_free(root);
     if (r < 0) {
         container_free(c);
         return r;
@@ -398,7 +364,7 @@ int docker_decode_list(const char *json, size_t len, char ***ids, size_t *n, cha
         return -EINVAL;
     if (!YAJL_IS_ARRAY(root)) {
         set_err(err, errlen, "list reply is not an array");
-        yajl_tree_free(root);
+        json_free(root);
         return -EINVAL;
     }
     size_t cnt = root->u.array.len;
@@ -409,12 +375,12 @@ int docker_decode_list(const char *json, size_t len, char ***ids, size_t *n, cha
             opt_str(root->u.array.values[i], "Id", &id) < 0 || id == NULL || !valid_id(id)) {
             set_err(err, errlen, "list entry %zu has no valid Id", i);
             docker_free_ids(v, i);
-            yajl_tree_free(root);
+            json_free(root);
             return -EINVAL;
         }
         v[i] = xstrdup(id);
     }
-    yajl_tree_free(root);
+    json_free(root);
     *ids = v;
     *n = cnt;
     return 0;
@@ -440,7 +406,7 @@ int docker_decode_event(const char *json, size_t len, docker_event *ev)
     if (!YAJL_IS_OBJECT(root) || opt_str(root, "Type", &type) < 0 ||
         opt_str(root, "Action", &action) < 0)
         goto out;
-    yajl_val actor = obj_get(root, "Actor");
+    yajl_val actor = json_member(root, "Actor");
     if (actor != NULL && !YAJL_IS_NULL(actor) &&
         (!YAJL_IS_OBJECT(actor) || opt_str(actor, "ID", &id) < 0))
         goto out;
@@ -466,14 +432,14 @@ int docker_decode_event(const char *json, size_t len, docker_event *ev)
     ev->action[alen] = '\0';
     strlcpy_(ev->id, id, sizeof(ev->id));
     strlcpy_(ev->type, type ? type : "container", sizeof(ev->type));
-    yajl_val attrs = actor ? obj_get(actor, "Attributes") : NULL;
+    yajl_val attrs = actor ? json_member(actor, "Attributes") : NULL;
     const char *ctr = NULL;
     if (attrs != NULL && YAJL_IS_OBJECT(attrs) && opt_str(attrs, "container", &ctr) == 0 &&
         ctr != NULL && strlen(ctr) < sizeof(ev->container))
         strlcpy_(ev->container, ctr, sizeof(ev->container));
     r = 0;
 out:
-    yajl_tree_free(root);
+    json_free(root);
     if (r < 0)
         memset(ev, 0, sizeof(*ev));
     return r;
@@ -497,7 +463,7 @@ int docker_decode_version(const char *json, size_t len, char *api, size_t apilen
         strlcpy_(min, m ? m : "", minlen);
         r = 0;
     }
-    yajl_tree_free(root);
+    json_free(root);
     return r;
 }
 

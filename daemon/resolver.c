@@ -8,7 +8,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,9 @@
 
 /* Our files are a few hundred bytes; anything longer is not ours. */
 #define CONTENT_MAX 1024
+/* What is read of a file at our path, to tell ours (or ours with lines
+ * added, which uninstall still removes by its marker) from someone else's. */
+#define READ_MAX (64 * 1024)
 
 const char *resolver_kind_name(resolver_kind k)
 {
@@ -136,54 +138,26 @@ int resolver_content(const resolver_config *cfg, resolver_kind k, char *out, siz
     return 0;
 }
 
-/* Whether what read_small() returned is exactly want. memcmp, not strcmp:
- * a file with a NUL byte in it must not pass for a shorter one. */
-static bool same_content(const char *have, size_t len, bool whole, const char *want)
+/* Whether a file's bytes are exactly want. memcmp, not strcmp: a file with a
+ * NUL byte in it must not pass for a shorter one. */
+static bool same_content(const char *have, size_t len, const char *want)
 {
-    return whole && len == strlen(want) && memcmp(have, want, len) == 0;
+    return len == strlen(want) && memcmp(have, want, len) == 0;
 }
 
-/* Reads up to cap-1 bytes of path into buf (NUL-terminated). *len is the
- * byte count; *whole is false when the file is longer than that. */
-static int read_small(const char *path, char *buf, size_t cap, size_t *len, bool *whole,
-                      mode_t *mode)
+/* Reads the file at our entry's path into *have (caller frees). The daemon
+ * writes this file itself in a root-only directory, so it is opened without
+ * following a symlink; a symlink (-ELOOP) or a file far larger than any we
+ * write (-EFBIG) is simply not our file. */
+static int read_entry(const char *path, char **have, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-    }
-    size_t got = 0;
-    int rc = 0;
-    while (got < cap - 1) {
-        ssize_t n = read(fd, buf + got, cap - 1 - got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
-            break;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    if (rc < 0)
-        return rc;
-    buf[got] = '\0';
-    *len = got;
-    *whole = (off_t)got == st.st_size;
-    if (mode)
-        *mode = st.st_mode;
-    return 0;
+    return fs_read_small(path, READ_MAX, FS_NOFOLLOW, 0, have, len, NULL, 0);
+}
+
+/* Whether rc from read_entry means "a file is there, but not one of ours". */
+static bool foreign(int rc)
+{
+    return rc == -ELOOP || rc == -EFBIG;
 }
 
 /* Splits path into its directory (in dir) and returns the base name. */
@@ -214,17 +188,19 @@ int resolver_install(const resolver_config *cfg, resolver_kind k, bool *changed)
     if (changed == NULL)
         changed = &dummy;
     *changed = false;
-    char path[PATH_MAX], want[CONTENT_MAX], have[CONTENT_MAX];
+    char path[PATH_MAX], want[CONTENT_MAX];
     int rc = target(cfg, k, path, want);
     if (rc < 0)
         return rc;
 
+    char *have = NULL;
     size_t len;
-    bool whole;
-    mode_t mode;
-    rc = read_small(path, have, sizeof(have), &len, &whole, &mode);
-    if (rc == 0 && same_content(have, len, whole, want)) {
-        if ((mode & 07777) == 0644)
+    rc = read_entry(path, &have, &len);
+    bool same = rc == 0 && same_content(have, len, want);
+    free(have);
+    struct stat st;
+    if (same && lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+        if ((st.st_mode & 07777) == 0644)
             return 0;
         /* Right content, wrong mode: fix the mode only. */
         if (chmod(path, 0644) < 0)
@@ -232,7 +208,9 @@ int resolver_install(const resolver_config *cfg, resolver_kind k, bool *changed)
         *changed = true;
         return 0;
     }
-    if (rc < 0 && rc != -ENOENT)
+    /* Anything else that is not an error is replaced by the atomic rename
+     * below, a symlink included (the link itself, not what it points to). */
+    if (rc < 0 && rc != -ENOENT && !foreign(rc))
         return rc;
 
     char dir[PATH_MAX];
@@ -253,20 +231,23 @@ int resolver_uninstall(const resolver_config *cfg, resolver_kind k, bool *change
     if (changed == NULL)
         changed = &dummy;
     *changed = false;
-    char path[PATH_MAX], want[CONTENT_MAX], have[CONTENT_MAX];
+    char path[PATH_MAX], want[CONTENT_MAX];
     int rc = target(cfg, k, path, want);
     if (rc < 0)
         return rc;
 
+    char *have = NULL;
     size_t len;
-    bool whole;
-    rc = read_small(path, have, sizeof(have), &len, &whole, NULL);
+    rc = read_entry(path, &have, &len);
     if (rc == -ENOENT)
         return 0;
+    if (foreign(rc))
+        return -EPERM;
     if (rc < 0)
         return rc;
     bool ours = strncmp(have, RESOLVER_MARKER, strlen(RESOLVER_MARKER)) == 0 ||
-                same_content(have, len, whole, want);
+                same_content(have, len, want);
+    free(have);
     if (!ours)
         return -EPERM;
     if (unlink(path) < 0)
@@ -279,18 +260,24 @@ int resolver_check(const resolver_config *cfg, resolver_kind k, bool *installed,
 {
     *installed = false;
     *correct = false;
-    char path[PATH_MAX], want[CONTENT_MAX], have[CONTENT_MAX];
+    char path[PATH_MAX], want[CONTENT_MAX];
     int rc = target(cfg, k, path, want);
     if (rc < 0)
         return rc;
+    char *have = NULL;
     size_t len;
-    bool whole;
-    rc = read_small(path, have, sizeof(have), &len, &whole, NULL);
+    rc = read_entry(path, &have, &len);
     if (rc == -ENOENT)
         return 0;
+    if (foreign(rc)) {
+        /* Something is there, and it is not exactly ours. */
+        *installed = true;
+        return 0;
+    }
     if (rc < 0)
         return rc;
     *installed = true;
-    *correct = same_content(have, len, whole, want);
+    *correct = same_content(have, len, want);
+    free(have);
     return 0;
 }

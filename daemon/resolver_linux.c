@@ -11,6 +11,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fsutil.h"
+
+/* NetworkManager keyfiles are a few KiB. */
+#define NM_CONF_MAX (1024 * 1024)
+
 static bool is_dir(const char *path)
 {
     struct stat st;
@@ -29,15 +34,19 @@ static char *trim(char *s)
 
 /* Reads a NetworkManager keyfile and updates *dns with the value of "dns" in
  * [main], if the file sets it (a later file overrides an earlier one, as in
- * NetworkManager itself). Unreadable files are skipped. */
+ * NetworkManager itself). Unreadable files are skipped. Symlinks are
+ * followed (configuration managers link these files); a FIFO or an endless
+ * file cannot stall the daemon's start. */
 static void nm_scan(const char *path, char *dns, size_t cap)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
+    char *text;
+    size_t len;
+    if (fs_read_small(path, NM_CONF_MAX, 0, 0, &text, &len, NULL, 0) < 0)
         return;
-    char line[512];
     bool in_main = false;
-    while (fgets(line, sizeof(line), f) != NULL) {
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
         char *s = trim(line);
         if (*s == '#' || *s == ';' || *s == '\0')
             continue;
@@ -57,7 +66,7 @@ static void nm_scan(const char *path, char *dns, size_t cap)
             snprintf(dns, cap, "%s", trim(eq + 1));
         }
     }
-    fclose(f);
+    free(text);
 }
 
 static int conf_filter(const struct dirent *d)

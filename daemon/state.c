@@ -5,6 +5,7 @@
 #include "state.h"
 
 #include "fsutil.h"
+#include "json.h"
 #include "util.h"
 
 #include <errno.h>
@@ -16,9 +17,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <yajl/yajl_gen.h>
-#include <yajl/yajl_tree.h>
 
 /* Far more than any real state file (a lease is under 100 bytes); the cap
  * keeps a damaged or hostile file from costing unbounded memory. */
@@ -40,83 +38,61 @@ void state_data_free(state_data *s)
 
 /* ---- encoding ---- */
 
-static bool gen_str(yajl_gen g, const char *s)
-{
-    return yajl_gen_string(g, (const unsigned char *)s, strlen(s)) == yajl_gen_status_ok;
-}
-
-static bool gen_ip(yajl_gen g, uint32_t addr)
+static int gen_ip(yajl_gen g, uint32_t addr)
 {
     char b[16];
-    return gen_str(g, ip4_format(addr, b));
+    return json_gen_str(g, ip4_format(addr, b));
 }
 
-static bool encode(yajl_gen g, const state_data *s)
+static int gen_status(yajl_gen_status st)
 {
-    bool ok = yajl_gen_map_open(g) == yajl_gen_status_ok;
-    ok = ok && gen_str(g, "version");
-    ok = ok && yajl_gen_integer(g, STATE_VERSION) == yajl_gen_status_ok;
-    ok = ok && gen_str(g, "leases");
-    ok = ok && yajl_gen_array_open(g) == yajl_gen_status_ok;
-    for (size_t i = 0; ok && i < s->nleases; i++) {
+    return st == yajl_gen_status_ok ? 0 : -EINVAL;
+}
+
+static int encode(yajl_gen g, const state_data *s)
+{
+    int rc = gen_status(yajl_gen_map_open(g));
+    rc |= json_kv_int(g, "version", STATE_VERSION);
+    rc |= json_gen_str(g, "leases");
+    rc |= gen_status(yajl_gen_array_open(g));
+    for (size_t i = 0; rc == 0 && i < s->nleases; i++) {
         const state_lease *l = &s->leases[i];
         if (l->key == NULL)
-            return false;
-        ok = ok && yajl_gen_map_open(g) == yajl_gen_status_ok;
-        ok = ok && gen_str(g, "key") && gen_str(g, l->key);
-        ok = ok && gen_str(g, "ip") && gen_ip(g, l->addr);
-        ok = ok && gen_str(g, "stopped_at");
-        ok = ok && yajl_gen_integer(g, (long long)l->stopped_at) == yajl_gen_status_ok;
-        ok = ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
+            return -EINVAL;
+        rc |= gen_status(yajl_gen_map_open(g));
+        rc |= json_kv_str(g, "key", l->key);
+        rc |= json_gen_str(g, "ip");
+        rc |= gen_ip(g, l->addr);
+        rc |= json_kv_int(g, "stopped_at", (long long)l->stopped_at);
+        rc |= gen_status(yajl_gen_map_close(g));
     }
-    ok = ok && yajl_gen_array_close(g) == yajl_gen_status_ok;
-    ok = ok && gen_str(g, "aliases");
-    ok = ok && yajl_gen_array_open(g) == yajl_gen_status_ok;
-    for (size_t i = 0; ok && i < s->naliases; i++)
-        ok = gen_ip(g, s->aliases[i]);
-    ok = ok && yajl_gen_array_close(g) == yajl_gen_status_ok;
-    ok = ok && gen_str(g, "resolver_uninstalled");
-    ok = ok && yajl_gen_bool(g, s->resolver_uninstalled) == yajl_gen_status_ok;
-    ok = ok && yajl_gen_map_close(g) == yajl_gen_status_ok;
-    return ok;
+    rc |= gen_status(yajl_gen_array_close(g));
+    rc |= json_gen_str(g, "aliases");
+    rc |= gen_status(yajl_gen_array_open(g));
+    for (size_t i = 0; rc == 0 && i < s->naliases; i++)
+        rc |= gen_ip(g, s->aliases[i]);
+    rc |= gen_status(yajl_gen_array_close(g));
+    rc |= json_kv_bool(g, "resolver_uninstalled", s->resolver_uninstalled);
+    rc |= gen_status(yajl_gen_map_close(g));
+    return rc ? -EINVAL : 0;
 }
 
 int state_encode(const state_data *s, char **out, size_t *len)
 {
-    yajl_gen g = yajl_gen_alloc(NULL);
+    /* Keys come from container names; the generator validates UTF-8, so we
+     * refuse to write a file we could not read back rather than emit
+     * invalid UTF-8. */
+    yajl_gen g = json_gen_new(false);
     if (g == NULL)
         return -ENOMEM;
-    /* Keys come from container names; refuse to write a file we could not
-     * read back rather than emit invalid UTF-8. */
-    yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-    int rc = -EINVAL;
-    if (encode(g, s)) {
-        const unsigned char *b;
-        size_t n;
-        if (yajl_gen_get_buf(g, &b, &n) == yajl_gen_status_ok) {
-            char *copy = xmalloc(n + 2);
-            memcpy(copy, b, n);
-            copy[n++] = '\n';
-            copy[n] = '\0';
-            *out = copy;
-            *len = n;
-            rc = 0;
-        }
-    }
+    int rc = encode(g, s);
+    if (rc == 0)
+        rc = json_gen_take(g, true, out, len);
     yajl_gen_free(g);
     return rc;
 }
 
 /* ---- decoding ---- */
-
-/* The first member named key, or NULL. */
-static yajl_val obj_get(yajl_val obj, const char *key)
-{
-    for (size_t i = 0; i < obj->u.object.len; i++)
-        if (strcmp(obj->u.object.keys[i], key) == 0)
-            return obj->u.object.values[i];
-    return NULL;
-}
 
 static bool parse_loopback(const char *s, uint32_t *out)
 {
@@ -133,17 +109,17 @@ static int decode_lease(yajl_val v, size_t i, state_lease *l, char *err, size_t 
         set_err(err, errlen, "leases[%zu] is not an object", i);
         return -EINVAL;
     }
-    yajl_val key = obj_get(v, "key");
+    yajl_val key = json_member(v, "key");
     if (!YAJL_IS_STRING(key) || key->u.string[0] == '\0') {
         set_err(err, errlen, "leases[%zu].key is missing or not a non-empty string", i);
         return -EINVAL;
     }
-    yajl_val ip = obj_get(v, "ip");
+    yajl_val ip = json_member(v, "ip");
     if (!YAJL_IS_STRING(ip) || !parse_loopback(ip->u.string, &l->addr)) {
         set_err(err, errlen, "leases[%zu].ip is missing or not a 127.x.y.z address", i);
         return -EINVAL;
     }
-    yajl_val st = obj_get(v, "stopped_at");
+    yajl_val st = json_member(v, "stopped_at");
     l->stopped_at = 0;
     if (st != NULL) {
         if (!YAJL_IS_INTEGER(st) || YAJL_GET_INTEGER(st) < 0) {
@@ -162,7 +138,7 @@ static int decode_tree(yajl_val root, state_data *out, char *err, size_t errlen)
         set_err(err, errlen, "top level is not an object");
         return -EINVAL;
     }
-    yajl_val ver = obj_get(root, "version");
+    yajl_val ver = json_member(root, "version");
     if (!YAJL_IS_INTEGER(ver)) {
         set_err(err, errlen, "version is missing or not an integer");
         return -EINVAL;
@@ -174,7 +150,7 @@ static int decode_tree(yajl_val root, state_data *out, char *err, size_t errlen)
     }
 
     /* Missing sections mean empty: an older writer may not have had them. */
-    yajl_val leases = obj_get(root, "leases");
+    yajl_val leases = json_member(root, "leases");
     if (leases != NULL && !YAJL_IS_NULL(leases)) {
         if (!YAJL_IS_ARRAY(leases)) {
             set_err(err, errlen, "leases is not an array");
@@ -190,7 +166,7 @@ static int decode_tree(yajl_val root, state_data *out, char *err, size_t errlen)
         }
     }
 
-    yajl_val aliases = obj_get(root, "aliases");
+    yajl_val aliases = json_member(root, "aliases");
     if (aliases != NULL && !YAJL_IS_NULL(aliases)) {
         if (!YAJL_IS_ARRAY(aliases)) {
             set_err(err, errlen, "aliases is not an array");
@@ -210,7 +186,7 @@ static int decode_tree(yajl_val root, state_data *out, char *err, size_t errlen)
         }
     }
 
-    yajl_val ru = obj_get(root, "resolver_uninstalled");
+    yajl_val ru = json_member(root, "resolver_uninstalled");
     if (ru != NULL) {
         if (!YAJL_IS_TRUE(ru) && !YAJL_IS_FALSE(ru)) {
             set_err(err, errlen, "resolver_uninstalled is not a boolean");
@@ -221,10 +197,8 @@ static int decode_tree(yajl_val root, state_data *out, char *err, size_t errlen)
     return 0;
 }
 
-/* yajl_tree_free recurses once per nesting level, so a few MiB of "[[[["
- * would overflow the stack. Our format nests three deep; anything beyond
- * STATE_MAX_DEPTH (room for future extensions) is refused before parsing.
- * Brackets inside strings do not count. */
+/* Our format nests three deep; the limit leaves room for future extensions
+ * and keeps a hostile file from building a deep tree. */
 #define STATE_MAX_DEPTH 32
 
 int state_decode(const char *json, size_t len, state_data *out, char *err, size_t errlen)
@@ -232,36 +206,14 @@ int state_decode(const char *json, size_t len, state_data *out, char *err, size_
     memset(out, 0, sizeof(*out));
     if (err && errlen)
         err[0] = '\0';
-    if (len > STATE_MAX_SIZE) {
-        set_err(err, errlen, "too large (%zu bytes, limit %u)", len, STATE_MAX_SIZE);
-        return -EINVAL;
-    }
-    /* yajl_tree_parse wants a C string; an embedded NUL would silently cut
-     * the document short, so it is an error. */
-    if (memchr(json, '\0', len) != NULL) {
-        set_err(err, errlen, "contains a NUL byte");
-        return -EINVAL;
-    }
-    if (!json_depth_ok(json, len, STATE_MAX_DEPTH)) {
-        set_err(err, errlen, "nested deeper than %d levels", STATE_MAX_DEPTH);
-        return -EINVAL;
-    }
-    char *copy = xstrndup(json, len);
-    char yerr[256];
-    yerr[0] = '\0';
-    yajl_val root = yajl_tree_parse(copy, yerr, sizeof(yerr));
-    free(copy);
-    if (root == NULL) {
-        /* yajl appends the offending text and an arrow on further lines;
-         * the first line says what was wrong. */
-        yerr[strcspn(yerr, "\n")] = '\0';
-        for (size_t n = strlen(yerr); n > 0 && (yerr[n - 1] == ' ' || yerr[n - 1] == '.'); n--)
-            yerr[n - 1] = '\0';
-        set_err(err, errlen, "bad JSON: %s", yerr[0] ? yerr : "parse error");
+    char why[200];
+    yajl_val root;
+    if (json_parse(json, len, STATE_MAX_SIZE, STATE_MAX_DEPTH, &root, why, sizeof(why)) < 0) {
+        set_err(err, errlen, "bad JSON: %s", why);
         return -EINVAL;
     }
     int rc = decode_tree(root, out, err, errlen);
-    yajl_tree_free(root);
+    json_free(root);
     if (rc != 0)
         state_data_free(out);
     return rc;
@@ -275,69 +227,6 @@ static char *path_join(const char *dir, const char *name)
     char *p = xmalloc(n);
     snprintf(p, n, "%s/%s", dir, name);
     return p;
-}
-
-/* Reads a regular file of at most STATE_MAX_SIZE bytes. Returns 0 or a
- * negative errno; -EFBIG when it is too large. */
-static int read_file(const char *path, char **data, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        return -EISDIR;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return -EINVAL;
-    }
-    if (st.st_size > (off_t)STATE_MAX_SIZE) {
-        close(fd);
-        return -EFBIG;
-    }
-    /* Read up to one byte past the cap, so a file that grew after fstat is
-     * still caught. */
-    size_t cap = (size_t)st.st_size + 1, n = 0;
-    char *b = xmalloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            if (cap > STATE_MAX_SIZE) {
-                free(b);
-                close(fd);
-                return -EFBIG;
-            }
-            cap = cap * 2 > STATE_MAX_SIZE + 1 ? STATE_MAX_SIZE + 1 : cap * 2;
-            b = xrealloc(b, cap + 1);
-        }
-        ssize_t r = read(fd, b + n, cap - n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = -errno;
-            free(b);
-            close(fd);
-            return e;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (n > STATE_MAX_SIZE) {
-        free(b);
-        return -EFBIG;
-    }
-    b[n] = '\0';
-    *data = b;
-    *len = n;
-    return 0;
 }
 
 /* Renames a bad state file aside under a name no earlier bad file took, so
@@ -376,8 +265,9 @@ int state_load(const char *dir, state_data *out, char *err, size_t errlen)
     char *path = path_join(dir, STATE_FILE);
     char *data = NULL;
     size_t len = 0;
-    char why[256];
-    int rc = read_file(path, &data, &len);
+    char why[256], rwhy[128];
+    /* The daemon writes this file itself, so a symlink there is not ours. */
+    int rc = fs_read_small(path, STATE_MAX_SIZE, FS_NOFOLLOW, 0, &data, &len, rwhy, sizeof(rwhy));
     if (rc == -ENOENT) {
         free(path);
         return -ENOENT;
@@ -385,7 +275,7 @@ int state_load(const char *dir, state_data *out, char *err, size_t errlen)
     if (rc == -EFBIG)
         snprintf(why, sizeof(why), "larger than %u bytes", STATE_MAX_SIZE);
     else if (rc != 0)
-        snprintf(why, sizeof(why), "unreadable: %s", strerror(-rc));
+        snprintf(why, sizeof(why), "unreadable: %s", rwhy);
     else
         rc = state_decode(data, len, out, why, sizeof(why));
     free(data);

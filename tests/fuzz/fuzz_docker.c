@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "docker.h"
+#include "docker_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -289,6 +289,76 @@ static void test_error_mapping(void)
     CHECK_STR(m, "/s did not answer like a loophole daemon");
 }
 
+/* A daemon of another version, or anything else listening on the socket,
+ * may answer with anything. Every client parse (ls, status, doctor, the
+ * resolver commands, error bodies, --json) goes through cli_parse_json or
+ * json_pretty, so these must all fail cleanly rather than crash. */
+static void test_hostile_answers(void)
+{
+    size_t n = 400000, len = 2 * n + 10;
+    char *deep = xmalloc(len + 1);
+    memcpy(deep, "/*\"*/", 5);
+    memset(deep + 5, '[', n);
+    memset(deep + 5 + n, ']', n);
+    memcpy(deep + 5 + 2 * n, "/*\"*/", 6);
+    /* A 400,000-deep object, for the status and error paths. */
+    char *deepobj = xmalloc(6 * n + 1);
+    for (size_t i = 0; i < n; i++)
+        memcpy(deepobj + 5 * i, "{\"a\":", 5);
+    memset(deepobj + 5 * n, '}', n);
+    deepobj[6 * n] = '\0';
+    /* Larger than any answer the client accepts. */
+    size_t hl = HTTPC_MAX_BODY + 2;
+    char *huge = xmalloc(hl + 1);
+    huge[0] = '[';
+    memset(huge + 1, ' ', hl - 2);
+    huge[hl - 1] = ']';
+    huge[hl] = '\0';
+    static const char nul[] = "[{\"name\":\"a\"}]\0[";
+    static const char commented[] = "/**/[]";
+    struct {
+        const char *s;
+        size_t len;
+    } bad[] = {
+        {deep, len},  {deep + 5, len - 10},   {deepobj, 6 * n},
+        {huge, hl},   {nul, sizeof(nul) - 1}, {commented, sizeof(commented) - 1},
+        {"[1]//", 5},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        ls_list l = {0};
+        char err[256] = "";
+        CHECK_INT(ls_parse(bad[i].s, bad[i].len, &l, err, sizeof(err)), -EINVAL);
+        CHECK(l.v == NULL && l.n == 0);
+        CHECK(strstr(err, "not a JSON array") != NULL);
+        buf out = {0};
+        CHECK_INT(status_format(bad[i].s, bad[i].len, false, &out), -EINVAL);
+        CHECK_INT(out_json_pretty(bad[i].s, bad[i].len, &out), -EINVAL);
+        CHECK(out.len == 0);
+        buf_free(&out);
+        yajl_val v = (yajl_val)1;
+        CHECK(cli_parse_json(bad[i].s, bad[i].len, &v, err, sizeof(err)) < 0);
+        CHECK(v == NULL);
+    }
+    /* An error body that cannot be parsed gives the plain message. */
+    char m[512];
+    cli_error_message(404, deepobj, "ls", m, sizeof(m));
+    CHECK_STR(m, "not found");
+    cli_error_message(500, deep, "status", m, sizeof(m));
+    CHECK_STR(m, "the daemon failed: internal error");
+    /* Just under the depth limit is still an answer. */
+    char ok[2 * JSON_MAX_DEPTH + 1];
+    memset(ok, '[', JSON_MAX_DEPTH);
+    memset(ok + JSON_MAX_DEPTH, ']', JSON_MAX_DEPTH);
+    ok[2 * JSON_MAX_DEPTH] = '\0';
+    ls_list l;
+    char err[256];
+    CHECK_INT(ls_parse(ok, strlen(ok), &l, err, sizeof(err)), 0);
+    ls_list_free(&l);
+    free(deep);
+    free(deepobj);
+    free(huge);
+}
+
 static void test_color_policy(void)
 {
     /* A pipe is never a terminal; NO_COLOR wins even on one. */
@@ -312,6 +382,7 @@ int main(void)
     RUN(test_duration);
     RUN(test_status_format);
     RUN(test_error_mapping);
+    RUN(test_hostile_answers);
     RUN(test_color_policy);
     TEST_END();
 }

@@ -2,7 +2,9 @@
  * naming the flag or key for every bad value. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -126,6 +128,64 @@ static void test_errors(void)
     config_free(&c);
 }
 
+static void test_hostile_files(void)
+{
+    config c;
+    memset(&c, 0, sizeof(c));
+    char err[512] = "";
+    char *argv[] = {"loopholed", "--config", tmpcfg};
+    /* The comment-wrapped, 400,000-deep document that crashed yajl's tree
+     * free: refused with a reason, as text and as the file. */
+    size_t n = 400000;
+    char *deep = xmalloc(2 * n + 11);
+    memcpy(deep, "/*\"*/", 5);
+    memset(deep + 5, '[', n);
+    memset(deep + 5 + n, ']', n);
+    memcpy(deep + 5 + 2 * n, "/*\"*/", 6);
+    int rc = config_apply_json(&c, deep, strlen(deep), "config x", err, sizeof(err));
+    expect_err("not valid JSON", rc, err);
+    write_cfg(deep);
+    rc = config_load(&c, 3, argv, err, sizeof(err));
+    expect_err("not valid JSON", rc, err);
+    config_free(&c);
+    /* Without the comments: refused for its depth. */
+    deep[5 + 2 * n] = '\0';
+    write_cfg(deep + 5);
+    rc = config_load(&c, 3, argv, err, sizeof(err));
+    expect_err("nested deeper", rc, err);
+    config_free(&c);
+    free(deep);
+    /* Comments around a good file: not JSON, and the parser says so (yajl's
+     * tree parser used to accept them). */
+    write_cfg("/* mine */ {\"domain\": \"dev.test\"}");
+    rc = config_load(&c, 3, argv, err, sizeof(err));
+    expect_err("comments", rc, err);
+    config_free(&c);
+    /* Larger than 1 MiB. */
+    char *big = xmalloc((1u << 20) + 2);
+    memset(big, ' ', (1u << 20) + 1);
+    big[(1u << 20) + 1] = '\0';
+    write_cfg(big);
+    free(big);
+    rc = config_load(&c, 3, argv, err, sizeof(err));
+    expect_err("larger than 1 MiB", rc, err);
+    config_free(&c);
+    /* A FIFO as the config file fails the start at once with a reason; it
+     * used to block in fopen() until a writer came. */
+    char fifo[] = "/tmp/loophole-test-fifo-XXXXXX";
+    int fd = mkstemp(fifo);
+    REQUIRE(fd >= 0);
+    close(fd);
+    unlink(fifo);
+    REQUIRE(mkfifo(fifo, 0644) == 0);
+    char *fargv[] = {"loopholed", "--config", fifo};
+    rc = config_load(&c, 3, fargv, err, sizeof(err));
+    expect_err("--config", rc, err);
+    expect_err("FIFO", rc, err);
+    config_free(&c);
+    unlink(fifo);
+}
+
 int main(void)
 {
     int fd = mkstemp(tmpcfg);
@@ -135,6 +195,7 @@ int main(void)
     RUN(test_defaults);
     RUN(test_file_and_flags);
     RUN(test_errors);
+    RUN(test_hostile_files);
     unlink(tmpcfg);
     TEST_END();
 }

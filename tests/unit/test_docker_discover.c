@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "docker.h"
+#include "docker_discover.h"
+#include "docker_json.h" /* docker_free_ids */
 #include "test.h"
 
 static char tmp[256];
@@ -178,6 +180,8 @@ static void test_colima_home(void)
 static void test_context(void)
 {
     docker_person p = person();
+    /* The files below are ours; the person must own them (or root must). */
+    p.uid = (unsigned)getuid();
     char path[1024], text[1024];
     snprintf(path, sizeof(path), "%s/.docker/config.json", p.home);
     write_file(path, "{\"auths\":{},\"currentContext\":\"colima-work\"}");
@@ -221,6 +225,143 @@ static void test_context(void)
     CHECK_INT(discover(&in, &v, &n, err), 0);
     CHECK_INT(n, 9);
     docker_free_ids(v, n);
+}
+
+/* A uid that owns nothing here. */
+#define OTHER_UID 4242
+
+/* A person whose ~/.docker/config.json names context "ctx", whose meta.json
+ * (in contexts/meta/good) points at <tmp>/ctx/docker.sock. */
+static docker_person context_home(const char *sub)
+{
+    docker_person p = person();
+    p.uid = (unsigned)getuid();
+    snprintf(p.home, sizeof(p.home), "%s/%s", tmp, sub);
+    char path[1024], text[1024];
+    snprintf(path, sizeof(path), "%s/.docker/contexts/meta/good/meta.json", p.home);
+    snprintf(
+        text, sizeof(text),
+        "{\"Name\":\"ctx\",\"Endpoints\":{\"docker\":{\"Host\":\"unix://%s/ctx/docker.sock\"}}}",
+        tmp);
+    write_file(path, text);
+    return p;
+}
+
+static void config_json_path(const docker_person *p, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/.docker/config.json", p->home);
+}
+
+/* Discovery with p: whether the context socket was found, and that the
+ * usual defaults are still there after it. */
+static bool found_context(const docker_person *p)
+{
+    docker_discover_input in = {NULL, NULL, p, NULL, tmp};
+    char **v, err[256];
+    size_t n;
+    if (discover(&in, &v, &n, err) != 0)
+        return false;
+    bool found = index_of(v, n, "/ctx/docker.sock") == 0;
+    CHECK(index_of(v, n, "/var/run/docker.sock") == (found ? 1u : 0u));
+    CHECK_INT(n, found ? 10 : 9);
+    docker_free_ids(v, n);
+    return found;
+}
+
+static const char good_config[] = "{\"currentContext\":\"ctx\"}";
+
+/* "/\*"*\/[[[...]]]/\*"*\/", 400,000 deep: the comments hid the brackets
+ * from the old depth scan, and discovery had no depth guard at all. */
+static void write_hostile(const char *path)
+{
+    size_t n = 400000;
+    char *s = malloc(2 * n + 11);
+    memcpy(s, "/*\"*/", 5);
+    memset(s + 5, '[', n);
+    memset(s + 5 + n, ']', n);
+    memcpy(s + 5 + 2 * n, "/*\"*/", 6);
+    write_file(path, s);
+    free(s);
+}
+
+static void test_context_hostile_files(void)
+{
+    docker_person p = context_home("hostile");
+    char path[1024];
+    config_json_path(&p, path, sizeof(path));
+    write_file(path, good_config);
+    CHECK(found_context(&p));
+
+    /* The comment-wrapped deep document as config.json, then as a meta.json:
+     * refused, and the defaults (or the good context) still come. */
+    write_hostile(path);
+    CHECK(!found_context(&p));
+    write_file(path, good_config);
+    char meta[1024];
+    snprintf(meta, sizeof(meta), "%s/.docker/contexts/meta/deep/meta.json", p.home);
+    write_hostile(meta);
+    CHECK(found_context(&p));
+
+    /* A FIFO as config.json used to block the daemon in fopen() forever (no
+     * writer ever comes); now it is refused at once. As a meta.json, the
+     * other contexts are still looked at. */
+    unlink(path);
+    REQUIRE(mkfifo(path, 0644) == 0);
+    time_t t0 = time(NULL);
+    CHECK(!found_context(&p));
+    unlink(path);
+    write_file(path, good_config);
+    snprintf(meta, sizeof(meta), "%s/.docker/contexts/meta/fifo", p.home);
+    mkdirs(meta);
+    snprintf(meta, sizeof(meta), "%s/.docker/contexts/meta/fifo/meta.json", p.home);
+    REQUIRE(mkfifo(meta, 0644) == 0);
+    CHECK(found_context(&p));
+    CHECK(time(NULL) - t0 < 3);
+}
+
+static void test_context_symlinks(void)
+{
+    docker_person p = context_home("links");
+    char path[1024], real[1024];
+    config_json_path(&p, path, sizeof(path));
+    /* Dotfile managers make config.json a symlink: still read. */
+    snprintf(real, sizeof(real), "%s/dotfiles/docker-config.json", p.home);
+    write_file(real, good_config);
+    REQUIRE(symlink(real, path) == 0);
+    CHECK(found_context(&p));
+
+    if (getuid() != 0) {
+        fprintf(stderr, "  (not root: owner checks skipped)\n");
+        return;
+    }
+    /* As root (the daemon), a symlink to a file the person does not own is
+     * refused: it could be anyone's, read with root's rights. */
+    char theirs[1024];
+    snprintf(theirs, sizeof(theirs), "%s/not-theirs.json", tmp);
+    write_file(theirs, good_config);
+    REQUIRE(chown(theirs, OTHER_UID, OTHER_UID) == 0);
+    unlink(path);
+    REQUIRE(symlink(theirs, path) == 0);
+    CHECK(!found_context(&p)); /* p.uid is 0 here: root's and OTHER_UID's differ */
+    docker_person q = p;
+    q.uid = OTHER_UID + 1;
+    CHECK(!found_context(&q));
+    /* Root-owned files pass for anyone (root owns the whole machine anyway),
+     * and a person's own file passes for them, through the symlink. */
+    REQUIRE(chown(real, OTHER_UID + 1, OTHER_UID + 1) == 0);
+    unlink(path);
+    REQUIRE(symlink(real, path) == 0);
+    char meta[1024];
+    snprintf(meta, sizeof(meta), "%s/.docker/contexts/meta/good/meta.json", q.home);
+    REQUIRE(chown(meta, OTHER_UID + 1, OTHER_UID + 1) == 0);
+    CHECK(found_context(&q));
+    docker_person r = q;
+    r.uid = OTHER_UID;
+    CHECK(!found_context(&r)); /* the same files are not OTHER_UID's */
+    /* A meta.json of someone else is refused the same way. */
+    REQUIRE(chown(real, 0, 0) == 0);
+    REQUIRE(chown(meta, OTHER_UID, OTHER_UID) == 0);
+    CHECK(!found_context(&q));
 }
 
 static void test_find_person(void)
@@ -270,6 +411,8 @@ int main(void)
     RUN(test_no_person);
     RUN(test_colima_home);
     RUN(test_context);
+    RUN(test_context_hostile_files);
+    RUN(test_context_symlinks);
     RUN(test_find_person);
     rm_rf(tmp);
     TEST_END();

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "docker.h"
+#include "docker_json.h"
 #include "test.h"
 
 #define WEB_ID "d5a16442f260a51a8c826b9f7fed2da7774f328f46c1976374235844f8d5d3fd"
@@ -209,7 +209,7 @@ static void test_inspect_malformed(void)
              state);
     CHECK_INT(decode_str(j, err, sizeof(err)), -EINVAL);
     CHECK(strstr(err, "aliases") != NULL);
-    /* Deep nesting is refused before yajl sees it. */
+    /* Deep nesting is refused while parsing, before a deep tree exists. */
     char *deep = malloc(200001);
     memset(deep, '[', 200000);
     deep[200000] = '\0';
@@ -229,6 +229,80 @@ static void test_inspect_malformed(void)
     /* Only the whole document and the one without its final newline parse. */
     CHECK(ok >= 1 && ok <= 2);
     free(web);
+}
+
+/* "/\*"*\/" + n "[" + n "]" + "/\*"*\/". The comments hid the brackets
+ * from the old pre-parse depth scan (it took the '"' inside them for the
+ * start of a string), yajl's tree parser accepted comments, and at 400,000
+ * levels yajl_tree_free() overflowed the stack. Caller frees. */
+static char *hostile_deep(size_t n, size_t *len)
+{
+    static const char wrap[] = "/*\"*/";
+    size_t w = sizeof(wrap) - 1;
+    char *s = malloc(2 * w + 2 * n + 1);
+    memcpy(s, wrap, w);
+    memset(s + w, '[', n);
+    memset(s + w + n, ']', n);
+    memcpy(s + w + 2 * n, wrap, w);
+    *len = 2 * w + 2 * n;
+    s[*len] = '\0';
+    return s;
+}
+
+/* What docker.c does with each line of the event stream. */
+static void decode_line(void *ud, const char *line, size_t len)
+{
+    int *results = ud;
+    docker_event ev;
+    results[docker_decode_event(line, len, &ev) == 0 ? 0 : 1]++;
+}
+
+static void test_hostile_deep(void)
+{
+    size_t len;
+    char *deep = hostile_deep(400000, &len);
+    REQUIRE(deep != NULL);
+    /* As one line of the event stream: through the splitter, as docker.c
+     * feeds it, and straight into the decoder. */
+    static const char good[] = "{\"Type\":\"container\",\"Action\":\"die\",\"id\":\"abc\"}\n";
+    int results[2] = {0, 0};
+    docker_splitter sp = {0};
+    CHECK_INT(docker_splitter_feed(&sp, deep, len, decode_line, results), 0);
+    CHECK_INT(docker_splitter_feed(&sp, "\n", 1, decode_line, results), 0);
+    CHECK_INT(docker_splitter_feed(&sp, good, sizeof(good) - 1, decode_line, results), 0);
+    docker_splitter_free(&sp);
+    CHECK_INT(results[1], 1); /* the hostile line is dropped */
+    CHECK_INT(results[0], 1); /* and the stream goes on */
+    docker_event ev;
+    CHECK_INT(docker_decode_event(deep, len, &ev), -EINVAL);
+    CHECK_STR(ev.id, "");
+    /* Without the comments it is still refused, for its depth. */
+    CHECK_INT(docker_decode_event(deep + 5, len - 10, &ev), -EINVAL);
+    /* As an inspect, list and /version reply. */
+    container *c = (container *)1;
+    char err[256] = "";
+    CHECK_INT(docker_decode_inspect(deep, len, &c, err, sizeof(err)), -EINVAL);
+    CHECK(c == NULL);
+    CHECK(strstr(err, "invalid JSON") != NULL);
+    CHECK_INT(docker_decode_inspect(deep + 5, len - 10, &c, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "nested deeper") != NULL);
+    char **ids = NULL;
+    size_t n = 0;
+    CHECK_INT(docker_decode_list(deep, len, &ids, &n, err, sizeof(err)), -EINVAL);
+    CHECK(ids == NULL && n == 0);
+    char api[16], min[16];
+    CHECK_INT(docker_decode_version(deep, len, api, sizeof(api), min, sizeof(min)), -EINVAL);
+    free(deep);
+
+    /* Comments around an otherwise good event, and a NUL inside one. */
+    static const char commented[] = "/**/{\"Type\":\"container\",\"Action\":\"start\","
+                                    "\"Actor\":{\"ID\":\"abc\"}}";
+    CHECK_INT(docker_decode_event(commented, sizeof(commented) - 1, &ev), -EINVAL);
+    CHECK_INT(docker_decode_event(commented + 4, sizeof(commented) - 5, &ev), 0);
+    static const char nul[] = "{\"Type\":\"container\",\"Action\":\"start\",\"id\":\"abc\"}\0}";
+    CHECK_INT(docker_decode_event(nul, sizeof(nul) - 1, &ev), -EINVAL);
+    static const char esc[] = "{\"Type\":\"container\",\"Action\":\"start\",\"id\":\"a\\u0000b\"}";
+    CHECK_INT(docker_decode_event(esc, sizeof(esc) - 1, &ev), -EINVAL);
 }
 
 static void test_list(void)
@@ -446,6 +520,7 @@ int main(void)
     RUN(test_inspect_others);
     RUN(test_inspect_dnsnames);
     RUN(test_inspect_malformed);
+    RUN(test_hostile_deep);
     RUN(test_list);
     RUN(test_events);
     RUN(test_splitter);

@@ -347,6 +347,63 @@ static void test_install_errors(void)
     CHECK_INT(resolver_uninstall(&c, RESOLVER_RESOLVED, &changed), -EISDIR);
 }
 
+static void test_odd_files_at_our_path(void)
+{
+    new_root();
+    REQUIRE(root[0] != '\0');
+    resolver_config c = cfg_for(root);
+    char path[PATH_MAX], want[1024];
+    REQUIRE(resolver_path(&c, RESOLVER_RESOLVED, path, sizeof(path)) == 0);
+    REQUIRE(resolver_content(&c, RESOLVER_RESOLVED, want, sizeof(want)) == 0);
+    bool changed, installed, correct;
+
+    /* A FIFO is refused at once: opening it used to wait for a writer. */
+    put("etc/systemd/resolved.conf.d/x", "");
+    REQUIRE(mkfifo(path, 0644) == 0);
+    CHECK_INT(resolver_install(&c, RESOLVER_RESOLVED, &changed), -EINVAL);
+    CHECK_INT(resolver_check(&c, RESOLVER_RESOLVED, &installed, &correct), -EINVAL);
+    CHECK_INT(resolver_uninstall(&c, RESOLVER_RESOLVED, &changed), -EINVAL);
+    unlink(path);
+
+    /* A symlink, even to our exact content, is not a file we wrote: check
+     * says wrong, uninstall leaves it, install replaces the link itself and
+     * never writes through it. */
+    char target[PATH_MAX];
+    snprintf(target, sizeof(target), "%s/elsewhere", root);
+    put("elsewhere", want);
+    REQUIRE(symlink(target, path) == 0);
+    CHECK_INT(resolver_check(&c, RESOLVER_RESOLVED, &installed, &correct), 0);
+    CHECK(installed && !correct);
+    CHECK_INT(resolver_uninstall(&c, RESOLVER_RESOLVED, &changed), -EPERM);
+    CHECK(!changed);
+    put("elsewhere", "someone else's\n");
+    CHECK_INT(resolver_install(&c, RESOLVER_RESOLVED, &changed), 0);
+    CHECK(changed);
+    struct stat st;
+    CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode));
+    CHECK_INT(resolver_check(&c, RESOLVER_RESOLVED, &installed, &correct), 0);
+    CHECK(installed && correct);
+    CHECK(lstat(target, &st) == 0 && (size_t)st.st_size == strlen("someone else's\n"));
+
+    /* Our marker with lines added is still ours to remove. */
+    char more[2048];
+    snprintf(more, sizeof(more), "%s# added by hand\n", want);
+    put("etc/systemd/resolved.conf.d/loophole.conf", more);
+    CHECK_INT(resolver_uninstall(&c, RESOLVER_RESOLVED, &changed), 0);
+    CHECK(changed);
+
+#ifndef __APPLE__
+    /* A FIFO among NetworkManager's keyfiles is skipped, not waited on. */
+    put("run/NetworkManager", NULL);
+    put("etc/NetworkManager/NetworkManager.conf", "[main]\ndns=dnsmasq\n");
+    put("etc/NetworkManager/conf.d/x", "");
+    char fifo[PATH_MAX];
+    snprintf(fifo, sizeof(fifo), "%s/etc/NetworkManager/conf.d/50-fifo.conf", root);
+    REQUIRE(mkfifo(fifo, 0644) == 0);
+    CHECK_INT(resolver_detect(&c), RESOLVER_NM_DNSMASQ);
+#endif
+}
+
 int main(void)
 {
     RUN(test_names);
@@ -357,6 +414,7 @@ int main(void)
     RUN(test_lifecycle_resolved);
     RUN(test_lifecycle_nm);
     RUN(test_install_errors);
+    RUN(test_odd_files_at_our_path);
     if (root[0])
         rm_rf(root);
     TEST_END();

@@ -350,8 +350,9 @@ static void test_decode_errors(void)
     char err[256];
     CHECK_INT(state_decode(nul, sizeof(nul) - 1, &back, err, sizeof(err)), -EINVAL);
 
-    /* Deep nesting is refused before yajl (whose tree free recurses) sees it,
-     * but brackets inside strings are just characters. */
+    /* Deep nesting is refused while parsing, so no deep tree is ever built
+     * (a recursive free of one overflows the stack), but brackets inside
+     * strings are just characters. */
     size_t depth = 100000;
     char *deep = xmalloc(2 * depth);
     memset(deep, '[', depth);
@@ -521,6 +522,65 @@ static void test_stale_temp_does_not_matter(void)
     free(dir);
 }
 
+/* "/\*"*\/" + 400,000 "[" + as many "]" + "/\*"*\/": it passed the old
+ * depth scan (the '"' in the comment looked like a string) and crashed in
+ * yajl_tree_free. Caller frees. */
+static char *hostile_deep(size_t *len)
+{
+    size_t n = 400000;
+    char *s = xmalloc(2 * n + 11);
+    memcpy(s, "/*\"*/", 5);
+    memset(s + 5, '[', n);
+    memset(s + 5 + n, ']', n);
+    memcpy(s + 5 + 2 * n, "/*\"*/", 5);
+    *len = 2 * n + 10;
+    return s;
+}
+
+static void test_hostile_deep(void)
+{
+    size_t len;
+    char *deep = hostile_deep(&len);
+    state_data back;
+    char err[256] = "";
+    CHECK_INT(state_decode(deep, len, &back, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "bad JSON") != NULL);
+    CHECK_INT(state_decode(deep + 5, len - 10, &back, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "nested") != NULL);
+    /* Comments around a good document are refused too: we never write them. */
+    static const char commented[] = "/* x */{\"version\":1}";
+    CHECK_INT(state_decode(commented, sizeof(commented) - 1, &back, err, sizeof(err)), -EINVAL);
+    /* As the file: moved aside, and the daemon starts fresh. */
+    corrupt_case(deep, len, "bad JSON");
+    free(deep);
+}
+
+static void test_fifo_and_symlink(void)
+{
+    /* A FIFO as state.json is refused at once (the old reader opened
+     * without O_NONBLOCK and would wait for a writer), then moved aside. */
+    char *dir = make_tmpdir();
+    REQUIRE(dir != NULL);
+    char p[512];
+    snprintf(p, sizeof(p), "%s/state.json", dir);
+    REQUIRE(mkfifo(p, 0644) == 0);
+    state_data back;
+    char err[512] = "";
+    CHECK_INT(state_load(dir, &back, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "FIFO") != NULL);
+    CHECK_INT(count_prefix(dir, "state.json.corrupt-"), 1);
+    /* The daemon writes this file itself: a symlink there is not ours. */
+    char target[512];
+    snprintf(target, sizeof(target), "%s/elsewhere", dir);
+    write_file(dir, "elsewhere", "{\"version\":1}", 13);
+    REQUIRE(symlink(target, p) == 0);
+    CHECK_INT(state_load(dir, &back, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "symbolic link") != NULL);
+    CHECK(file_exists(dir, "elsewhere"));
+    remove_tree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(test_encode_format);
@@ -536,5 +596,7 @@ int main(void)
     RUN(test_unreadable_is_moved);
     RUN(test_too_large_file);
     RUN(test_stale_temp_does_not_matter);
+    RUN(test_hostile_deep);
+    RUN(test_fifo_and_symlink);
     TEST_END();
 }
