@@ -7,24 +7,26 @@
 #include <yajl/yajl_gen.h>
 
 #include "daemon.h"
+#include "json.h"
 #include "util.h"
 
-static void str(yajl_gen g, const char *s)
+/* "key": [strings]. */
+static void kv_strv(yajl_gen g, const char *key, char *const *v, size_t n)
 {
-    if (s == NULL)
-        yajl_gen_null(g);
+    json_gen_str(g, key);
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < n; i++)
+        json_gen_str(g, v[i]);
+    yajl_gen_array_close(g);
+}
+
+/* "key": v, or null when v is 0 (not set). */
+static void kv_int_or_null(yajl_gen g, const char *key, long long v)
+{
+    if (v)
+        json_kv_int(g, key, v);
     else
-        yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
-static void key(yajl_gen g, const char *k)
-{
-    str(g, k);
-}
-
-static void num(yajl_gen g, long long v)
-{
-    yajl_gen_integer(g, v);
+        json_kv_null(g, key);
 }
 
 /* Unix ms as RFC 3339 UTC ("2024-01-02T03:04:05Z"); b needs 32 bytes. */
@@ -37,13 +39,11 @@ static const char *format_time(int64_t ms, char *b, size_t n)
     return b;
 }
 
-static void time_str(yajl_gen g, int64_t ms)
+/* "key": RFC 3339 time, or null for none. */
+static void kv_time(yajl_gen g, const char *key, int64_t ms)
 {
     char b[32];
-    if (ms <= 0)
-        yajl_gen_null(g);
-    else
-        str(g, format_time(ms, b, sizeof(b)));
+    json_kv_str(g, key, ms > 0 ? format_time(ms, b, sizeof(b)) : NULL);
 }
 
 /* A port's mode joins the plan (registry) and the listener (port table). */
@@ -84,33 +84,19 @@ void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g)
     char ip[16];
     bool served = e->skipped == NULL && e->has_addr;
     yajl_gen_map_open(g);
-    key(g, "name");
     const char *primary = e->nowned ? e->owned[0] : NULL;
     for (size_t i = 0; i < e->nowned; i++)
         if (e->names.nnames && strcmp(e->owned[i], e->names.names[0]) == 0)
             primary = e->owned[i];
-    str(g, primary);
-    key(g, "names");
-    yajl_gen_array_open(g);
-    for (size_t i = 0; i < e->nowned; i++)
-        str(g, e->owned[i]);
-    yajl_gen_array_close(g);
-    key(g, "ip");
-    str(g, served ? ip4_format(e->addr, ip) : NULL);
-    key(g, "container");
-    str(g, e->c->name);
-    key(g, "id");
-    str(g, e->c->id);
-    key(g, "project");
-    str(g, e->names.project);
-    key(g, "service");
-    str(g, e->names.service);
-    key(g, "replica");
-    if (e->names.replica)
-        num(g, e->names.replica);
-    else
-        yajl_gen_null(g);
-    key(g, "ports");
+    json_kv_str(g, "name", primary);
+    kv_strv(g, "names", e->owned, e->nowned);
+    json_kv_str(g, "ip", served ? ip4_format(e->addr, ip) : NULL);
+    json_kv_str(g, "container", e->c->name);
+    json_kv_str(g, "id", e->c->id);
+    json_kv_str(g, "project", e->names.project);
+    json_kv_str(g, "service", e->names.service);
+    kv_int_or_null(g, "replica", e->names.replica);
+    json_gen_str(g, "ports");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < e->nports; i++) {
         const reg_port *p = &e->ports[i];
@@ -119,55 +105,32 @@ void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g)
         if (pe)
             ports_stats(d->ports, pe, &st);
         yajl_gen_map_open(g);
-        key(g, "port");
-        num(g, p->port);
-        key(g, "host_port");
-        if (p->host_port)
-            num(g, p->host_port);
-        else
-            yajl_gen_null(g);
-        key(g, "host_ip");
-        str(g, p->host_port ? p->host_ip : NULL);
-        key(g, "proto");
-        str(g, proto_name(p->proto));
-        key(g, "mode");
-        str(g, served ? mode_name(p, pe) : "none");
-        key(g, "kafka");
-        yajl_gen_bool(g, p->kafka);
-        key(g, "connections");
+        json_kv_int(g, "port", p->port);
+        kv_int_or_null(g, "host_port", p->host_port);
+        json_kv_str(g, "host_ip", p->host_port ? p->host_ip : NULL);
+        json_kv_str(g, "proto", proto_name(p->proto));
+        json_kv_str(g, "mode", served ? mode_name(p, pe) : "none");
+        json_kv_bool(g, "kafka", p->kafka);
+        json_gen_str(g, "connections");
         yajl_gen_map_open(g);
-        key(g, "active");
-        num(g, (long long)st.conns_active);
-        key(g, "total");
-        num(g, (long long)st.conns_total);
+        json_kv_int(g, "active", (long long)st.conns_active);
+        json_kv_int(g, "total", (long long)st.conns_total);
         yajl_gen_map_close(g);
-        key(g, "bytes");
+        json_gen_str(g, "bytes");
         yajl_gen_map_open(g);
-        key(g, "in");
-        num(g, (long long)st.bytes_in);
-        key(g, "out");
-        num(g, (long long)st.bytes_out);
+        json_kv_int(g, "in", (long long)st.bytes_in);
+        json_kv_int(g, "out", (long long)st.bytes_out);
         yajl_gen_map_close(g);
-        key(g, "problem");
-        str(g, problem_of(p, pe));
+        json_kv_str(g, "problem", problem_of(p, pe));
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
-    key(g, "conflicts");
-    yajl_gen_array_open(g);
-    for (size_t i = 0; i < e->nconflicts; i++)
-        str(g, e->conflicts[i]);
-    yajl_gen_array_close(g);
-    key(g, "skipped");
-    str(g, e->skipped);
-    key(g, "state");
-    str(g, e->c->paused ? "paused" : e->c->running ? "running" : "stopped");
-    key(g, "image");
-    str(g, e->c->image);
-    key(g, "started_at");
-    time_str(g, e->c->started_at);
-    key(g, "moves");
-    num(g, e->moves);
+    kv_strv(g, "conflicts", e->conflicts, e->nconflicts);
+    json_kv_str(g, "skipped", e->skipped);
+    json_kv_str(g, "state", e->c->paused ? "paused" : e->c->running ? "running" : "stopped");
+    json_kv_str(g, "image", e->c->image);
+    kv_time(g, "started_at", e->c->started_at);
+    json_kv_int(g, "moves", e->moves);
     yajl_gen_map_close(g);
 }
 
@@ -208,38 +171,27 @@ void view_status(daemon_ctx *d, yajl_gen g)
     if (d->ports)
         ports_totals(d->ports, &listeners, &active);
     yajl_gen_map_open(g);
-    key(g, "version");
-    str(g, LOOPHOLE_VERSION);
-    key(g, "uptime_s");
-    num(g, (now_ms() - d->started_ms) / 1000);
-    key(g, "platform");
+    json_kv_str(g, "version", LOOPHOLE_VERSION);
+    json_kv_int(g, "uptime_s", (now_ms() - d->started_ms) / 1000);
 #ifdef __APPLE__
-    str(g, "macos");
+    json_kv_str(g, "platform", "macos");
 #else
-    str(g, "linux");
+    json_kv_str(g, "platform", "linux");
 #endif
-    key(g, "docker");
+    json_gen_str(g, "docker");
     yajl_gen_map_open(g);
-    key(g, "endpoint");
-    str(g, ds.endpoint[0] ? ds.endpoint : NULL);
-    key(g, "connected");
-    yajl_gen_bool(g, ds.connected);
-    key(g, "api_version");
-    str(g, ds.api_version[0] ? ds.api_version : NULL);
-    key(g, "since");
-    time_str(g, ds.since);
-    key(g, "last_error");
-    str(g, ds.last_error[0] ? ds.last_error : NULL);
+    json_kv_str(g, "endpoint", ds.endpoint[0] ? ds.endpoint : NULL);
+    json_kv_bool(g, "connected", ds.connected);
+    json_kv_str(g, "api_version", ds.api_version[0] ? ds.api_version : NULL);
+    kv_time(g, "since", ds.since);
+    json_kv_str(g, "last_error", ds.last_error[0] ? ds.last_error : NULL);
     yajl_gen_map_close(g);
 
-    key(g, "dns");
+    json_gen_str(g, "dns");
     yajl_gen_map_open(g);
-    key(g, "listen");
-    str(g, d->cfg.dns_listen);
-    key(g, "domain");
-    str(g, d->cfg.domain);
-    key(g, "ttl");
-    num(g, d->cfg.dns_ttl);
+    json_kv_str(g, "listen", d->cfg.dns_listen);
+    json_kv_str(g, "domain", d->cfg.domain);
+    json_kv_int(g, "ttl", d->cfg.dns_ttl);
     yajl_gen_map_close(g);
 
     char path[1024] = "";
@@ -248,63 +200,44 @@ void view_status(daemon_ctx *d, yajl_gen g)
         resolver_path(&d->rcfg, d->rkind, path, sizeof(path));
         resolver_check(&d->rcfg, d->rkind, &installed, &correct);
     }
-    key(g, "resolver");
+    json_gen_str(g, "resolver");
     yajl_gen_map_open(g);
-    key(g, "path");
-    str(g, path[0] ? path : NULL);
-    key(g, "installed");
-    yajl_gen_bool(g, installed);
-    key(g, "correct");
-    yajl_gen_bool(g, correct);
-    key(g, "mode");
-    str(g, d->cfg.resolver);
-    key(g, "kind");
-    str(g, resolver_kind_name(d->rkind));
-    key(g, "uninstalled_by_request");
-    yajl_gen_bool(g, d->resolver_uninstalled);
+    json_kv_str(g, "path", path[0] ? path : NULL);
+    json_kv_bool(g, "installed", installed);
+    json_kv_bool(g, "correct", correct);
+    json_kv_str(g, "mode", d->cfg.resolver);
+    json_kv_str(g, "kind", resolver_kind_name(d->rkind));
+    json_kv_bool(g, "uninstalled_by_request", d->resolver_uninstalled);
     yajl_gen_map_close(g);
 
-    key(g, "alias");
+    json_gen_str(g, "alias");
     yajl_gen_map_open(g);
-    key(g, "mode");
-    str(g, alias_mode_name(d->alias));
-    key(g, "active");
-    yajl_gen_bool(g, alias_active(d->alias));
-    key(g, "count");
-    num(g, (long long)d->aliases.n);
+    json_kv_str(g, "mode", alias_mode_name(d->alias));
+    json_kv_bool(g, "active", alias_active(d->alias));
+    json_kv_int(g, "count", (long long)d->aliases.n);
     yajl_gen_map_close(g);
 
     size_t size = alloc_size(&d->reg.pool), used = alloc_used(&d->reg.pool);
-    key(g, "pool");
+    json_gen_str(g, "pool");
     yajl_gen_map_open(g);
-    key(g, "first");
-    str(g, ip4_format(d->reg.pool.first, a));
-    key(g, "last");
-    str(g, ip4_format(d->reg.pool.last, a));
-    key(g, "used");
-    num(g, (long long)used);
-    key(g, "free");
-    num(g, (long long)(size > used ? size - used : 0));
-    key(g, "leases");
-    num(g, (long long)d->reg.pool.nleases);
+    json_kv_str(g, "first", ip4_format(d->reg.pool.first, a));
+    json_kv_str(g, "last", ip4_format(d->reg.pool.last, a));
+    json_kv_int(g, "used", (long long)used);
+    json_kv_int(g, "free", (long long)(size > used ? size - used : 0));
+    json_kv_int(g, "leases", (long long)d->reg.pool.nleases);
     yajl_gen_map_close(g);
 
-    key(g, "containers");
-    num(g, (long long)served);
-    key(g, "containers_seen");
-    num(g, (long long)d->reg.n);
-    key(g, "listeners");
-    num(g, (long long)listeners);
-    key(g, "connections");
-    num(g, (long long)active);
-    key(g, "splice");
+    json_kv_int(g, "containers", (long long)served);
+    json_kv_int(g, "containers_seen", (long long)d->reg.n);
+    json_kv_int(g, "listeners", (long long)listeners);
+    json_kv_int(g, "connections", (long long)active);
 #ifdef __linux__
-    yajl_gen_bool(g, d->popts.splice);
+    json_kv_bool(g, "splice", d->popts.splice);
 #else
-    yajl_gen_bool(g, 0); /* splice(2) is Linux-only; macOS relays with read/write */
+    json_kv_bool(g, "splice", false); /* splice(2) is Linux-only; macOS relays with read/write */
 #endif
 
-    key(g, "problems");
+    json_gen_str(g, "problems");
     yajl_gen_array_open(g);
     char msg[1400];
     if (!ds.connected) {
@@ -313,24 +246,24 @@ void view_status(daemon_ctx *d, yajl_gen g)
             format_time(ds.since, since, sizeof(since));
         snprintf(msg, sizeof(msg), "Docker unreachable since %s%s%s", since,
                  ds.last_error[0] ? ": " : "", ds.last_error);
-        str(g, msg);
+        json_gen_str(g, msg);
     }
     if (d->reg.exhausted) {
         snprintf(msg, sizeof(msg),
                  "address pool exhausted: %u running container(s) have no address (widen --pool)",
                  d->reg.exhausted);
-        str(g, msg);
+        json_gen_str(g, msg);
     }
     if (d->resolver_on && d->rkind != RESOLVER_NONE && !d->resolver_uninstalled && !correct) {
         snprintf(msg, sizeof(msg), "resolver file %s is %s", path,
                  installed ? "not loophole's current content" : "missing");
-        str(g, msg);
+        json_gen_str(g, msg);
     }
     if (d->resolver_on && d->rkind == RESOLVER_NONE) {
         snprintf(msg, sizeof(msg),
                  "no systemd-resolved or NetworkManager dnsmasq: *.%s resolves only through %s",
                  d->cfg.domain, d->cfg.dns_listen);
-        str(g, msg);
+        json_gen_str(g, msg);
     }
     for (size_t i = 0; i < d->reg.n; i++) {
         const reg_entry *e = d->reg.entries[i];
@@ -338,13 +271,13 @@ void view_status(daemon_ctx *d, yajl_gen g)
             const char *pr = problem_of(&e->ports[j], port_of(d, e, &e->ports[j]));
             if (pr) {
                 snprintf(msg, sizeof(msg), "%s: %s", e->c->name, pr);
-                str(g, msg);
+                json_gen_str(g, msg);
             }
         }
         for (size_t j = 0; j < e->nconflicts; j++) {
             snprintf(msg, sizeof(msg), "%s: name %s is held by another container", e->c->name,
                      e->conflicts[j]);
-            str(g, msg);
+            json_gen_str(g, msg);
         }
     }
     yajl_gen_array_close(g);
@@ -357,10 +290,10 @@ static char *entry_json(daemon_ctx *d, const reg_entry *e)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     view_container(d, e, g);
-    const unsigned char *out;
+    char *s = NULL;
     size_t len;
-    yajl_gen_get_buf(g, &out, &len);
-    char *s = xstrndup((const char *)out, len);
+    if (json_gen_take(g, false, &s, &len) < 0)
+        s = xstrdup("{}");
     yajl_gen_free(g);
     return s;
 }
