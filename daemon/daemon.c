@@ -194,8 +194,10 @@ void daemon_apply(daemon_ctx *d)
         free(wants);
         reg_decide_round(&d->reg, round == APPLY_ROUNDS - 1);
         bool moved = false;
+        /* Only a forward listener's address is the registry's to change; a
+         * listener on a socket bound elsewhere has its own failures. */
         for (size_t i = 0; i < nres; i++)
-            if (res[i].err == UV_EADDRINUSE &&
+            if (res[i].err == UV_EADDRINUSE && res[i].key.role == PORT_ROLE_FORWARD &&
                 reg_port_held(&d->reg, res[i].key.id, res[i].key.port, res[i].key.proto,
                               res[i].where, now_ms()))
                 moved = true;
@@ -203,6 +205,7 @@ void daemon_apply(daemon_ctx *d)
         if (!moved)
             break;
     }
+    reg_apply_end(&d->reg);
     if (d->zone)
         load_zone(d);
     daemon_save_state(d);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "container.h"
 #include "log.h"
@@ -14,8 +15,13 @@
 struct ports_table {
     ports_backend be;
     ports_callbacks cbs;
-    port_entry **v; /* heap entries, so Kafka hooks may hold a key copy safely */
+    port_entry **v; /* heap entries, in no order */
     size_t n;
+    /* An open-addressing index over v by key: slot = index in v + 1, 0 is
+     * empty; at most half full. A container may publish thousands of ports
+     * (-p 10000-20000), and every apply, `ls` and event looks each one up. */
+    size_t *slots;
+    size_t nslots;
 };
 
 static const char *proto_name(int proto)
@@ -27,6 +33,51 @@ static bool same_key(const port_key *a, const port_key *b)
 {
     return a->role == b->role && a->proto == b->proto && a->port == b->port &&
            strcmp(a->id, b->id) == 0;
+}
+
+static size_t key_hash(const port_key *k)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = k->id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ ((uint64_t)k->role << 24 | (uint64_t)k->proto << 16 | k->port)) * 1099511628211ULL;
+    return (size_t)(h ^ (h >> 29));
+}
+
+static void index_put(ports_table *t, size_t i)
+{
+    size_t mask = t->nslots - 1;
+    size_t s = key_hash(&t->v[i]->key) & mask;
+    while (t->slots[s])
+        s = (s + 1) & mask;
+    t->slots[s] = i + 1;
+}
+
+static void index_rebuild(ports_table *t)
+{
+    size_t want = 16;
+    while (want < 2 * (t->n + 1))
+        want *= 2;
+    if (want != t->nslots) {
+        free(t->slots);
+        t->slots = xcalloc(want, sizeof(size_t));
+        t->nslots = want;
+    } else {
+        memset(t->slots, 0, want * sizeof(size_t));
+    }
+    for (size_t i = 0; i < t->n; i++)
+        index_put(t, i);
+}
+
+static port_entry *find(const ports_table *t, const port_key *k)
+{
+    if (t->nslots == 0)
+        return NULL;
+    size_t mask = t->nslots - 1;
+    for (size_t s = key_hash(k) & mask; t->slots[s]; s = (s + 1) & mask)
+        if (same_key(&t->v[t->slots[s] - 1]->key, k))
+            return t->v[t->slots[s] - 1];
+    return NULL;
 }
 
 static bool same_target(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -70,6 +121,7 @@ void ports_free(ports_table *t)
         free(t->v[i]);
     }
     free(t->v);
+    free(t->slots);
     if (t->be.free_ud)
         t->be.free_ud(t->be.ud);
     free(t);
@@ -139,31 +191,18 @@ static int kafka_hook_map(void *ud, proxy_listener *l, int nodes, int32_t node_i
     return 1;
 }
 
+/* The proxy calls this once per listener; the registry keeps the flag. */
 static void kafka_hook_detected(void *ud, proxy_listener *l)
 {
     (void)l;
     kafka_ud *k = ud;
-    for (size_t i = 0; i < k->t->n; i++) {
-        port_entry *e = k->t->v[i];
-        if (same_key(&e->key, &k->key) && !e->kafka_seen) {
-            e->kafka_seen = true;
-            log_info("kafka", "port %u of %.12s carries Kafka: broker addresses are rewritten",
-                     k->key.port, k->key.id);
-            if (k->t->cbs.kafka_seen)
-                k->t->cbs.kafka_seen(k->t->cbs.ud, &k->key);
-        }
-    }
+    log_info("kafka", "port %u of %.12s carries Kafka: broker addresses are rewritten", k->key.port,
+             k->key.id);
+    if (k->t->cbs.kafka_seen)
+        k->t->cbs.kafka_seen(k->t->cbs.ud, &k->key);
 }
 
 /* ---- Applying the plan ---- */
-
-static port_entry *find(const ports_table *t, const port_key *k)
-{
-    for (size_t i = 0; i < t->n; i++)
-        if (same_key(&t->v[i]->key, k))
-            return t->v[i];
-    return NULL;
-}
 
 const port_entry *ports_find(const ports_table *t, const char *id, int role, uint16_t port,
                              int proto)
@@ -203,8 +242,6 @@ static int open_listener(ports_table *t, port_entry *e, int fd)
     if (rc == 0) {
         e->listener = h;
         e->problem[0] = '\0';
-        if (e->kafka == PROXY_KAFKA_FORCE)
-            e->kafka_seen = true;
         log_debug("proxy", "%s:%u/%s listening for %s", ip, e->key.port, proto_name(e->key.proto),
                   e->name);
         return 0;
@@ -237,6 +274,7 @@ void ports_apply(ports_table *t, const port_want *wants, size_t n, port_result *
     }
     /* Drop what the plan no longer has, first, so a port that moved from one
      * container to another is free before the other binds it. */
+    size_t before = t->n;
     for (size_t i = 0; i < t->n;) {
         if (t->v[i]->wanted) {
             i++;
@@ -246,16 +284,27 @@ void ports_apply(ports_table *t, const port_want *wants, size_t n, port_result *
         free(t->v[i]);
         t->v[i] = t->v[--t->n];
     }
+    if (t->n != before || t->nslots == 0)
+        index_rebuild(t);
     for (size_t i = 0; i < n; i++) {
         const port_want *w = &wants[i];
         port_entry *e = find(t, &w->key);
+        int fd = w->fd;
         if (e == NULL) {
             e = xcalloc(1, sizeof(*e));
             e->key = w->key;
             t->v = xrealloc(t->v, (t->n + 1) * sizeof(*t->v));
             t->v[t->n++] = e;
-        } else if (e->listener && (e->addr != w->addr || e->kafka != w->kafka || w->fd >= 0)) {
+            if (2 * (t->n + 1) > t->nslots)
+                index_rebuild(t);
+            else
+                index_put(t, t->n - 1);
+        } else if (e->listener && (e->addr != w->addr || e->kafka != w->kafka)) {
             close_listener(t, e);
+        }
+        if (e->listener && fd >= 0) {
+            close(fd); /* already listening: the socket is not needed */
+            fd = -1;
         }
         snprintf(e->name, sizeof(e->name), "%s", w->name ? w->name : w->key.id);
         e->addr = w->addr;
@@ -268,7 +317,7 @@ void ports_apply(ports_table *t, const port_want *wants, size_t n, port_result *
             continue;
         }
         e->target = w->target;
-        int rc = open_listener(t, e, w->fd);
+        int rc = open_listener(t, e, fd);
         if (rc == 0)
             continue;
         *results = xrealloc(*results, (*nresults + 1) * sizeof(port_result));

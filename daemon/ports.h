@@ -42,7 +42,8 @@ typedef struct port_want {
     int kafka; /* PROXY_KAFKA_OFF, _SNIFF or _FORCE (TCP) */
     /* -1: the table binds addr:key.port itself; else a socket bound
      * elsewhere (e.g. inside a container's network namespace) that the table
-     * takes over, also when it fails. */
+     * takes over, also when it fails, and closes unused when the entry
+     * already listens at that address. */
     int fd;
 } port_want;
 
@@ -53,7 +54,6 @@ typedef struct port_entry {
     struct sockaddr_storage target;
     int kafka;         /* the Kafka mode the listener was made with */
     void *listener;    /* the backend's handle; NULL while not listening */
-    bool kafka_seen;   /* the listener has seen a Kafka connection */
     char problem[160]; /* why it has no listener (other than a held port) */
     bool wanted;       /* scratch for ports_apply */
 } port_entry;
@@ -90,7 +90,8 @@ typedef struct ports_callbacks {
     int (*kafka_map)(void *ud, const port_key *k, uint32_t listen_addr, uint16_t listen_port,
                      int nodes, const char *host, size_t host_len, int32_t port, uint32_t *addr,
                      uint16_t *new_port);
-    /* The listener of k saw its first Kafka connection. May be NULL. */
+    /* The listener of k saw its first Kafka connection (once per listener;
+     * the registry keeps the flag). May be NULL. */
     void (*kafka_seen)(void *ud, const port_key *k);
 } ports_callbacks;
 

@@ -641,7 +641,8 @@ bool reg_port_held(registry *r, const char *id, uint16_t port, uint8_t proto, co
             p = &e->ports[i];
     char from[16], to[16];
     ip4_format(e->addr, from);
-    if (!r->final_round && e->apply_moves < REG_MAX_MOVES && reg_move(r, e, now) == 0) {
+    if (!e->settled && !r->final_round && e->apply_moves < REG_MAX_MOVES &&
+        reg_move(r, e, now) == 0) {
         e->apply_moves++;
         e->moves++;
         e->moved_round = r->round;
@@ -649,18 +650,33 @@ bool reg_port_held(registry *r, const char *id, uint16_t port, uint8_t proto, co
                  e->c->name, from, ip4_format(e->addr, to));
         return true;
     }
+    if (!e->settled) {
+        e->settled = true;
+        e->settled_moves = e->apply_moves;
+        log_warn("registry",
+                 "%s: %s is held by another program and no other address was free after %u "
+                 "moves; it stays there and is tried again at every change",
+                 e->c->name, where, e->settled_moves);
+    }
     if (p) {
-        if (!p->held)
-            log_warn("registry",
-                     "%s: %s is held by another program and no other address was "
-                     "free after %u moves",
-                     e->c->name, where, e->apply_moves);
         snprintf(p->problem, sizeof(p->problem),
                  "%s is held by another program and no other address was free after %u moves",
-                 where, e->apply_moves);
+                 where, e->settled_moves);
         p->held = true;
     }
     return false;
+}
+
+void reg_apply_end(registry *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        bool held = false;
+        for (size_t j = 0; j < e->nports; j++)
+            held |= e->ports[j].held;
+        if (!held)
+            e->settled = false;
+    }
 }
 
 bool reg_port_kafka_seen(registry *r, const char *id, uint16_t port)

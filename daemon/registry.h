@@ -62,7 +62,13 @@ typedef struct reg_entry {
     unsigned moves;       /* address moves because another program held a port */
     unsigned apply_moves; /* moves in the current apply (reg_apply_begin resets) */
     unsigned moved_round; /* the decide round of the last move */
-    int64_t seen_at;      /* Unix ms the registry first saw it (for ordering) */
+    /* Used its moves (or found no free address) while a port stayed held: it
+     * stays where it is, and later applies only retry there (no walking the
+     * pool, no cutting its served ports' connections, one log line), until an
+     * apply finds none of its ports held. */
+    bool settled;
+    unsigned settled_moves;
+    int64_t seen_at; /* Unix ms the registry first saw it (for ordering) */
     bool logged_exhausted;
 } reg_entry;
 
@@ -128,6 +134,9 @@ int reg_port_target(const reg_port *p, struct sockaddr_storage *out);
 /* Starts an apply: per-apply move counts and "held" problems are reset (the
  * port table tries every port again). */
 void reg_apply_begin(registry *r);
+/* Ends an apply: a settled entry none of whose ports is held any more may
+ * move again the next time. */
+void reg_apply_end(registry *r);
 /* Starts one round of deciding on a port table report; in the final round
  * nothing moves (held ports only get their problem). */
 void reg_decide_round(registry *r, bool final);

@@ -30,7 +30,8 @@ typedef struct fake_backend {
     } held[FAKE_MAX];
     size_t nheld;
     uint16_t eacces_port;
-    fake_listener *open[FAKE_MAX];
+    fake_listener **open; /* FAKE_MAX unless unlimited */
+    bool unlimited;
     size_t nopen;
     unsigned listens, closes, retargets;
     int last_fd; /* the fd of the last listen (closed: the backend owns it) */
@@ -41,6 +42,8 @@ typedef struct fake_backend {
 
 static void fake_note(fake_backend *f, const char *verb, uint32_t addr, uint16_t port)
 {
+    if (f->unlimited)
+        return; /* thousands of lines: no log */
     char ip[16], line[80];
     snprintf(line, sizeof(line), "%s %s:%u", verb, ip4_format(addr, ip), port);
     size_t n = strlen(f->log);
@@ -61,7 +64,12 @@ static int fake_listen(void *ud, const port_entry *e, int fd, const proxy_kafka 
             rc = UV_EADDRINUSE;
     if (f->eacces_port && e->key.port == f->eacces_port)
         rc = UV_EACCES;
-    if (rc < 0 || f->nopen == FAKE_MAX) {
+    /* Like the kernel: one listener per address, port and protocol. */
+    for (size_t i = 0; i < f->nopen; i++)
+        if (f->open[i]->addr == e->addr && f->open[i]->port == e->key.port &&
+            f->open[i]->proto == e->key.proto)
+            rc = UV_EADDRINUSE;
+    if (rc < 0 || (!f->unlimited && f->nopen == FAKE_MAX)) {
         if (kafka && kafka->free_ud)
             kafka->free_ud(kafka->ud);
         fake_note(f, "refused", e->addr, e->key.port);
@@ -74,6 +82,7 @@ static int fake_listen(void *ud, const port_entry *e, int fd, const proxy_kafka 
     l->target = e->target;
     if (kafka)
         l->kafka = *kafka;
+    f->open = xrealloc(f->open, (f->nopen + 1) * sizeof(*f->open));
     f->open[f->nopen++] = l;
     fake_note(f, "listen", e->addr, e->key.port);
     *handle = l;
@@ -103,6 +112,13 @@ static void fake_close(void *ud, void *handle)
     free(l);
 }
 
+static void fake_backend_free(void *ud)
+{
+    fake_backend *f = ud;
+    free(f->open);
+    f->open = NULL;
+}
+
 static void fake_stats(void *ud, void *handle, proxy_stats *st)
 {
     (void)ud;
@@ -112,7 +128,7 @@ static void fake_stats(void *ud, void *handle, proxy_stats *st)
 static void fake_backend_init(fake_backend *f, ports_backend *be)
 {
     memset(f, 0, sizeof(*f));
-    *be = (ports_backend){fake_listen, fake_retarget, fake_close, fake_stats, NULL, f};
+    *be = (ports_backend){fake_listen, fake_retarget, fake_close, fake_stats, fake_backend_free, f};
 }
 
 static fake_listener *fake_find(fake_backend *f, uint32_t addr, uint16_t port)

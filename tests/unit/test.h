@@ -58,6 +58,27 @@ static int test_checks;
         fprintf(stderr, "%s %s\n", test_failures == before_ ? "ok  " : "FAIL", #fn);               \
     } while (0)
 
+/* The document that crashed the daemon through every JSON parse site:
+ * "/\*"*\/" + n "[" + n "]" + "/\*"*\/". The comments hid the brackets from
+ * the old pre-parse depth scan (it took the '"' inside them for the start of
+ * a string), yajl's tree parser accepted comments, and at 400,000 levels
+ * yajl_tree_free() overflowed the stack. NUL-terminated; caller frees. */
+static inline char *hostile_deep_doc(size_t n, size_t *len)
+{
+    static const char wrap[] = "/*\"*/";
+    size_t w = sizeof(wrap) - 1;
+    char *s = malloc(2 * w + 2 * n + 1);
+    if (s == NULL)
+        abort();
+    memcpy(s, wrap, w);
+    memset(s + w, '[', n);
+    memset(s + w + n, ']', n);
+    memcpy(s + w + 2 * n, wrap, w);
+    *len = 2 * w + 2 * n;
+    s[*len] = '\0';
+    return s;
+}
+
 /* Ends main(): fails when any check failed or when nothing was checked. */
 #define TEST_END()                                                                                 \
     do {                                                                                           \

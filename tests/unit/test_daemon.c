@@ -198,6 +198,10 @@ static void test_move_after_eaddrinuse(void)
     CHECK(json_has(&x, "pg", "\"moves\":1"));
     CHECK(json_has(&x, "pg", "\"mode\":\"proxy\""));
     CHECK(json_has(&x, NULL, "\"problems\":[\"Docker unreachable since start\"]}"));
+    /* Watchers saw it once, at its final address. */
+    REQUIRE(x.nevents == 1);
+    CHECK_STR(x.events[0], "added");
+    CHECK(strstr(x.event_json[0], "\"ip\":\"127.0.0.3\"") != NULL);
     /* The lease moved with it: the state file says .3. */
     state_data s = {0};
     char err[256];
@@ -234,13 +238,27 @@ static void test_held_everywhere(void)
     CHECK(json_has(&x, "pg",
                    "is held by another program and no other address was free after 8 moves"));
     CHECK(json_has(&x, NULL, "\"pg: 127.0.0.10:5432/tcp is held by another program"));
-    /* The next apply tries again from there instead of walking the pool. */
-    daemon_apply(&x.d);
-    CHECK_INT(e->moves, 2 * REG_MAX_MOVES);
-    /* Once the other program lets go, the problem goes with it. */
+    /* Another container's start tries pg again where it is: no walking the
+     * pool, no closing its served port (which would cut its connections). */
+    unsigned closes = x.f.closes;
+    size_t blocked = x.d.reg.pool.nblocked;
+    uint32_t at = e->addr;
+    container *o = mk("bbbb", "other", 2000);
+    add_port(o, 80, CTR_TCP, "0.0.0.0", 32770);
+    daemon_docker_update(&x.d, o);
+    e = reg_find(&x.d.reg, "pg");
+    CHECK_INT(e->moves, REG_MAX_MOVES);
+    CHECK_INT(e->addr, at);
+    CHECK_INT(x.f.closes, closes);
+    CHECK_INT(x.d.reg.pool.nblocked, blocked);
+    CHECK(json_has(&x, "pg", "no other address was free after 8 moves"));
+    /* Once the other program lets go, the port opens there and the problem
+     * goes with it. */
     x.f.nheld = 0;
     daemon_apply(&x.d);
-    CHECK(fake_find(&x.f, e->addr, 5432) != NULL);
+    CHECK(fake_find(&x.f, at, 5432) != NULL);
+    CHECK_INT(e->moves, REG_MAX_MOVES);
+    CHECK(!e->settled);
     CHECK(json_has(&x, NULL, "\"problems\":[\"Docker unreachable since start\"]}"));
     env_free(&x);
 }
@@ -373,12 +391,42 @@ static void test_kafka_flag(void)
     CHECK(json_has(&x, "kafka",
                    "\"port\":9092,\"host_port\":32768,\"host_ip\":\"0.0.0.0\","
                    "\"proto\":\"tcp\",\"mode\":\"proxy\",\"kafka\":true"));
+    /* A move reopens every listener at the new address with its hooks: 9093
+     * changes mode (reopened), finds its port held and moves the container. */
+    x.f.held[0].addr = ip("127.0.0.2");
+    x.f.held[0].port = 9093;
+    x.f.nheld = 1;
+    env_clear_events(&x);
+    container *c4 = mk("kkkk", "kafka", 1000);
+    add_port(c4, 9092, CTR_TCP, "0.0.0.0", 32768);
+    add_port(c4, 9093, CTR_TCP, "0.0.0.0", 32769);
+    add_label(c4, "loophole.kafka", "9092");
+    daemon_docker_update(&x.d, c4);
+    reg_entry *e = reg_find(&x.d.reg, "kafka");
+    REQUIRE(e != NULL);
+    CHECK_INT(e->addr, ip("127.0.0.3"));
+    REQUIRE(fake_find(&x.f, ip("127.0.0.3"), 9092) != NULL);
+    REQUIRE(fake_find(&x.f, ip("127.0.0.3"), 9093) != NULL);
+    CHECK_INT(fake_find(&x.f, ip("127.0.0.3"), 9092)->kafka.mode, PROXY_KAFKA_FORCE);
+    CHECK_INT(fake_find(&x.f, ip("127.0.0.3"), 9093)->kafka.mode, PROXY_KAFKA_SNIFF);
+    REQUIRE(x.nevents == 1);
+    CHECK_STR(x.events[0], "changed");
+    CHECK(strstr(x.event_json[0], "\"ip\":\"127.0.0.3\"") != NULL);
+    x.f.nheld = 0;
+    /* A shared port is Docker's listener: loophole rewrites nothing there,
+     * so it is not shown as Kafka even when the label asks. */
+    container *c5 = mk("kkkk", "kafka", 1000);
+    add_port(c5, 9093, CTR_TCP, "0.0.0.0", 9093);
+    add_label(c5, "loophole.kafka", "9093");
+    daemon_docker_update(&x.d, c5);
+    CHECK(json_has(&x, "kafka", "\"mode\":\"shared\",\"kafka\":false"));
     /* "off" turns it off, listener and flag. */
     container *c3 = mk("kkkk", "kafka", 1000);
     add_port(c3, 9092, CTR_TCP, "0.0.0.0", 32768);
     add_label(c3, "loophole.kafka", "off");
     daemon_docker_update(&x.d, c3);
-    CHECK_INT(fake_find(&x.f, ip("127.0.0.2"), 9092)->kafka.mode, PROXY_KAFKA_OFF);
+    REQUIRE(fake_find(&x.f, ip("127.0.0.3"), 9092) != NULL);
+    CHECK_INT(fake_find(&x.f, ip("127.0.0.3"), 9092)->kafka.mode, PROXY_KAFKA_OFF);
     CHECK(json_has(&x, "kafka", "\"kafka\":false"));
     env_free(&x);
 }
@@ -393,9 +441,16 @@ static void test_events_diff(void)
     REQUIRE(x.nevents == 1);
     CHECK_STR(x.events[0], "added");
     CHECK(strstr(x.event_json[0], "\"name\":\"pg.loop.test\"") != NULL);
-    /* Nothing changed: nothing sent. */
+    /* Nothing changed: nothing sent, nothing reopened, also for a Docker
+     * update that says the same. */
     daemon_apply(&x.d);
     CHECK_INT(x.nevents, 1);
+    c = mk("aaaa", "pg", 1000);
+    add_port(c, 5432, CTR_TCP, "0.0.0.0", 32768);
+    daemon_docker_update(&x.d, c);
+    CHECK_INT(x.nevents, 1);
+    CHECK_INT(x.f.listens, 1);
+    CHECK_INT(x.f.closes, 0);
     /* A new mapped port: changed, and the listener retargeted, not reopened. */
     c = mk("aaaa", "pg", 1000);
     add_port(c, 5432, CTR_TCP, "0.0.0.0", 40000);

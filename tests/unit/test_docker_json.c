@@ -231,24 +231,6 @@ static void test_inspect_malformed(void)
     free(web);
 }
 
-/* "/\*"*\/" + n "[" + n "]" + "/\*"*\/". The comments hid the brackets
- * from the old pre-parse depth scan (it took the '"' inside them for the
- * start of a string), yajl's tree parser accepted comments, and at 400,000
- * levels yajl_tree_free() overflowed the stack. Caller frees. */
-static char *hostile_deep(size_t n, size_t *len)
-{
-    static const char wrap[] = "/*\"*/";
-    size_t w = sizeof(wrap) - 1;
-    char *s = malloc(2 * w + 2 * n + 1);
-    memcpy(s, wrap, w);
-    memset(s + w, '[', n);
-    memset(s + w + n, ']', n);
-    memcpy(s + w + 2 * n, wrap, w);
-    *len = 2 * w + 2 * n;
-    s[*len] = '\0';
-    return s;
-}
-
 /* What docker.c does with each line of the event stream. */
 static void decode_line(void *ud, const char *line, size_t len)
 {
@@ -260,7 +242,7 @@ static void decode_line(void *ud, const char *line, size_t len)
 static void test_hostile_deep(void)
 {
     size_t len;
-    char *deep = hostile_deep(400000, &len);
+    char *deep = hostile_deep_doc(400000, &len);
     REQUIRE(deep != NULL);
     /* As one line of the event stream: through the splitter, as docker.c
      * feeds it, and straight into the decoder. */

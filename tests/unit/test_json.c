@@ -9,23 +9,6 @@
 #include "test.h"
 #include "util.h"
 
-/* "/\*"*\/" + n "[" + n "]" + "/\*"*\/": comments hide the brackets from a
- * scanner that skips strings, and 400,000 levels overflow the stack of a
- * recursive tree free. Caller frees. */
-static char *hostile_deep(size_t n, size_t *len)
-{
-    static const char wrap[] = "/*\"*/";
-    size_t w = sizeof(wrap) - 1;
-    char *s = xmalloc(2 * w + 2 * n + 1);
-    memcpy(s, wrap, w);
-    memset(s + w, '[', n);
-    memset(s + w + n, ']', n);
-    memcpy(s + w + 2 * n, wrap, w);
-    *len = 2 * w + 2 * n;
-    s[*len] = '\0';
-    return s;
-}
-
 static int parse(const char *s, int depth, yajl_val *v, char *err, size_t errlen)
 {
     return json_parse(s, strlen(s), 1 << 20, depth, v, err, errlen);
@@ -174,7 +157,7 @@ static void test_depth(void)
      * comment and, without it, because of the depth; either way promptly and
      * without building a deep tree. */
     size_t len;
-    char *deep = hostile_deep(400000, &len);
+    char *deep = hostile_deep_doc(400000, &len);
     CHECK_INT(json_parse(deep, len, 16u << 20, JSON_MAX_DEPTH, &v, err, sizeof(err)), -EINVAL);
     CHECK(v == NULL);
     CHECK(strstr(err, "comment") != NULL);
@@ -198,7 +181,7 @@ static void test_pretty(void)
     CHECK_STR(out.data, "{\n  \"a\": [\n    1,\n    \"x\"\n  ],\n  \"b\": null\n}\n");
     buf_free(&out);
     size_t len;
-    char *deep = hostile_deep(400000, &len);
+    char *deep = hostile_deep_doc(400000, &len);
     CHECK_INT(json_pretty(deep, len, 16u << 20, JSON_MAX_DEPTH, &out), -EINVAL);
     CHECK_INT(json_pretty(deep + 5, len - 10, 16u << 20, JSON_MAX_DEPTH, &out), -EINVAL);
     CHECK(out.len == 0);

@@ -22,6 +22,15 @@ static void test_kafka(void)
     CHECK_INT(label_kafka_mode("offset", 9092, &bad), LABEL_KAFKA_SNIFF);
     CHECK_INT(bad, 1);
     CHECK_INT(label_kafka_mode("", 9092, NULL), LABEL_KAFKA_SNIFF);
+    /* Edges: another protocol, port 0, "off" inside a list, stray commas. */
+    CHECK_INT(label_kafka_mode("9092/udp", 9092, &bad), LABEL_KAFKA_SNIFF);
+    CHECK_INT(bad, 1);
+    CHECK_INT(label_kafka_mode("0,9092", 9092, &bad), LABEL_KAFKA_FORCE);
+    CHECK_INT(bad, 1);
+    CHECK_INT(label_kafka_mode("off,9092", 9092, &bad), LABEL_KAFKA_FORCE);
+    CHECK_INT(bad, 1);
+    CHECK_INT(label_kafka_mode(",,9092,", 9092, &bad), LABEL_KAFKA_FORCE);
+    CHECK_INT(bad, 0);
     /* Hostile values: control bytes are just bad entries; an overlong list
      * is refused whole even when it names the port. */
     CHECK_INT(label_kafka_mode("9092\n2026-12-03 forged log line", 9092, &bad), LABEL_KAFKA_SNIFF);

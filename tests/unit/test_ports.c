@@ -2,6 +2,7 @@
  * retarget, reopen on a new address, drop), results for held ports, problems
  * for the rest, Kafka hooks and their callbacks. */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <string.h>
@@ -186,8 +187,7 @@ static void test_kafka_hooks(void)
     REQUIRE(l != NULL);
     CHECK_INT(l->kafka.mode, PROXY_KAFKA_SNIFF);
     CHECK_INT(fake_find(&f, ip("127.0.0.5"), 53)->kafka.mode, PROXY_KAFKA_OFF);
-    /* A forced port counts as Kafka from the start. */
-    CHECK(ports_find(t, "k", PORT_ROLE_FORWARD, 9093, CTR_TCP)->kafka_seen);
+    CHECK_INT(fake_find(&f, ip("127.0.0.5"), 9093)->kafka.mode, PROXY_KAFKA_FORCE);
     /* The map hook goes through the owner's callback with the listener's address. */
     char nh[64] = "";
     int32_t np = 0;
@@ -195,12 +195,10 @@ static void test_kafka_hooks(void)
     CHECK_STR(nh, "127.0.0.5");
     CHECK_INT(np, 9092);
     CHECK_INT(l->kafka.map(l->kafka.ud, NULL, 2, 1, "b\x1b[2Jx", 6, 9092, nh, sizeof(nh), &np), 0);
-    /* Detection reaches the owner once. */
-    l->kafka.detected(l->kafka.ud, NULL);
+    /* Detection (once per listener, from the proxy) reaches the owner. */
     l->kafka.detected(l->kafka.ud, NULL);
     CHECK_INT(s.kafka_seen, 1);
     CHECK_STR(s.last_id, "k");
-    CHECK(ports_find(t, "k", PORT_ROLE_FORWARD, 9092, CTR_TCP)->kafka_seen);
     /* Turning Kafka off (a new label) reopens the listener without hooks. */
     w[0].kafka = PROXY_KAFKA_OFF;
     ports_apply(t, w, 3, &res, &nres);
@@ -226,8 +224,77 @@ static void test_fd_handover(void)
     CHECK_INT(nres, 0);
     CHECK_INT(f.last_fd, w.fd);
     CHECK_INT(f.nopen, 1);
+    /* The next plan hands a fresh socket: the listener carries over and the
+     * socket is closed unused. */
+    int fd2 = socket(AF_INET, SOCK_STREAM, 0);
+    w.fd = fd2;
+    ports_apply(t, &w, 1, &res, &nres);
+    CHECK_INT(f.listens, 1);
+    CHECK_INT(f.closes, 0);
+    CHECK(fcntl(fd2, F_GETFD) == -1);
     ports_free(t);
     CHECK_INT(f.nopen, 0);
+}
+
+/* A port that moves from one container to another in one plan: the old
+ * entry is dropped before the new one binds, so the new one does not find
+ * its address taken (by ourselves). */
+static void test_drop_before_bind(void)
+{
+    fake_backend f;
+    ports_backend be;
+    fake_backend_init(&f, &be);
+    ports_table *t = ports_new(&be, NULL);
+    port_want a = want("a", 80, CTR_TCP, "127.0.0.2", 32768);
+    port_want b = want("b", 80, CTR_TCP, "127.0.0.2", 32769);
+    port_result *res;
+    size_t nres;
+    ports_apply(t, &a, 1, &res, &nres);
+    CHECK_INT(f.nopen, 1);
+    /* The fake refuses a second listener on one address and port. */
+    port_want both[2] = {a, b};
+    ports_apply(t, both, 2, &res, &nres);
+    REQUIRE(nres == 1);
+    CHECK_STR(res[0].key.id, "b");
+    free(res);
+    ports_apply(t, &b, 1, &res, &nres);
+    CHECK_INT(nres, 0);
+    CHECK(ports_find(t, "a", PORT_ROLE_FORWARD, 80, CTR_TCP) == NULL);
+    CHECK(ports_find(t, "b", PORT_ROLE_FORWARD, 80, CTR_TCP)->listener != NULL);
+    CHECK(strstr(f.log, "close 127.0.0.2:80;listen 127.0.0.2:80;") != NULL);
+    ports_free(t);
+}
+
+/* Thousands of ports (-p 10000-14999) go through the index. */
+static void test_many_ports(void)
+{
+    fake_backend f;
+    ports_backend be;
+    fake_backend_init(&f, &be);
+    f.unlimited = true;
+    ports_table *t = ports_new(&be, NULL);
+    size_t n = 5000;
+    port_want *w = xcalloc(n, sizeof(*w));
+    for (size_t i = 0; i < n; i++)
+        w[i] = want(i % 2 ? "a" : "b", (uint16_t)(10000 + i), CTR_TCP, "127.0.0.2", 32768);
+    port_result *res;
+    size_t nres;
+    ports_apply(t, w, n, &res, &nres);
+    CHECK_INT(nres, 0);
+    CHECK_INT(f.listens, n);
+    ports_apply(t, w, n, &res, &nres);
+    CHECK_INT(f.listens, n);
+    for (size_t i = 0; i < n; i += 499)
+        CHECK(ports_find(t, i % 2 ? "a" : "b", PORT_ROLE_FORWARD, (uint16_t)(10000 + i), CTR_TCP) !=
+              NULL);
+    CHECK(ports_find(t, "a", PORT_ROLE_FORWARD, 10000, CTR_TCP) == NULL);
+    /* Half go: the rest are still found. */
+    ports_apply(t, w, n / 2, &res, &nres);
+    CHECK_INT(f.closes, n - n / 2);
+    CHECK(ports_find(t, "b", PORT_ROLE_FORWARD, 10000, CTR_TCP) != NULL);
+    CHECK(ports_find(t, "a", PORT_ROLE_FORWARD, (uint16_t)(10000 + n - 1), CTR_TCP) == NULL);
+    free(w);
+    ports_free(t);
 }
 
 /* The real backend: proxy listeners on a loop, one bound by the table and
@@ -281,9 +348,12 @@ static void test_proxy_backend(void)
     CHECK(strstr(ports_find(t, "c", PORT_ROLE_FORWARD, 0, CTR_TCP)->problem, "cannot listen") !=
           NULL);
     CHECK(ports_find(t, "a", PORT_ROLE_FORWARD, 0, CTR_TCP)->listener == e->listener);
-    ports_free(t);
+    /* main.c's order: close every listener, let the loop finish closing
+     * (the Kafka hooks' data goes with the listeners), then free the table. */
+    ports_close_all(t);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(uv_loop_close(&loop), 0);
+    ports_free(t);
 }
 
 int main(void)
@@ -293,6 +363,8 @@ int main(void)
     RUN(test_refusals);
     RUN(test_kafka_hooks);
     RUN(test_fd_handover);
+    RUN(test_drop_before_bind);
+    RUN(test_many_ports);
     RUN(test_proxy_backend);
     TEST_END();
 }

@@ -522,25 +522,10 @@ static void test_stale_temp_does_not_matter(void)
     free(dir);
 }
 
-/* "/\*"*\/" + 400,000 "[" + as many "]" + "/\*"*\/": it passed the old
- * depth scan (the '"' in the comment looked like a string) and crashed in
- * yajl_tree_free. Caller frees. */
-static char *hostile_deep(size_t *len)
-{
-    size_t n = 400000;
-    char *s = xmalloc(2 * n + 11);
-    memcpy(s, "/*\"*/", 5);
-    memset(s + 5, '[', n);
-    memset(s + 5 + n, ']', n);
-    memcpy(s + 5 + 2 * n, "/*\"*/", 5);
-    *len = 2 * n + 10;
-    return s;
-}
-
 static void test_hostile_deep(void)
 {
     size_t len;
-    char *deep = hostile_deep(&len);
+    char *deep = hostile_deep_doc(400000, &len);
     state_data back;
     char err[256] = "";
     CHECK_INT(state_decode(deep, len, &back, err, sizeof(err)), -EINVAL);
