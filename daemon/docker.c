@@ -658,9 +658,12 @@ static int inspect_result(dreq *r, int err, container **out)
         log_warn("docker", "inspect %.12s: HTTP %d", r->id, r->status);
         return -EPROTO;
     }
-    char why[160];
+    char why[160], shown[2 * sizeof(why)];
     if (docker_decode_inspect(r->body.data, r->body.len, out, why, sizeof(why)) < 0) {
-        log_warn("docker", "inspect %.12s: %s", r->id, why);
+        /* The reason quotes keys from the reply (label names, network
+         * names): printable only. */
+        log_warn("docker", "inspect %.12s: %s", r->id,
+                 printable(why, strlen(why), shown, sizeof(shown)));
         return -EINVAL;
     }
     return 1;
