@@ -365,7 +365,6 @@ static void plan_port(const registry *r, const container *c, reg_port *p)
                  "port %u/%s: Docker's host address \"%s\" is not usable", p->port,
                  proto_name(p->proto),
                  printable(p->host_ip, strlen(p->host_ip), shown, sizeof(shown)));
-        log_warn("registry", "%s: %s", c->name, p->problem);
         return;
     }
     p->plan = REG_PORT_PROXY;
@@ -401,9 +400,15 @@ static void set_ports(registry *r, reg_entry *e, const container *c)
     for (size_t j = 0; j < n; j++) {
         reg_port *p = &ports[j];
         plan_port(r, c, p);
-        for (size_t i = 0; i < e->nports; i++)
+        const reg_port *old = NULL;
+        for (size_t i = 0; i < e->nports && !old; i++)
             if (e->ports[i].port == p->port && e->ports[i].proto == p->proto)
-                p->kafka = e->ports[i].kafka && p->kafka_mode != LABEL_KAFKA_OFF;
+                old = &e->ports[i];
+        /* Logged when it appears, not at every Docker update. */
+        if (p->problem[0] && (old == NULL || strcmp(old->problem, p->problem) != 0))
+            log_warn("registry", "%s: %s", c->name, p->problem);
+        if (old)
+            p->kafka = old->kafka && p->kafka_mode != LABEL_KAFKA_OFF;
         if (p->kafka_mode == LABEL_KAFKA_FORCE)
             p->kafka = true;
     }

@@ -109,9 +109,10 @@ void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g)
         kv_int_or_null(g, "host_port", p->host_port);
         json_kv_str(g, "host_ip", p->host_port ? p->host_ip : NULL);
         json_kv_str(g, "proto", proto_name(p->proto));
-        json_kv_str(g, "mode", served ? mode_name(p, pe) : "none");
+        const char *mode = served ? mode_name(p, pe) : "none";
+        json_kv_str(g, "mode", mode);
         /* Only a port loophole proxies is rewritten, so only it is "kafka". */
-        json_kv_bool(g, "kafka", served && p->kafka && strcmp(mode_name(p, pe), "proxy") == 0);
+        json_kv_bool(g, "kafka", p->kafka && strcmp(mode, "proxy") == 0);
         json_gen_str(g, "connections");
         yajl_gen_map_open(g);
         json_kv_int(g, "active", (long long)st.conns_active);
