@@ -42,7 +42,7 @@ test: deps-test
 unit:
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLOOPHOLE_SANITIZE=ON >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
-	cd $(TEST_BUILD) && ctest -L unit --output-on-failure
+	cd $(TEST_BUILD) && ctest -L unit --output-on-failure -j $(JOBS)
 
 # Builds the libFuzzer drivers with clang and runs each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 30

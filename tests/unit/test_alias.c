@@ -1,7 +1,7 @@
 /* Alias modes, and on Linux the rtnetlink backend for real: as root, a child
  * process moves into its own network namespace (so the host's lo is never
  * touched), brings lo up there and adds and removes an address. Without root
- * that part is skipped and only the pure checks run. */
+ * (or off Linux) that test skips; the pure ones run everywhere. */
 #ifdef __linux__
 #define _GNU_SOURCE /* unshare(2) */
 #endif
@@ -28,7 +28,7 @@
 #define ADDR(a, b, c, d)                                                                           \
     (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (d))
 
-static void test_modes(void)
+TEST(modes)
 {
     CHECK_INT(alias_parse_mode("auto"), ALIAS_AUTO);
     CHECK_INT(alias_parse_mode("off"), ALIAS_OFF);
@@ -45,7 +45,7 @@ static void test_modes(void)
         CHECK_INT(alias_parse_mode(alias_mode_name((alias_mode)m)), m);
 }
 
-static void test_active(void)
+TEST(active)
 {
     CHECK(!alias_active(ALIAS_OFF));
 #ifdef __APPLE__
@@ -143,12 +143,10 @@ static void netlink_in_namespace(void)
         CHECK_INT(lo_has(ADDR(127, 0, 0, 100 + i)), 0);
 }
 
-static void test_netlink(void)
+TEST(netlink)
 {
-    if (geteuid() != 0) {
-        fprintf(stderr, "skipping netlink part: needs root\n");
-        return;
-    }
+    if (geteuid() != 0)
+        TEST_SKIP("needs root (a private network namespace)");
     fflush(NULL);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -172,20 +170,13 @@ static void test_netlink(void)
     } while (w < 0 && errno == EINTR);
     REQUIRE(w == pid);
     REQUIRE(WIFEXITED(status));
-    if (WEXITSTATUS(status) == 77) {
-        fprintf(stderr, "skipping netlink part: needs root\n");
-        return;
-    }
+    if (WEXITSTATUS(status) == 77)
+        TEST_SKIP("no private network namespace (unshare(CLONE_NEWNET) needs CAP_SYS_ADMIN)");
     CHECK_INT(WEXITSTATUS(status), 0);
 }
-#endif
-
-int main(void)
+#else
+TEST(netlink)
 {
-    RUN(test_modes);
-    RUN(test_active);
-#ifdef __linux__
-    RUN(test_netlink);
-#endif
-    TEST_END();
+    TEST_SKIP("the rtnetlink alias backend is Linux only");
 }
+#endif

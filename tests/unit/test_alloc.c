@@ -8,7 +8,7 @@
 
 #define IP(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (d))
 
-static void test_parse_range_good(void)
+TEST(parse_range_good)
 {
     uint32_t f = 0, l = 0;
     CHECK_INT(alloc_parse_range("127.0.0.2-127.0.0.254", &f, &l), 0);
@@ -23,7 +23,7 @@ static void test_parse_range_good(void)
     CHECK_INT(f, IP(127, 1, 0, 10));
 }
 
-static void test_parse_range_bad(void)
+TEST(parse_range_bad)
 {
     static const char *bad[] = {
         "",
@@ -65,7 +65,7 @@ static void test_parse_range_bad(void)
     CHECK_INT(alloc_parse_range(NULL, &f, &l), -EINVAL);
 }
 
-static void test_lowest_free_and_localhost(void)
+TEST(lowest_free_and_localhost)
 {
     alloc_pool p;
     /* A pool starting at 127.0.0.0 still never hands out 127.0.0.1. */
@@ -99,7 +99,7 @@ static void test_lowest_free_and_localhost(void)
     alloc_free(&p);
 }
 
-static void test_linux_reserved(void)
+TEST(linux_reserved)
 {
     alloc_pool p;
     alloc_init(&p, IP(127, 0, 0, 52), IP(127, 0, 0, 55));
@@ -116,7 +116,7 @@ static void test_linux_reserved(void)
     alloc_free(&p);
 }
 
-static void test_stability(void)
+TEST(stability)
 {
     alloc_pool p;
     alloc_init(&p, IP(127, 0, 0, 2), IP(127, 0, 0, 254));
@@ -148,7 +148,7 @@ static void test_stability(void)
     alloc_free(&p);
 }
 
-static void test_reclaim_and_exhaustion(void)
+TEST(reclaim_and_exhaustion)
 {
     alloc_pool p;
     alloc_init(&p, IP(127, 0, 0, 2), IP(127, 0, 0, 4));
@@ -188,7 +188,7 @@ static void test_reclaim_and_exhaustion(void)
     alloc_free(&p);
 }
 
-static void test_restore(void)
+TEST(restore)
 {
     alloc_pool p;
     alloc_init(&p, IP(127, 0, 0, 2), IP(127, 0, 0, 10));
@@ -220,7 +220,7 @@ static void test_restore(void)
     alloc_free(&p);
 }
 
-static void test_move(void)
+TEST(move)
 {
     alloc_pool p;
     alloc_init(&p, IP(127, 0, 0, 2), IP(127, 0, 0, 5));
@@ -256,7 +256,7 @@ static void test_move(void)
     alloc_free(&p);
 }
 
-static void test_move_is_reclaim_safe(void)
+TEST(move_is_reclaim_safe)
 {
     /* The moving lease must not reclaim itself, and must survive the array
      * compaction when another lease is reclaimed. */
@@ -282,7 +282,7 @@ static void test_move_is_reclaim_safe(void)
     alloc_free(&p);
 }
 
-static void test_counts(void)
+TEST(counts)
 {
     alloc_pool p;
     alloc_init(&p, IP(127, 0, 0, 2), IP(127, 0, 0, 254));
@@ -307,7 +307,7 @@ static void test_counts(void)
     alloc_free(&p);
 }
 
-static void test_fill_whole_pool(void)
+TEST(fill_whole_pool)
 {
     /* Every address of the default pool once, in order, with no repeats. */
     alloc_pool p;
@@ -332,7 +332,7 @@ static void test_fill_whole_pool(void)
     alloc_free(&p);
 }
 
-static void test_big_pool(void)
+TEST(big_pool)
 {
     /* A whole /8 must neither allocate per address nor wrap at the top. */
     alloc_pool p;
@@ -354,7 +354,7 @@ static void test_big_pool(void)
     alloc_free(&p);
 }
 
-static void test_bad_keys(void)
+TEST(bad_keys)
 {
     alloc_pool p;
     alloc_init(&p, IP(127, 0, 0, 2), IP(127, 0, 0, 9));
@@ -364,22 +364,4 @@ static void test_bad_keys(void)
     CHECK(alloc_find(&p, NULL) == NULL);
     CHECK_INT(alloc_used(&p), 0);
     alloc_free(&p);
-}
-
-int main(void)
-{
-    RUN(test_parse_range_good);
-    RUN(test_parse_range_bad);
-    RUN(test_lowest_free_and_localhost);
-    RUN(test_linux_reserved);
-    RUN(test_stability);
-    RUN(test_reclaim_and_exhaustion);
-    RUN(test_restore);
-    RUN(test_move);
-    RUN(test_move_is_reclaim_safe);
-    RUN(test_counts);
-    RUN(test_fill_whole_pool);
-    RUN(test_big_pool);
-    RUN(test_bad_keys);
-    TEST_END();
 }

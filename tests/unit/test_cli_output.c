@@ -31,7 +31,7 @@ static const char *sample =
     "\"host_port\":32768,\"proto\":\"tcp\",\"mode\":\"proxy\",\"kafka\":true}],\"skipped\":null}"
     "]";
 
-static void test_parse(void)
+TEST(parse)
 {
     ls_list l;
     char err[256];
@@ -84,7 +84,7 @@ static void test_parse(void)
     ls_list_free(&l);
 }
 
-static void test_ports(void)
+TEST(ports)
 {
     char s[64];
     ls_port p = {.port = 5432, .host_port = 49312, .proto = "tcp", .mode = "proxy"};
@@ -105,7 +105,7 @@ static void test_ports(void)
     CHECK_STR(s, "80 (not published)");
 }
 
-static void test_table(void)
+TEST(table)
 {
     ls_list l;
     char err[256];
@@ -155,7 +155,7 @@ static void test_table(void)
     ls_list_free(&l);
 }
 
-static void test_table_widths(void)
+TEST(table_widths)
 {
     static const char *const h[] = {"A", "LONGER", "C"};
     out_table t;
@@ -178,7 +178,7 @@ static void test_table_widths(void)
               6);
 }
 
-static void test_json_pretty(void)
+TEST(json_pretty)
 {
     buf out = {0};
     CHECK_INT(out_json_pretty("{\"a\":[1,true,null],\"b\":\"x\\\"y\"}", 30, &out), 0);
@@ -190,7 +190,7 @@ static void test_json_pretty(void)
     buf_free(&out);
 }
 
-static void test_duration(void)
+TEST(duration)
 {
     char s[32];
     out_duration(42, s, sizeof(s));
@@ -205,7 +205,7 @@ static void test_duration(void)
     CHECK_STR(s, "0s");
 }
 
-static void test_status_format(void)
+TEST(status_format)
 {
     const char *st =
         "{\"version\":\"0.1.0\",\"uptime_s\":7384,\"docker\":{\"endpoint\":\"unix:///d.sock\","
@@ -246,7 +246,7 @@ static void test_status_format(void)
     buf_free(&out);
 }
 
-static void test_error_mapping(void)
+TEST(error_mapping)
 {
     char m[512];
     cli_error_message(403, "{\"error\":\"changing the resolver needs root\"}", "resolve-install", m,
@@ -293,7 +293,7 @@ static void test_error_mapping(void)
  * may answer with anything. Every client parse (ls, status, doctor, the
  * resolver commands, error bodies, --json) goes through cli_parse_json or
  * json_pretty, so these must all fail cleanly rather than crash. */
-static void test_hostile_answers(void)
+TEST(hostile_answers)
 {
     size_t n = 400000, len = 2 * n + 10;
     char *deep = xmalloc(len + 1);
@@ -359,7 +359,7 @@ static void test_hostile_answers(void)
     free(huge);
 }
 
-static void test_color_policy(void)
+TEST(color_policy)
 {
     /* A pipe is never a terminal; NO_COLOR wins even on one. */
     int p[2];
@@ -370,19 +370,4 @@ static void test_color_policy(void)
     setenv("NO_COLOR", "1", 1);
     CHECK(!out_use_color(STDERR_FILENO));
     unsetenv("NO_COLOR");
-}
-
-int main(void)
-{
-    RUN(test_parse);
-    RUN(test_ports);
-    RUN(test_table);
-    RUN(test_table_widths);
-    RUN(test_json_pretty);
-    RUN(test_duration);
-    RUN(test_status_format);
-    RUN(test_error_mapping);
-    RUN(test_hostile_answers);
-    RUN(test_color_policy);
-    TEST_END();
 }

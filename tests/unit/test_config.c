@@ -34,7 +34,7 @@ static void write_cfg(const char *text)
     fclose(f);
 }
 
-static void test_defaults(void)
+TEST(defaults)
 {
     config c;
     char err[256] = "";
@@ -51,7 +51,7 @@ static void test_defaults(void)
     config_free(&c);
 }
 
-static void test_file_and_flags(void)
+TEST(file_and_flags)
 {
     config c;
     char err[256] = "";
@@ -76,7 +76,7 @@ static void expect_err(const char *needle, int rc, const char *err)
     }
 }
 
-static void test_errors(void)
+TEST(errors)
 {
     config c;
     char err[256];
@@ -128,7 +128,7 @@ static void test_errors(void)
     config_free(&c);
 }
 
-static void test_hostile_files(void)
+TEST(hostile_files)
 {
     config c;
     memset(&c, 0, sizeof(c));
@@ -186,16 +186,17 @@ static void test_hostile_files(void)
     unlink(fifo);
 }
 
-int main(void)
+TEST_SETUP()
 {
     int fd = mkstemp(tmpcfg);
-    if (fd < 0)
-        return 1;
+    if (fd < 0) {
+        perror("mkstemp");
+        exit(1);
+    }
     close(fd);
-    RUN(test_defaults);
-    RUN(test_file_and_flags);
-    RUN(test_errors);
-    RUN(test_hostile_files);
+}
+
+TEST_TEARDOWN()
+{
     unlink(tmpcfg);
-    TEST_END();
 }

@@ -800,7 +800,7 @@ static void sc_stale_then_second(fixture *f)
 
 /* ---- tests ---- */
 
-static void test_allowed(void)
+TEST(allowed)
 {
     peercred c = {.uid = 0, .gid = 0, .ngroups = 0};
     CHECK(control_allowed(&c, 0, false)); /* root, even without an admin group */
@@ -823,19 +823,19 @@ static void test_allowed(void)
     CHECK(!control_allowed(&c, 80, true));
 }
 
-static void test_routes(void)
+TEST(routes)
 {
     control_options o = default_opts();
     run_fixture(o, "routes", sc_routes);
 }
 
-static void test_route_table(void)
+TEST(route_table)
 {
     control_options o = default_opts();
     run_fixture(o, "table", sc_route_table);
 }
 
-static void test_hostile_paths(void)
+TEST(hostile_paths)
 {
     /* At debug level every request path is logged: through printable(). */
     enum log_level old = log_get_level();
@@ -866,7 +866,7 @@ static int match(unsigned method, const char *path, control_params *p, unsigned 
     return control_route_match(match_table, ARRAY_SIZE(match_table), method, path, p, allow, route);
 }
 
-static void test_route_match(void)
+TEST(route_match)
 {
     control_params p;
     unsigned allow;
@@ -990,7 +990,7 @@ static void test_route_match(void)
               -ENOENT);
 }
 
-static void test_methods(void)
+TEST(methods)
 {
     CHECK_INT(control_method_bit(HTTP_GET), CONTROL_GET);
     CHECK_INT(control_method_bit(HTTP_POST), CONTROL_POST);
@@ -1008,26 +1008,26 @@ static void test_methods(void)
     CHECK_STR(small, "GET, "); /* truncated, terminated */
 }
 
-static void test_malformed_and_limits(void)
+TEST(malformed_and_limits)
 {
     control_options o = default_opts();
     run_fixture(o, "limits", sc_malformed);
 }
 
-static void test_idle_and_events(void)
+TEST(idle_and_events)
 {
     control_options o = default_opts();
     o.idle_timeout_ms = 200;
     run_fixture(o, "events", sc_idle_and_events);
 }
 
-static void test_stream_client(void)
+TEST(stream_client)
 {
     control_options o = default_opts();
     run_fixture(o, "stream", sc_stream_client);
 }
 
-static void test_client_cap(void)
+TEST(client_cap)
 {
     control_options o = default_opts();
     o.max_clients = 2;
@@ -1035,7 +1035,7 @@ static void test_client_cap(void)
     run_fixture(o, "cap", sc_client_cap);
 }
 
-static void test_resolver_permissions(void)
+TEST(resolver_permissions)
 {
     struct group *g = getgrgid(0);
     REQUIRE(g != NULL);
@@ -1045,7 +1045,7 @@ static void test_resolver_permissions(void)
     run_fixture(o, "resolver", sc_resolver);
 }
 
-static void test_stale_socket(void)
+TEST(stale_socket)
 {
     char path[108];
     make_path(path, sizeof(path), "stale");
@@ -1061,7 +1061,7 @@ static void test_stale_socket(void)
     run_fixture(o, "stale", sc_stale_then_second);
 }
 
-static void test_not_a_socket(void)
+TEST(not_a_socket)
 {
     char path[108];
     make_path(path, sizeof(path), "file");
@@ -1080,7 +1080,7 @@ static void test_not_a_socket(void)
     CHECK_INT(uv_loop_close(&loop), 0);
 }
 
-static void test_inherited_fd(void)
+TEST(inherited_fd)
 {
     char path[108];
     make_path(path, sizeof(path), "inh");
@@ -1098,22 +1098,7 @@ static void test_inherited_fd(void)
     unlink(path);
 }
 
-int main(void)
+TEST_SETUP()
 {
     signal(SIGPIPE, SIG_IGN);
-    RUN(test_allowed);
-    RUN(test_routes);
-    RUN(test_route_table);
-    RUN(test_hostile_paths);
-    RUN(test_route_match);
-    RUN(test_methods);
-    RUN(test_malformed_and_limits);
-    RUN(test_idle_and_events);
-    RUN(test_stream_client);
-    RUN(test_client_cap);
-    RUN(test_resolver_permissions);
-    RUN(test_stale_socket);
-    RUN(test_not_a_socket);
-    RUN(test_inherited_fd);
-    TEST_END();
 }

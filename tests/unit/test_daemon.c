@@ -168,7 +168,7 @@ static uint32_t zone_addr(env *x, const char *name)
     return a;
 }
 
-static void test_move_after_eaddrinuse(void)
+TEST(move_after_eaddrinuse)
 {
     env x;
     env_init(&x, "127.0.0.2", "127.0.0.20");
@@ -218,7 +218,7 @@ static void test_move_after_eaddrinuse(void)
     env_free(&x);
 }
 
-static void test_held_everywhere(void)
+TEST(held_everywhere)
 {
     env x;
     env_init(&x, "127.0.0.2", "127.0.0.40");
@@ -263,7 +263,7 @@ static void test_held_everywhere(void)
     env_free(&x);
 }
 
-static void test_pool_too_small_to_move(void)
+TEST(pool_too_small_to_move)
 {
     env x;
     env_init(&x, "127.0.0.2", "127.0.0.2");
@@ -282,7 +282,7 @@ static void test_pool_too_small_to_move(void)
     env_free(&x);
 }
 
-static void test_shared_ports(void)
+TEST(shared_ports)
 {
     env x;
     env_init(&x, "127.0.0.2", "127.0.0.20");
@@ -316,7 +316,7 @@ static void test_shared_ports(void)
     env_free(&x);
 }
 
-static void test_problems_list(void)
+TEST(problems_list)
 {
     env x;
     env_init(&x, "127.0.0.2", "127.0.0.20");
@@ -348,7 +348,7 @@ static void test_problems_list(void)
     env_free(&x);
 }
 
-static void test_kafka_flag(void)
+TEST(kafka_flag)
 {
     env x;
     env_init(&x, "127.0.0.2", "127.0.0.20");
@@ -431,7 +431,7 @@ static void test_kafka_flag(void)
     env_free(&x);
 }
 
-static void test_events_diff(void)
+TEST(events_diff)
 {
     env x;
     env_init(&x, "127.0.0.2", "127.0.0.20");
@@ -488,15 +488,7 @@ static void test_events_diff(void)
     env_free(&x);
 }
 
-int main(void)
+TEST_SETUP()
 {
     log_set_level(LOG_ERROR);
-    RUN(test_move_after_eaddrinuse);
-    RUN(test_held_everywhere);
-    RUN(test_pool_too_small_to_move);
-    RUN(test_shared_ports);
-    RUN(test_problems_list);
-    RUN(test_kafka_flag);
-    RUN(test_events_diff);
-    TEST_END();
 }

@@ -118,7 +118,7 @@ static void check_soa_authority(const ldns_pkt *p, uint32_t ttl)
     CHECK_INT(ldns_rdf2native_int32(ldns_rr_rdf(soa, 6)), ttl); /* minimum */
 }
 
-static void test_a_record(void)
+TEST(a_record)
 {
     dns_zone *z = make_zone(5);
     REQUIRE(z != NULL);
@@ -153,7 +153,7 @@ static void test_a_record(void)
     dns_zone_free(z);
 }
 
-static void test_nodata(void)
+TEST(nodata)
 {
     dns_zone *z = make_zone(5);
     REQUIRE(z != NULL);
@@ -171,7 +171,7 @@ static void test_nodata(void)
     dns_zone_free(z);
 }
 
-static void test_nxdomain(void)
+TEST(nxdomain)
 {
     dns_zone *z = make_zone(5);
     REQUIRE(z != NULL);
@@ -194,7 +194,7 @@ static void test_nxdomain(void)
     dns_zone_free(z);
 }
 
-static void test_apex(void)
+TEST(apex)
 {
     dns_zone *z = make_zone(5);
     REQUIRE(z != NULL);
@@ -255,7 +255,7 @@ static void test_apex(void)
     dns_zone_free(z);
 }
 
-static void test_ptr(void)
+TEST(ptr)
 {
     dns_zone *z = make_zone(5);
     REQUIRE(z != NULL);
@@ -294,7 +294,7 @@ static void test_ptr(void)
     dns_zone_free(z);
 }
 
-static void test_out_of_zone(void)
+TEST(out_of_zone)
 {
     dns_zone *z = make_zone(5);
     REQUIRE(z != NULL);
@@ -313,7 +313,7 @@ static void test_out_of_zone(void)
     dns_zone_free(z);
 }
 
-static void test_case(void)
+TEST(case)
 {
     dns_zone *z = make_zone(5);
     REQUIRE(z != NULL);
@@ -339,7 +339,7 @@ static void test_case(void)
     dns_zone_free(z);
 }
 
-static void test_below(void)
+TEST(below)
 {
     dns_zone *z = make_zone(5);
     REQUIRE(z != NULL);
@@ -377,7 +377,7 @@ static void test_below(void)
     dns_zone_free(z);
 }
 
-static void test_edns(void)
+TEST(edns)
 {
     dns_zone *z = make_zone(5);
     REQUIRE(z != NULL);
@@ -417,7 +417,7 @@ static void test_edns(void)
     dns_zone_free(z);
 }
 
-static void test_truncation(void)
+TEST(truncation)
 {
     dns_zone *z = make_zone(5);
     REQUIRE(z != NULL);
@@ -445,7 +445,7 @@ static void test_truncation(void)
     dns_zone_free(z);
 }
 
-static void test_ttl(void)
+TEST(ttl)
 {
     dns_zone *z = make_zone(3);
     REQUIRE(z != NULL);
@@ -462,7 +462,7 @@ static void test_ttl(void)
     dns_zone_free(z);
 }
 
-static void test_zone_set(void)
+TEST(zone_set)
 {
     CHECK(dns_zone_new("", 5) == NULL);
     CHECK(dns_zone_new("bad..domain", 5) == NULL);
@@ -539,7 +539,7 @@ static int rcode_of(const uint8_t *out, size_t len)
     return len >= 12 ? out[3] & 0xf : -1;
 }
 
-static void test_malformed(void)
+TEST(malformed)
 {
     dns_zone *z = make_zone(5);
     REQUIRE(z != NULL);
@@ -650,7 +650,7 @@ static uint32_t rnd(void)
 
 /* Random and mutated packets: no crash (under ASan), any answer is a
  * well-formed response to the same id within the buffer. */
-static void test_fuzz(void)
+TEST(fuzz)
 {
     dns_zone *z = make_zone(5);
     REQUIRE(z != NULL);
@@ -717,23 +717,4 @@ static void test_fuzz(void)
     for (int i = 0; i < 4; i++)
         free(seeds[i]);
     dns_zone_free(z);
-}
-
-int main(void)
-{
-    RUN(test_a_record);
-    RUN(test_nodata);
-    RUN(test_nxdomain);
-    RUN(test_apex);
-    RUN(test_ptr);
-    RUN(test_out_of_zone);
-    RUN(test_case);
-    RUN(test_below);
-    RUN(test_edns);
-    RUN(test_truncation);
-    RUN(test_ttl);
-    RUN(test_zone_set);
-    RUN(test_malformed);
-    RUN(test_fuzz);
-    TEST_END();
 }

@@ -171,7 +171,7 @@ static void udp_client_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b,
     }
 }
 
-static void test_udp(void)
+TEST(udp)
 {
     static struct udp_test t;
     uv_loop_t loop;
@@ -323,7 +323,7 @@ static void tcp_run(struct tcp_test *t, uv_loop_t *loop, dns_zone *zone)
     uv_run(loop, UV_RUN_DEFAULT);
 }
 
-static void test_tcp_pipelined(void)
+TEST(tcp_pipelined)
 {
     static struct tcp_test t;
     memset(&t, 0, sizeof(t));
@@ -351,7 +351,7 @@ static void test_tcp_pipelined(void)
 
 /* A message that is not a query (here a response) ends the connection after
  * the queries before it were answered. */
-static void test_tcp_garbage(void)
+TEST(tcp_garbage)
 {
     static struct tcp_test t;
     memset(&t, 0, sizeof(t));
@@ -449,7 +449,7 @@ static void bulk_connected(uv_connect_t *req, int status)
     uv_write(&t->write, (uv_stream_t *)&t->client, &b, 1, tcp_written);
 }
 
-static void test_tcp_bulk(void)
+TEST(tcp_bulk)
 {
     static struct bulk_test t;
     memset(&t, 0, sizeof(t));
@@ -551,7 +551,7 @@ static void cap_connected(uv_connect_t *req, int status)
         cap_finish(t);
 }
 
-static void test_tcp_cap(void)
+TEST(tcp_cap)
 {
     static struct cap_test t;
     memset(&t, 0, sizeof(t));
@@ -579,7 +579,7 @@ static void test_tcp_cap(void)
     dns_zone_free(z);
 }
 
-static void test_start_errors(void)
+TEST(start_errors)
 {
     uv_loop_t loop;
     REQUIRE(uv_loop_init(&loop) == 0);
@@ -602,7 +602,7 @@ static void test_start_errors(void)
     dns_zone_free(z);
 }
 
-static void test_parse_listen(void)
+TEST(parse_listen)
 {
     struct sockaddr_storage ss;
     CHECK_INT(dns_parse_listen("127.0.0.1:15353", &ss), 0);
@@ -643,16 +643,4 @@ static void test_parse_listen(void)
         CHECK_INT(r, -EINVAL);
     }
     CHECK_INT(dns_parse_listen(NULL, &ss), -EINVAL);
-}
-
-int main(void)
-{
-    RUN(test_parse_listen);
-    RUN(test_udp);
-    RUN(test_tcp_pipelined);
-    RUN(test_tcp_garbage);
-    RUN(test_tcp_bulk);
-    RUN(test_tcp_cap);
-    RUN(test_start_errors);
-    TEST_END();
 }

@@ -392,7 +392,7 @@ static const docker_callbacks callbacks = {NULL,    cb_connected, cb_disconnecte
 
 static char tmpdir[128];
 
-static void test_sync_event_reconnect(void)
+TEST(sync_event_reconnect)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -446,7 +446,7 @@ static void test_sync_event_reconnect(void)
 
 /* The engine refuses the first two pings: one disconnected for the whole
  * outage, then connected once the engine answers. */
-static void test_outage_reported_once(void)
+TEST(outage_reported_once)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -477,7 +477,7 @@ static void test_outage_reported_once(void)
 
 /* Closing with requests in flight runs no user callback and leaks nothing;
  * a tcp:// host is refused with a clear reason and retried, not fatal. */
-static void test_close_in_flight(void)
+TEST(close_in_flight)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -517,16 +517,16 @@ static void test_close_in_flight(void)
     CHECK(uv_loop_close(&loop) == 0);
 }
 
-int main(void)
+TEST_SETUP()
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/loophole-dc-XXXXXX");
     if (mkdtemp(tmpdir) == NULL) {
         perror("mkdtemp");
-        return 1;
+        exit(1);
     }
-    RUN(test_sync_event_reconnect);
-    RUN(test_outage_reported_once);
-    RUN(test_close_in_flight);
+}
+
+TEST_TEARDOWN()
+{
     rmdir(tmpdir);
-    TEST_END();
 }

@@ -54,7 +54,7 @@ static const ctr_net *net(const container *c, const char *name)
     return NULL;
 }
 
-static void test_inspect_web(void)
+TEST(inspect_web)
 {
     container *c = inspect_fixture("inspect_web.json");
     REQUIRE(c != NULL);
@@ -101,7 +101,7 @@ static void test_inspect_web(void)
     container_free(c);
 }
 
-static void test_inspect_others(void)
+TEST(inspect_others)
 {
     container *c = inspect_fixture("inspect_plain.json");
     REQUIRE(c != NULL);
@@ -129,7 +129,7 @@ static void test_inspect_others(void)
     container_free(c);
 }
 
-static void test_inspect_dnsnames(void)
+TEST(inspect_dnsnames)
 {
     container *c = inspect_fixture("inspect_dnsnames.json");
     REQUIRE(c != NULL);
@@ -154,7 +154,7 @@ static int decode_str(const char *json, char *err, size_t errlen)
     return r;
 }
 
-static void test_inspect_malformed(void)
+TEST(inspect_malformed)
 {
     char err[128];
     const char *bad[] = {"inspect_truncated.json", "inspect_wrongtype.json",
@@ -239,7 +239,7 @@ static void decode_line(void *ud, const char *line, size_t len)
     results[docker_decode_event(line, len, &ev) == 0 ? 0 : 1]++;
 }
 
-static void test_hostile_deep(void)
+TEST(hostile_deep)
 {
     size_t len;
     char *deep = hostile_deep_doc(400000, &len);
@@ -287,7 +287,7 @@ static void test_hostile_deep(void)
     CHECK_INT(docker_decode_event(esc, sizeof(esc) - 1, &ev), -EINVAL);
 }
 
-static void test_list(void)
+TEST(list)
 {
     size_t len, n = 0;
     char *data = load("list.json", &len);
@@ -311,7 +311,7 @@ static void test_list(void)
     CHECK_INT(docker_decode_list("[{\"Id\":", 7, &ids, &n, err, sizeof(err)), -EINVAL);
 }
 
-static void test_events(void)
+TEST(events)
 {
     size_t len;
     char *data = load("events.jsonl", &len);
@@ -386,7 +386,7 @@ static void collect(void *ud, const char *line, size_t len)
     l->n++;
 }
 
-static void test_splitter(void)
+TEST(splitter)
 {
     size_t len;
     char *data = load("events.jsonl", &len);
@@ -431,7 +431,7 @@ static void test_splitter(void)
     docker_splitter_free(&s);
 }
 
-static void test_splitter_overlong(void)
+TEST(splitter_overlong)
 {
     size_t big = 1024 * 1024 + 10;
     char *x = malloc(big);
@@ -459,7 +459,7 @@ static void test_splitter_overlong(void)
     free(x);
 }
 
-static void test_versions(void)
+TEST(versions)
 {
     size_t len;
     char *data = load("version.json", &len);
@@ -494,19 +494,4 @@ static void test_versions(void)
     CHECK_INT(docker_negotiate("", "", out, sizeof(out)), -EINVAL);
     CHECK_INT(docker_negotiate("1.x", "", out, sizeof(out)), -EINVAL);
     CHECK_INT(docker_negotiate("1.41 ", "", out, sizeof(out)), -EINVAL);
-}
-
-int main(void)
-{
-    RUN(test_inspect_web);
-    RUN(test_inspect_others);
-    RUN(test_inspect_dnsnames);
-    RUN(test_inspect_malformed);
-    RUN(test_hostile_deep);
-    RUN(test_list);
-    RUN(test_events);
-    RUN(test_splitter);
-    RUN(test_splitter_overlong);
-    RUN(test_versions);
-    TEST_END();
 }

@@ -14,7 +14,7 @@ static int parse(const char *s, int depth, yajl_val *v, char *err, size_t errlen
     return json_parse(s, strlen(s), 1 << 20, depth, v, err, errlen);
 }
 
-static void test_parse_values(void)
+TEST(parse_values)
 {
     yajl_val v;
     char err[128];
@@ -83,7 +83,7 @@ static void test_parse_values(void)
     json_free(v);
 }
 
-static void test_parse_refusals(void)
+TEST(parse_refusals)
 {
     yajl_val v = (yajl_val)1;
     char err[128];
@@ -137,7 +137,7 @@ static void test_parse_refusals(void)
     json_free(v);
 }
 
-static void test_depth(void)
+TEST(depth)
 {
     yajl_val v;
     char err[128];
@@ -172,7 +172,7 @@ static void test_depth(void)
     free(deep);
 }
 
-static void test_pretty(void)
+TEST(pretty)
 {
     buf out = {0};
     CHECK_INT(json_pretty("{\"a\":[1,\"x\"],\"b\":null}", 22, 1 << 20, 8, &out), 0);
@@ -192,7 +192,7 @@ static void test_pretty(void)
     CHECK(out.len == 0);
 }
 
-static void test_gen(void)
+TEST(gen)
 {
     yajl_gen g = json_gen_new(false);
     REQUIRE(g != NULL);
@@ -229,14 +229,4 @@ static void test_gen(void)
     CHECK_INT(json_kv_str(g, NULL, "x"), -EINVAL); /* keys must be strings */
     CHECK_INT(json_kv_str(g, "name", "bad\xff"), -EINVAL);
     yajl_gen_free(g);
-}
-
-int main(void)
-{
-    RUN(test_parse_values);
-    RUN(test_parse_refusals);
-    RUN(test_depth);
-    RUN(test_pretty);
-    RUN(test_gen);
-    TEST_END();
 }

@@ -234,7 +234,7 @@ static void postgres_startup(buf *b, int minor, const char *const *params)
     buf_free(&body);
 }
 
-static void test_sniff(void)
+TEST(sniff)
 {
     static const char *const pg1[] = {"user", "alice", "database", "shop", NULL};
     static const char *const pg2[] = {"user",
@@ -421,7 +421,7 @@ static void metadata_body(buf *b, int v, const char *const *hosts, const int32_t
         wtags_unknown(b, 3);
 }
 
-static void test_metadata_all_versions(void)
+TEST(metadata_all_versions)
 {
     for (int v = 0; v <= 13; v++) {
         buf b1 = {0}, b2 = {0}, in = {0}, want = {0};
@@ -453,7 +453,7 @@ static void test_metadata_all_versions(void)
 }
 
 /* A map that keeps everything gives back the input byte for byte. */
-static void test_metadata_keep(void)
+TEST(metadata_keep)
 {
     buf b = {0}, in = {0};
     metadata_body(&b, 12, orig_hosts, orig_ports);
@@ -508,7 +508,7 @@ static void fc_body(buf *b, int v, const char *host, int32_t port, int16_t err, 
         wtags_unknown(b, 4);
 }
 
-static void test_find_coordinator(void)
+TEST(find_coordinator)
 {
     for (int v = 0; v <= 6; v++) {
         /* A good answer is rewritten. */
@@ -585,7 +585,7 @@ static void dc_body(buf *b, int v, const char *const *hosts, const int32_t *port
     wtags0(b);
 }
 
-static void test_describe_cluster(void)
+TEST(describe_cluster)
 {
     for (int v = 0; v <= 2; v++) {
         buf b1 = {0}, b2 = {0}, in = {0}, want = {0};
@@ -705,7 +705,7 @@ static void fetch_body(buf *b, bool with, const char *const *hosts, const int32_
     node_endpoints_tags(b, with, hosts, ports);
 }
 
-static void test_produce_fetch(void)
+TEST(produce_fetch)
 {
     for (int api = 0; api <= 1; api++) {
         int lo = api == 0 ? 10 : 16, hi = api == 0 ? 13 : 18;
@@ -760,7 +760,7 @@ static void test_produce_fetch(void)
 
 /* ---- correlation FIFO -------------------------------------------------- */
 
-static void test_fifo_pipelining(void)
+TEST(fifo_pipelining)
 {
     ctx x;
     ctx_init(&x);
@@ -836,7 +836,7 @@ static void test_fifo_pipelining(void)
 }
 
 /* The FIFO stays bounded when acks=0 requests we cannot recognise pile up. */
-static void test_fifo_bound(void)
+TEST(fifo_bound)
 {
     ctx x;
     ctx_init(&x);
@@ -856,7 +856,7 @@ static void test_fifo_bound(void)
 
 /* ---- SASL, zero-length frames, broken framing -------------------------- */
 
-static void test_sasl_v0(void)
+TEST(sasl_v0)
 {
     ctx x;
     ctx_init(&x);
@@ -893,7 +893,7 @@ static void test_sasl_v0(void)
         buf_free(all[i]);
 }
 
-static void test_broken_framing(void)
+TEST(broken_framing)
 {
     ctx x;
     ctx_init(&x);
@@ -920,7 +920,7 @@ static void test_broken_framing(void)
     kafka_conn_free(y.c);
 }
 
-static void test_malformed(void)
+TEST(malformed)
 {
     /* Claims 5 brokers, has 3: passed through unchanged, one error. */
     buf b = {0}, in = {0};
@@ -954,7 +954,7 @@ static void test_malformed(void)
 
 /* ---- chunking ---------------------------------------------------------- */
 
-static void test_split_everywhere(void)
+TEST(split_everywhere)
 {
     /* A request stream and a response stream, each cut at every byte. */
     buf req = {0};
@@ -1047,7 +1047,7 @@ static void emit_count(void *ud, const uint8_t *p, size_t n)
     buf_append(&k->b, p, n);
 }
 
-static void test_oversized_streams(void)
+TEST(oversized_streams)
 {
     /* A Fetch v16 with 2 MiB of records and NodeEndpoints: too big to hold,
      * so it streams through unchanged as it arrives. */
@@ -1117,7 +1117,7 @@ static void test_oversized_streams(void)
 
 /* ---- release ----------------------------------------------------------- */
 
-static void test_release(void)
+TEST(release)
 {
     buf b = {0}, in = {0};
     metadata_body(&b, 5, orig_hosts, orig_ports);
@@ -1141,7 +1141,7 @@ static void test_release(void)
 }
 
 /* Pass-through frames reach emit in one call per fed chunk, not per frame. */
-static void test_coalesced_emit(void)
+TEST(coalesced_emit)
 {
     ctx x;
     ctx_init(&x);
@@ -1160,24 +1160,4 @@ static void test_coalesced_emit(void)
     buf *all[] = {&req, &in, &t, &k.b};
     for (size_t i = 0; i < ARRAY_SIZE(all); i++)
         buf_free(all[i]);
-}
-
-int main(void)
-{
-    RUN(test_sniff);
-    RUN(test_metadata_all_versions);
-    RUN(test_metadata_keep);
-    RUN(test_find_coordinator);
-    RUN(test_describe_cluster);
-    RUN(test_produce_fetch);
-    RUN(test_fifo_pipelining);
-    RUN(test_fifo_bound);
-    RUN(test_sasl_v0);
-    RUN(test_broken_framing);
-    RUN(test_malformed);
-    RUN(test_split_everywhere);
-    RUN(test_oversized_streams);
-    RUN(test_release);
-    RUN(test_coalesced_emit);
-    TEST_END();
 }

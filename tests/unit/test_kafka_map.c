@@ -120,7 +120,7 @@ static int map(fixture *f, const char *self, int nodes, const char *host, int32_
     return kafka_map_broker(&f->r, &ctx, host, strlen(host), port, addr, np);
 }
 
-static void test_container_names(void)
+TEST(container_names)
 {
     fixture f;
     fixture_init(&f);
@@ -169,7 +169,7 @@ static void test_container_names(void)
     reg_free(&f.r);
 }
 
-static void test_localhost(void)
+TEST(localhost)
 {
     fixture f;
     fixture_init(&f);
@@ -204,7 +204,7 @@ static void test_localhost(void)
     reg_free(&f.r);
 }
 
-static void test_garbage(void)
+TEST(garbage)
 {
     fixture f;
     fixture_init(&f);
@@ -229,12 +229,4 @@ static void test_garbage(void)
     CHECK_INT(map(&f, ID_A, 2, "kb", 9092, &a, &p), KAFKA_MAP_KEEP);
     f.b->has_addr = true;
     reg_free(&f.r);
-}
-
-int main(void)
-{
-    RUN(test_container_names);
-    RUN(test_localhost);
-    RUN(test_garbage);
-    TEST_END();
 }

@@ -4,7 +4,7 @@
 #include "labels.h"
 #include "test.h"
 
-static void test_kafka(void)
+TEST(kafka)
 {
     int bad = -1;
     CHECK_INT(label_kafka_mode(NULL, 9092, &bad), LABEL_KAFKA_SNIFF);
@@ -44,10 +44,4 @@ static void test_kafka(void)
     big[LABEL_VALUE_MAX] = '\0'; /* exactly at the cap: parsed */
     CHECK_INT(label_kafka_mode(big, 9092, &bad), LABEL_KAFKA_FORCE);
     CHECK_INT(bad, 0);
-}
-
-int main(void)
-{
-    RUN(test_kafka);
-    TEST_END();
 }

@@ -81,7 +81,7 @@ static int all_valid(const names_result *r)
     return r->service_alias == NULL || valid_name(r->service_alias);
 }
 
-static void test_sanitize_label_basic(void)
+TEST(sanitize_label_basic)
 {
     char out[64];
     CHECK_INT(names_sanitize_label("pg", out, sizeof(out)), 2);
@@ -99,7 +99,7 @@ static void test_sanitize_label_basic(void)
     CHECK_STR(out, "0123");
 }
 
-static void test_sanitize_label_edges(void)
+TEST(sanitize_label_edges)
 {
     char out[64];
     CHECK_INT(names_sanitize_label("--_pg_--", out, sizeof(out)), 2);
@@ -129,7 +129,7 @@ static void test_sanitize_label_edges(void)
     CHECK_STR(out, "a-z");
 }
 
-static void test_sanitize_label_cut(void)
+TEST(sanitize_label_cut)
 {
     char in[200], out[64];
     memset(in, 'a', 100);
@@ -157,7 +157,7 @@ static void test_sanitize_label_cut(void)
     CHECK_INT(names_sanitize_label("abcdef", small, 0), -EINVAL);
 }
 
-static void test_sanitize_name(void)
+TEST(sanitize_name)
 {
     char out[NAMES_NAME_MAX + 1];
     CHECK_INT(names_sanitize_name("B.C", out, sizeof(out)), 3);
@@ -194,7 +194,7 @@ static void test_sanitize_name(void)
     CHECK_INT(names_sanitize_name(in, out, sizeof(out)), 65);
 }
 
-static void test_in_domain(void)
+TEST(in_domain)
 {
     CHECK(names_in_domain("pg.loop.test", "loop.test"));
     CHECK(names_in_domain("PG.Loop.Test", "loop.test"));
@@ -210,7 +210,7 @@ static void test_in_domain(void)
     CHECK(!names_in_domain("pg.loop.test", NULL));
 }
 
-static void test_plain_container(void)
+TEST(plain_container)
 {
     container *c = mk("pg", NULL);
     names_result r;
@@ -262,7 +262,7 @@ static void test_plain_container(void)
     container_free(c);
 }
 
-static void test_no_valid_name(void)
+TEST(no_valid_name)
 {
     container *c = mk("___", NULL);
     names_result r;
@@ -297,7 +297,7 @@ static void test_no_valid_name(void)
     CHECK_INT(names_derive(c, "loop.test", NULL), -EINVAL);
 }
 
-static void test_compose_replicas(void)
+TEST(compose_replicas)
 {
     for (int n = 1; n <= 3; n++) {
         char num[8], want[64], cname[64], lease[64];
@@ -323,7 +323,7 @@ static void test_compose_replicas(void)
     }
 }
 
-static void test_compose_number(void)
+TEST(compose_number)
 {
     names_result r;
     /* Missing container-number: replica 1. */
@@ -354,7 +354,7 @@ static void test_compose_number(void)
     }
 }
 
-static void test_compose_sanitised(void)
+TEST(compose_sanitised)
 {
     names_result r;
     /* Compose's own container name uses '_' in old versions. */
@@ -402,7 +402,7 @@ static void test_compose_sanitised(void)
     container_free(c);
 }
 
-static void test_compose_long_service(void)
+TEST(compose_long_service)
 {
     /* A 63-byte service: "<service>-<n>" must still be one label <= 63, with
      * the replica number intact so replicas stay distinct. */
@@ -435,7 +435,7 @@ static void test_compose_long_service(void)
     container_free(c2);
 }
 
-static void test_oneoff(void)
+TEST(oneoff)
 {
     names_result r;
     container *c = mk("myapp-web-run-3f2a", "com.docker.compose.project", "myapp",
@@ -462,7 +462,7 @@ static void test_oneoff(void)
     container_free(c);
 }
 
-static void test_enable_label(void)
+TEST(enable_label)
 {
     static const char *const off[] = {"false", "FALSE", "False", "0",      "no",
                                       "No",    "off",   "OFF",   " false "};
@@ -508,7 +508,7 @@ static void test_enable_label(void)
     }
 }
 
-static void test_names_label(void)
+TEST(names_label)
 {
     names_result r;
     container *c = mk("pg", "loophole.names", "a,b.c", NULL);
@@ -560,7 +560,7 @@ static void test_names_label(void)
     container_free(c);
 }
 
-static void test_names_label_cap(void)
+TEST(names_label_cap)
 {
     buf b = {0};
     for (int i = 0; i < NAMES_EXTRA_MAX + 10; i++)
@@ -576,7 +576,7 @@ static void test_names_label_cap(void)
     container_free(c);
 }
 
-static void test_long_names(void)
+TEST(long_names)
 {
     /* An extra name that fits alone but not with the domain is dropped; the
      * rest survive. */
@@ -645,7 +645,7 @@ static void test_long_names(void)
 }
 
 /* Hostile bytes everywhere: whatever comes out must be valid and bounded. */
-static void test_garbage(void)
+TEST(garbage)
 {
     unsigned int seed = 12345;
     for (int iter = 0; iter < 2000; iter++) {
@@ -672,26 +672,4 @@ static void test_garbage(void)
         names_result_free(&r);
         container_free(c);
     }
-}
-
-int main(void)
-{
-    RUN(test_sanitize_label_basic);
-    RUN(test_sanitize_label_edges);
-    RUN(test_sanitize_label_cut);
-    RUN(test_sanitize_name);
-    RUN(test_in_domain);
-    RUN(test_plain_container);
-    RUN(test_no_valid_name);
-    RUN(test_compose_replicas);
-    RUN(test_compose_number);
-    RUN(test_compose_sanitised);
-    RUN(test_compose_long_service);
-    RUN(test_oneoff);
-    RUN(test_enable_label);
-    RUN(test_names_label);
-    RUN(test_names_label_cap);
-    RUN(test_long_names);
-    RUN(test_garbage);
-    TEST_END();
 }

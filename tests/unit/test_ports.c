@@ -45,7 +45,7 @@ static uint16_t target_port(const fake_listener *l)
     return ntohs(((const struct sockaddr_in *)&l->target)->sin_port);
 }
 
-static void test_diff(void)
+TEST(diff)
 {
     fake_backend f;
     ports_backend be;
@@ -102,7 +102,7 @@ static void test_diff(void)
     CHECK_INT(f.nopen, 0);
 }
 
-static void test_refusals(void)
+TEST(refusals)
 {
     fake_backend f;
     ports_backend be;
@@ -166,7 +166,7 @@ static int on_map(void *ud, const port_key *k, uint32_t listen_addr, uint16_t li
     return 0;
 }
 
-static void test_kafka_hooks(void)
+TEST(kafka_hooks)
 {
     fake_backend f;
     ports_backend be;
@@ -209,7 +209,7 @@ static void test_kafka_hooks(void)
 
 /* A socket bound elsewhere reaches the backend, and a want with one always
  * makes a fresh listener from it. */
-static void test_fd_handover(void)
+TEST(fd_handover)
 {
     fake_backend f;
     ports_backend be;
@@ -239,7 +239,7 @@ static void test_fd_handover(void)
 /* A port that moves from one container to another in one plan: the old
  * entry is dropped before the new one binds, so the new one does not find
  * its address taken (by ourselves). */
-static void test_drop_before_bind(void)
+TEST(drop_before_bind)
 {
     fake_backend f;
     ports_backend be;
@@ -266,7 +266,7 @@ static void test_drop_before_bind(void)
 }
 
 /* Thousands of ports (-p 10000-14999) go through the index. */
-static void test_many_ports(void)
+TEST(many_ports)
 {
     fake_backend f;
     ports_backend be;
@@ -300,7 +300,7 @@ static void test_many_ports(void)
 /* The real backend: proxy listeners on a loop, one bound by the table and
  * one from a socket bound elsewhere; a client connects to each; everything
  * closes and the loop closes clean. */
-static void test_proxy_backend(void)
+TEST(proxy_backend)
 {
     uv_loop_t loop;
     REQUIRE(uv_loop_init(&loop) == 0);
@@ -356,15 +356,7 @@ static void test_proxy_backend(void)
     ports_free(t);
 }
 
-int main(void)
+TEST_SETUP()
 {
     log_set_level(LOG_ERROR);
-    RUN(test_diff);
-    RUN(test_refusals);
-    RUN(test_kafka_hooks);
-    RUN(test_fd_handover);
-    RUN(test_drop_before_bind);
-    RUN(test_many_ports);
-    RUN(test_proxy_backend);
-    TEST_END();
 }

@@ -65,7 +65,7 @@ static uint32_t lookup(registry *r, const char *name)
     return a;
 }
 
-static void test_basic_and_eligibility(void)
+TEST(basic_and_eligibility)
 {
     registry r;
     reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
@@ -91,7 +91,7 @@ static void test_basic_and_eligibility(void)
     reg_free(&r);
 }
 
-static void test_conflict_first_started_wins(void)
+TEST(conflict_first_started_wins)
 {
     registry r;
     reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
@@ -123,7 +123,7 @@ static void test_conflict_first_started_wins(void)
     reg_free(&r);
 }
 
-static void test_compose_replicas(void)
+TEST(compose_replicas)
 {
     registry r;
     reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
@@ -147,7 +147,7 @@ static void test_compose_replicas(void)
     reg_free(&r);
 }
 
-static void test_exhaustion_and_reclaim(void)
+TEST(exhaustion_and_reclaim)
 {
     registry r;
     reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.3"));
@@ -168,7 +168,7 @@ static void test_exhaustion_and_reclaim(void)
     reg_free(&r);
 }
 
-static void test_sync_removes_and_keeps(void)
+TEST(sync_removes_and_keeps)
 {
     registry r;
     reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
@@ -192,7 +192,7 @@ static void test_sync_removes_and_keeps(void)
 
 /* A rename whose old name starts with the new one ("web2" -> "web") is a
  * rename too: the container leaves "web2"'s lease behind and takes "web"'s. */
-static void test_rename_to_prefix_moves_lease(void)
+TEST(rename_to_prefix_moves_lease)
 {
     registry r;
     reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
@@ -214,7 +214,7 @@ static void test_rename_to_prefix_moves_lease(void)
 
 /* A suffixed lease key ("name:web#<id>", from a name clash) is still the
  * same name: an update that keeps the name keeps the lease. */
-static void test_update_keeps_suffixed_lease(void)
+TEST(update_keeps_suffixed_lease)
 {
     registry r;
     reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
@@ -232,15 +232,7 @@ static void test_update_keeps_suffixed_lease(void)
     reg_free(&r);
 }
 
-int main(void)
+TEST_SETUP()
 {
     log_set_level(LOG_ERROR);
-    RUN(test_basic_and_eligibility);
-    RUN(test_conflict_first_started_wins);
-    RUN(test_compose_replicas);
-    RUN(test_exhaustion_and_reclaim);
-    RUN(test_sync_removes_and_keeps);
-    RUN(test_rename_to_prefix_moves_lease);
-    RUN(test_update_keeps_suffixed_lease);
-    TEST_END();
 }

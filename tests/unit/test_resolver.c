@@ -90,7 +90,7 @@ static char *slurp(const char *path, char *buf, size_t cap)
     return buf;
 }
 
-static void test_names(void)
+TEST(names)
 {
     CHECK_STR(resolver_kind_name(RESOLVER_NONE), "none");
     CHECK_STR(resolver_kind_name(RESOLVER_MACOS), "macos");
@@ -98,7 +98,7 @@ static void test_names(void)
     CHECK_STR(resolver_kind_name(RESOLVER_NM_DNSMASQ), "nm-dnsmasq");
 }
 
-static void test_paths_and_contents(void)
+TEST(paths_and_contents)
 {
     resolver_config c = cfg_for("/r");
     char buf[1024];
@@ -144,7 +144,7 @@ static void test_paths_and_contents(void)
     CHECK_INT(resolver_content(&b, RESOLVER_MACOS, buf, sizeof(buf)), -EINVAL);
 }
 
-static void test_reload_argv(void)
+TEST(reload_argv)
 {
     CHECK(resolver_reload_argv(RESOLVER_NONE) == NULL);
 #ifdef __APPLE__
@@ -170,7 +170,7 @@ static void test_reload_argv(void)
 #endif
 }
 
-static void test_detect(void)
+TEST(detect)
 {
     new_root();
     REQUIRE(root[0] != '\0');
@@ -314,22 +314,22 @@ static void lifecycle(resolver_kind k)
     CHECK(access(path, F_OK) != 0);
 }
 
-static void test_lifecycle_macos(void)
+TEST(lifecycle_macos)
 {
     lifecycle(RESOLVER_MACOS);
 }
 
-static void test_lifecycle_resolved(void)
+TEST(lifecycle_resolved)
 {
     lifecycle(RESOLVER_RESOLVED);
 }
 
-static void test_lifecycle_nm(void)
+TEST(lifecycle_nm)
 {
     lifecycle(RESOLVER_NM_DNSMASQ);
 }
 
-static void test_install_errors(void)
+TEST(install_errors)
 {
     new_root();
     REQUIRE(root[0] != '\0');
@@ -347,7 +347,7 @@ static void test_install_errors(void)
     CHECK_INT(resolver_uninstall(&c, RESOLVER_RESOLVED, &changed), -EISDIR);
 }
 
-static void test_odd_files_at_our_path(void)
+TEST(odd_files_at_our_path)
 {
     new_root();
     REQUIRE(root[0] != '\0');
@@ -404,18 +404,8 @@ static void test_odd_files_at_our_path(void)
 #endif
 }
 
-int main(void)
+TEST_TEARDOWN()
 {
-    RUN(test_names);
-    RUN(test_paths_and_contents);
-    RUN(test_reload_argv);
-    RUN(test_detect);
-    RUN(test_lifecycle_macos);
-    RUN(test_lifecycle_resolved);
-    RUN(test_lifecycle_nm);
-    RUN(test_install_errors);
-    RUN(test_odd_files_at_our_path);
     if (root[0])
         rm_rf(root);
-    TEST_END();
 }

@@ -123,7 +123,7 @@ static void check_same(const state_data *a, const state_data *b)
     CHECK_INT(a->resolver_uninstalled, b->resolver_uninstalled);
 }
 
-static void test_encode_format(void)
+TEST(encode_format)
 {
     state_data s;
     memset(&s, 0, sizeof(s));
@@ -155,7 +155,7 @@ static void test_encode_format(void)
     state_data_free(&back);
 }
 
-static void test_roundtrip_memory(void)
+TEST(roundtrip_memory)
 {
     state_data s, back;
     sample(&s);
@@ -171,7 +171,7 @@ static void test_roundtrip_memory(void)
     state_data_free(&back);
 }
 
-static void test_encode_rejects_bad_utf8(void)
+TEST(encode_rejects_bad_utf8)
 {
     state_data s;
     memset(&s, 0, sizeof(s));
@@ -185,7 +185,7 @@ static void test_encode_rejects_bad_utf8(void)
     state_data_free(&s);
 }
 
-static void test_roundtrip_file(void)
+TEST(roundtrip_file)
 {
     char *dir = make_tmpdir();
     REQUIRE(dir != NULL);
@@ -224,7 +224,7 @@ static void test_roundtrip_file(void)
     free(dir);
 }
 
-static void test_save_creates_dirs(void)
+TEST(save_creates_dirs)
 {
     char *dir = make_tmpdir();
     REQUIRE(dir != NULL);
@@ -254,7 +254,7 @@ static void test_save_creates_dirs(void)
     free(dir);
 }
 
-static void test_missing(void)
+TEST(missing)
 {
     char *dir = make_tmpdir();
     REQUIRE(dir != NULL);
@@ -273,7 +273,7 @@ static void test_missing(void)
     free(dir);
 }
 
-static void test_unknown_keys_ignored(void)
+TEST(unknown_keys_ignored)
 {
     static const char json[] =
         "{\"future\":{\"nested\":[1,2,{\"x\":null}]},\"version\":1,"
@@ -301,7 +301,7 @@ static void test_unknown_keys_ignored(void)
     state_data_free(&back);
 }
 
-static void test_decode_errors(void)
+TEST(decode_errors)
 {
     static const struct {
         const char *json;
@@ -427,7 +427,7 @@ static void corrupt_case(const char *data, size_t len, const char *why)
     free(dir);
 }
 
-static void test_corrupt_files(void)
+TEST(corrupt_files)
 {
     static const char garbage[] = "\x01\x02 this is not json \xff";
     corrupt_case(garbage, sizeof(garbage) - 1, "bad JSON");
@@ -441,7 +441,7 @@ static void test_corrupt_files(void)
     corrupt_case("", 0, "bad JSON");
 }
 
-static void test_corrupt_twice_same_second(void)
+TEST(corrupt_twice_same_second)
 {
     /* Two bad files in a row must not overwrite the first one's evidence. */
     char *dir = make_tmpdir();
@@ -458,7 +458,7 @@ static void test_corrupt_twice_same_second(void)
     free(dir);
 }
 
-static void test_unreadable_is_moved(void)
+TEST(unreadable_is_moved)
 {
     /* A directory named state.json cannot be read (root can read anything
      * else, so this is the portable way to make it unreadable). */
@@ -481,7 +481,7 @@ static void test_unreadable_is_moved(void)
     free(dir);
 }
 
-static void test_too_large_file(void)
+TEST(too_large_file)
 {
     char *dir = make_tmpdir();
     REQUIRE(dir != NULL);
@@ -499,7 +499,7 @@ static void test_too_large_file(void)
     free(dir);
 }
 
-static void test_stale_temp_does_not_matter(void)
+TEST(stale_temp_does_not_matter)
 {
     /* A temp file left by a crash of an earlier process (another pid) is
      * ignored by load and does not break save. */
@@ -522,7 +522,7 @@ static void test_stale_temp_does_not_matter(void)
     free(dir);
 }
 
-static void test_hostile_deep(void)
+TEST(hostile_deep)
 {
     size_t len;
     char *deep = hostile_deep_doc(400000, &len);
@@ -540,7 +540,7 @@ static void test_hostile_deep(void)
     free(deep);
 }
 
-static void test_fifo_and_symlink(void)
+TEST(fifo_and_symlink)
 {
     /* A FIFO as state.json is refused at once (the old reader opened
      * without O_NONBLOCK and would wait for a writer), then moved aside. */
@@ -564,24 +564,4 @@ static void test_fifo_and_symlink(void)
     CHECK(file_exists(dir, "elsewhere"));
     remove_tree(dir);
     free(dir);
-}
-
-int main(void)
-{
-    RUN(test_encode_format);
-    RUN(test_roundtrip_memory);
-    RUN(test_encode_rejects_bad_utf8);
-    RUN(test_roundtrip_file);
-    RUN(test_save_creates_dirs);
-    RUN(test_missing);
-    RUN(test_unknown_keys_ignored);
-    RUN(test_decode_errors);
-    RUN(test_corrupt_files);
-    RUN(test_corrupt_twice_same_second);
-    RUN(test_unreadable_is_moved);
-    RUN(test_too_large_file);
-    RUN(test_stale_temp_does_not_matter);
-    RUN(test_hostile_deep);
-    RUN(test_fifo_and_symlink);
-    TEST_END();
 }

@@ -11,7 +11,7 @@ static const char *pr(const char *s, size_t len, char *out, size_t cap)
     return printable(s, len, out, cap);
 }
 
-static void test_printable_plain(void)
+TEST(printable_plain)
 {
     char b[PRINTABLE_BUF];
     CHECK_STR(pr("web.loop.test", 13, b, sizeof(b)), "web.loop.test");
@@ -22,7 +22,7 @@ static void test_printable_plain(void)
     CHECK_STR(pr("a b~!", 5, b, sizeof(b)), "a b~!");
 }
 
-static void test_printable_escapes(void)
+TEST(printable_escapes)
 {
     char b[PRINTABLE_BUF];
     /* A label that tries to forge a second log line. */
@@ -38,7 +38,7 @@ static void test_printable_escapes(void)
     CHECK_STR(pr("a\"b\\x0a", 7, b, sizeof(b)), "a\\x22b\\x5cx0a");
 }
 
-static void test_printable_caps(void)
+TEST(printable_caps)
 {
     char b[16];
     /* Exactly fits: 15 bytes and the NUL. */
@@ -71,7 +71,7 @@ static void test_printable_caps(void)
     free(big);
 }
 
-static void test_printable_all_bytes(void)
+TEST(printable_all_bytes)
 {
     /* Every byte value in: only printable ASCII out. */
     char in[256];
@@ -84,13 +84,4 @@ static void test_printable_all_bytes(void)
         ok = ok && *p >= 0x20 && *p <= 0x7e;
     CHECK(ok);
     CHECK(strstr(out, "...") == NULL); /* 256 * 4 fits in 2048 */
-}
-
-int main(void)
-{
-    RUN(test_printable_plain);
-    RUN(test_printable_escapes);
-    RUN(test_printable_caps);
-    RUN(test_printable_all_bytes);
-    TEST_END();
 }
