@@ -581,8 +581,10 @@ run_parts() {
     [ "${#parts[@]}" -gt 0 ] || fail "run_parts: $0 defines no part_NAME() { function"
     if [ -n "$LH_PART" ]; then
         LH_PART_RAN=1
-        printf '%s\n' "${parts[@]}" | grep -qx -- "$LH_PART" ||
-            fail "$0 has no part '$LH_PART' (its parts: ${parts[*]})"
+        for p in "${parts[@]}"; do
+            [ "$p" = "$LH_PART" ] && break
+        done
+        [ "$p" = "$LH_PART" ] || fail "$0 has no part '$LH_PART' (its parts: ${parts[*]})"
         "part_$LH_PART"
         exit
     fi
