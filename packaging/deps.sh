@@ -24,7 +24,7 @@ pkgs="cmake make gcc pkg-config libuv1-dev libyajl-dev libldns-dev libhttp-parse
 if [ "$what" = test ]; then
     # Real parts for the integration tests: the engine, compose v1, dig,
     # servers run from host binaries in containers, and busybox for images.
-    pkgs="$pkgs docker.io docker-compose dnsutils redis-server redis-tools socat busybox-static iproute2 curl util-linux procps jq python3 systemd mandoc libxml2-utils librdkafka-dev kcat ruby"
+    pkgs="$pkgs docker.io docker-compose dnsutils redis-server redis-tools socat busybox-static iproute2 curl util-linux procps jq python3 pyflakes3 pycodestyle systemd mandoc libxml2-utils librdkafka-dev kcat ruby"
     # kafkajs runs on Node.js; a Node.js from elsewhere (nodesource) already
     # carries npm and conflicts with Debian's npm package.
     command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"

@@ -8,16 +8,23 @@
 # Environment: LOOPHOLE_BIN (the build's bin directory), LOOPHOLE_SRC (the
 # source tree); both default to this checkout's build/bin and root.
 # LH_KEEP_TMP=1 keeps the temporary directory (daemon log, state) for a look.
+# LH_PART=NAME runs only the part NAME of a script split into parts (see
+# run_parts).
 # Exit status: 0 pass, 1 fail, 77 skipped (never skipped under CI=true when the
-# reason is a missing engine).
+# reason is a missing engine or a tool `make test` installs).
 
 set -u -o pipefail
 
-LH_TEST_NAME=$(basename "$0" .sh)
+LH_PART=${LH_PART:-}
+LH_PART_RAN=
+LH_TEST_NAME=$(basename "$0" .sh)${LH_PART:+/$LH_PART}
 LH_MAIN_PID=$$
 LOOPHOLE_SRC=${LOOPHOLE_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 LOOPHOLE_BIN=${LOOPHOLE_BIN:-$LOOPHOLE_SRC/build/bin}
 LOOPHOLED=$LOOPHOLE_BIN/loopholed
+# The other end of the tests (TCP, UDP and unix-socket clients, checkers of
+# what the daemon wrote): one Python program, see `peer.py --help`.
+LH_PEER=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/peer.py
 # Where tests/engine.sh keeps its log, pidfile and the marker saying it
 # started dockerd (only then may a test restart the engine).
 LOOPHOLE_ENGINE_DIR=${LOOPHOLE_ENGINE_DIR:-/tmp/loophole-engine}
@@ -37,7 +44,7 @@ LH_CLEANUPS=()
 RUN_ID=r$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
 export LOOPHOLE_TEST_RUN=$RUN_ID # interpolated by the compose fixtures
 
-LH_TMP=$(mktemp -d "/tmp/loophole-it.$LH_TEST_NAME.XXXXXX")
+LH_TMP=$(mktemp -d "/tmp/loophole-it.${LH_TEST_NAME//\//.}.XXXXXX")
 LH_STATE_DIR=$LH_TMP/state
 LH_SOCK=$LH_TMP/control.sock
 LH_LOG=$LH_TMP/loopholed.log
@@ -117,6 +124,13 @@ lh_cleanup() {
     local status=$?
     trap - EXIT INT TERM
     set +e
+    # A script split into parts that never got to run_parts would pass
+    # without having run the part asked for.
+    if [ "$status" -eq 0 ] && [ -n "$LH_PART" ] && [ -z "$LH_PART_RAN" ] &&
+        [ "$BASHPID" = "$LH_MAIN_PID" ]; then
+        printf 'FAIL: LH_PART=%s, but %s never reached run_parts\n' "$LH_PART" "$0" >&2
+        status=1
+    fi
     if [ "$status" -ne 0 ] && [ "$status" -ne 77 ]; then
         LH_FAILED=1
     fi
@@ -171,13 +185,14 @@ on_exit() { LH_CLEANUPS+=("$1"); }
 
 engine_answers() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
-# need_root: root, Linux, the daemon binary and the tools every test uses.
+# need_root: root, Linux, the daemon binary and the tools every test uses
+# (python3 runs peer.py).
 need_root() {
     [ "$(id -u)" -eq 0 ] || skip "needs root"
     [ "$(uname -s)" = Linux ] || skip "integration tests run on Linux"
     [ -x "$LOOPHOLED" ] || fail "no daemon binary at $LOOPHOLED (build first)"
     local t
-    for t in dig ss; do
+    for t in dig ss python3; do
         command -v "$t" >/dev/null 2>&1 || fail "missing tool: $t (make test installs it)"
     done
 }
@@ -197,6 +212,16 @@ need_root_and_engine() {
 
 need_tool() {
     command -v "$1" >/dev/null 2>&1 || fail "missing tool: $1 (make test installs it)"
+}
+
+# want_tool TOOL WHY: a part that cannot run without TOOL skips, except under
+# CI=true, where `make test` has installed it and its absence fails.
+want_tool() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    if [ "${CI:-}" = true ]; then
+        fail "missing tool: $1, needed $2 (CI=true: make test installs it)"
+    fi
+    skip "missing tool: $1, needed $2"
 }
 
 # True when tests/engine.sh started the running dockerd, so a test may
@@ -458,7 +483,10 @@ port_mode() {
 # port_mode_is CONTAINER-ID PORT PROTO MODE (for wait_for).
 port_mode_is() { [ "$(port_mode "$1" "$2" "$3")" = "$4" ]; }
 
-# lh_tcp MODE HOST PORT [DATA [SECONDS]]: a small TCP client (python3).
+# peer ARGS...: tests/integration/peer.py (python3 peer.py --help).
+peer() { python3 "$LH_PEER" "$@"; }
+
+# lh_tcp MODE HOST PORT [DATA [SECONDS]]: a small TCP client (peer.py tcp).
 # DATA takes \r \n escapes. Every mode has a deadline (SECONDS, default 5).
 #   refused   exit 0 only when connect() is refused (within 2 s)
 #   connects  exit 0 when connect() succeeds (within 2 s)
@@ -469,93 +497,16 @@ port_mode_is() { [ "$(port_mode "$1" "$2" "$3")" = "$4" ]; }
 #   hold      send DATA, print the first reply line, then "ready" and wait
 #             for the peer to close: exit 0 on EOF or reset, 3 on timeout
 lh_tcp() {
-    python3 - "$@" <<'PY'
-import socket, sys
-mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-data = sys.argv[4].encode().decode("unicode_escape").encode("latin-1") if len(sys.argv) > 4 else b""
-limit = float(sys.argv[5]) if len(sys.argv) > 5 else 5.0
-s = socket.socket()
-s.settimeout(2)
-try:
-    s.connect((host, port))
-except ConnectionRefusedError:
-    sys.exit(0 if mode == "refused" else 2)
-except OSError as e:
-    print(e, file=sys.stderr)
-    sys.exit(2)
-if mode == "refused":
-    sys.exit(1)
-if mode == "connects":
-    sys.exit(0)
-s.settimeout(limit)
-out = sys.stdout.buffer
-def line():
-    got = b""
-    while b"\n" not in got:
-        b = s.recv(65536)
-        if not b:
-            break
-        got += b
-    return got
-try:
-    if data:
-        s.sendall(data)
-    if mode == "send":
-        out.write(line())
-    elif mode == "banner":
-        out.write(s.recv(65536))
-    elif mode == "halfclose":
-        s.shutdown(socket.SHUT_WR)
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            out.write(b)
-    elif mode == "hold":
-        out.write(line())
-        out.write(b"ready\n")
-        out.flush()
-        try:
-            while s.recv(65536):
-                pass
-        except ConnectionResetError:
-            pass
-    else:
-        sys.exit("unknown mode " + mode)
-except socket.timeout:
-    out.flush()
-    sys.exit(3)
-except OSError as e:
-    print(e, file=sys.stderr)
-    sys.exit(2)
-PY
+    local args=(tcp "$1" "$2" "$3")
+    [ $# -ge 4 ] && args+=("--data=$4")
+    [ $# -ge 5 ] && args+=("--timeout=$5")
+    peer "${args[@]}"
 }
 
 # udp_echo HOST PORT MSG...: sends each MSG from one client socket (one
 # ephemeral source port) and expects it back within 1 s each; retries a
 # message 3 times (UDP may drop). Prints the replies, one per line.
-udp_echo() {
-    python3 - "$@" <<'PY'
-import socket, sys
-host, port, msgs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(1)
-for m in msgs:
-    for _ in range(3):
-        s.sendto(m.encode(), (host, port))
-        try:
-            r, _src = s.recvfrom(65536)
-        except socket.timeout:
-            continue
-        except ConnectionRefusedError:
-            continue
-        print(r.decode(errors="replace"))
-        if r == m.encode():
-            break
-    else:
-        sys.exit(1)
-PY
-}
+udp_echo() { peer udp echo -- "$@"; }
 
 # ---- The control API (test_control.sh) ---------------------------------------
 
@@ -580,36 +531,13 @@ as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
 # it never closes first, so EOF means the server closed. Exit 0 on EOF, 3 when
 # EOF does not come in time (default 5 s), 2 when the connection fails.
 ctl_raw() {
-    python3 - "$@" <<'PY'
-import socket, sys
-path, data = sys.argv[1], sys.argv[2]
-limit = float(sys.argv[3]) if len(sys.argv) > 3 else 5.0
-data = open(data[1:], "rb").read() if data.startswith("@") else bytes.fromhex(data)
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(limit)
-out = b""
-try:
-    s.connect(path)
-    try:
-        s.sendall(data)
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the server may answer and close before reading everything
-    while True:
-        try:
-            b = s.recv(65536)
-        except ConnectionResetError:
-            break
-        if not b:
-            break
-        out += b
-except socket.timeout:
-    sys.stdout.buffer.write(out)
-    sys.exit(3)
-except OSError as e:
-    print(e, file=sys.stderr)
-    sys.exit(2)
-sys.stdout.buffer.write(out)
-PY
+    local args=(unix send "$1")
+    case $2 in
+    @*) args+=(--file "${2#@}") ;;
+    *) args+=(--hex "$2") ;;
+    esac
+    [ $# -ge 3 ] && args+=(--timeout "$3")
+    peer "${args[@]}"
 }
 
 # ---- Kafka (test_kafka.sh) --------------------------------------------------
@@ -628,3 +556,50 @@ addrs_outside_pool() {
 
 # kcat_bin: kcat, or kafkacat on systems that still call it that.
 kcat_bin() { command -v kcat 2>/dev/null || command -v kafkacat 2>/dev/null; }
+
+
+# ---- Parts ------------------------------------------------------------------
+
+# A script may be split into parts that pass, fail or skip on their own: each
+# part is a function defined at the start of a line as `part_NAME() {` (NAME
+# in [a-z0-9_]), and the script ends with `run_parts`. The top of the script
+# (lib.sh, preconditions every part shares, helpers) runs first in any case.
+#
+# tests/CMakeLists.txt finds the parts with the same pattern at configure
+# time and registers integration/<script>/<NAME> for each, which runs the
+# script with LH_PART=NAME: run_parts then runs that one part in this
+# process, so a part that cannot run here exits 77 with its reason while the
+# others run. Without LH_PART (by hand), run_parts runs every part in turn as
+# its own process and exits 1 when one failed, 77 when all skipped, else 0.
+
+# lh_parts SCRIPT: the part names, in the order they are defined.
+lh_parts() { sed -n 's/^part_\([a-z0-9_][a-z0-9_]*\)() *{.*$/\1/p' "$1"; }
+
+run_parts() {
+    local parts p st passed=() skipped=() failed=()
+    mapfile -t parts < <(lh_parts "$0")
+    [ "${#parts[@]}" -gt 0 ] || fail "run_parts: $0 defines no part_NAME() { function"
+    if [ -n "$LH_PART" ]; then
+        LH_PART_RAN=1
+        for p in "${parts[@]}"; do
+            [ "$p" = "$LH_PART" ] && break
+        done
+        [ "$p" = "$LH_PART" ] || fail "$0 has no part '$LH_PART' (its parts: ${parts[*]})"
+        "part_$LH_PART"
+        exit
+    fi
+    for p in "${parts[@]}"; do
+        log "---- part $p"
+        LH_PART=$p bash "$0"
+        st=$?
+        case $st in
+        0) passed+=("$p") ;;
+        77) skipped+=("$p") ;;
+        *) failed+=("$p") ;;
+        esac
+    done
+    log "parts passed: ${passed[*]:-none}; skipped: ${skipped[*]:-none}; failed: ${failed[*]:-none}"
+    [ "${#failed[@]}" -eq 0 ] || exit 1
+    [ "${#passed[@]}" -gt 0 ] || exit 77
+    exit 0
+}

@@ -10,7 +10,6 @@
 need_root_and_engine
 need_tool curl
 need_tool jq
-need_tool python3
 need_tool setpriv
 
 L=$LOOPHOLE_BIN/loophole
@@ -78,21 +77,7 @@ wait_for -t 5 grep -q '^HTTP/1.1 200' "$LH_TMP/events.hdr" ||
 
 # event_seen TYPE CONTAINER-NAME: a complete line of the stream is
 # {"type": TYPE, "container": {"container": CONTAINER-NAME, ...}}.
-event_seen() {
-    python3 - "$EV" "$1" "$2" <<'PY'
-import json, sys
-text = open(sys.argv[1], "rb").read().decode("utf-8", "replace")
-for line in text.split("\n")[:-1]:
-    try:
-        e = json.loads(line)
-    except ValueError:
-        continue  # reported by the final validation
-    c = e.get("container") if isinstance(e, dict) else None
-    if e.get("type") == sys.argv[2] and isinstance(c, dict) and c.get("container") == sys.argv[3]:
-        sys.exit(0)
-sys.exit(1)
-PY
-}
+event_seen() { peer events seen "$EV" "$1" "$2"; }
 
 # Container A: capitals and underscores, one port, an extra name.
 A=LH_Ctl_A_$RUN_ID
@@ -116,7 +101,7 @@ log "events: added seen"
 
 code=$(ctl_http GET /v1/status "$body")
 assert_eq 200 "$code" "GET /v1/status"
-python3 -m json.tool "$body" >/dev/null || fail "/v1/status is not valid JSON: $(head -c 500 "$body")"
+peer json "$body" || fail "/v1/status is not valid JSON: $(head -c 500 "$body")"
 jq -e --arg listen "$LH_DNS_IP:$LH_DNS_PORT" --arg domain "$D" \
     --arg first "${LH_POOL%-*}" --arg last "${LH_POOL#*-}" '
     (.version | type == "string" and length > 0) and
@@ -142,7 +127,7 @@ jq -e --arg listen "$LH_DNS_IP:$LH_DNS_PORT" --arg domain "$D" \
 
 code=$(ctl_http GET /v1/containers "$body")
 assert_eq 200 "$code" "GET /v1/containers"
-python3 -m json.tool "$body" >/dev/null || fail "/v1/containers is not valid JSON"
+peer json "$body" || fail "/v1/containers is not valid JSON"
 jq -e 'type == "array" and length >= 2 and all(.[];
     (.name | type == "string") and (.names | type == "array") and
     (.ip == null or (.ip | type == "string")) and (.container | type == "string") and
@@ -196,7 +181,7 @@ log "API: status, containers, lookups, 404, 405 ok"
 
 # ls --json: valid, and every entry of this run resolves to its ip.
 lh ls --json >"$body" || fail "loophole ls --json failed"
-python3 -m json.tool "$body" >/dev/null || fail "ls --json is not valid JSON"
+peer json "$body" || fail "ls --json is not valid JSON"
 mine=$(jq -r --arg r "$RUN_ID" '.[] | select(.container | contains($r)) | "\(.name) \(.ip)"' "$body")
 assert_eq 2 "$(printf '%s\n' "$mine" | grep -c .)" "entries of this run in ls --json ($mine)"
 while read -r name ip; do
@@ -280,8 +265,7 @@ head -c 262144 /dev/urandom >"$LH_TMP/garbage2"
 ctl_raw "$LH_SOCK" "@$LH_TMP/garbage2" >/dev/null || fail "random bytes: the connection did not close"
 control_up || fail "the daemon does not answer after garbage"
 # A 20 KB header: 431 (over the 16 KiB cap) and close.
-python3 -c 'import sys; sys.stdout.write("GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: " + "a" * 20480 + "\r\n\r\n")' \
-    >"$LH_TMP/bighdr"
+peer gen big-header --size 20480 >"$LH_TMP/bighdr"
 reply=$(ctl_raw "$LH_SOCK" "@$LH_TMP/bighdr" | head -n1) ||
     fail "oversized header: the daemon did not close the connection"
 case "$reply" in "HTTP/1.1 431"* | "HTTP/1.1 400"* | "HTTP/1.1 413"*) ;;
@@ -291,46 +275,8 @@ control_up || fail "the daemon does not answer after an oversized header"
 
 # 500 idle connections (some with half a request): the daemon still answers
 # a new client, and the events stream is not evicted.
-python3 - "$LH_SOCK" "$LH_TMP/idle.ready" "$LH_TMP/idle.stop" >"$LH_TMP/idle.out" 2>&1 <<'PY' &
-import os, socket, sys, time
-path, ready, stop = sys.argv[1:4]
-socks = []
-give_up = time.time() + 20
-for i in range(500):
-    while True:
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(5)
-        try:
-            s.connect(path)
-            if i % 2:
-                s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")
-            break
-        except BlockingIOError:
-            # The listen backlog is full (unix sockets do not wait): the
-            # daemon is still accepting, try again.
-            s.close()
-            if time.time() > give_up:
-                sys.exit("connect %d: backlog still full after 20 s" % i)
-            time.sleep(0.01)
-        except OSError as e:
-            sys.exit("connect %d: %s" % (i, e))
-    socks.append(s)
-open(ready, "w").write("%d\n" % len(socks))
-deadline = time.time() + 60
-while not os.path.exists(stop) and time.time() < deadline:
-    time.sleep(0.05)
-closed = 0
-for s in socks:
-    s.setblocking(False)
-    try:
-        if s.recv(65536) == b"":
-            closed += 1
-    except BlockingIOError:
-        pass
-    except OSError:
-        closed += 1
-print("held %d, closed by the daemon %d" % (len(socks), closed))
-PY
+"$LH_PEER" unix idle "$LH_SOCK" --count 500 --ready "$LH_TMP/idle.ready" --stop "$LH_TMP/idle.stop" \
+    >"$LH_TMP/idle.out" 2>&1 &
 IDLE_PID=$!
 on_exit "kill $IDLE_PID"
 wait_for -t 30 test -s "$LH_TMP/idle.ready" || fail "could not open 500 connections: $(cat "$LH_TMP/idle.out")"
@@ -378,17 +324,7 @@ log "second daemon refused: $(grep -i 'another loopholed' "$LH_TMP/second.log" |
 # Valid events lines only, and the stream ends when the daemon stops.
 stop_daemon
 wait_for -t 10 lh_exited "$EV_PID" || fail "the events stream did not end when the daemon stopped"
-python3 - "$EV" <<'PY' || fail "the events stream has an invalid line"
-import json, sys
-text = open(sys.argv[1], "rb").read().decode()
-lines = text.split("\n")
-assert lines[-1] == "", "a partial last line: %r" % lines[-1][:200]
-for line in lines[:-1]:
-    e = json.loads(line)
-    assert e["type"] in ("added", "changed", "removed"), line[:200]
-    assert isinstance(e["container"], dict) and "name" in e["container"], line[:200]
-print("%d event lines" % (len(lines) - 1))
-PY
+peer events check "$EV" || fail "the events stream has an invalid line"
 no_crash_in_log
 
 # ---- Daemon 2: the uninstall is remembered -----------------------------------------------------

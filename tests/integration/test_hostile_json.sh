@@ -106,13 +106,11 @@ serves "a FIFO as config.json" "$LH_DOCKER_HOST"
 
 # The comment-wrapped, 400,000-deep document, as config.json and as meta.json.
 rm -f "$CFG"
-python3 -c 'import sys; sys.stdout.write("/*\"*/" + "[" * 400000 + "]" * 400000 + "/*\"*/")' \
-    >"$CFG"
+peer gen deep-json --depth 400000 >"$CFG"
 chown "$PUID:$PUID" "$CFG"
 serves "a 400,000-deep config.json" "$LH_DOCKER_HOST"
 cp "$PHOME/dotfiles/docker-config.json" "$CFG"
-python3 -c 'import sys; sys.stdout.write("/*\"*/" + "[" * 400000 + "]" * 400000 + "/*\"*/")' \
-    >"$PHOME/.docker/contexts/meta/c1/meta.json"
+peer gen deep-json --depth 400000 >"$PHOME/.docker/contexts/meta/c1/meta.json"
 chown -R "$PUID:$PUID" "$PHOME"
 serves "a 400,000-deep meta.json" "$LH_DOCKER_HOST"
 
