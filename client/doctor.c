@@ -19,6 +19,7 @@
 #include "client.h"
 #include "ls.h"
 #include "output.h"
+#include "util.h"
 
 enum result { CHK_OK, CHK_WARN, CHK_FAIL, CHK_SKIP };
 
@@ -189,7 +190,7 @@ static void check_aliases(doctor *d, const ls_list *l)
 {
     struct ifaddrs *ifs = NULL;
     if (getifaddrs(&ifs) < 0) {
-        report(d, CHK_WARN, "loopback aliases present", strerror(errno), NULL);
+        report(d, CHK_WARN, "loopback aliases present", err_str(-errno), NULL);
         return;
     }
     int missing = 0, total = 0;
@@ -275,7 +276,7 @@ static void check_listeners(doctor *d, const ls_list *l)
                          e->name        ? e->name
                          : e->container ? e->container
                                         : "?");
-                report(d, CHK_FAIL, what, strerror(-rc),
+                report(d, CHK_FAIL, what, err_str(-rc),
                        "see the daemon's log; another program may hold the address");
                 bad++;
             }

@@ -177,7 +177,7 @@ static void on_write(uv_write_t *req, int status)
     write_req *w = container_of(req, write_req, req);
     client *c = req->data;
     if (status < 0 && status != UV_ECANCELED && !c->closing) {
-        log_debug(MOD, "write to client: %s", uv_strerror(status));
+        log_debug(MOD, "write to client: %s", err_str(status));
         client_close(c);
     }
     free(w);
@@ -518,7 +518,7 @@ static void resolver_change(client *c, bool install)
     }
     if (rc < 0) {
         if (!err[0])
-            snprintf(err, sizeof(err), "changing the resolver failed: %s", strerror(-rc));
+            snprintf(err, sizeof(err), "changing the resolver failed: %s", err_str(-rc));
         respond_error(c, 500, NULL, err);
         return;
     }
@@ -805,7 +805,7 @@ static void on_connection(uv_stream_t *ls, int status)
         s->accept_errors++;
         if ((s->accept_errors & (s->accept_errors - 1)) == 0)
             log_warn(MOD, "accept on the control socket failed (%llu times): %s", s->accept_errors,
-                     uv_strerror(status));
+                     err_str(status));
         return;
     }
     client *c = xcalloc(1, sizeof(*c));
@@ -938,7 +938,7 @@ int control_start(uv_loop_t *loop, const control_options *opts, const control_pr
             return rc;
         }
         if (rc < 0) {
-            log_error(MOD, "cannot bind %s: %s", opts->path, strerror(-rc));
+            log_error(MOD, "cannot bind %s: %s", opts->path, err_str(-rc));
             return rc;
         }
         bound = true;
@@ -971,7 +971,7 @@ int control_start(uv_loop_t *loop, const control_options *opts, const control_pr
     else
         rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
     if (rc < 0) {
-        log_error(MOD, "cannot listen on the control socket: %s", uv_strerror(rc));
+        log_error(MOD, "cannot listen on the control socket: %s", err_str(rc));
         /* uv_close closes the fd (also an inherited one that failed: it is
          * useless to us now). The server is freed in the close callback. */
         s->closing = true;

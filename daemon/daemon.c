@@ -42,7 +42,7 @@ void daemon_save_state(daemon_ctx *d)
             int rc = state_save(d->cfg.state_dir, &s);
             if (rc < 0) {
                 log_error("state", "cannot write %s/%s: %s", d->cfg.state_dir, STATE_FILE,
-                          strerror(-rc));
+                          err_str(-rc));
                 free(json);
             } else {
                 free(d->last_state);

@@ -154,7 +154,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct
 {
     dns_server *s = container_of(h, dns_server, udp);
     if (nread < 0) {
-        log_debug("dns", "udp receive: %s", uv_strerror((int)nread));
+        log_debug("dns", "udp receive: %s", err_str((int)nread));
         return;
     }
     if (nread == 0 || from == NULL || (flags & UV_UDP_PARTIAL))
@@ -186,7 +186,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct
     s->send_errors++;
     if ((s->send_errors & (s->send_errors - 1)) == 0) /* powers of two */
         log_warn("dns", "udp send failed (%llu times): %s", (unsigned long long)s->send_errors,
-                 uv_strerror(r));
+                 err_str(r));
 }
 
 /* ---- TCP ---- */
@@ -345,7 +345,7 @@ static void on_connection(uv_stream_t *listener, int status)
         s->accept_errors++;
         if ((s->accept_errors & (s->accept_errors - 1)) == 0)
             log_warn("dns", "tcp accept failed (%llu times): %s",
-                     (unsigned long long)s->accept_errors, uv_strerror(status));
+                     (unsigned long long)s->accept_errors, err_str(status));
         return;
     }
     struct dns_tcp_client *c = xcalloc(1, sizeof(*c));

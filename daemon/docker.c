@@ -501,7 +501,7 @@ static void ping_done(dreq *r, int err)
     docker_client *d = r->d;
     if (err < 0 || r->status != 200) {
         log_debug("docker", "unix://%s: %s", cur_sock(d),
-                  err < 0 ? uv_strerror(err) : "ping not answered with 200");
+                  err < 0 ? err_str(err) : "ping not answered with 200");
         d->cand++;
         try_candidate(d);
         return;
@@ -517,7 +517,7 @@ static void version_done(dreq *r, int err)
     docker_client *d = r->d;
     char api[16] = "", min[16] = "";
     if (err < 0) {
-        outage(d, "GET /version on unix://%s: %s", cur_sock(d), uv_strerror(err));
+        outage(d, "GET /version on unix://%s: %s", cur_sock(d), err_str(err));
         return;
     }
     if (r->status == 200)
@@ -577,7 +577,7 @@ static void events_done(dreq *r, int err)
     if (r->headers_done && r->status != 200)
         return; /* already reported from events_headers */
     outage(d, "Docker event stream from %s ended (%s)", d->st.endpoint,
-           err == -ECONNRESET ? "connection closed" : uv_strerror(err));
+           err == -ECONNRESET ? "connection closed" : err_str(err));
 }
 
 static void start_list(docker_client *d)
@@ -641,7 +641,7 @@ static void list_done(dreq *r, int err)
         return;
     }
     if (why[0] == '\0')
-        snprintf(why, sizeof(why), "%s", err < 0 ? uv_strerror(err) : "unexpected HTTP status");
+        snprintf(why, sizeof(why), "%s", err < 0 ? err_str(err) : "unexpected HTTP status");
     outage(d, "listing containers on %s failed: %s (HTTP %d)", d->st.endpoint, why, r->status);
 }
 
@@ -676,7 +676,7 @@ static void sync_inspect_done(dreq *r, int err)
     int res = inspect_result(r, err, &c);
     d->inspecting--;
     if (res < 0 && res != -EINVAL && res != -EPROTO) {
-        outage(d, "inspecting containers on %s failed: %s", d->st.endpoint, uv_strerror(res));
+        outage(d, "inspecting containers on %s failed: %s", d->st.endpoint, err_str(res));
         return;
     }
     /* A container that stopped or vanished between list and inspect is
@@ -698,7 +698,7 @@ static void event_inspect_done(dreq *r, int err)
         /* Transport trouble shows up on the event stream too; a bad reply
          * for one container only loses that update. */
         log_warn("docker", "inspect %.12s after an event failed: %s", r->id,
-                 res == -EINVAL ? "bad reply" : uv_strerror(res));
+                 res == -EINVAL ? "bad reply" : err_str(res));
     } else if (c != NULL && c->running) {
         if (d->cbs.update)
             d->cbs.update(d->cbs.ud, c);

@@ -57,7 +57,7 @@ static void reload_resolver(daemon_ctx *d)
     o.exit_cb = on_reload_exit;
     int rc = uv_spawn(d->loop, p, &o);
     if (rc < 0) {
-        log_warn("resolver", "cannot run %s: %s", argv[0], uv_strerror(rc));
+        log_warn("resolver", "cannot run %s: %s", argv[0], err_str(rc));
         free(p);
     }
 }
@@ -84,7 +84,7 @@ static void resolver_setup(daemon_ctx *d)
     bool changed = false;
     int rc = resolver_install(&d->rcfg, d->rkind, &changed);
     if (rc < 0) {
-        log_error("resolver", "cannot write %s: %s", path, strerror(-rc));
+        log_error("resolver", "cannot write %s: %s", path, err_str(-rc));
         return;
     }
     log_info("resolver", "%s %s", path, changed ? "installed" : "already correct");
@@ -101,7 +101,7 @@ static void resolver_teardown(daemon_ctx *d)
     char path[1024] = "";
     resolver_path(&d->rcfg, d->rkind, path, sizeof(path));
     if (rc < 0)
-        log_warn("resolver", "cannot remove %s: %s", path, strerror(-rc));
+        log_warn("resolver", "cannot remove %s: %s", path, err_str(-rc));
     else if (changed) {
         log_info("resolver", "removed %s", path);
         reload_resolver(d);
@@ -152,8 +152,7 @@ static int prov_resolver(void *ud, bool install, char *err, size_t errlen)
     int rc = install ? resolver_install(&d->rcfg, d->rkind, &changed)
                      : resolver_uninstall(&d->rcfg, d->rkind, &changed);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot %s %s: %s", install ? "write" : "remove", path,
-                 strerror(-rc));
+        snprintf(err, errlen, "cannot %s %s: %s", install ? "write" : "remove", path, err_str(-rc));
         return rc;
     }
     /* Remembered, so a restart does not undo what the person asked for. */
@@ -235,7 +234,7 @@ static int start(daemon_ctx *d)
     rc = service_listen_fd(SERVICE_CONTROL_SOCKET_NAME, &cfd);
     if (rc < 0 && rc != -ENOENT) {
         log_error("service", "the control socket passed by the service manager is unusable: %s",
-                  strerror(-rc));
+                  err_str(-rc));
         return rc;
     }
     if (cfd >= 0)
@@ -248,7 +247,7 @@ static int start(daemon_ctx *d)
             log_error("control", "another loopholed is already running on %s",
                       d->cfg.control_socket);
         else
-            log_error("control", "cannot listen on %s: %s", d->cfg.control_socket, strerror(-rc));
+            log_error("control", "cannot listen on %s: %s", d->cfg.control_socket, err_str(-rc));
         return rc;
     }
 
@@ -281,7 +280,7 @@ static int start(daemon_ctx *d)
     }
     rc = dns_server_start(d->loop, (struct sockaddr *)&ss, d->zone, &d->dns);
     if (rc < 0) {
-        log_error("dns", "cannot listen on %s: %s%s", d->cfg.dns_listen, uv_strerror(rc),
+        log_error("dns", "cannot listen on %s: %s%s", d->cfg.dns_listen, err_str(rc),
                   rc == UV_EADDRINUSE ? " (another loopholed or DNS server holds it?)" : "");
         return rc;
     }
@@ -309,7 +308,7 @@ static int start(daemon_ctx *d)
                             daemon_docker_gone};
     rc = docker_client_new(d->loop, &dopts, &cbs, &d->docker);
     if (rc < 0) {
-        snprintf(err, sizeof(err), "%s", strerror(-rc));
+        snprintf(err, sizeof(err), "%s", err_str(-rc));
         log_error("docker", "cannot set up the Docker client: %s", err);
         return rc;
     }
@@ -325,7 +324,7 @@ static int start(daemon_ctx *d)
     daemon_save_state(d);
     rc = service_notify_ready();
     if (rc < 0)
-        log_warn("service", "cannot tell the service manager we are ready: %s", strerror(-rc));
+        log_warn("service", "cannot tell the service manager we are ready: %s", err_str(-rc));
     log_info("loopholed", "%s ready: pool %s, aliases %s, state in %s", LOOPHOLE_VERSION,
              d->cfg.pool, alias_mode_name(d->alias), d->cfg.state_dir);
     return 0;
@@ -368,7 +367,7 @@ int main(int argc, char **argv)
 
     int lc = uv_loop_close(d.loop);
     if (lc != 0) {
-        log_error("loopholed", "event loop still had open handles at exit (%s)", uv_strerror(lc));
+        log_error("loopholed", "event loop still had open handles at exit (%s)", err_str(lc));
         d.exit_code = d.exit_code ? d.exit_code : 1;
     }
     if (d.zone)

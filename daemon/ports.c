@@ -255,7 +255,7 @@ static int open_listener(ports_table *t, port_entry *e, int fd)
                  ip, e->key.port, proto_name(e->key.proto));
     else
         snprintf(msg, sizeof(msg), "cannot listen on %s:%u/%s: %s", ip, e->key.port,
-                 proto_name(e->key.proto), uv_strerror(rc));
+                 proto_name(e->key.proto), err_str(rc));
     set_problem(e, msg);
     return rc;
 }
