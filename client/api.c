@@ -55,7 +55,7 @@ void cli_conn_message(int err, const char *sock, char *out, size_t cap)
         snprintf(out, cap, "the socket path %s is too long", sock);
         break;
     default:
-        snprintf(out, cap, "cannot talk to the daemon at %s: %s", sock, err_str(-err));
+        snprintf(out, cap, "cannot talk to the daemon at %s: %s", sock, err_str(err));
     }
 }
 

@@ -276,7 +276,7 @@ static void check_listeners(doctor *d, const ls_list *l)
                          e->name        ? e->name
                          : e->container ? e->container
                                         : "?");
-                report(d, CHK_FAIL, what, err_str(-rc),
+                report(d, CHK_FAIL, what, err_str(rc),
                        "see the daemon's log; another program may hold the address");
                 bad++;
             }

@@ -177,7 +177,7 @@ static void on_write(uv_write_t *req, int status)
     write_req *w = container_of(req, write_req, req);
     client *c = req->data;
     if (status < 0 && status != UV_ECANCELED && !c->closing) {
-        log_debug(MOD, "write to client: %s", err_str(status));
+        log_debug_err(MOD, status, "write to client");
         client_close(c);
     }
     free(w);
@@ -518,7 +518,7 @@ static void resolver_change(client *c, bool install)
     }
     if (rc < 0) {
         if (!err[0])
-            snprintf(err, sizeof(err), "changing the resolver failed: %s", err_str(-rc));
+            snprintf(err, sizeof(err), "changing the resolver failed: %s", err_str(rc));
         respond_error(c, 500, NULL, err);
         return;
     }
@@ -929,18 +929,8 @@ int control_start(uv_loop_t *loop, const control_options *opts, const control_pr
         if (!opts->path)
             return -EINVAL;
         int rc = bind_socket(opts->path, &fd);
-        if (rc == -EADDRINUSE) {
-            log_error(MOD, "another loopholed is already serving %s", opts->path);
+        if (rc < 0)
             return rc;
-        }
-        if (rc == -EEXIST) {
-            log_error(MOD, "%s exists and is not a socket: not touching it", opts->path);
-            return rc;
-        }
-        if (rc < 0) {
-            log_error(MOD, "cannot bind %s: %s", opts->path, err_str(-rc));
-            return rc;
-        }
         bound = true;
     }
 
@@ -971,7 +961,6 @@ int control_start(uv_loop_t *loop, const control_options *opts, const control_pr
     else
         rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
     if (rc < 0) {
-        log_error(MOD, "cannot listen on the control socket: %s", err_str(rc));
         /* uv_close closes the fd (also an inherited one that failed: it is
          * useless to us now). The server is freed in the close callback. */
         s->closing = true;

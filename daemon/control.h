@@ -43,8 +43,9 @@ typedef struct control_options {
 } control_options;
 
 /* Binds the socket (stale file from a crashed daemon replaced; a live daemon
- * on it -> -EADDRINUSE with nothing touched), mode 0666, and serves. Returns 0
- * or -errno / libuv error. */
+ * on it -> -EADDRINUSE with nothing touched; a file there that is not a
+ * socket -> -EEXIST, left alone), mode 0666, and serves. Returns 0 or -errno /
+ * libuv error; a failure is not logged here but by the caller, once. */
 int control_start(uv_loop_t *loop, const control_options *opts, const control_provider *prov,
                   control_server **out);
 /* Sends {"type": type, "container": <container_json>} plus "\n" to every

@@ -154,7 +154,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct
 {
     dns_server *s = container_of(h, dns_server, udp);
     if (nread < 0) {
-        log_debug("dns", "udp receive: %s", err_str((int)nread));
+        log_debug_err("dns", (int)nread, "udp receive");
         return;
     }
     if (nread == 0 || from == NULL || (flags & UV_UDP_PARTIAL))

@@ -57,7 +57,7 @@ static void reload_resolver(daemon_ctx *d)
     o.exit_cb = on_reload_exit;
     int rc = uv_spawn(d->loop, p, &o);
     if (rc < 0) {
-        log_warn("resolver", "cannot run %s: %s", argv[0], err_str(rc));
+        log_warn_err("resolver", rc, "cannot run %s", argv[0]);
         free(p);
     }
 }
@@ -84,7 +84,7 @@ static void resolver_setup(daemon_ctx *d)
     bool changed = false;
     int rc = resolver_install(&d->rcfg, d->rkind, &changed);
     if (rc < 0) {
-        log_error("resolver", "cannot write %s: %s", path, err_str(-rc));
+        log_error_err("resolver", rc, "cannot write %s", path);
         return;
     }
     log_info("resolver", "%s %s", path, changed ? "installed" : "already correct");
@@ -101,7 +101,7 @@ static void resolver_teardown(daemon_ctx *d)
     char path[1024] = "";
     resolver_path(&d->rcfg, d->rkind, path, sizeof(path));
     if (rc < 0)
-        log_warn("resolver", "cannot remove %s: %s", path, err_str(-rc));
+        log_warn_err("resolver", rc, "cannot remove %s", path);
     else if (changed) {
         log_info("resolver", "removed %s", path);
         reload_resolver(d);
@@ -152,7 +152,7 @@ static int prov_resolver(void *ud, bool install, char *err, size_t errlen)
     int rc = install ? resolver_install(&d->rcfg, d->rkind, &changed)
                      : resolver_uninstall(&d->rcfg, d->rkind, &changed);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot %s %s: %s", install ? "write" : "remove", path, err_str(-rc));
+        snprintf(err, errlen, "cannot %s %s: %s", install ? "write" : "remove", path, err_str(rc));
         return rc;
     }
     /* Remembered, so a restart does not undo what the person asked for. */
@@ -222,7 +222,6 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static int start(daemon_ctx *d)
 {
-    char err[512];
     int rc;
     d->alias = (alias_mode)alias_parse_mode(d->cfg.alias);
     alias_set_init(&d->aliases, d->alias);
@@ -233,8 +232,8 @@ static int start(daemon_ctx *d)
     int cfd = -1;
     rc = service_listen_fd(SERVICE_CONTROL_SOCKET_NAME, &cfd);
     if (rc < 0 && rc != -ENOENT) {
-        log_error("service", "the control socket passed by the service manager is unusable: %s",
-                  err_str(-rc));
+        log_error_err("service", rc,
+                      "the control socket passed by the service manager is unusable");
         return rc;
     }
     if (cfd >= 0)
@@ -243,11 +242,17 @@ static int start(daemon_ctx *d)
     control_provider prov = {d, prov_status, prov_containers, prov_container, prov_resolver};
     rc = control_start(d->loop, &copts, &prov, &d->control);
     if (rc < 0) {
-        if (rc == -EADDRINUSE || rc == UV_EADDRINUSE)
+        /* control_start says nothing on failure: this is the one line. */
+        if (cfd >= 0)
+            log_error_err("control", rc, "cannot listen on the inherited control socket");
+        else if (rc == -EADDRINUSE)
             log_error("control", "another loopholed is already running on %s",
                       d->cfg.control_socket);
+        else if (rc == -EEXIST)
+            log_error("control", "%s exists and is not a socket: not touching it",
+                      d->cfg.control_socket);
         else
-            log_error("control", "cannot listen on %s: %s", d->cfg.control_socket, err_str(-rc));
+            log_error_err("control", rc, "cannot listen on %s", d->cfg.control_socket);
         return rc;
     }
 
@@ -308,8 +313,7 @@ static int start(daemon_ctx *d)
                             daemon_docker_gone};
     rc = docker_client_new(d->loop, &dopts, &cbs, &d->docker);
     if (rc < 0) {
-        snprintf(err, sizeof(err), "%s", err_str(-rc));
-        log_error("docker", "cannot set up the Docker client: %s", err);
+        log_error_err("docker", rc, "cannot set up the Docker client");
         return rc;
     }
     docker_client_start(d->docker);
@@ -324,7 +328,7 @@ static int start(daemon_ctx *d)
     daemon_save_state(d);
     rc = service_notify_ready();
     if (rc < 0)
-        log_warn("service", "cannot tell the service manager we are ready: %s", err_str(-rc));
+        log_warn_err("service", rc, "cannot tell the service manager we are ready");
     log_info("loopholed", "%s ready: pool %s, aliases %s, state in %s", LOOPHOLE_VERSION,
              d->cfg.pool, alias_mode_name(d->alias), d->cfg.state_dir);
     return 0;
@@ -367,7 +371,7 @@ int main(int argc, char **argv)
 
     int lc = uv_loop_close(d.loop);
     if (lc != 0) {
-        log_error("loopholed", "event loop still had open handles at exit (%s)", err_str(lc));
+        log_error_err("loopholed", lc, "event loop still had open handles at exit");
         d.exit_code = d.exit_code ? d.exit_code : 1;
     }
     if (d.zone)

@@ -411,7 +411,7 @@ static void maybe_splice(conn *c)
             uv_timer_start(&c->timer, on_splice_retry, 0, 0);
         } else {
             /* Out of fds for the pipes, most likely: stay on read/write. */
-            log_debug(MOD, "splice unavailable for a connection: %s", err_str(err));
+            log_debug_err(MOD, err, "splice unavailable for a connection");
             c->splice_failed = true;
         }
         uv_read_start((uv_stream_t *)&c->cli.tcp, on_alloc, on_read);
@@ -431,7 +431,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (status < 0) {
         /* Refused or unreachable: the client sees a reset, as it would
          * connecting to the container directly. */
-        log_debug(MOD, "upstream connect failed: %s", err_str(status));
+        log_debug_err(MOD, status, "upstream connect failed");
         conn_close(c, true);
         return;
     }
@@ -523,7 +523,7 @@ static void conn_start(proxy_listener *l, int fd)
         if (err == UV_EMFILE || err == UV_ENFILE)
             pause_accepting(l, err);
         else
-            log_debug(MOD, "upstream connect: %s", err_str(err));
+            log_debug_err(MOD, err, "upstream connect");
         conn_close(c, true);
         return;
     }
@@ -574,7 +574,7 @@ static void on_accept_ready(uv_poll_t *h, int status, int events)
                 pause_accepting(l, -e);
                 return;
             }
-            log_debug(MOD, "accept: %s", err_str(-e));
+            log_debug_err(MOD, -e, "accept");
             return;
         }
         conn_start(l, fd);

@@ -136,7 +136,7 @@ static usess *sess_new(proxy_listener *l, const struct sockaddr *peer)
     if (err == 0)
         err = uv_udp_recv_start(&s->up, on_sess_alloc, on_udp_upstream);
     if (err) {
-        log_debug(MOD, "udp session: %s", err_str(err));
+        log_debug_err(MOD, err, "udp session");
         sess_close(s);
         return NULL;
     }
