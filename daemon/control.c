@@ -55,7 +55,7 @@ struct control_server {
     peercred override;
     bool closing;
     bool listener_closed;
-    unsigned long long accept_errors;
+    log_limit accept_log; /* any local user can provoke accept errors */
     void (*close_cb)(void *arg);
     void *close_arg;
 };
@@ -801,11 +801,7 @@ static void on_connection(uv_stream_t *ls, int status)
 {
     control_server *s = ls->data;
     if (status < 0) {
-        /* Rate-limited (1st, 2nd, 4th, ...): any local user can provoke these. */
-        s->accept_errors++;
-        if ((s->accept_errors & (s->accept_errors - 1)) == 0)
-            log_warn(MOD, "accept on the control socket failed (%llu times): %s", s->accept_errors,
-                     err_str(status));
+        log_limited(&s->accept_log, LOG_WARN, MOD, status, "accept on the control socket failed");
         return;
     }
     client *c = xcalloc(1, sizeof(*c));

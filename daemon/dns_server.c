@@ -63,8 +63,9 @@ struct dns_server {
     bool closing;
     void (*close_cb)(void *arg);
     void *close_arg;
-    uint64_t send_errors;
-    uint64_t accept_errors;
+    /* A client can provoke both (a flood of unanswerable sends, EMFILE). */
+    log_limit send_log;
+    log_limit accept_log;
     /* One buffer each way: the batch of received datagrams is answered
      * before the next read, and try_send copies nothing. */
     uint8_t rx[DNS_UDP_MAX];
@@ -182,11 +183,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct
             free(req);
         }
     }
-    /* Rate-limited: a flood of unanswerable sends must not flood the log. */
-    s->send_errors++;
-    if ((s->send_errors & (s->send_errors - 1)) == 0) /* powers of two */
-        log_warn("dns", "udp send failed (%llu times): %s", (unsigned long long)s->send_errors,
-                 err_str(r));
+    log_limited(&s->send_log, LOG_WARN, "dns", r, "udp send failed");
 }
 
 /* ---- TCP ---- */
@@ -341,11 +338,7 @@ static void on_connection(uv_stream_t *listener, int status)
 {
     dns_server *s = container_of((uv_tcp_t *)listener, dns_server, tcp);
     if (status < 0) {
-        /* Rate-limited like send errors: a client can provoke these (EMFILE). */
-        s->accept_errors++;
-        if ((s->accept_errors & (s->accept_errors - 1)) == 0)
-            log_warn("dns", "tcp accept failed (%llu times): %s",
-                     (unsigned long long)s->accept_errors, err_str(status));
+        log_limited(&s->accept_log, LOG_WARN, "dns", status, "tcp accept failed");
         return;
     }
     struct dns_tcp_client *c = xcalloc(1, sizeof(*c));

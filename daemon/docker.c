@@ -102,16 +102,10 @@ struct docker_client {
     docker_event *queue;
     size_t qhead, qlen, qcap;
     bool event_busy;
-    uint64_t bad_events; /* undecodable or overlong event lines, for rate-limited logs */
+    /* Undecodable or overlong event lines: a broken engine must not flood
+     * the log with one line per event. */
+    log_limit bad_event_log;
 };
-
-/* Logs the 1st, 2nd, 4th, 8th, ... occurrence only: a broken engine must not
- * flood the log with one line per event. */
-static bool log_this(uint64_t *count)
-{
-    (*count)++;
-    return (*count & (*count - 1)) == 0;
-}
 
 static void outage(docker_client *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void pump_events(docker_client *d);
@@ -249,10 +243,9 @@ static int on_body(http_parser *p, const char *at, size_t len)
         return -1;
     if (r->stream) {
         docker_client *d = r->d;
-        if (docker_splitter_feed(&d->split, at, len, on_event_line, d) == -EMSGSIZE &&
-            !d->closing && log_this(&d->bad_events))
-            log_warn("docker", "dropped an event longer than 1 MiB (%llu bad events so far)",
-                     (unsigned long long)d->bad_events);
+        if (docker_splitter_feed(&d->split, at, len, on_event_line, d) == -EMSGSIZE && !d->closing)
+            log_limited(&d->bad_event_log, LOG_WARN, "docker", 0,
+                        "dropped an event longer than 1 MiB");
         return r->finished ? -1 : 0;
     }
     if (r->body.len + len > BODY_MAX) {
@@ -755,9 +748,8 @@ static void on_event_line(void *ud, const char *line, size_t len)
         return;
     docker_event ev;
     if (docker_decode_event(line, len, &ev) < 0) {
-        if (log_this(&d->bad_events))
-            log_warn("docker", "ignoring an undecodable event (%zu bytes; %llu bad events so far)",
-                     len, (unsigned long long)d->bad_events);
+        log_limited(&d->bad_event_log, LOG_WARN, "docker", 0,
+                    "ignoring an undecodable event (%zu bytes)", len);
         return;
     }
     if (strcmp(ev.type, "network") == 0 && ev.container[0] &&

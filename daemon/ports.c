@@ -130,7 +130,8 @@ void ports_free(ports_table *t)
 /* ---- Kafka hooks of a TCP listener ---- */
 
 /* Brokers left unchanged are logged once each (per listener), remembered by
- * a hash of host and port. */
+ * a hash of host and port. This is saying a thing once, not rate limiting
+ * (common/log's log_limit): the same broker never gets a second line. */
 #define KAFKA_LOGGED_MAX 32
 
 typedef struct kafka_ud {

@@ -14,8 +14,6 @@
 #include "proxy_int.h"
 #include "util.h"
 
-#define LOG_EVERY_MS (60 * 1000)
-
 void proxy_options_default(proxy_options *o)
 {
     memset(o, 0, sizeof(*o));
@@ -39,18 +37,6 @@ void proxy_sa_copy(struct sockaddr_storage *dst, const struct sockaddr *src)
 {
     memset(dst, 0, sizeof(*dst));
     memcpy(dst, src, sa_len(src));
-}
-
-/* Logs at most once a minute per listener and kind, so a flood of EMFILE or
- * capped sessions cannot flood the log. */
-bool proxy_rate_ok(proxy_listener *l, uint64_t *last, bool *logged)
-{
-    uint64_t now = uv_now(l->loop);
-    if (*logged && now - *last < LOG_EVERY_MS)
-        return false;
-    *logged = true;
-    *last = now;
-    return true;
 }
 
 void proxy_listener_unref(proxy_listener *l)

@@ -481,9 +481,9 @@ static void on_accept_resume(uv_timer_t *t);
 static void pause_accepting(proxy_listener *l, int err)
 {
     l->st.accept_pauses++;
-    if (proxy_rate_ok(l, &l->last_emfile_log, &l->emfile_logged))
-        log_warn(MOD, "accept: %s; pausing new connections for %d ms (existing ones continue)",
-                 err_str(err), ACCEPT_PAUSE_MS);
+    log_limited(&l->emfile_log, LOG_WARN, MOD, 0,
+                "accept: %s; pausing new connections for %d ms (existing ones continue)",
+                err_str(err), ACCEPT_PAUSE_MS);
     uv_poll_stop(&l->lpoll);
     uv_timer_start(&l->timer, on_accept_resume, ACCEPT_PAUSE_MS, 0);
 }
