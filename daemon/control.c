@@ -49,12 +49,13 @@ struct control_server {
     unsigned max_clients;
     unsigned idle_ms;
     client *head, *tail; /* live clients, oldest first */
-    unsigned nclients;
-    unsigned closing_clients; /* closed but not yet freed */
+    unsigned nclients;   /* live clients (not closing), for the cap */
+    /* The listener until it is closed, plus every client until it is freed;
+     * the server is freed when this reaches zero after control_close. */
+    unsigned refs;
     bool override_on;
     peercred override;
     bool closing;
-    bool listener_closed;
     log_limit accept_log; /* any local user can provoke accept errors */
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -77,7 +78,7 @@ struct control_client {
     size_t raw_bytes;    /* everything received before the headers completed */
     buf url;
     buf body;
-    int open_handles;
+    int refs; /* open handles (pipe, timer); freed at zero */
     bool closing;
     client *prev, *next;
 };
@@ -137,13 +138,15 @@ static void client_unlink(client *c)
 static void on_client_handle_closed(uv_handle_t *h)
 {
     client *c = h->data;
-    if (--c->open_handles > 0)
+    LH_REQUIRE(c->refs > 0);
+    if (--c->refs > 0)
         return;
     control_server *s = c->srv;
     buf_free(&c->url);
     buf_free(&c->body);
     free(c);
-    s->closing_clients--;
+    LH_REQUIRE(s->refs > 0);
+    s->refs--;
     server_maybe_finish(s);
 }
 
@@ -157,7 +160,6 @@ static void client_close(client *c)
     control_server *s = c->srv;
     client_unlink(c);
     s->nclients--;
-    s->closing_clients++;
     uv_read_stop((uv_stream_t *)&c->pipe);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_client_handle_closed);
@@ -809,7 +811,8 @@ static void on_connection(uv_stream_t *ls, int status)
     uv_pipe_init(s->loop, &c->pipe, 0);
     uv_timer_init(s->loop, &c->timer);
     c->pipe.data = c->timer.data = c;
-    c->open_handles = 2;
+    c->refs = 2;
+    s->refs++;
     c->prev = s->tail;
     if (s->tail)
         s->tail->next = c;
@@ -951,6 +954,7 @@ int control_start(uv_loop_t *loop, const control_options *opts, const control_pr
 
     uv_pipe_init(loop, &s->listener, 0);
     s->listener.data = s;
+    s->refs = 1;
     int rc = uv_pipe_open(&s->listener, fd);
     if (rc < 0)
         close(fd); /* the handle did not take it over */
@@ -1020,7 +1024,7 @@ void control_publish(control_server *s, const char *type, const char *container_
 
 static void server_maybe_finish(control_server *s)
 {
-    if (!s->closing || !s->listener_closed || s->closing_clients > 0 || s->head)
+    if (!s->closing || s->refs > 0)
         return;
     void (*cb)(void *) = s->close_cb;
     void *arg = s->close_arg;
@@ -1034,7 +1038,8 @@ static void server_maybe_finish(control_server *s)
 static void on_listener_closed(uv_handle_t *h)
 {
     control_server *s = h->data;
-    s->listener_closed = true;
+    LH_REQUIRE(s->refs > 0);
+    s->refs--;
     server_maybe_finish(s);
 }
 

@@ -49,7 +49,7 @@ struct dreq {
     uv_connect_t conn;
     uv_write_t wr;
     uv_timer_t timer;
-    int handles;
+    int refs; /* open handles (pipe, timer); freed at zero */
     bool connected;
     bool finished;
     bool stream; /* events: the body goes to the splitter, no timeout after headers */
@@ -85,7 +85,7 @@ struct docker_client {
     bool closing;
     void (*close_cb)(void *arg);
     void *close_arg;
-    int live; /* requests not yet freed, plus the retry timer */
+    int refs; /* requests not yet freed, plus the retry timer; freed at zero */
     dreq *reqs;
 
     char **cands;
@@ -115,7 +115,7 @@ static void start_attempt(docker_client *d);
 
 static void maybe_free_client(docker_client *d)
 {
-    if (d->live > 0)
+    if (d->refs > 0)
         return;
     void (*cb)(void *) = d->close_cb;
     void *arg = d->close_arg;
@@ -132,7 +132,8 @@ static void maybe_free_client(docker_client *d)
 static void req_handle_closed(uv_handle_t *h)
 {
     dreq *r = h->data;
-    if (--r->handles > 0)
+    LH_REQUIRE(r->refs > 0);
+    if (--r->refs > 0)
         return;
     docker_client *d = r->d;
     if (r->prev)
@@ -145,7 +146,8 @@ static void req_handle_closed(uv_handle_t *h)
     buf_free(&r->reqbuf);
     buf_free(&r->body);
     free(r);
-    d->live--;
+    LH_REQUIRE(d->refs > 0);
+    d->refs--;
     if (d->closing)
         maybe_free_client(d);
 }
@@ -354,7 +356,7 @@ static int req_start(docker_client *d, const char *sock, enum req_kind kind, con
     r->stream = kind == REQ_EVENTS;
     uv_pipe_init(d->loop, &r->pipe, 0);
     uv_timer_init(d->loop, &r->timer);
-    r->handles = 2;
+    r->refs = 2;
     r->pipe.data = r->timer.data = r->conn.data = r->wr.data = r;
     http_parser_init(&r->parser, HTTP_RESPONSE);
     r->parser.data = r;
@@ -366,7 +368,7 @@ static int req_start(docker_client *d, const char *sock, enum req_kind kind, con
     if (d->reqs)
         d->reqs->prev = r;
     d->reqs = r;
-    d->live++;
+    d->refs++;
     uv_timer_start(&r->timer, req_timeout, REQ_TIMEOUT_MS, 0);
     uv_pipe_connect(&r->conn, &r->pipe, sock, req_connected);
     if (out)
@@ -835,7 +837,7 @@ int docker_client_new(uv_loop_t *loop, const docker_options *opts, const docker_
         return r;
     }
     d->retry.data = d;
-    d->live = 1;
+    d->refs = 1;
     *out = d;
     return 0;
 }
@@ -857,7 +859,8 @@ void docker_client_status(const docker_client *d, docker_status *st)
 static void retry_closed(uv_handle_t *h)
 {
     docker_client *d = h->data;
-    d->live--;
+    LH_REQUIRE(d->refs > 0);
+    d->refs--;
     maybe_free_client(d);
 }
 

@@ -41,6 +41,7 @@ void proxy_sa_copy(struct sockaddr_storage *dst, const struct sockaddr *src)
 
 void proxy_listener_unref(proxy_listener *l)
 {
+    LH_REQUIRE(l->refs > 0);
     if (--l->refs > 0)
         return;
     void (*cb)(void *) = l->close_cb;

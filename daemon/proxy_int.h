@@ -124,7 +124,7 @@ struct proxy_conn {
     /* The protocol handler once klass names one, and its state. */
     const proxy_handler *h;
     void *hstate;
-    int handles; /* open handles (and the splice relay); freed at zero */
+    int refs; /* open handles (and the splice relay); freed at zero */
     bool connected;
     bool closing;
     bool splice_failed;

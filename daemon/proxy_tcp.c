@@ -99,7 +99,8 @@ static void conn_free(conn *c)
 
 static void conn_unref(conn *c)
 {
-    if (--c->handles == 0)
+    LH_REQUIRE(c->refs > 0);
+    if (--c->refs == 0)
         conn_free(c);
 }
 
@@ -418,7 +419,7 @@ static void maybe_splice(conn *c)
         uv_read_start((uv_stream_t *)&c->up.tcp, on_alloc, on_read);
         return;
     }
-    c->handles++;
+    c->refs++;
     spliced_now++;
     spliced_total++;
 }
@@ -510,7 +511,7 @@ static void conn_start(proxy_listener *l, int fd)
     uv_tcp_init(l->loop, &c->up.tcp);
     uv_timer_init(l->loop, &c->timer);
     c->cli.tcp.data = c->up.tcp.data = c->timer.data = c;
-    c->handles = 3;
+    c->refs = 3;
     int err = uv_tcp_open(&c->cli.tcp, fd);
     if (err) {
         close(fd);
