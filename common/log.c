@@ -90,15 +90,17 @@ void log_msg_err(enum log_level level, const char *mod, int err, const char *fmt
     va_end(ap);
 }
 
-bool log_limit_pass(log_limit *lim, uint64_t now_ms, unsigned long long *suppressed)
+/* Whether a line may go out at now_ms (monotonic). On true, *suppressed gets
+ * the count held back since the last line, and the count restarts; on false
+ * the line is counted. */
+static bool limit_pass(log_limit *lim, uint64_t now_ms, unsigned long long *suppressed)
 {
     uint64_t every = lim->interval_ms ? lim->interval_ms : LOG_LIMIT_DEFAULT_MS;
     if (lim->used && now_ms - lim->last_ms < every) {
         lim->suppressed++;
         return false;
     }
-    if (suppressed)
-        *suppressed = lim->suppressed;
+    *suppressed = lim->suppressed;
     lim->suppressed = 0;
     lim->used = true;
     lim->last_ms = now_ms;
@@ -114,7 +116,7 @@ void log_limited(log_limit *lim, enum log_level level, const char *mod, int err,
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
     unsigned long long held;
-    if (!log_limit_pass(lim, now, &held))
+    if (!limit_pass(lim, now, &held))
         return;
     char tail[64] = "";
     if (held > 0)

@@ -67,11 +67,6 @@ typedef struct log_limit {
     unsigned long long suppressed; /* held back since */
 } log_limit;
 
-/* Pure: whether a line may go out at now_ms (any monotonic milliseconds).
- * On true, *suppressed (may be NULL) gets the count held back since the last
- * line, and the count restarts; on false the line is counted. */
-bool log_limit_pass(log_limit *lim, uint64_t now_ms, unsigned long long *suppressed);
-
 /* log_msg_err through lim on the monotonic clock (err 0: no error text). A
  * line below the log level neither goes out nor uses the limiter. */
 void log_limited(log_limit *lim, enum log_level level, const char *mod, int err, const char *fmt,

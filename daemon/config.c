@@ -185,7 +185,7 @@ out:
     return rc;
 }
 
-void config_usage(void)
+static void config_usage(void)
 {
     fprintf(stdout, "usage: loopholed [--flag value ...]\n\n"
                     "Gives every Docker container that publishes ports its own loopback\n"

@@ -41,10 +41,12 @@ enum { CONFIG_OK = 0, CONFIG_EXIT = 1 };
  * Returns CONFIG_OK; CONFIG_EXIT after printing --help or --version to out;
  * or -EINVAL with a one-line message naming the flag or key in err. */
 int config_load(config *c, int argc, char **argv, char *err, size_t errlen);
-/* Applies a JSON config document (exposed for tests). */
+/* Applies a JSON config document (one flat object of flag keys) to c;
+ * origin names it in messages ("config /etc/..."). config_load calls it for
+ * the file; the unit tests call it directly to feed documents no file holds.
+ * Returns 0 or -EINVAL with a one-line message in err. */
 int config_apply_json(config *c, const char *json, size_t len, const char *origin, char *err,
                       size_t errlen);
 void config_free(config *c);
-void config_usage(void);
 
 #endif

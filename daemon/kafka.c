@@ -1046,11 +1046,6 @@ int kafka_resp_api_key(const kafka_conn *c)
     return c->cur_key;
 }
 
-int kafka_resp_api_version(const kafka_conn *c)
-{
-    return c->cur_ver;
-}
-
 int kafka_resp_nodes(const kafka_conn *c)
 {
     return c->cur_nodes;
