@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "protocol.h"
 #include "util.h"
 
 #define REQUEST_TIMEOUT_MS 10000
@@ -16,9 +17,9 @@ int cli_parse_json(const char *body, size_t len, yajl_val *out, char *err, size_
 const char *cli_default_socket(void)
 {
 #ifdef __APPLE__
-    return "/var/run/loophole.sock";
+    return LH_CONTROL_SOCKET_DARWIN;
 #else
-    return "/run/loophole.sock";
+    return LH_CONTROL_SOCKET_LINUX;
 #endif
 }
 

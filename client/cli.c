@@ -13,6 +13,7 @@
 #endif
 
 #include "client.h"
+#include "protocol.h"
 #include "util.h"
 
 #ifndef LOOPHOLE_SBINDIR

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "protocol.h"
 #include "ls.h"
 #include "output.h"
 #include "util.h"
@@ -304,7 +305,7 @@ int cmd_doctor(const cli_ctx *ctx, int argc, char **argv)
     char msg[1024];
 
     httpc_response r;
-    int rc = httpc_request(ctx->sock, "GET", "/v1/status", 10000, &r);
+    int rc = httpc_request(ctx->sock, "GET", LH_API_STATUS, 10000, &r);
     if (rc < 0 || r.status != 200) {
         if (rc < 0)
             cli_conn_message(rc, ctx->sock, msg, sizeof(msg));
@@ -352,7 +353,7 @@ int cmd_doctor(const cli_ctx *ctx, int argc, char **argv)
     check_system_resolver(&d, domain);
 
     ls_list l = {0};
-    rc = httpc_request(ctx->sock, "GET", "/v1/containers", 10000, &r);
+    rc = httpc_request(ctx->sock, "GET", LH_API_CONTAINERS, 10000, &r);
     char err[256];
     if (rc == 0 && r.status == 200 && r.body.data &&
         ls_parse(r.body.data, r.body.len, &l, err, sizeof(err)) == 0) {

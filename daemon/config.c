@@ -13,13 +13,14 @@
 #include "json.h"
 #include "log.h"
 #include "names.h"
+#include "protocol.h"
 #include "util.h"
 
 #ifdef __APPLE__
-#define DEFAULT_CONTROL_SOCKET "/var/run/loophole.sock"
+#define DEFAULT_CONTROL_SOCKET LH_CONTROL_SOCKET_DARWIN
 #define DEFAULT_STATE_DIR "/var/db/loophole"
 #else
-#define DEFAULT_CONTROL_SOCKET "/run/loophole.sock"
+#define DEFAULT_CONTROL_SOCKET LH_CONTROL_SOCKET_LINUX
 #define DEFAULT_STATE_DIR "/var/lib/loophole"
 #endif
 #define DEFAULT_CONFIG LOOPHOLE_SYSCONFDIR "/loophole/loophole.json"

@@ -17,11 +17,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "protocol.h"
 #include "util.h"
-
-#ifndef LOOPHOLE_VERSION
-#define LOOPHOLE_VERSION "dev"
-#endif
 
 #define MOD "control"
 #define DEFAULT_MAX_CLIENTS 64
@@ -253,9 +250,9 @@ static void respond(client *c, int status, const char *extra_headers, const char
 {
     buf b = {0};
     buf_appendf(&b,
-                "HTTP/1.1 %d %s\r\nServer: loophole/%s\r\nContent-Type: application/json\r\n"
+                "HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: application/json\r\n"
                 "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
-                status, reason(status), LOOPHOLE_VERSION, len + 1,
+                status, reason(status), LH_HTTP_PRODUCT, len + 1,
                 extra_headers ? extra_headers : "");
     buf_append(&b, body, len);
     buf_append(&b, "\n", 1); /* so curl output ends the line */
@@ -541,9 +538,9 @@ static void h_resolver_remove(client *c, const control_params *p)
 static void h_events(client *c, const control_params *p)
 {
     (void)p;
-    static const char hdr[] = "HTTP/1.1 200 OK\r\nServer: loophole/" LOOPHOLE_VERSION
-                              "\r\nContent-Type: application/x-ndjson\r\n"
-                              "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    static const char hdr[] =
+        "HTTP/1.1 200 OK\r\nServer: " LH_HTTP_PRODUCT "\r\nContent-Type: application/x-ndjson\r\n"
+        "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
     /* The body is delimited by the connection closing: no length, and the
      * idle timer is off for good. */
     c->state = ST_EVENTS;
@@ -556,12 +553,12 @@ static void h_events(client *c, const control_params *p)
  * table. */
 static const control_route routes[] = {
     /* methods, pattern, flags, handler, what (for errors), note (for 405) */
-    {CONTROL_GET, "/v1/status", 0, h_status, NULL, NULL},
-    {CONTROL_GET, "/v1/containers", 0, h_containers, NULL, NULL},
-    {CONTROL_GET, "/v1/containers/{name}", 0, h_container, "container", NULL},
-    {CONTROL_POST, "/v1/resolver", CONTROL_ROUTE_ADMIN, h_resolver_install, "resolver", "install"},
-    {CONTROL_DELETE, "/v1/resolver", CONTROL_ROUTE_ADMIN, h_resolver_remove, "resolver", "remove"},
-    {CONTROL_GET, "/v1/events", 0, h_events, NULL, NULL},
+    {CONTROL_GET, LH_API_STATUS, 0, h_status, NULL, NULL},
+    {CONTROL_GET, LH_API_CONTAINERS, 0, h_containers, NULL, NULL},
+    {CONTROL_GET, LH_API_CONTAINER, 0, h_container, "container", NULL},
+    {CONTROL_POST, LH_API_RESOLVER, CONTROL_ROUTE_ADMIN, h_resolver_install, "resolver", "install"},
+    {CONTROL_DELETE, LH_API_RESOLVER, CONTROL_ROUTE_ADMIN, h_resolver_remove, "resolver", "remove"},
+    {CONTROL_GET, LH_API_EVENTS, 0, h_events, NULL, NULL},
 };
 
 /* 405: "Allow: POST, DELETE" and "this path only answers POST (install) and

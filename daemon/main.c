@@ -13,6 +13,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "protocol.h"
 #include "service.h"
 #include "state.h"
 #include "util.h"

@@ -8,6 +8,7 @@
 
 #include "daemon.h"
 #include "json.h"
+#include "protocol.h"
 #include "util.h"
 
 /* "key": [strings]. */
