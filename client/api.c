@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "client.h"
-#include "protocol.h"
+#include "platform.h"
 #include "util.h"
 
 #define REQUEST_TIMEOUT_MS 10000
@@ -16,20 +16,12 @@ int cli_parse_json(const char *body, size_t len, yajl_val *out, char *err, size_
 
 const char *cli_default_socket(void)
 {
-#ifdef __APPLE__
-    return LH_CONTROL_SOCKET_DARWIN;
-#else
-    return LH_CONTROL_SOCKET_LINUX;
-#endif
+    return platform_control_socket();
 }
 
 const char *cli_start_hint(void)
 {
-#ifdef __APPLE__
-    return "sudo brew services start loophole";
-#else
-    return "sudo systemctl start loophole";
-#endif
+    return platform_start_hint();
 }
 
 void cli_conn_message(int err, const char *sock, char *out, size_t cap)

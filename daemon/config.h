@@ -34,6 +34,27 @@ typedef struct config {
     char *log_level;
 } config;
 
+/* ---- defaults: the one home of each ----
+ * config.c's defaults and --help take every value from here, and a unit
+ * test (test_config) checks that loopholed(8) and loophole.conf(5) state
+ * them. The ones that differ by platform (control socket, state directory,
+ * admin group) come from common/platform.h. */
+#define CONFIG_DEFAULT_DNS_LISTEN "127.0.0.1:15353"
+#define CONFIG_DEFAULT_DOMAIN "loop.test"
+#define CONFIG_DEFAULT_DNS_TTL 5 /* seconds */
+#define CONFIG_DEFAULT_POOL "127.0.0.2-127.0.0.254"
+#define CONFIG_DEFAULT_RESOLVER "auto"
+#define CONFIG_DEFAULT_ALIAS "auto"
+#define CONFIG_DEFAULT_DIAL_TIMEOUT_MS 5000
+#define CONFIG_DEFAULT_UDP_IDLE_S 60
+#define CONFIG_DEFAULT_UDP_MAX_SESSIONS 1024
+#define CONFIG_DEFAULT_LOG_LEVEL "info"
+
+/* The default of a key ("dns_ttl", "pool") as the config holds it and
+ * --help and the man pages show it; NULL for a key without one (docker_host
+ * and user: discovery; resolver_root; config_file). */
+const char *config_default(const char *key);
+
 enum { CONFIG_OK = 0, CONFIG_EXIT = 1 };
 
 /* Fills c with defaults, reads the config file (the --config flag's, which

@@ -17,12 +17,11 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "platform.h"
 #include "protocol.h"
 #include "util.h"
 
 #define MOD "control"
-#define DEFAULT_MAX_CLIENTS 64
-#define DEFAULT_IDLE_MS 10000
 /* After a response, how long we keep draining what the client still sends
  * before closing (see client_finish). */
 #define LINGER_MS 2000
@@ -928,9 +927,9 @@ int control_start(uv_loop_t *loop, const control_options *opts, const control_pr
     control_server *s = xcalloc(1, sizeof(*s));
     s->loop = loop;
     s->prov = *prov;
-    s->max_clients = opts->max_clients ? opts->max_clients : DEFAULT_MAX_CLIENTS;
-    s->idle_ms = opts->idle_timeout_ms ? opts->idle_timeout_ms : DEFAULT_IDLE_MS;
-    s->admin_group = xstrdup(opts->admin_group ? opts->admin_group : "sudo");
+    s->max_clients = opts->max_clients ? opts->max_clients : CONTROL_DEFAULT_MAX_CLIENTS;
+    s->idle_ms = opts->idle_timeout_ms ? opts->idle_timeout_ms : CONTROL_DEFAULT_IDLE_MS;
+    s->admin_group = xstrdup(opts->admin_group ? opts->admin_group : platform_admin_group());
     s->path = bound ? xstrdup(opts->path) : NULL;
 
     /* Resolved once: a group that does not exist means root only. */

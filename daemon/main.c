@@ -239,7 +239,8 @@ static int start(daemon_ctx *d)
     }
     if (cfd >= 0)
         log_info("control", "using the control socket passed by the service manager");
-    control_options copts = {d->cfg.control_socket, cfd, d->cfg.admin_group, 64, 10000};
+    control_options copts = {d->cfg.control_socket, cfd, d->cfg.admin_group,
+                             CONTROL_DEFAULT_MAX_CLIENTS, CONTROL_DEFAULT_IDLE_MS};
     control_provider prov = {d, prov_status, prov_containers, prov_container, prov_resolver};
     rc = control_start(d->loop, &copts, &prov, &d->control);
     if (rc < 0) {

@@ -11,15 +11,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "proxy_int.h"
 #include "util.h"
 
 void proxy_options_default(proxy_options *o)
 {
     memset(o, 0, sizeof(*o));
-    o->dial_timeout_ms = 5000;
-    o->udp_idle_s = 60;
-    o->udp_max_sessions = 1024;
+    o->dial_timeout_ms = CONFIG_DEFAULT_DIAL_TIMEOUT_MS;
+    o->udp_idle_s = CONFIG_DEFAULT_UDP_IDLE_S;
+    o->udp_max_sessions = CONFIG_DEFAULT_UDP_MAX_SESSIONS;
     o->splice = true;
 }
 
