@@ -238,7 +238,11 @@ static int validate(config *c, char *err, size_t errlen)
         snprintf(err, errlen, "--domain: \"%s\" is under .local, which belongs to mDNS", c->domain);
         return -EINVAL;
     }
-    if (strcmp(c->resolver, "auto") != 0 && strcmp(c->resolver, "off") != 0) {
+    if (strcmp(c->resolver, "auto") == 0) {
+        c->resolver_mode = CONFIG_RESOLVER_AUTO;
+    } else if (strcmp(c->resolver, "off") == 0) {
+        c->resolver_mode = CONFIG_RESOLVER_OFF;
+    } else {
         snprintf(err, errlen, "--resolver: \"%s\" must be auto or off", c->resolver);
         return -EINVAL;
     }
@@ -247,17 +251,18 @@ static int validate(config *c, char *err, size_t errlen)
         snprintf(err, errlen, "--alias: \"%s\" must be auto, off or netlink", c->alias);
         return -EINVAL;
     }
-#ifdef __APPLE__
-    if (am == ALIAS_NETLINK) {
+    if (am == ALIAS_NETLINK && !platform_has_netlink()) {
         snprintf(err, errlen, "--alias: netlink exists only on Linux");
         return -EINVAL;
     }
-#endif
-    if (log_parse_level(c->log_level) < 0) {
+    c->alias_mode = (alias_mode)am;
+    int lv = log_parse_level(c->log_level);
+    if (lv < 0) {
         snprintf(err, errlen, "--log-level: \"%s\" must be error, warn, info or debug",
                  c->log_level);
         return -EINVAL;
     }
+    c->level = (enum log_level)lv;
     if (c->docker_host && c->docker_host[0] != '/' && strncmp(c->docker_host, "unix://", 7) != 0) {
         snprintf(err, errlen,
                  "--docker-host: \"%s\" is not supported: loophole only talks to Docker over a "

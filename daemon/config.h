@@ -9,9 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alias.h"
+#include "log.h"
+
 #ifndef LOOPHOLE_SYSCONFDIR
 #define LOOPHOLE_SYSCONFDIR "/etc"
 #endif
+
+typedef enum config_resolver { CONFIG_RESOLVER_AUTO = 0, CONFIG_RESOLVER_OFF } config_resolver;
 
 typedef struct config {
     char *config_file;
@@ -24,14 +29,19 @@ typedef struct config {
     uint32_t pool_first, pool_last;
     char *docker_host;
     char *user;
-    char *resolver;      /* "auto" or "off" */
+    char *resolver;      /* "auto" or "off", as given (for display; see resolver_mode) */
     char *resolver_root; /* testing: prefix for resolver paths; never reloads the system */
-    char *alias;         /* "auto", "off", "netlink" */
+    char *alias;         /* "auto", "off", "netlink", as given (see alias_mode) */
     unsigned dial_timeout_ms;
     unsigned udp_idle_s;
     unsigned udp_max_sessions;
     char *admin_group;
-    char *log_level;
+    char *log_level; /* as given (see level) */
+    /* The string settings above parsed once, by config_load: code decides
+     * on these, never by comparing the strings again. */
+    config_resolver resolver_mode;
+    alias_mode alias_mode;
+    enum log_level level;
 } config;
 
 /* ---- defaults: the one home of each ----

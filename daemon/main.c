@@ -13,6 +13,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "platform.h"
 #include "protocol.h"
 #include "service.h"
 #include "state.h"
@@ -224,9 +225,9 @@ static void on_signal(uv_signal_t *h, int signum)
 static int start(daemon_ctx *d)
 {
     int rc;
-    d->alias = (alias_mode)alias_parse_mode(d->cfg.alias);
+    d->alias = d->cfg.alias_mode;
     alias_set_init(&d->aliases, d->alias);
-    d->resolver_on = strcmp(d->cfg.resolver, "auto") == 0;
+    d->resolver_on = d->cfg.resolver_mode == CONFIG_RESOLVER_AUTO;
 
     /* The control socket first: a second daemon must stop here, before it
      * touches the first one's aliases, resolver entry or state. */
@@ -268,14 +269,11 @@ static int start(daemon_ctx *d)
     daemon_ports_init(d, &be);
 
     reg_init(&d->reg, d->cfg.domain, d->cfg.pool_first, d->cfg.pool_last);
-#ifdef __linux__
-    /* systemd-resolved's stub listeners. */
-    uint32_t a53, a54;
-    ip4_parse("127.0.0.53", &a53);
-    ip4_parse("127.0.0.54", &a54);
-    alloc_reserve(&d->reg.pool, a53);
-    alloc_reserve(&d->reg.pool, a54);
-#endif
+    /* Addresses other programs own (systemd-resolved's stub listeners). */
+    const uint32_t *reserved;
+    size_t nreserved = platform_reserved_addresses(&reserved);
+    for (size_t i = 0; i < nreserved; i++)
+        alloc_reserve(&d->reg.pool, reserved[i]);
     daemon_load_state(d);
 
     struct sockaddr_storage ss;
@@ -351,7 +349,7 @@ int main(int argc, char **argv)
         config_free(&d.cfg);
         return 2;
     }
-    log_set_level((enum log_level)log_parse_level(d.cfg.log_level));
+    log_set_level(d.cfg.level);
     signal(SIGPIPE, SIG_IGN);
     d.started_ms = now_ms();
     d.publish = publish_event;

@@ -11,6 +11,7 @@
 
 #include "labels.h"
 #include "log.h"
+#include "platform.h"
 #include "util.h"
 
 static void free_strv(char **v, size_t n)
@@ -36,9 +37,7 @@ void reg_init(registry *r, const char *domain, uint32_t first, uint32_t last)
     memset(r, 0, sizeof(*r));
     r->domain = xstrdup(domain);
     alloc_init(&r->pool, first, last);
-#ifdef __linux__
-    r->share_wildcard = true;
-#endif
+    r->share_wildcard = platform_shares_wildcard_ports();
 }
 
 void reg_free(registry *r)
