@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "client.h"
+#include "platform.h"
+#include "util.h"
 
 #define REQUEST_TIMEOUT_MS 10000
 
@@ -14,20 +16,12 @@ int cli_parse_json(const char *body, size_t len, yajl_val *out, char *err, size_
 
 const char *cli_default_socket(void)
 {
-#ifdef __APPLE__
-    return "/var/run/loophole.sock";
-#else
-    return "/run/loophole.sock";
-#endif
+    return platform_control_socket();
 }
 
 const char *cli_start_hint(void)
 {
-#ifdef __APPLE__
-    return "sudo brew services start loophole";
-#else
-    return "sudo systemctl start loophole";
-#endif
+    return platform_start_hint();
 }
 
 void cli_conn_message(int err, const char *sock, char *out, size_t cap)
@@ -54,7 +48,7 @@ void cli_conn_message(int err, const char *sock, char *out, size_t cap)
         snprintf(out, cap, "the socket path %s is too long", sock);
         break;
     default:
-        snprintf(out, cap, "cannot talk to the daemon at %s: %s", sock, strerror(-err));
+        snprintf(out, cap, "cannot talk to the daemon at %s: %s", sock, err_str(err));
     }
 }
 

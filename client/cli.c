@@ -13,6 +13,7 @@
 #endif
 
 #include "client.h"
+#include "protocol.h"
 #include "util.h"
 
 #ifndef LOOPHOLE_SBINDIR
@@ -70,7 +71,7 @@ static int cmd_serve(const cli_ctx *ctx, int argc, char **argv)
     for (int i = 1; i < argc; i++)
         av[i] = argv[i];
     execv(path, av);
-    fprintf(stderr, "loophole: cannot run %s: %s\n", path, strerror(errno));
+    fprintf(stderr, "loophole: cannot run %s: %s\n", path, err_str(-errno));
     free(av);
     return 1;
 }

@@ -17,8 +17,10 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "protocol.h"
 #include "ls.h"
 #include "output.h"
+#include "util.h"
 
 enum result { CHK_OK, CHK_WARN, CHK_FAIL, CHK_SKIP };
 
@@ -189,7 +191,7 @@ static void check_aliases(doctor *d, const ls_list *l)
 {
     struct ifaddrs *ifs = NULL;
     if (getifaddrs(&ifs) < 0) {
-        report(d, CHK_WARN, "loopback aliases present", strerror(errno), NULL);
+        report(d, CHK_WARN, "loopback aliases present", err_str(-errno), NULL);
         return;
     }
     int missing = 0, total = 0;
@@ -275,7 +277,7 @@ static void check_listeners(doctor *d, const ls_list *l)
                          e->name        ? e->name
                          : e->container ? e->container
                                         : "?");
-                report(d, CHK_FAIL, what, strerror(-rc),
+                report(d, CHK_FAIL, what, err_str(rc),
                        "see the daemon's log; another program may hold the address");
                 bad++;
             }
@@ -303,7 +305,7 @@ int cmd_doctor(const cli_ctx *ctx, int argc, char **argv)
     char msg[1024];
 
     httpc_response r;
-    int rc = httpc_request(ctx->sock, "GET", "/v1/status", 10000, &r);
+    int rc = httpc_request(ctx->sock, "GET", LH_API_STATUS, 10000, &r);
     if (rc < 0 || r.status != 200) {
         if (rc < 0)
             cli_conn_message(rc, ctx->sock, msg, sizeof(msg));
@@ -351,7 +353,7 @@ int cmd_doctor(const cli_ctx *ctx, int argc, char **argv)
     check_system_resolver(&d, domain);
 
     ls_list l = {0};
-    rc = httpc_request(ctx->sock, "GET", "/v1/containers", 10000, &r);
+    rc = httpc_request(ctx->sock, "GET", LH_API_CONTAINERS, 10000, &r);
     char err[256];
     if (rc == 0 && r.status == 200 && r.body.data &&
         ls_parse(r.body.data, r.body.len, &l, err, sizeof(err)) == 0) {

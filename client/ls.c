@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "protocol.h"
 #include "output.h"
 
 static char *str_or_null(yajl_val obj, const char *key)
@@ -247,7 +248,7 @@ typedef struct ls_opts {
 static int ls_print(const cli_ctx *ctx, const ls_opts *o, bool clear)
 {
     httpc_response r;
-    int rc = cli_call(ctx, "GET", "/v1/containers", "ls", &r);
+    int rc = cli_call(ctx, "GET", LH_API_CONTAINERS, "ls", &r);
     if (rc != CLI_OK)
         return rc;
     buf out = {0};
@@ -312,7 +313,7 @@ static int ls_watch(const cli_ctx *ctx, const ls_opts *o)
             return rc;
     }
     httpc_response r;
-    rc = httpc_stream_lines(ctx->sock, "/v1/events", on_event, &w, &r);
+    rc = httpc_stream_lines(ctx->sock, LH_API_EVENTS, on_event, &w, &r);
     char msg[1024];
     if (rc < 0) {
         cli_conn_message(rc, ctx->sock, msg, sizeof(msg));

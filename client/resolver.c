@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "protocol.h"
 
 static int resolve(const cli_ctx *ctx, int argc, char **argv, bool install)
 {
@@ -18,14 +19,14 @@ static int resolve(const cli_ctx *ctx, int argc, char **argv, bool install)
         return CLI_USAGE;
     }
     httpc_response r;
-    int rc = cli_call(ctx, install ? "POST" : "DELETE", "/v1/resolver", cmd, &r);
+    int rc = cli_call(ctx, install ? "POST" : "DELETE", LH_API_RESOLVER, cmd, &r);
     if (rc != CLI_OK)
         return rc;
     httpc_response_free(&r);
 
     /* Say where, from the status (best effort: the change itself is done). */
     char where[600] = "";
-    if (httpc_request(ctx->sock, "GET", "/v1/status", 5000, &r) == 0 && r.status == 200 &&
+    if (httpc_request(ctx->sock, "GET", LH_API_STATUS, 5000, &r) == 0 && r.status == 200 &&
         r.body.data) {
         yajl_val root = NULL;
         (void)cli_parse_json(r.body.data, r.body.len, &root, NULL, 0);

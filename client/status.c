@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "protocol.h"
 #include "output.h"
 
 #define KEY_WIDTH 14
@@ -244,7 +245,7 @@ int cmd_status(const cli_ctx *ctx, int argc, char **argv)
         }
     }
     httpc_response r;
-    int rc = cli_call(ctx, "GET", "/v1/status", "status", &r);
+    int rc = cli_call(ctx, "GET", LH_API_STATUS, "status", &r);
     if (rc != CLI_OK)
         return rc;
     buf out = {0};

@@ -137,14 +137,14 @@ int fs_read_small(const char *path, size_t cap, int flags, uid_t owner, char **o
             set_err(err, errlen, "is a symbolic link");
             return -ELOOP;
         }
-        set_err(err, errlen, "%s", strerror(e));
+        set_err(err, errlen, "%s", err_str(-e));
         return -e;
     }
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) < 0) {
         rc = -errno;
-        set_err(err, errlen, "%s", strerror(-rc));
+        set_err(err, errlen, "%s", err_str(rc));
     } else if (!S_ISREG(st.st_mode)) {
         rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
         set_err(err, errlen, "is %s, not a regular file", kind(st.st_mode));
@@ -177,7 +177,7 @@ int fs_read_small(const char *path, size_t cap, int flags, uid_t owner, char **o
             if (errno == EINTR)
                 continue;
             rc = -errno;
-            set_err(err, errlen, "%s", strerror(-rc));
+            set_err(err, errlen, "%s", err_str(rc));
             break;
         }
         if (r == 0)

@@ -10,9 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#ifndef LOOPHOLE_VERSION
-#define LOOPHOLE_VERSION "dev"
-#endif
+#include "protocol.h"
 
 #ifdef MSG_NOSIGNAL
 #define SEND_FLAGS MSG_NOSIGNAL
@@ -133,9 +131,9 @@ static int exchange(const char *sock, const char *method, const char *target, in
         return fd;
     char req[1024];
     int n = snprintf(req, sizeof(req),
-                     "%s %s HTTP/1.1\r\nHost: loophole\r\nUser-Agent: loophole/%s\r\n"
+                     "%s %s HTTP/1.1\r\nHost: loophole\r\nUser-Agent: %s\r\n"
                      "Content-Length: 0\r\nConnection: close\r\n\r\n",
-                     method, target, LOOPHOLE_VERSION);
+                     method, target, LH_HTTP_PRODUCT);
     if (n < 0 || (size_t)n >= sizeof(req)) {
         close(fd);
         return -ENAMETOOLONG;

@@ -1,16 +1,37 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <uv.h>
 
 static void oom(void)
 {
     fputs("loophole: out of memory\n", stderr);
+    abort();
+}
+
+const char *err_str(int negerr)
+{
+    if (negerr == 0)
+        return "success";
+    int e = negerr < 0 ? -negerr : negerr;
+    /* libuv's own codes sit far above any errno (UV_EAI_* near 3000, UV_EOF
+     * 4095); everything below is an errno, whose C library sentence is what
+     * the client and the daemon have always printed. */
+    if (e >= 3000)
+        return uv_strerror(-e);
+    return strerror(e);
+}
+
+void lh_require_failed(const char *file, int line, const char *cond)
+{
+    fprintf(stderr, "loophole: %s:%d: invariant broken: %s\n", file, line, cond);
     abort();
 }
 
@@ -126,7 +147,7 @@ int ip4_parse(const char *s, uint32_t *out)
 {
     struct in_addr a;
     if (inet_pton(AF_INET, s, &a) != 1)
-        return -1;
+        return -EINVAL;
     *out = ntohl(a.s_addr);
     return 0;
 }

@@ -7,6 +7,26 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
+/* THE way to turn an error code into text. negerr is a negative errno value
+ * (-ENOENT) or a libuv error (UV_EOF, UV_ECONNREFUSED: on Unix every libuv
+ * error but a handful of its own is a negative errno), which is what every
+ * function here returns. Gives the C library's sentence for errno values and
+ * libuv's for libuv's own codes (UV_EOF, UV_EAI_*); 0 gives "success"; a
+ * positive value is taken as a plain errno (say err_str(-errno) anyway). The
+ * string is static: never freed, valid until the next call. */
+const char *err_str(int negerr);
+
+/* Our own invariants, never input: when cond is false, prints file:line and
+ * the condition to stderr and aborts, in every build type (the checks are
+ * cheap and a broken invariant must not run on). Input from the network,
+ * Docker or a user is validated, not asserted. */
+#define LH_REQUIRE(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            lh_require_failed(__FILE__, __LINE__, #cond);                                          \
+    } while (0)
+_Noreturn void lh_require_failed(const char *file, int line, const char *cond);
+
 /* Allocation that aborts on failure: out-of-memory in a tiny daemon is not a
  * condition we can serve through. */
 void *xmalloc(size_t n);
@@ -37,7 +57,8 @@ void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((form
 #define PRINTABLE_BUF 128
 const char *printable(const char *s, size_t len, char *out, size_t cap);
 
-/* IPv4 helpers; addresses in host byte order. */
+/* IPv4 helpers; addresses in host byte order. ip4_parse returns 0, or
+ * -EINVAL when s is not a dotted quad. */
 int ip4_parse(const char *s, uint32_t *out);
 /* buf needs 16 bytes. */
 const char *ip4_format(uint32_t addr, char *buf);

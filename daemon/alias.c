@@ -64,7 +64,7 @@ void alias_set_sync(alias_set *s, const uint32_t *want, size_t nwant)
         if (rc < 0) {
             /* Kept in the set (and the state file), so it is tried again
              * and, after a crash, removed at the next start. */
-            log_warn("alias", "cannot remove %s: %s", ip4_format(s->addrs[i], ip), strerror(-rc));
+            log_warn_err("alias", rc, "cannot remove %s", ip4_format(s->addrs[i], ip));
             i++;
             continue;
         }
@@ -77,8 +77,8 @@ void alias_set_sync(alias_set *s, const uint32_t *want, size_t nwant)
         int existed = 0;
         int rc = s->add(want[i], &existed);
         if (rc < 0) {
-            log_error("alias", "cannot add %s to the loopback interface: %s",
-                      ip4_format(want[i], ip), strerror(-rc));
+            log_error_err("alias", rc, "cannot add %s to the loopback interface",
+                          ip4_format(want[i], ip));
             continue;
         }
         log_debug("alias", "added %s", ip4_format(want[i], ip));
@@ -93,8 +93,7 @@ void alias_set_remove_leftovers(const alias_set *s, const uint32_t *v, size_t n)
         char ip[16];
         int rc = s->del(v[i]);
         if (rc < 0)
-            log_warn("alias", "cannot remove leftover alias %s: %s", ip4_format(v[i], ip),
-                     strerror(-rc));
+            log_warn_err("alias", rc, "cannot remove leftover alias %s", ip4_format(v[i], ip));
         else
             log_info("alias", "removed leftover alias %s", ip4_format(v[i], ip));
     }

@@ -13,15 +13,10 @@
 #include "json.h"
 #include "log.h"
 #include "names.h"
+#include "platform.h"
+#include "protocol.h"
 #include "util.h"
 
-#ifdef __APPLE__
-#define DEFAULT_CONTROL_SOCKET "/var/run/loophole.sock"
-#define DEFAULT_STATE_DIR "/var/db/loophole"
-#else
-#define DEFAULT_CONTROL_SOCKET "/run/loophole.sock"
-#define DEFAULT_STATE_DIR "/var/lib/loophole"
-#endif
 #define DEFAULT_CONFIG LOOPHOLE_SYSCONFDIR "/loophole/loophole.json"
 /* A config file is a few hundred bytes; this is far beyond any real one. */
 #define CONFIG_MAX_SIZE (1u << 20)
@@ -34,37 +29,59 @@ typedef struct opt {
     size_t off;
     unsigned min, max; /* OPT_UINT bounds */
     const char *help;
+    const char *def;             /* the default, as text; or NULL */
+    const char *(*def_fn)(void); /* or the platform's default */
 } opt;
 
-#define S(field, help)                                                                             \
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define S(field, def, help)                                                                        \
     {                                                                                              \
-#field, OPT_STR, offsetof(config, field), 0, 0, help                                       \
+#field, OPT_STR, offsetof(config, field), 0, 0, help, def, NULL                            \
     }
-#define U(field, lo, hi, help)                                                                     \
+#define P(field, def_fn, help)                                                                     \
     {                                                                                              \
-#field, OPT_UINT, offsetof(config, field), lo, hi, help                                    \
+#field, OPT_STR, offsetof(config, field), 0, 0, help, NULL, def_fn                         \
+    }
+#define U(field, lo, hi, def, help)                                                                \
+    {                                                                                              \
+#field, OPT_UINT, offsetof(config, field), lo, hi, help, STR(def), NULL                    \
     }
 
-/* Flag names use '-' where the field uses '_'. */
+/* Flag names use '-' where the field uses '_'. --help appends
+ * "(default X)" from def or def_fn. */
 static const opt opts[] = {
-    S(config_file, "JSON config file (default " DEFAULT_CONFIG ")"),
-    S(control_socket, "control API socket (default " DEFAULT_CONTROL_SOCKET ")"),
-    S(state_dir, "state directory (default " DEFAULT_STATE_DIR ")"),
-    S(dns_listen, "DNS server address (default 127.0.0.1:15353)"),
-    S(domain, "DNS domain (default loop.test)"),
-    U(dns_ttl, 0, 3600, "TTL of answers in seconds (default 5)"),
-    S(pool, "address pool FIRST-LAST (default 127.0.0.2-127.0.0.254)"),
-    S(docker_host, "Docker engine, unix:///path (default: discovery)"),
-    S(user, "whose Docker context and home to use (default: SUDO_UID)"),
-    S(resolver, "auto|off: install the system resolver entry (default auto)"),
-    S(resolver_root, "prefix for resolver files; never reloads the system (testing)"),
-    S(alias, "auto|off|netlink: loopback aliases (default auto)"),
-    U(dial_timeout_ms, 1, 600000, "upstream dial timeout in ms (default 5000)"),
-    U(udp_idle_s, 1, 86400, "idle UDP session expiry in seconds (default 60)"),
-    U(udp_max_sessions, 1, 1000000, "UDP sessions per port (default 1024)"),
-    S(admin_group, "group allowed to change settings (default sudo, admin on macOS)"),
-    S(log_level, "error|warn|info|debug (default info)"),
+    S(config_file, NULL, "JSON config file (default " DEFAULT_CONFIG ")"),
+    P(control_socket, platform_control_socket, "control API socket"),
+    P(state_dir, platform_state_dir, "state directory"),
+    S(dns_listen, CONFIG_DEFAULT_DNS_LISTEN, "DNS server address"),
+    S(domain, CONFIG_DEFAULT_DOMAIN, "DNS domain"),
+    U(dns_ttl, 0, 3600, CONFIG_DEFAULT_DNS_TTL, "TTL of answers in seconds"),
+    S(pool, CONFIG_DEFAULT_POOL, "address pool FIRST-LAST"),
+    S(docker_host, NULL, "Docker engine, unix:///path (default: discovery)"),
+    S(user, NULL, "whose Docker context and home to use (default: SUDO_UID)"),
+    S(resolver, CONFIG_DEFAULT_RESOLVER, "auto|off: install the system resolver entry"),
+    S(resolver_root, NULL, "prefix for resolver files; never reloads the system (testing)"),
+    S(alias, CONFIG_DEFAULT_ALIAS, "auto|off|netlink: loopback aliases"),
+    U(dial_timeout_ms, 1, 600000, CONFIG_DEFAULT_DIAL_TIMEOUT_MS, "upstream dial timeout in ms"),
+    U(udp_idle_s, 1, 86400, CONFIG_DEFAULT_UDP_IDLE_S, "idle UDP session expiry in seconds"),
+    U(udp_max_sessions, 1, 1000000, CONFIG_DEFAULT_UDP_MAX_SESSIONS, "UDP sessions per port"),
+    P(admin_group, platform_admin_group, "group allowed to change settings"),
+    S(log_level, CONFIG_DEFAULT_LOG_LEVEL, "error|warn|info|debug"),
 };
+
+static const char *opt_default(const opt *o)
+{
+    return o->def_fn ? o->def_fn() : o->def;
+}
+
+const char *config_default(const char *key)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+        if (strcmp(opts[i].name, key) == 0)
+            return opt_default(&opts[i]);
+    return NULL;
+}
 
 static void flag_name(const opt *o, char *out, size_t cap)
 {
@@ -113,26 +130,16 @@ static int set_opt(config *c, const opt *o, const char *val, const char *origin,
     return 0;
 }
 
+/* Every default goes in through set_opt, like a flag, from the table. */
 static void defaults(config *c)
 {
     memset(c, 0, sizeof(*c));
-    c->control_socket = xstrdup(DEFAULT_CONTROL_SOCKET);
-    c->state_dir = xstrdup(DEFAULT_STATE_DIR);
-    c->dns_listen = xstrdup("127.0.0.1:15353");
-    c->domain = xstrdup("loop.test");
-    c->dns_ttl = 5;
-    c->pool = xstrdup("127.0.0.2-127.0.0.254");
-    c->resolver = xstrdup("auto");
-    c->alias = xstrdup("auto");
-    c->dial_timeout_ms = 5000;
-    c->udp_idle_s = 60;
-    c->udp_max_sessions = 1024;
-#ifdef __APPLE__
-    c->admin_group = xstrdup("admin");
-#else
-    c->admin_group = xstrdup("sudo");
-#endif
-    c->log_level = xstrdup("info");
+    char err[128];
+    for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
+        const char *def = opt_default(&opts[i]);
+        if (def)
+            LH_REQUIRE(set_opt(c, &opts[i], def, NULL, err, sizeof(err)) == 0);
+    }
 }
 
 int config_apply_json(config *c, const char *json, size_t len, const char *origin, char *err,
@@ -185,7 +192,7 @@ out:
     return rc;
 }
 
-void config_usage(void)
+static void config_usage(void)
 {
     fprintf(stdout, "usage: loopholed [--flag value ...]\n\n"
                     "Gives every Docker container that publishes ports its own loopback\n"
@@ -194,7 +201,9 @@ void config_usage(void)
     for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
         char fn[64];
         flag_name(&opts[i], fn, sizeof(fn));
-        fprintf(stdout, "  --%-20s %s\n", fn, opts[i].help);
+        const char *def = opt_default(&opts[i]);
+        fprintf(stdout, "  --%-20s %s%s%s%s\n", fn, opts[i].help, def ? " (default " : "",
+                def ? def : "", def ? ")" : "");
     }
     fprintf(stdout, "  --%-20s %s\n  --%-20s %s\n", "help", "show this help", "version",
             "show the version");
@@ -229,7 +238,11 @@ static int validate(config *c, char *err, size_t errlen)
         snprintf(err, errlen, "--domain: \"%s\" is under .local, which belongs to mDNS", c->domain);
         return -EINVAL;
     }
-    if (strcmp(c->resolver, "auto") != 0 && strcmp(c->resolver, "off") != 0) {
+    if (strcmp(c->resolver, "auto") == 0) {
+        c->resolver_mode = CONFIG_RESOLVER_AUTO;
+    } else if (strcmp(c->resolver, "off") == 0) {
+        c->resolver_mode = CONFIG_RESOLVER_OFF;
+    } else {
         snprintf(err, errlen, "--resolver: \"%s\" must be auto or off", c->resolver);
         return -EINVAL;
     }
@@ -238,17 +251,18 @@ static int validate(config *c, char *err, size_t errlen)
         snprintf(err, errlen, "--alias: \"%s\" must be auto, off or netlink", c->alias);
         return -EINVAL;
     }
-#ifdef __APPLE__
-    if (am == ALIAS_NETLINK) {
+    if (am == ALIAS_NETLINK && !platform_has_netlink()) {
         snprintf(err, errlen, "--alias: netlink exists only on Linux");
         return -EINVAL;
     }
-#endif
-    if (log_parse_level(c->log_level) < 0) {
+    c->alias_mode = (alias_mode)am;
+    int lv = log_parse_level(c->log_level);
+    if (lv < 0) {
         snprintf(err, errlen, "--log-level: \"%s\" must be error, warn, info or debug",
                  c->log_level);
         return -EINVAL;
     }
+    c->level = (enum log_level)lv;
     if (c->docker_host && c->docker_host[0] != '/' && strncmp(c->docker_host, "unix://", 7) != 0) {
         snprintf(err, errlen,
                  "--docker-host: \"%s\" is not supported: loophole only talks to Docker over a "

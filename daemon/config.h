@@ -9,9 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alias.h"
+#include "log.h"
+
 #ifndef LOOPHOLE_SYSCONFDIR
 #define LOOPHOLE_SYSCONFDIR "/etc"
 #endif
+
+typedef enum config_resolver { CONFIG_RESOLVER_AUTO = 0, CONFIG_RESOLVER_OFF } config_resolver;
 
 typedef struct config {
     char *config_file;
@@ -24,15 +29,41 @@ typedef struct config {
     uint32_t pool_first, pool_last;
     char *docker_host;
     char *user;
-    char *resolver;      /* "auto" or "off" */
+    char *resolver;      /* "auto" or "off", as given (for display; see resolver_mode) */
     char *resolver_root; /* testing: prefix for resolver paths; never reloads the system */
-    char *alias;         /* "auto", "off", "netlink" */
+    char *alias;         /* "auto", "off", "netlink", as given (see alias_mode) */
     unsigned dial_timeout_ms;
     unsigned udp_idle_s;
     unsigned udp_max_sessions;
     char *admin_group;
-    char *log_level;
+    char *log_level; /* as given (see level) */
+    /* The string settings above parsed once, by config_load: code decides
+     * on these, never by comparing the strings again. */
+    config_resolver resolver_mode;
+    alias_mode alias_mode;
+    enum log_level level;
 } config;
+
+/* ---- defaults: the one home of each ----
+ * config.c's defaults and --help take every value from here, and a unit
+ * test (test_config) checks that loopholed(8) and loophole.conf(5) state
+ * them. The ones that differ by platform (control socket, state directory,
+ * admin group) come from common/platform.h. */
+#define CONFIG_DEFAULT_DNS_LISTEN "127.0.0.1:15353"
+#define CONFIG_DEFAULT_DOMAIN "loop.test"
+#define CONFIG_DEFAULT_DNS_TTL 5 /* seconds */
+#define CONFIG_DEFAULT_POOL "127.0.0.2-127.0.0.254"
+#define CONFIG_DEFAULT_RESOLVER "auto"
+#define CONFIG_DEFAULT_ALIAS "auto"
+#define CONFIG_DEFAULT_DIAL_TIMEOUT_MS 5000
+#define CONFIG_DEFAULT_UDP_IDLE_S 60
+#define CONFIG_DEFAULT_UDP_MAX_SESSIONS 1024
+#define CONFIG_DEFAULT_LOG_LEVEL "info"
+
+/* The default of a key ("dns_ttl", "pool") as the config holds it and
+ * --help and the man pages show it; NULL for a key without one (docker_host
+ * and user: discovery; resolver_root; config_file). */
+const char *config_default(const char *key);
 
 enum { CONFIG_OK = 0, CONFIG_EXIT = 1 };
 
@@ -41,10 +72,12 @@ enum { CONFIG_OK = 0, CONFIG_EXIT = 1 };
  * Returns CONFIG_OK; CONFIG_EXIT after printing --help or --version to out;
  * or -EINVAL with a one-line message naming the flag or key in err. */
 int config_load(config *c, int argc, char **argv, char *err, size_t errlen);
-/* Applies a JSON config document (exposed for tests). */
+/* Applies a JSON config document (one flat object of flag keys) to c;
+ * origin names it in messages ("config /etc/..."). config_load calls it for
+ * the file; the unit tests call it directly to feed documents no file holds.
+ * Returns 0 or -EINVAL with a one-line message in err. */
 int config_apply_json(config *c, const char *json, size_t len, const char *origin, char *err,
                       size_t errlen);
 void config_free(config *c);
-void config_usage(void);
 
 #endif

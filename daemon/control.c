@@ -17,15 +17,11 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "platform.h"
+#include "protocol.h"
 #include "util.h"
 
-#ifndef LOOPHOLE_VERSION
-#define LOOPHOLE_VERSION "dev"
-#endif
-
 #define MOD "control"
-#define DEFAULT_MAX_CLIENTS 64
-#define DEFAULT_IDLE_MS 10000
 /* After a response, how long we keep draining what the client still sends
  * before closing (see client_finish). */
 #define LINGER_MS 2000
@@ -49,13 +45,14 @@ struct control_server {
     unsigned max_clients;
     unsigned idle_ms;
     client *head, *tail; /* live clients, oldest first */
-    unsigned nclients;
-    unsigned closing_clients; /* closed but not yet freed */
+    unsigned nclients;   /* live clients (not closing), for the cap */
+    /* The listener until it is closed, plus every client until it is freed;
+     * the server is freed when this reaches zero after control_close. */
+    unsigned refs;
     bool override_on;
     peercred override;
     bool closing;
-    bool listener_closed;
-    unsigned long long accept_errors;
+    log_limit accept_log; /* any local user can provoke accept errors */
     void (*close_cb)(void *arg);
     void *close_arg;
 };
@@ -77,7 +74,7 @@ struct control_client {
     size_t raw_bytes;    /* everything received before the headers completed */
     buf url;
     buf body;
-    int open_handles;
+    int refs; /* open handles (pipe, timer); freed at zero */
     bool closing;
     client *prev, *next;
 };
@@ -113,11 +110,6 @@ void control_set_peer_override(control_server *s, const peercred *cred)
         s->override = *cred;
 }
 
-unsigned control_client_count(const control_server *s)
-{
-    return s->nclients;
-}
-
 /* ---- client lifetime ---- */
 
 static void client_unlink(client *c)
@@ -137,13 +129,15 @@ static void client_unlink(client *c)
 static void on_client_handle_closed(uv_handle_t *h)
 {
     client *c = h->data;
-    if (--c->open_handles > 0)
+    LH_REQUIRE(c->refs > 0);
+    if (--c->refs > 0)
         return;
     control_server *s = c->srv;
     buf_free(&c->url);
     buf_free(&c->body);
     free(c);
-    s->closing_clients--;
+    LH_REQUIRE(s->refs > 0);
+    s->refs--;
     server_maybe_finish(s);
 }
 
@@ -157,7 +151,6 @@ static void client_close(client *c)
     control_server *s = c->srv;
     client_unlink(c);
     s->nclients--;
-    s->closing_clients++;
     uv_read_stop((uv_stream_t *)&c->pipe);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_client_handle_closed);
@@ -177,7 +170,7 @@ static void on_write(uv_write_t *req, int status)
     write_req *w = container_of(req, write_req, req);
     client *c = req->data;
     if (status < 0 && status != UV_ECANCELED && !c->closing) {
-        log_debug(MOD, "write to client: %s", uv_strerror(status));
+        log_debug_err(MOD, status, "write to client");
         client_close(c);
     }
     free(w);
@@ -256,9 +249,9 @@ static void respond(client *c, int status, const char *extra_headers, const char
 {
     buf b = {0};
     buf_appendf(&b,
-                "HTTP/1.1 %d %s\r\nServer: loophole/%s\r\nContent-Type: application/json\r\n"
+                "HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: application/json\r\n"
                 "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
-                status, reason(status), LOOPHOLE_VERSION, len + 1,
+                status, reason(status), LH_HTTP_PRODUCT, len + 1,
                 extra_headers ? extra_headers : "");
     buf_append(&b, body, len);
     buf_append(&b, "\n", 1); /* so curl output ends the line */
@@ -518,7 +511,7 @@ static void resolver_change(client *c, bool install)
     }
     if (rc < 0) {
         if (!err[0])
-            snprintf(err, sizeof(err), "changing the resolver failed: %s", strerror(-rc));
+            snprintf(err, sizeof(err), "changing the resolver failed: %s", err_str(rc));
         respond_error(c, 500, NULL, err);
         return;
     }
@@ -544,9 +537,9 @@ static void h_resolver_remove(client *c, const control_params *p)
 static void h_events(client *c, const control_params *p)
 {
     (void)p;
-    static const char hdr[] = "HTTP/1.1 200 OK\r\nServer: loophole/" LOOPHOLE_VERSION
-                              "\r\nContent-Type: application/x-ndjson\r\n"
-                              "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    static const char hdr[] =
+        "HTTP/1.1 200 OK\r\nServer: " LH_HTTP_PRODUCT "\r\nContent-Type: application/x-ndjson\r\n"
+        "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
     /* The body is delimited by the connection closing: no length, and the
      * idle timer is off for good. */
     c->state = ST_EVENTS;
@@ -559,12 +552,12 @@ static void h_events(client *c, const control_params *p)
  * table. */
 static const control_route routes[] = {
     /* methods, pattern, flags, handler, what (for errors), note (for 405) */
-    {CONTROL_GET, "/v1/status", 0, h_status, NULL, NULL},
-    {CONTROL_GET, "/v1/containers", 0, h_containers, NULL, NULL},
-    {CONTROL_GET, "/v1/containers/{name}", 0, h_container, "container", NULL},
-    {CONTROL_POST, "/v1/resolver", CONTROL_ROUTE_ADMIN, h_resolver_install, "resolver", "install"},
-    {CONTROL_DELETE, "/v1/resolver", CONTROL_ROUTE_ADMIN, h_resolver_remove, "resolver", "remove"},
-    {CONTROL_GET, "/v1/events", 0, h_events, NULL, NULL},
+    {CONTROL_GET, LH_API_STATUS, 0, h_status, NULL, NULL},
+    {CONTROL_GET, LH_API_CONTAINERS, 0, h_containers, NULL, NULL},
+    {CONTROL_GET, LH_API_CONTAINER, 0, h_container, "container", NULL},
+    {CONTROL_POST, LH_API_RESOLVER, CONTROL_ROUTE_ADMIN, h_resolver_install, "resolver", "install"},
+    {CONTROL_DELETE, LH_API_RESOLVER, CONTROL_ROUTE_ADMIN, h_resolver_remove, "resolver", "remove"},
+    {CONTROL_GET, LH_API_EVENTS, 0, h_events, NULL, NULL},
 };
 
 /* 405: "Allow: POST, DELETE" and "this path only answers POST (install) and
@@ -801,11 +794,7 @@ static void on_connection(uv_stream_t *ls, int status)
 {
     control_server *s = ls->data;
     if (status < 0) {
-        /* Rate-limited (1st, 2nd, 4th, ...): any local user can provoke these. */
-        s->accept_errors++;
-        if ((s->accept_errors & (s->accept_errors - 1)) == 0)
-            log_warn(MOD, "accept on the control socket failed (%llu times): %s", s->accept_errors,
-                     uv_strerror(status));
+        log_limited(&s->accept_log, LOG_WARN, MOD, status, "accept on the control socket failed");
         return;
     }
     client *c = xcalloc(1, sizeof(*c));
@@ -813,7 +802,8 @@ static void on_connection(uv_stream_t *ls, int status)
     uv_pipe_init(s->loop, &c->pipe, 0);
     uv_timer_init(s->loop, &c->timer);
     c->pipe.data = c->timer.data = c;
-    c->open_handles = 2;
+    c->refs = 2;
+    s->refs++;
     c->prev = s->tail;
     if (s->tail)
         s->tail->next = c;
@@ -929,27 +919,17 @@ int control_start(uv_loop_t *loop, const control_options *opts, const control_pr
         if (!opts->path)
             return -EINVAL;
         int rc = bind_socket(opts->path, &fd);
-        if (rc == -EADDRINUSE) {
-            log_error(MOD, "another loopholed is already serving %s", opts->path);
+        if (rc < 0)
             return rc;
-        }
-        if (rc == -EEXIST) {
-            log_error(MOD, "%s exists and is not a socket: not touching it", opts->path);
-            return rc;
-        }
-        if (rc < 0) {
-            log_error(MOD, "cannot bind %s: %s", opts->path, strerror(-rc));
-            return rc;
-        }
         bound = true;
     }
 
     control_server *s = xcalloc(1, sizeof(*s));
     s->loop = loop;
     s->prov = *prov;
-    s->max_clients = opts->max_clients ? opts->max_clients : DEFAULT_MAX_CLIENTS;
-    s->idle_ms = opts->idle_timeout_ms ? opts->idle_timeout_ms : DEFAULT_IDLE_MS;
-    s->admin_group = xstrdup(opts->admin_group ? opts->admin_group : "sudo");
+    s->max_clients = opts->max_clients ? opts->max_clients : CONTROL_DEFAULT_MAX_CLIENTS;
+    s->idle_ms = opts->idle_timeout_ms ? opts->idle_timeout_ms : CONTROL_DEFAULT_IDLE_MS;
+    s->admin_group = xstrdup(opts->admin_group ? opts->admin_group : platform_admin_group());
     s->path = bound ? xstrdup(opts->path) : NULL;
 
     /* Resolved once: a group that does not exist means root only. */
@@ -965,13 +945,13 @@ int control_start(uv_loop_t *loop, const control_options *opts, const control_pr
 
     uv_pipe_init(loop, &s->listener, 0);
     s->listener.data = s;
+    s->refs = 1;
     int rc = uv_pipe_open(&s->listener, fd);
     if (rc < 0)
         close(fd); /* the handle did not take it over */
     else
         rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
     if (rc < 0) {
-        log_error(MOD, "cannot listen on the control socket: %s", uv_strerror(rc));
         /* uv_close closes the fd (also an inherited one that failed: it is
          * useless to us now). The server is freed in the close callback. */
         s->closing = true;
@@ -1035,7 +1015,7 @@ void control_publish(control_server *s, const char *type, const char *container_
 
 static void server_maybe_finish(control_server *s)
 {
-    if (!s->closing || !s->listener_closed || s->closing_clients > 0 || s->head)
+    if (!s->closing || s->refs > 0)
         return;
     void (*cb)(void *) = s->close_cb;
     void *arg = s->close_arg;
@@ -1049,7 +1029,8 @@ static void server_maybe_finish(control_server *s)
 static void on_listener_closed(uv_handle_t *h)
 {
     control_server *s = h->data;
-    s->listener_closed = true;
+    LH_REQUIRE(s->refs > 0);
+    s->refs--;
     server_maybe_finish(s);
 }
 

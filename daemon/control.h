@@ -38,13 +38,14 @@ typedef struct control_options {
     const char *path;         /* socket path (bound by us unless inherited_fd >= 0) */
     int inherited_fd;         /* a listening socket from systemd/launchd, or -1 */
     const char *admin_group;  /* "sudo", "admin", ... */
-    unsigned max_clients;     /* default 64 */
-    unsigned idle_timeout_ms; /* default 10000; never applied to /v1/events streams */
+    unsigned max_clients;     /* 0: CONTROL_DEFAULT_MAX_CLIENTS */
+    unsigned idle_timeout_ms; /* 0: CONTROL_DEFAULT_IDLE_MS; never applied to /v1/events */
 } control_options;
 
 /* Binds the socket (stale file from a crashed daemon replaced; a live daemon
- * on it -> -EADDRINUSE with nothing touched), mode 0666, and serves. Returns 0
- * or -errno / libuv error. */
+ * on it -> -EADDRINUSE with nothing touched; a file there that is not a
+ * socket -> -EEXIST, left alone), mode 0666, and serves. Returns 0 or -errno /
+ * libuv error; a failure is not logged here but by the caller, once. */
 int control_start(uv_loop_t *loop, const control_options *opts, const control_provider *prov,
                   control_server **out);
 /* Sends {"type": type, "container": <container_json>} plus "\n" to every
@@ -54,7 +55,9 @@ void control_publish(control_server *s, const char *type, const char *container_
  * (not an inherited one); cb runs when all is closed. */
 void control_close(control_server *s, void (*cb)(void *arg), void *arg);
 
-/* Limits (exposed for tests and the man page). */
+/* Limits (exposed for tests and the man page, which test_config checks). */
+#define CONTROL_DEFAULT_MAX_CLIENTS 64  /* control_options.max_clients 0 */
+#define CONTROL_DEFAULT_IDLE_MS 10000   /* control_options.idle_timeout_ms 0 */
 #define CONTROL_MAX_HEADER 16384        /* request line + headers */
 #define CONTROL_MAX_BODY 65536          /* request body */
 #define CONTROL_MAX_EVENT_QUEUE 1048576 /* unsent bytes before an events client is dropped */
@@ -66,9 +69,6 @@ bool control_allowed(const peercred *c, gid_t admin_gid, bool have_admin_gid);
 /* Testing: when cred is not NULL, every later connection gets these
  * credentials instead of the kernel's (copied). NULL restores the real ones. */
 void control_set_peer_override(control_server *s, const peercred *cred);
-
-/* Number of connected clients (testing and status). */
-unsigned control_client_count(const control_server *s);
 
 /* ---- routing ----
  * Requests are routed through a table of {methods, pattern, flags, handler,

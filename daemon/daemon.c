@@ -41,8 +41,7 @@ void daemon_save_state(daemon_ctx *d)
         if (d->last_state == NULL || strcmp(d->last_state, json) != 0) {
             int rc = state_save(d->cfg.state_dir, &s);
             if (rc < 0) {
-                log_error("state", "cannot write %s/%s: %s", d->cfg.state_dir, STATE_FILE,
-                          strerror(-rc));
+                log_error_err("state", rc, "cannot write %s/%s", d->cfg.state_dir, STATE_FILE);
                 free(json);
             } else {
                 free(d->last_state);

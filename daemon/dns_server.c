@@ -36,7 +36,7 @@ struct dns_tcp_client {
     struct dns_tcp_client *next, *prev;
     uint8_t *rx;
     size_t rx_len, rx_cap;
-    int open_handles;
+    int refs; /* open handles (tcp, timer); freed at zero */
     bool closing;
     bool paused;
 };
@@ -59,12 +59,13 @@ struct dns_server {
     uv_tcp_t tcp;
     struct dns_tcp_client *clients;
     int nclients;
-    int open; /* udp + tcp listener + clients not yet freed */
+    int refs; /* udp + tcp listener + clients not yet freed; freed at zero */
     bool closing;
     void (*close_cb)(void *arg);
     void *close_arg;
-    uint64_t send_errors;
-    uint64_t accept_errors;
+    /* A client can provoke both (a flood of unanswerable sends, EMFILE). */
+    log_limit send_log;
+    log_limit accept_log;
     /* One buffer each way: the batch of received datagrams is answered
      * before the next read, and try_send copies nothing. */
     uint8_t rx[DNS_UDP_MAX];
@@ -124,7 +125,7 @@ int dns_parse_listen(const char *s, struct sockaddr_storage *addr)
 
 static void server_maybe_done(dns_server *s)
 {
-    if (s->closing && s->open == 0) {
+    if (s->closing && s->refs == 0) {
         void (*cb)(void *) = s->close_cb;
         void *arg = s->close_arg;
         free(s);
@@ -154,7 +155,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct
 {
     dns_server *s = container_of(h, dns_server, udp);
     if (nread < 0) {
-        log_debug("dns", "udp receive: %s", uv_strerror((int)nread));
+        log_debug_err("dns", (int)nread, "udp receive");
         return;
     }
     if (nread == 0 || from == NULL || (flags & UV_UDP_PARTIAL))
@@ -182,11 +183,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct
             free(req);
         }
     }
-    /* Rate-limited: a flood of unanswerable sends must not flood the log. */
-    s->send_errors++;
-    if ((s->send_errors & (s->send_errors - 1)) == 0) /* powers of two */
-        log_warn("dns", "udp send failed (%llu times): %s", (unsigned long long)s->send_errors,
-                 uv_strerror(r));
+    log_limited(&s->send_log, LOG_WARN, "dns", r, "udp send failed");
 }
 
 /* ---- TCP ---- */
@@ -194,7 +191,8 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct
 static void client_handle_closed(uv_handle_t *h)
 {
     struct dns_tcp_client *c = h->data;
-    if (--c->open_handles > 0)
+    LH_REQUIRE(c->refs > 0);
+    if (--c->refs > 0)
         return;
     dns_server *s = c->server;
     if (c->prev != NULL)
@@ -204,7 +202,8 @@ static void client_handle_closed(uv_handle_t *h)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->nclients--;
-    s->open--;
+    LH_REQUIRE(s->refs > 0);
+    s->refs--;
     free(c->rx);
     free(c);
     server_maybe_done(s);
@@ -341,11 +340,7 @@ static void on_connection(uv_stream_t *listener, int status)
 {
     dns_server *s = container_of((uv_tcp_t *)listener, dns_server, tcp);
     if (status < 0) {
-        /* Rate-limited like send errors: a client can provoke these (EMFILE). */
-        s->accept_errors++;
-        if ((s->accept_errors & (s->accept_errors - 1)) == 0)
-            log_warn("dns", "tcp accept failed (%llu times): %s",
-                     (unsigned long long)s->accept_errors, uv_strerror(status));
+        log_limited(&s->accept_log, LOG_WARN, "dns", status, "tcp accept failed");
         return;
     }
     struct dns_tcp_client *c = xcalloc(1, sizeof(*c));
@@ -354,13 +349,13 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_timer_init(s->loop, &c->timer);
     c->tcp.data = c;
     c->timer.data = c;
-    c->open_handles = 2;
+    c->refs = 2;
     c->next = s->clients;
     if (s->clients != NULL)
         s->clients->prev = c;
     s->clients = c;
     s->nclients++;
-    s->open++;
+    s->refs++;
     /* Accept even when full: an unaccepted connection stalls the listener. */
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || s->nclients > DNS_TCP_MAX_CLIENTS) {
         client_close(c);
@@ -463,7 +458,7 @@ int dns_server_start(uv_loop_t *loop, const struct sockaddr *addr, dns_zone *zon
      * which on an fd we just created fail only on programming errors. */
     uv_udp_init_ex(loop, &s->udp, AF_UNSPEC | UV_UDP_RECVMMSG);
     uv_tcp_init(loop, &s->tcp);
-    s->open = 2;
+    s->refs = 2;
     if ((r = uv_udp_open(&s->udp, ufd)) != 0 || (r = uv_tcp_open(&s->tcp, tfd)) != 0 ||
         (r = uv_udp_recv_start(&s->udp, udp_alloc, udp_recv)) != 0 ||
         (r = uv_listen((uv_stream_t *)&s->tcp, 128, on_connection)) != 0) {
@@ -488,7 +483,8 @@ int dns_server_address(const dns_server *s, struct sockaddr_storage *addr)
 static void listener_closed(uv_handle_t *h)
 {
     dns_server *s = h->data;
-    s->open--;
+    LH_REQUIRE(s->refs > 0);
+    s->refs--;
     server_maybe_done(s);
 }
 

@@ -49,7 +49,7 @@ struct dreq {
     uv_connect_t conn;
     uv_write_t wr;
     uv_timer_t timer;
-    int handles;
+    int refs; /* open handles (pipe, timer); freed at zero */
     bool connected;
     bool finished;
     bool stream; /* events: the body goes to the splitter, no timeout after headers */
@@ -85,7 +85,7 @@ struct docker_client {
     bool closing;
     void (*close_cb)(void *arg);
     void *close_arg;
-    int live; /* requests not yet freed, plus the retry timer */
+    int refs; /* requests not yet freed, plus the retry timer; freed at zero */
     dreq *reqs;
 
     char **cands;
@@ -102,16 +102,10 @@ struct docker_client {
     docker_event *queue;
     size_t qhead, qlen, qcap;
     bool event_busy;
-    uint64_t bad_events; /* undecodable or overlong event lines, for rate-limited logs */
+    /* Undecodable or overlong event lines: a broken engine must not flood
+     * the log with one line per event. */
+    log_limit bad_event_log;
 };
-
-/* Logs the 1st, 2nd, 4th, 8th, ... occurrence only: a broken engine must not
- * flood the log with one line per event. */
-static bool log_this(uint64_t *count)
-{
-    (*count)++;
-    return (*count & (*count - 1)) == 0;
-}
 
 static void outage(docker_client *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void pump_events(docker_client *d);
@@ -121,7 +115,7 @@ static void start_attempt(docker_client *d);
 
 static void maybe_free_client(docker_client *d)
 {
-    if (d->live > 0)
+    if (d->refs > 0)
         return;
     void (*cb)(void *) = d->close_cb;
     void *arg = d->close_arg;
@@ -138,7 +132,8 @@ static void maybe_free_client(docker_client *d)
 static void req_handle_closed(uv_handle_t *h)
 {
     dreq *r = h->data;
-    if (--r->handles > 0)
+    LH_REQUIRE(r->refs > 0);
+    if (--r->refs > 0)
         return;
     docker_client *d = r->d;
     if (r->prev)
@@ -151,7 +146,8 @@ static void req_handle_closed(uv_handle_t *h)
     buf_free(&r->reqbuf);
     buf_free(&r->body);
     free(r);
-    d->live--;
+    LH_REQUIRE(d->refs > 0);
+    d->refs--;
     if (d->closing)
         maybe_free_client(d);
 }
@@ -249,10 +245,9 @@ static int on_body(http_parser *p, const char *at, size_t len)
         return -1;
     if (r->stream) {
         docker_client *d = r->d;
-        if (docker_splitter_feed(&d->split, at, len, on_event_line, d) == -EMSGSIZE &&
-            !d->closing && log_this(&d->bad_events))
-            log_warn("docker", "dropped an event longer than 1 MiB (%llu bad events so far)",
-                     (unsigned long long)d->bad_events);
+        if (docker_splitter_feed(&d->split, at, len, on_event_line, d) == -EMSGSIZE && !d->closing)
+            log_limited(&d->bad_event_log, LOG_WARN, "docker", 0,
+                        "dropped an event longer than 1 MiB");
         return r->finished ? -1 : 0;
     }
     if (r->body.len + len > BODY_MAX) {
@@ -361,7 +356,7 @@ static int req_start(docker_client *d, const char *sock, enum req_kind kind, con
     r->stream = kind == REQ_EVENTS;
     uv_pipe_init(d->loop, &r->pipe, 0);
     uv_timer_init(d->loop, &r->timer);
-    r->handles = 2;
+    r->refs = 2;
     r->pipe.data = r->timer.data = r->conn.data = r->wr.data = r;
     http_parser_init(&r->parser, HTTP_RESPONSE);
     r->parser.data = r;
@@ -373,7 +368,7 @@ static int req_start(docker_client *d, const char *sock, enum req_kind kind, con
     if (d->reqs)
         d->reqs->prev = r;
     d->reqs = r;
-    d->live++;
+    d->refs++;
     uv_timer_start(&r->timer, req_timeout, REQ_TIMEOUT_MS, 0);
     uv_pipe_connect(&r->conn, &r->pipe, sock, req_connected);
     if (out)
@@ -501,7 +496,7 @@ static void ping_done(dreq *r, int err)
     docker_client *d = r->d;
     if (err < 0 || r->status != 200) {
         log_debug("docker", "unix://%s: %s", cur_sock(d),
-                  err < 0 ? uv_strerror(err) : "ping not answered with 200");
+                  err < 0 ? err_str(err) : "ping not answered with 200");
         d->cand++;
         try_candidate(d);
         return;
@@ -517,7 +512,7 @@ static void version_done(dreq *r, int err)
     docker_client *d = r->d;
     char api[16] = "", min[16] = "";
     if (err < 0) {
-        outage(d, "GET /version on unix://%s: %s", cur_sock(d), uv_strerror(err));
+        outage(d, "GET /version on unix://%s: %s", cur_sock(d), err_str(err));
         return;
     }
     if (r->status == 200)
@@ -577,7 +572,7 @@ static void events_done(dreq *r, int err)
     if (r->headers_done && r->status != 200)
         return; /* already reported from events_headers */
     outage(d, "Docker event stream from %s ended (%s)", d->st.endpoint,
-           err == -ECONNRESET ? "connection closed" : uv_strerror(err));
+           err == -ECONNRESET ? "connection closed" : err_str(err));
 }
 
 static void start_list(docker_client *d)
@@ -641,7 +636,7 @@ static void list_done(dreq *r, int err)
         return;
     }
     if (why[0] == '\0')
-        snprintf(why, sizeof(why), "%s", err < 0 ? uv_strerror(err) : "unexpected HTTP status");
+        snprintf(why, sizeof(why), "%s", err < 0 ? err_str(err) : "unexpected HTTP status");
     outage(d, "listing containers on %s failed: %s (HTTP %d)", d->st.endpoint, why, r->status);
 }
 
@@ -676,7 +671,7 @@ static void sync_inspect_done(dreq *r, int err)
     int res = inspect_result(r, err, &c);
     d->inspecting--;
     if (res < 0 && res != -EINVAL && res != -EPROTO) {
-        outage(d, "inspecting containers on %s failed: %s", d->st.endpoint, uv_strerror(res));
+        outage(d, "inspecting containers on %s failed: %s", d->st.endpoint, err_str(res));
         return;
     }
     /* A container that stopped or vanished between list and inspect is
@@ -698,7 +693,7 @@ static void event_inspect_done(dreq *r, int err)
         /* Transport trouble shows up on the event stream too; a bad reply
          * for one container only loses that update. */
         log_warn("docker", "inspect %.12s after an event failed: %s", r->id,
-                 res == -EINVAL ? "bad reply" : uv_strerror(res));
+                 res == -EINVAL ? "bad reply" : err_str(res));
     } else if (c != NULL && c->running) {
         if (d->cbs.update)
             d->cbs.update(d->cbs.ud, c);
@@ -755,9 +750,8 @@ static void on_event_line(void *ud, const char *line, size_t len)
         return;
     docker_event ev;
     if (docker_decode_event(line, len, &ev) < 0) {
-        if (log_this(&d->bad_events))
-            log_warn("docker", "ignoring an undecodable event (%zu bytes; %llu bad events so far)",
-                     len, (unsigned long long)d->bad_events);
+        log_limited(&d->bad_event_log, LOG_WARN, "docker", 0,
+                    "ignoring an undecodable event (%zu bytes)", len);
         return;
     }
     if (strcmp(ev.type, "network") == 0 && ev.container[0] &&
@@ -843,7 +837,7 @@ int docker_client_new(uv_loop_t *loop, const docker_options *opts, const docker_
         return r;
     }
     d->retry.data = d;
-    d->live = 1;
+    d->refs = 1;
     *out = d;
     return 0;
 }
@@ -865,7 +859,8 @@ void docker_client_status(const docker_client *d, docker_status *st)
 static void retry_closed(uv_handle_t *h)
 {
     docker_client *d = h->data;
-    d->live--;
+    LH_REQUIRE(d->refs > 0);
+    d->refs--;
     maybe_free_client(d);
 }
 

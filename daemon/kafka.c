@@ -706,7 +706,8 @@ static size_t host_enc_len(bool compact, size_t len)
 
 /* Parses the held frame, asks the map callback about every address and, when
  * any changes, builds the re-encoded frame into *out. Returns 1 rewritten,
- * 0 nothing to change, -1 malformed. */
+ * 0 nothing to change, -E2BIG when it names more brokers than we track
+ * (MAX_SITES), -EPROTO when it is malformed. */
 static int rewrite(kafka_conn *c, const uint8_t *f, size_t flen, int key, int ver, buf *out)
 {
     rd r = {f, flen, 8, false};
@@ -734,7 +735,7 @@ static int rewrite(kafka_conn *c, const uint8_t *f, size_t flen, int key, int ve
     }
     if (r.bad) {
         free(w.v);
-        return w.overflow ? -2 : -1;
+        return w.overflow ? -E2BIG : -EPROTO;
     }
 
     /* Distinct usable node ids, for the callback's policy (one broker -> this
@@ -893,7 +894,7 @@ static void resp_frame_done(kafka_conn *c, out *o)
     } else {
         if (rc < 0)
             set_error(c, "%s response (api %d v%d, corr %d), passed through unchanged",
-                      rc == -2 ? "too many brokers in a" : "malformed", c->cur_key, c->cur_ver,
+                      rc == -E2BIG ? "too many brokers in a" : "malformed", c->cur_key, c->cur_ver,
                       (int)(int32_t)be32(c->hold + 4));
         out_own(o, c->hold, c->hold_len);
     }
@@ -1043,11 +1044,6 @@ void kafka_resp_release(kafka_conn *c, kafka_emit_fn emit, void *ud)
 int kafka_resp_api_key(const kafka_conn *c)
 {
     return c->cur_key;
-}
-
-int kafka_resp_api_version(const kafka_conn *c)
-{
-    return c->cur_ver;
 }
 
 int kafka_resp_nodes(const kafka_conn *c)

@@ -97,10 +97,10 @@ size_t kafka_resp_held(const kafka_conn *c);
  * plain pass-through for good (before falling back to plain forwarding). */
 void kafka_resp_release(kafka_conn *c, kafka_emit_fn emit, void *ud);
 
-/* Valid inside the map callback: the response being rewritten (api key and
- * version) and how many distinct node ids with a usable address it names. */
+/* Valid inside the map callback: the api key of the response being
+ * rewritten (the unit tests check it) and how many distinct node ids with a
+ * usable address it names (the proxy's mapping policy). */
 int kafka_resp_api_key(const kafka_conn *c);
-int kafka_resp_api_version(const kafka_conn *c);
 int kafka_resp_nodes(const kafka_conn *c);
 
 /* Requests still waiting for a response. */

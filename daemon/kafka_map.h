@@ -1,4 +1,4 @@
-/* Where the brokers a Kafka response advertises go: the mapping of issue 5
+/* Where the brokers a Kafka response advertises go: the broker mapping
  * over the registry, for the proxy's Kafka rewriter. Pure (no libuv, no
  * logging, no globals): the port reconciler wraps it in proxy hooks.
  *

@@ -13,6 +13,8 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "platform.h"
+#include "protocol.h"
 #include "service.h"
 #include "state.h"
 #include "util.h"
@@ -57,7 +59,7 @@ static void reload_resolver(daemon_ctx *d)
     o.exit_cb = on_reload_exit;
     int rc = uv_spawn(d->loop, p, &o);
     if (rc < 0) {
-        log_warn("resolver", "cannot run %s: %s", argv[0], uv_strerror(rc));
+        log_warn_err("resolver", rc, "cannot run %s", argv[0]);
         free(p);
     }
 }
@@ -84,7 +86,7 @@ static void resolver_setup(daemon_ctx *d)
     bool changed = false;
     int rc = resolver_install(&d->rcfg, d->rkind, &changed);
     if (rc < 0) {
-        log_error("resolver", "cannot write %s: %s", path, strerror(-rc));
+        log_error_err("resolver", rc, "cannot write %s", path);
         return;
     }
     log_info("resolver", "%s %s", path, changed ? "installed" : "already correct");
@@ -101,7 +103,7 @@ static void resolver_teardown(daemon_ctx *d)
     char path[1024] = "";
     resolver_path(&d->rcfg, d->rkind, path, sizeof(path));
     if (rc < 0)
-        log_warn("resolver", "cannot remove %s: %s", path, strerror(-rc));
+        log_warn_err("resolver", rc, "cannot remove %s", path);
     else if (changed) {
         log_info("resolver", "removed %s", path);
         reload_resolver(d);
@@ -152,8 +154,7 @@ static int prov_resolver(void *ud, bool install, char *err, size_t errlen)
     int rc = install ? resolver_install(&d->rcfg, d->rkind, &changed)
                      : resolver_uninstall(&d->rcfg, d->rkind, &changed);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot %s %s: %s", install ? "write" : "remove", path,
-                 strerror(-rc));
+        snprintf(err, errlen, "cannot %s %s: %s", install ? "write" : "remove", path, err_str(rc));
         return rc;
     }
     /* Remembered, so a restart does not undo what the person asked for. */
@@ -223,32 +224,38 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static int start(daemon_ctx *d)
 {
-    char err[512];
     int rc;
-    d->alias = (alias_mode)alias_parse_mode(d->cfg.alias);
+    d->alias = d->cfg.alias_mode;
     alias_set_init(&d->aliases, d->alias);
-    d->resolver_on = strcmp(d->cfg.resolver, "auto") == 0;
+    d->resolver_on = d->cfg.resolver_mode == CONFIG_RESOLVER_AUTO;
 
     /* The control socket first: a second daemon must stop here, before it
      * touches the first one's aliases, resolver entry or state. */
     int cfd = -1;
     rc = service_listen_fd(SERVICE_CONTROL_SOCKET_NAME, &cfd);
     if (rc < 0 && rc != -ENOENT) {
-        log_error("service", "the control socket passed by the service manager is unusable: %s",
-                  strerror(-rc));
+        log_error_err("service", rc,
+                      "the control socket passed by the service manager is unusable");
         return rc;
     }
     if (cfd >= 0)
         log_info("control", "using the control socket passed by the service manager");
-    control_options copts = {d->cfg.control_socket, cfd, d->cfg.admin_group, 64, 10000};
+    control_options copts = {d->cfg.control_socket, cfd, d->cfg.admin_group,
+                             CONTROL_DEFAULT_MAX_CLIENTS, CONTROL_DEFAULT_IDLE_MS};
     control_provider prov = {d, prov_status, prov_containers, prov_container, prov_resolver};
     rc = control_start(d->loop, &copts, &prov, &d->control);
     if (rc < 0) {
-        if (rc == -EADDRINUSE || rc == UV_EADDRINUSE)
+        /* control_start says nothing on failure: this is the one line. */
+        if (cfd >= 0)
+            log_error_err("control", rc, "cannot listen on the inherited control socket");
+        else if (rc == -EADDRINUSE)
             log_error("control", "another loopholed is already running on %s",
                       d->cfg.control_socket);
+        else if (rc == -EEXIST)
+            log_error("control", "%s exists and is not a socket: not touching it",
+                      d->cfg.control_socket);
         else
-            log_error("control", "cannot listen on %s: %s", d->cfg.control_socket, strerror(-rc));
+            log_error_err("control", rc, "cannot listen on %s", d->cfg.control_socket);
         return rc;
     }
 
@@ -262,14 +269,11 @@ static int start(daemon_ctx *d)
     daemon_ports_init(d, &be);
 
     reg_init(&d->reg, d->cfg.domain, d->cfg.pool_first, d->cfg.pool_last);
-#ifdef __linux__
-    /* systemd-resolved's stub listeners. */
-    uint32_t a53, a54;
-    ip4_parse("127.0.0.53", &a53);
-    ip4_parse("127.0.0.54", &a54);
-    alloc_reserve(&d->reg.pool, a53);
-    alloc_reserve(&d->reg.pool, a54);
-#endif
+    /* Addresses other programs own (systemd-resolved's stub listeners). */
+    const uint32_t *reserved;
+    size_t nreserved = platform_reserved_addresses(&reserved);
+    for (size_t i = 0; i < nreserved; i++)
+        alloc_reserve(&d->reg.pool, reserved[i]);
     daemon_load_state(d);
 
     struct sockaddr_storage ss;
@@ -281,7 +285,7 @@ static int start(daemon_ctx *d)
     }
     rc = dns_server_start(d->loop, (struct sockaddr *)&ss, d->zone, &d->dns);
     if (rc < 0) {
-        log_error("dns", "cannot listen on %s: %s%s", d->cfg.dns_listen, uv_strerror(rc),
+        log_error("dns", "cannot listen on %s: %s%s", d->cfg.dns_listen, err_str(rc),
                   rc == UV_EADDRINUSE ? " (another loopholed or DNS server holds it?)" : "");
         return rc;
     }
@@ -309,8 +313,7 @@ static int start(daemon_ctx *d)
                             daemon_docker_gone};
     rc = docker_client_new(d->loop, &dopts, &cbs, &d->docker);
     if (rc < 0) {
-        snprintf(err, sizeof(err), "%s", strerror(-rc));
-        log_error("docker", "cannot set up the Docker client: %s", err);
+        log_error_err("docker", rc, "cannot set up the Docker client");
         return rc;
     }
     docker_client_start(d->docker);
@@ -325,7 +328,7 @@ static int start(daemon_ctx *d)
     daemon_save_state(d);
     rc = service_notify_ready();
     if (rc < 0)
-        log_warn("service", "cannot tell the service manager we are ready: %s", strerror(-rc));
+        log_warn_err("service", rc, "cannot tell the service manager we are ready");
     log_info("loopholed", "%s ready: pool %s, aliases %s, state in %s", LOOPHOLE_VERSION,
              d->cfg.pool, alias_mode_name(d->alias), d->cfg.state_dir);
     return 0;
@@ -346,7 +349,7 @@ int main(int argc, char **argv)
         config_free(&d.cfg);
         return 2;
     }
-    log_set_level((enum log_level)log_parse_level(d.cfg.log_level));
+    log_set_level(d.cfg.level);
     signal(SIGPIPE, SIG_IGN);
     d.started_ms = now_ms();
     d.publish = publish_event;
@@ -368,7 +371,7 @@ int main(int argc, char **argv)
 
     int lc = uv_loop_close(d.loop);
     if (lc != 0) {
-        log_error("loopholed", "event loop still had open handles at exit (%s)", uv_strerror(lc));
+        log_error_err("loopholed", lc, "event loop still had open handles at exit");
         d.exit_code = d.exit_code ? d.exit_code : 1;
     }
     if (d.zone)

@@ -130,7 +130,8 @@ void ports_free(ports_table *t)
 /* ---- Kafka hooks of a TCP listener ---- */
 
 /* Brokers left unchanged are logged once each (per listener), remembered by
- * a hash of host and port. */
+ * a hash of host and port. This is saying a thing once, not rate limiting
+ * (common/log's log_limit): the same broker never gets a second line. */
 #define KAFKA_LOGGED_MAX 32
 
 typedef struct kafka_ud {
@@ -255,7 +256,7 @@ static int open_listener(ports_table *t, port_entry *e, int fd)
                  ip, e->key.port, proto_name(e->key.proto));
     else
         snprintf(msg, sizeof(msg), "cannot listen on %s:%u/%s: %s", ip, e->key.port,
-                 proto_name(e->key.proto), uv_strerror(rc));
+                 proto_name(e->key.proto), err_str(rc));
     set_problem(e, msg);
     return rc;
 }

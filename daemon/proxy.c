@@ -11,17 +11,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "proxy_int.h"
 #include "util.h"
-
-#define LOG_EVERY_MS (60 * 1000)
 
 void proxy_options_default(proxy_options *o)
 {
     memset(o, 0, sizeof(*o));
-    o->dial_timeout_ms = 5000;
-    o->udp_idle_s = 60;
-    o->udp_max_sessions = 1024;
+    o->dial_timeout_ms = CONFIG_DEFAULT_DIAL_TIMEOUT_MS;
+    o->udp_idle_s = CONFIG_DEFAULT_UDP_IDLE_S;
+    o->udp_max_sessions = CONFIG_DEFAULT_UDP_MAX_SESSIONS;
     o->splice = true;
 }
 
@@ -41,20 +40,9 @@ void proxy_sa_copy(struct sockaddr_storage *dst, const struct sockaddr *src)
     memcpy(dst, src, sa_len(src));
 }
 
-/* Logs at most once a minute per listener and kind, so a flood of EMFILE or
- * capped sessions cannot flood the log. */
-bool proxy_rate_ok(proxy_listener *l, uint64_t *last, bool *logged)
-{
-    uint64_t now = uv_now(l->loop);
-    if (*logged && now - *last < LOG_EVERY_MS)
-        return false;
-    *logged = true;
-    *last = now;
-    return true;
-}
-
 void proxy_listener_unref(proxy_listener *l)
 {
+    LH_REQUIRE(l->refs > 0);
     if (--l->refs > 0)
         return;
     void (*cb)(void *) = l->close_cb;

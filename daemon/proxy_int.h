@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "log.h"
 #include "proxy.h"
 #include "splice.h"
 
@@ -123,7 +124,7 @@ struct proxy_conn {
     /* The protocol handler once klass names one, and its state. */
     const proxy_handler *h;
     void *hstate;
-    int handles; /* open handles (and the splice relay); freed at zero */
+    int refs; /* open handles (and the splice relay); freed at zero */
     bool connected;
     bool closing;
     bool splice_failed;
@@ -144,8 +145,7 @@ void proxy_conn_plain(proxy_conn *c);
 typedef struct proxy_kafka_listener {
     proxy_kafka hooks; /* mode OFF: none */
     bool seen;         /* hooks.detected was called */
-    uint64_t last_log;
-    bool logged;
+    log_limit log;     /* broken peers: one line a minute per listener */
 } proxy_kafka_listener;
 
 struct proxy_usess;
@@ -174,10 +174,9 @@ struct proxy_listener {
     bool sweeping;
     void (*close_cb)(void *arg);
     void *close_arg;
-    uint64_t last_emfile_log;
-    uint64_t last_cap_log;
-    bool emfile_logged;
-    bool cap_logged;
+    /* A flood of EMFILE or capped sessions: one line a minute each. */
+    log_limit emfile_log;
+    log_limit cap_log;
     /* Reads go here first: alloc and read callbacks come in strict pairs on
      * one thread, and only the part the peer's socket does not take at once
      * is copied out, so idle connections hold no buffers. */
@@ -189,8 +188,6 @@ struct proxy_listener {
  * connections accepted from now on. */
 void proxy_set_first_bytes(proxy_listener *l, const proxy_classifier *cls);
 void proxy_sa_copy(struct sockaddr_storage *dst, const struct sockaddr *src);
-/* Logs at most once a minute per listener and kind (*last, *logged). */
-bool proxy_rate_ok(proxy_listener *l, uint64_t *last, bool *logged);
 /* Drops one reference; the last frees the listener and calls its close_cb. */
 void proxy_listener_unref(proxy_listener *l);
 

@@ -99,8 +99,8 @@ static void emit(void *ud, const uint8_t *p, size_t n)
 static void klog(proxy_conn *c, const char *what, const char *detail)
 {
     proxy_listener *l = c->l;
-    if (proxy_rate_ok(l, &l->kafka.last_log, &l->kafka.logged))
-        log_warn(MOD, "kafka: %s%s%s", what, detail[0] ? ": " : "", detail);
+    log_limited(&l->kafka.log, LOG_WARN, MOD, 0, "kafka: %s%s%s", what, detail[0] ? ": " : "",
+                detail);
 }
 
 /* Brings the listener's view of the tracker up to date: held bytes count as

@@ -99,7 +99,8 @@ static void conn_free(conn *c)
 
 static void conn_unref(conn *c)
 {
-    if (--c->handles == 0)
+    LH_REQUIRE(c->refs > 0);
+    if (--c->refs == 0)
         conn_free(c);
 }
 
@@ -411,14 +412,14 @@ static void maybe_splice(conn *c)
             uv_timer_start(&c->timer, on_splice_retry, 0, 0);
         } else {
             /* Out of fds for the pipes, most likely: stay on read/write. */
-            log_debug(MOD, "splice unavailable for a connection: %s", uv_strerror(err));
+            log_debug_err(MOD, err, "splice unavailable for a connection");
             c->splice_failed = true;
         }
         uv_read_start((uv_stream_t *)&c->cli.tcp, on_alloc, on_read);
         uv_read_start((uv_stream_t *)&c->up.tcp, on_alloc, on_read);
         return;
     }
-    c->handles++;
+    c->refs++;
     spliced_now++;
     spliced_total++;
 }
@@ -431,7 +432,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (status < 0) {
         /* Refused or unreachable: the client sees a reset, as it would
          * connecting to the container directly. */
-        log_debug(MOD, "upstream connect failed: %s", uv_strerror(status));
+        log_debug_err(MOD, status, "upstream connect failed");
         conn_close(c, true);
         return;
     }
@@ -477,12 +478,13 @@ static void on_dial_timeout(uv_timer_t *t)
 
 static void on_accept_resume(uv_timer_t *t);
 
+/* err: the negative errno that stopped accepting. */
 static void pause_accepting(proxy_listener *l, int err)
 {
     l->st.accept_pauses++;
-    if (proxy_rate_ok(l, &l->last_emfile_log, &l->emfile_logged))
-        log_warn(MOD, "accept: %s; pausing new connections for %d ms (existing ones continue)",
-                 strerror(err), ACCEPT_PAUSE_MS);
+    log_limited(&l->emfile_log, LOG_WARN, MOD, 0,
+                "accept: %s; pausing new connections for %d ms (existing ones continue)",
+                err_str(err), ACCEPT_PAUSE_MS);
     uv_poll_stop(&l->lpoll);
     uv_timer_start(&l->timer, on_accept_resume, ACCEPT_PAUSE_MS, 0);
 }
@@ -509,7 +511,7 @@ static void conn_start(proxy_listener *l, int fd)
     uv_tcp_init(l->loop, &c->up.tcp);
     uv_timer_init(l->loop, &c->timer);
     c->cli.tcp.data = c->up.tcp.data = c->timer.data = c;
-    c->handles = 3;
+    c->refs = 3;
     int err = uv_tcp_open(&c->cli.tcp, fd);
     if (err) {
         close(fd);
@@ -520,9 +522,9 @@ static void conn_start(proxy_listener *l, int fd)
     err = uv_tcp_connect(&c->creq, &c->up.tcp, (const struct sockaddr *)&l->upstream, on_connect);
     if (err) {
         if (err == UV_EMFILE || err == UV_ENFILE)
-            pause_accepting(l, -err);
+            pause_accepting(l, err);
         else
-            log_debug(MOD, "upstream connect: %s", uv_strerror(err));
+            log_debug_err(MOD, err, "upstream connect");
         conn_close(c, true);
         return;
     }
@@ -549,7 +551,7 @@ static void on_accept_ready(uv_poll_t *h, int status, int events)
     if (status < 0) {
         /* libuv has stopped the watcher: pause and watch again, rather than
          * leave the listener deaf. */
-        pause_accepting(l, -status);
+        pause_accepting(l, status);
         return;
     }
     for (int i = 0; i < ACCEPT_BATCH && !l->closing; i++) {
@@ -570,10 +572,10 @@ static void on_accept_ready(uv_poll_t *h, int status, int events)
                 /* Pending connections stay in the backlog and are served
                  * once descriptors are free again; meanwhile level-triggered
                  * readiness would spin, so stop watching for a while. */
-                pause_accepting(l, e);
+                pause_accepting(l, -e);
                 return;
             }
-            log_debug(MOD, "accept: %s", strerror(e));
+            log_debug_err(MOD, -e, "accept");
             return;
         }
         conn_start(l, fd);

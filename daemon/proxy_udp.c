@@ -136,7 +136,7 @@ static usess *sess_new(proxy_listener *l, const struct sockaddr *peer)
     if (err == 0)
         err = uv_udp_recv_start(&s->up, on_sess_alloc, on_udp_upstream);
     if (err) {
-        log_debug(MOD, "udp session: %s", uv_strerror(err));
+        log_debug_err(MOD, err, "udp session");
         sess_close(s);
         return NULL;
     }
@@ -188,9 +188,9 @@ static void on_udp_client(uv_udp_t *h, ssize_t nread, const uv_buf_t *rb,
     if (!s) {
         if (l->nsessions >= l->opts.udp_max_sessions) {
             l->st.dropped++;
-            if (proxy_rate_ok(l, &l->last_cap_log, &l->cap_logged))
-                log_warn(MOD, "udp: %u sessions, the cap; dropping datagrams from new clients",
-                         l->opts.udp_max_sessions);
+            log_limited(&l->cap_log, LOG_WARN, MOD, 0,
+                        "udp: %u sessions, the cap; dropping datagrams from new clients",
+                        l->opts.udp_max_sessions);
             return;
         }
         s = sess_new(l, addr);

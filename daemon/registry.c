@@ -11,6 +11,7 @@
 
 #include "labels.h"
 #include "log.h"
+#include "platform.h"
 #include "util.h"
 
 static void free_strv(char **v, size_t n)
@@ -28,7 +29,6 @@ static void entry_free(reg_entry *e)
     free(e->lease_key);
     free_strv(e->owned, e->nowned);
     free_strv(e->conflicts, e->nconflicts);
-    free(e->skipped_buf);
     free(e);
 }
 
@@ -37,9 +37,7 @@ void reg_init(registry *r, const char *domain, uint32_t first, uint32_t last)
     memset(r, 0, sizeof(*r));
     r->domain = xstrdup(domain);
     alloc_init(&r->pool, first, last);
-#ifdef __linux__
-    r->share_wildcard = true;
-#endif
+    r->share_wildcard = platform_shares_wildcard_ports();
 }
 
 void reg_free(registry *r)
@@ -254,8 +252,6 @@ static void recompute(registry *r, int64_t now)
      * address for one that is waiting in the same pass. */
     for (size_t i = 0; i < r->n; i++) {
         reg_entry *e = r->entries[i];
-        free(e->skipped_buf);
-        e->skipped_buf = NULL;
         e->skipped = NULL;
         if (e->names.skipped)
             e->skipped = e->names.skipped;
@@ -601,7 +597,9 @@ uint32_t *reg_addresses(const registry *r, size_t *n)
     return out;
 }
 
-int reg_move(registry *r, reg_entry *e, int64_t now)
+/* Moves a served container to another address. Returns 0, -EINVAL when it is
+ * not served, or alloc_move's -ENOSPC when no address is free. */
+static int reg_move(registry *r, reg_entry *e, int64_t now)
 {
     if (!served(e))
         return -EINVAL;

@@ -55,9 +55,8 @@ typedef struct reg_entry {
     size_t nowned;
     char **conflicts; /* names it wanted that another container holds */
     size_t nconflicts;
-    const char *skipped; /* why it gets no address: NULL when it is served */
-    char *skipped_buf;
-    reg_port *ports; /* every exposed port, deduplicated */
+    const char *skipped; /* why it gets no address: NULL when it is served (static text) */
+    reg_port *ports;     /* every exposed port, deduplicated */
     size_t nports;
     unsigned moves;       /* address moves because another program held a port */
     unsigned apply_moves; /* moves in the current apply (reg_apply_begin resets) */
@@ -117,9 +116,6 @@ reg_record *reg_records(const registry *r, size_t *n);
 
 /* The addresses in use by served containers (sorted, malloc'd). */
 uint32_t *reg_addresses(const registry *r, size_t *n);
-
-/* Move a served container to another address. Returns 0 or -ENOSPC. */
-int reg_move(registry *r, reg_entry *e, int64_t now);
 
 /* Whether an entry is served (has an address and is not skipped). */
 bool reg_served(const reg_entry *e);

@@ -289,7 +289,7 @@ int state_load(const char *dir, state_data *out, char *err, size_t errlen)
     if (mrc == 0)
         set_err(err, errlen, "%s: %s; moved to %s", path, why, to);
     else
-        set_err(err, errlen, "%s: %s; could not move it aside: %s", path, why, strerror(-mrc));
+        set_err(err, errlen, "%s: %s; could not move it aside: %s", path, why, err_str(mrc));
     free(to);
     free(path);
     return -EINVAL;

@@ -8,6 +8,9 @@
 
 #include "daemon.h"
 #include "json.h"
+#include "platform.h"
+#include "splice.h"
+#include "protocol.h"
 #include "util.h"
 
 /* "key": [strings]. */
@@ -175,11 +178,7 @@ void view_status(daemon_ctx *d, yajl_gen g)
     yajl_gen_map_open(g);
     json_kv_str(g, "version", LOOPHOLE_VERSION);
     json_kv_int(g, "uptime_s", (now_ms() - d->started_ms) / 1000);
-#ifdef __APPLE__
-    json_kv_str(g, "platform", "macos");
-#else
-    json_kv_str(g, "platform", "linux");
-#endif
+    json_kv_str(g, "platform", platform_name());
     json_gen_str(g, "docker");
     yajl_gen_map_open(g);
     json_kv_str(g, "endpoint", ds.endpoint[0] ? ds.endpoint : NULL);
@@ -233,11 +232,8 @@ void view_status(daemon_ctx *d, yajl_gen g)
     json_kv_int(g, "containers_seen", (long long)d->reg.n);
     json_kv_int(g, "listeners", (long long)listeners);
     json_kv_int(g, "connections", (long long)active);
-#ifdef __linux__
-    json_kv_bool(g, "splice", d->popts.splice);
-#else
-    json_kv_bool(g, "splice", false); /* splice(2) is Linux-only; macOS relays with read/write */
-#endif
+    /* splice(2) is Linux-only; macOS relays with read/write. */
+    json_kv_bool(g, "splice", d->popts.splice && splice_available());
 
     json_gen_str(g, "problems");
     yajl_gen_array_open(g);

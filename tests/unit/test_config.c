@@ -1,6 +1,7 @@
 /* Flags and the JSON config file: defaults, precedence, and one clear line
  * naming the flag or key for every bad value. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "test.h"
 #include "util.h"
 
@@ -184,6 +186,74 @@ TEST(hostile_files)
     expect_err("FIFO", rc, err);
     config_free(&c);
     unlink(fifo);
+}
+
+/* Lint: every default has one home (config.h, platform.h, control.h), and
+ * the man pages must state each one in the entry of its flag or key. */
+TEST(man_pages_state_defaults)
+{
+    static const char *const keys[] = {
+        "control_socket",  "state_dir",  "dns_listen",       "domain",
+        "dns_ttl",         "pool",       "resolver",         "alias",
+        "dial_timeout_ms", "udp_idle_s", "udp_max_sessions", "admin_group",
+        "log_level"};
+    static const struct {
+        const char *file, *entry, *next; /* an entry runs from entry+name to the next entry */
+    } pages[] = {{"loopholed.8", ".It Fl -", "\n.It Fl"},
+                 {"loophole.conf.5", ".It Ic ", "\n.It Ic"}};
+    for (size_t pi = 0; pi < sizeof(pages) / sizeof(pages[0]); pi++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/../../packaging/man/%s", FIXTURES_DIR, pages[pi].file);
+        FILE *f = fopen(path, "r");
+        CHECK(f != NULL);
+        if (f == NULL)
+            continue;
+        static char text[256 * 1024];
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        text[n] = '\0';
+        fclose(f);
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+            const char *def = config_default(keys[i]);
+            CHECK(def != NULL);
+            char name[64], head[96];
+            snprintf(name, sizeof(name), "%s", keys[i]);
+            if (pi == 0)
+                for (char *p = name; *p; p++)
+                    *p = *p == '_' ? '-' : *p;
+            snprintf(head, sizeof(head), "%s%s ", pages[pi].entry, name);
+            const char *at = strstr(text, head);
+            if (at == NULL) {
+                fprintf(stderr, "  %s: no entry \"%s\"\n", pages[pi].file, head);
+                CHECK(at != NULL);
+                continue;
+            }
+            const char *end = strstr(at + 1, pages[pi].next);
+            const char *dflt = strstr(at, "Default");
+            const char *val = dflt ? strstr(dflt, def ? def : "") : NULL;
+            bool ok = dflt && val && (end == NULL || val < end);
+            if (!ok)
+                fprintf(stderr, "  %s: the entry of %s does not say \"Default ... %s\"\n",
+                        pages[pi].file, name, def ? def : "");
+            CHECK(ok);
+        }
+    }
+    /* The control API's limits, stated in loopholed(8)'s CONTROL API. */
+    char path[1024], line[128];
+    snprintf(path, sizeof(path), "%s/../../packaging/man/loopholed.8", FIXTURES_DIR);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    bool clients = false, idle = false;
+    char want_clients[64], want_idle[64];
+    snprintf(want_clients, sizeof(want_clients), "At most %u clients", CONTROL_DEFAULT_MAX_CLIENTS);
+    snprintf(want_idle, sizeof(want_idle), "within %u seconds", CONTROL_DEFAULT_IDLE_MS / 1000);
+    while (f && fgets(line, sizeof(line), f)) {
+        clients = clients || strstr(line, want_clients) != NULL;
+        idle = idle || strstr(line, want_idle) != NULL;
+    }
+    if (f)
+        fclose(f);
+    CHECK(clients);
+    CHECK(idle);
 }
 
 TEST_SETUP()

@@ -1,0 +1,37 @@
+/* Platform facts that portable code asks about, behind one small interface
+ * with one file per platform (platform_linux.c, platform_darwin.c), like
+ * alias_*, resolver_* and peercred_*. Portable files say
+ * platform_shares_wildcard_ports() instead of #ifdef __linux__. The
+ * answers are constants: no I/O, no globals. Zero-copy relaying has its own
+ * seam, splice_available() in daemon/splice.h. */
+#ifndef LOOPHOLE_PLATFORM_H
+#define LOOPHOLE_PLATFORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* "linux" or "macos" (the /v1/status "platform" field). */
+const char *platform_name(void);
+
+/* Defaults that differ by platform (see config.h for the others). */
+const char *platform_control_socket(void); /* protocol.h's LH_CONTROL_SOCKET_* */
+const char *platform_state_dir(void);      /* /var/lib/loophole, /var/db/loophole */
+const char *platform_admin_group(void);    /* sudo, admin */
+/* How the person starts the service, for the client's hints. */
+const char *platform_start_hint(void);
+
+/* Docker's own listener for a port published on a wildcard host address
+ * answers on every 127.x address (Linux: all of 127.0.0.0/8 is local), so
+ * such a port needs no loophole listener: "shared". */
+bool platform_shares_wildcard_ports(void);
+
+/* Whether --alias netlink (rtnetlink) exists here. */
+bool platform_has_netlink(void);
+
+/* Loopback addresses the pool must never hand out (host byte order), e.g.
+ * systemd-resolved's stub listeners 127.0.0.53 and 127.0.0.54 on Linux.
+ * Returns how many; *out points at static storage. */
+size_t platform_reserved_addresses(const uint32_t **out);
+
+#endif

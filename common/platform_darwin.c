@@ -1,0 +1,47 @@
+/* macOS's answers to platform.h. */
+#include "platform.h"
+
+#include "protocol.h"
+
+const char *platform_name(void)
+{
+    return "macos";
+}
+
+const char *platform_control_socket(void)
+{
+    return LH_CONTROL_SOCKET_DARWIN;
+}
+
+const char *platform_state_dir(void)
+{
+    return "/var/db/loophole";
+}
+
+const char *platform_admin_group(void)
+{
+    return "admin";
+}
+
+const char *platform_start_hint(void)
+{
+    return "sudo brew services start loophole";
+}
+
+bool platform_shares_wildcard_ports(void)
+{
+    /* Only 127.0.0.1 is routed on lo0 and Docker Desktop forwards from the
+     * host side: a wildcard port does not answer on our aliases. */
+    return false;
+}
+
+bool platform_has_netlink(void)
+{
+    return false;
+}
+
+size_t platform_reserved_addresses(const uint32_t **out)
+{
+    *out = NULL;
+    return 0;
+}
