@@ -209,8 +209,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Before a close (a FIN) from the server, or once the stream is quiet,
      * every answer must have arrived. */
     if ((c.clean_eof || !c.eof) && c.in.len != want.len) {
-        fprintf(stderr, "fuzz_dns_tcp: %zu of %zu answer bytes before the server closed or went quiet\n", c.in.len,
-                want.len);
+        fprintf(stderr,
+                "fuzz_dns_tcp: %zu of %zu answer bytes before the server closed or went quiet\n",
+                c.in.len, want.len);
         abort();
     }
     buf_free(&want);
