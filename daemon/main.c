@@ -244,7 +244,7 @@ static int start(daemon_ctx *d)
     control_provider prov = {d, prov_status, prov_containers, prov_container, prov_resolver};
     rc = control_start(d->loop, &copts, &prov, &d->control);
     if (rc < 0) {
-        if (rc == -EADDRINUSE || rc == UV_EADDRINUSE)
+        if (rc == UV_EADDRINUSE)
             log_error("control", "another loopholed is already running on %s",
                       d->cfg.control_socket);
         else
