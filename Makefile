@@ -25,7 +25,8 @@ deps-fuzz:
 	@sh packaging/deps.sh fuzz
 
 deps-lint:
-	@sh packaging/deps.sh lint
+	@command -v $(CLANG_FORMAT) >/dev/null && command -v $(CLANG_TIDY) >/dev/null || \
+		sh packaging/deps.sh lint
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOOPHOLE_WERROR=$(WERROR) >/dev/null
@@ -71,6 +72,7 @@ fuzz-replay: deps-fuzz
 # clang-tidy (.clang-tidy) over the production sources through the compile
 # database of a clang build in build/lint.
 CLANG_FORMAT ?= clang-format
+CLANG_TIDY   ?= clang-tidy
 LINT_BUILD   ?= build/lint
 lint: format-check tidy
 
@@ -78,7 +80,8 @@ format-check: deps-lint
 	$(CLANG_FORMAT) --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 tidy: deps-lint
-	CC=clang cmake -S . -B $(LINT_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLOOPHOLE_TESTS=OFF >/dev/null
+	CC=clang cmake -S . -B $(LINT_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLOOPHOLE_TESTS=OFF \
+		-DCLANG_TIDY_EXE="$$(command -v $(CLANG_TIDY))" >/dev/null
 	cmake --build $(LINT_BUILD) --target tidy
 
 install: build

@@ -121,8 +121,8 @@ static void decode(const char *body, size_t len, unsigned flags, int status)
 {
     bool color = flags & 4, all = flags & 8;
     yajl_val root = NULL;
-    char err[512] = "";
-    bool parsed = cli_parse_json(body, len, &root, err, sizeof(err)) == 0;
+    char err[512] = "", perr[512] = "";
+    bool parsed = cli_parse_json(body, len, &root, perr, sizeof(perr)) == 0;
     bool is_array = parsed && YAJL_IS_ARRAY(root);
     bool is_object = parsed && YAJL_IS_OBJECT(root);
     json_free(root);
@@ -154,6 +154,9 @@ static void decode(const char *body, size_t len, unsigned flags, int status)
     buf_free(&out);
 
     rc = out_json_pretty(body, len, &out);
+    if ((rc == 0) != parsed)
+        fprintf(stderr, "fuzz_client: cli_parse_json %s (%s), out_json_pretty %s\n",
+                parsed ? "accepts" : "refuses", perr, rc == 0 ? "accepts" : "refuses");
     need((rc == 0) == parsed, "out_json_pretty disagrees with cli_parse_json");
     if (rc == 0) {
         need(cli_parse_json(out.data, out.len, &root, NULL, 0) == 0,
