@@ -92,7 +92,7 @@ static bool is_true(yajl_val v)
 /* A time given as epoch seconds or milliseconds, or as a string. */
 static void when(yajl_val v, char *dst, size_t cap)
 {
-    if (v && YAJL_IS_NUMBER(v) && YAJL_IS_INTEGER(v)) {
+    if (YAJL_IS_INTEGER(v)) {
         long long t = YAJL_GET_INTEGER(v);
         if (t > 100000000000LL) /* milliseconds */
             t /= 1000;

@@ -331,7 +331,13 @@ static int re_number(void *ctx, const char *s, size_t l)
 
 static int re_string(void *ctx, const unsigned char *s, size_t l)
 {
-    GEN(yajl_gen_string(((reformat *)ctx)->g, s, l));
+    reformat *r = ctx;
+    /* The same refusal as json_parse's (copy_string). */
+    if (memchr(s, '\0', l) != NULL) {
+        r->why = "a string contains \\u0000";
+        return 0;
+    }
+    GEN(yajl_gen_string(r->g, s, l));
 }
 
 static int re_open(reformat *r)

@@ -481,8 +481,11 @@ static void h_container(client *c, const control_params *p)
     yajl_gen g = yajl_gen_alloc(NULL);
     int rc = s->prov.container(s->prov.ud, key, g);
     if (rc == -ENOENT) {
-        char msg[CONTROL_MAX_PARAM + 64];
-        snprintf(msg, sizeof(msg), "no container matches \"%s\"", key);
+        /* The key is the client's bytes, any bytes but NUL and "/": quoted
+         * raw, invalid UTF-8 would make the answer invalid JSON. */
+        char shown[PRINTABLE_BUF], msg[PRINTABLE_BUF + 64];
+        snprintf(msg, sizeof(msg), "no container matches \"%s\"",
+                 printable(key, strlen(key), shown, sizeof(shown)));
         respond_error(c, 404, NULL, msg);
     } else if (rc < 0) {
         respond_error(c, 500, NULL, "looking up the container failed");

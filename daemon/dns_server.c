@@ -361,6 +361,10 @@ static void on_connection(uv_stream_t *listener, int status)
         client_close(c);
         return;
     }
+    /* Pipelined queries get one answer each, written back to back: with
+     * Nagle on, every answer after the first waits for the client's delayed
+     * ACK (40 ms on Linux). */
+    uv_tcp_nodelay(&c->tcp, 1);
     uv_timer_start(&c->timer, client_idle, DNS_TCP_IDLE_MS, DNS_TCP_IDLE_MS);
     if (uv_read_start((uv_stream_t *)&c->tcp, client_alloc, client_read) != 0)
         client_close(c);

@@ -434,8 +434,8 @@ int docker_decode_event(const char *json, size_t len, docker_event *ev)
     strlcpy_(ev->type, type ? type : "container", sizeof(ev->type));
     yajl_val attrs = actor ? json_member(actor, "Attributes") : NULL;
     const char *ctr = NULL;
-    if (attrs != NULL && YAJL_IS_OBJECT(attrs) && opt_str(attrs, "container", &ctr) == 0 &&
-        ctr != NULL && strlen(ctr) < sizeof(ev->container))
+    if (YAJL_IS_OBJECT(attrs) && opt_str(attrs, "container", &ctr) == 0 && ctr != NULL &&
+        strlen(ctr) < sizeof(ev->container))
         strlcpy_(ev->container, ctr, sizeof(ev->container));
     r = 0;
 out:

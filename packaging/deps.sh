@@ -1,13 +1,18 @@
 #!/bin/sh
-# Installs what loophole needs to build (`deps.sh build`) or to build and test
-# (`deps.sh test`), with apt-get on Debian/Ubuntu or brew on macOS. Only what
-# is missing is installed; through sudo when not root.
+# Installs what loophole needs to build (`deps.sh build`), to build and test
+# (`deps.sh test`), to build and run the fuzz drivers (`deps.sh fuzz`: clang
+# and its libFuzzer/sanitizer runtimes) or to lint (`deps.sh lint`:
+# clang-format, clang-tidy), with apt-get on Debian/Ubuntu or brew on macOS.
+# Only what is missing is installed; through sudo when not root.
 set -eu
 what=${1:-build}
 
 if [ "$(uname -s)" = Darwin ]; then
     command -v brew >/dev/null || { echo "deps: Homebrew is needed (https://brew.sh)" >&2; exit 1; }
-    for f in cmake pkg-config libuv yajl ldns; do
+    extra=""
+    # Apple's clang has no libFuzzer; Homebrew's llvm has it and the tools.
+    case $what in fuzz | lint) extra=llvm ;; esac
+    for f in cmake pkg-config libuv yajl ldns $extra; do
         brew list --versions "$f" >/dev/null 2>&1 || brew install "$f"
     done
     if ! [ -f "$(brew --prefix)/include/http_parser.h" ] && ! [ -f /usr/local/include/http_parser.h ]; then
@@ -28,17 +33,34 @@ if [ "$what" = test ]; then
     # kafkajs runs on Node.js; a Node.js from elsewhere (nodesource) already
     # carries npm and conflicts with Debian's npm package.
     command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
+elif [ "$what" = fuzz ]; then
+    pkgs="$pkgs clang"
+elif [ "$what" = lint ]; then
+    pkgs="$pkgs clang clang-format clang-tidy"
 fi
-missing=""
-for p in $pkgs; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-[ -z "$missing" ] && exit 0
-
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
-echo "deps: installing$missing"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q >/dev/null
+updated=""
+install() {
+    echo "deps: installing$*"
+    export DEBIAN_FRONTEND=noninteractive
+    [ -n "$updated" ] || $sudo apt-get update -q >/dev/null
+    updated=1
+    # shellcheck disable=SC2086
+    $sudo apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+missing=""
+for p in $pkgs; do
+    installed "$p" || missing="$missing $p"
+done
 # shellcheck disable=SC2086
-$sudo apt-get install -y -q --no-install-recommends $missing >/dev/null
+[ -z "$missing" ] || install $missing
+
+# libFuzzer and the sanitizer runtimes ship apart from clang, per major
+# version (libclang-rt-14-dev on Debian 12, matching `clang`).
+if [ "$what" = fuzz ]; then
+    v=$(clang -dumpversion | cut -d. -f1)
+    installed "libclang-rt-$v-dev" || install "libclang-rt-$v-dev"
+fi

