@@ -54,11 +54,14 @@ static void vlog(enum log_level level, const char *mod, int err, const char *tai
     if (n < 0)
         return;
     vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    /* Each append is cut at the buffer's end (snprintf), so the length is
+     * taken again rather than added up. */
     size_t len = strlen(line);
     if (err != 0)
-        len += (size_t)snprintf(line + len, sizeof(line) - len, ": %s", err_str(err));
-    if (tail && len < sizeof(line))
-        len += (size_t)snprintf(line + len, sizeof(line) - len, "%s", tail);
+        snprintf(line + len, sizeof(line) - len, ": %s", err_str(err));
+    len = strlen(line);
+    if (tail)
+        snprintf(line + len, sizeof(line) - len, "%s", tail);
     /* One fputs per line so lines from one process never interleave. */
     len = strlen(line);
     if (len < sizeof(line) - 1) {
