@@ -110,6 +110,11 @@ void control_set_peer_override(control_server *s, const peercred *cred)
         s->override = *cred;
 }
 
+unsigned control_client_count(const control_server *s)
+{
+    return s->nclients;
+}
+
 /* ---- client lifetime ---- */
 
 static void client_unlink(client *c)

@@ -70,6 +70,10 @@ bool control_allowed(const peercred *c, gid_t admin_gid, bool have_admin_gid);
  * credentials instead of the kernel's (copied). NULL restores the real ones. */
 void control_set_peer_override(control_server *s, const peercred *cred);
 
+/* Clients connected and not closing (the fuzz driver checks that every
+ * connection is let go). */
+unsigned control_client_count(const control_server *s);
+
 /* ---- routing ----
  * Requests are routed through a table of {methods, pattern, flags, handler,
  * ...} rows. A pattern is literal segments and {param} segments, e.g.
