@@ -26,6 +26,16 @@ const char *platform_start_hint(void);
  * such a port needs no loophole listener: "shared". */
 bool platform_shares_wildcard_ports(void);
 
+/* Whether the proxy's UDP sockets get SO_REUSEADDR before bind. BSD bind
+ * rules (macOS) refuse 127.0.0.x:P while another socket holds *:P, say
+ * Docker Desktop's *:53/udp, unless the new socket has SO_REUSEADDR; with it
+ * only an exact match conflicts. Linux needs no such thing (Docker's
+ * wildcard port is shared there), and its SO_REUSEADDR on UDP would let two
+ * sockets bind the very same address and port: so false on Linux. (Not
+ * libuv's UV_UDP_REUSEADDR, which is SO_REUSEPORT on macOS and so allows
+ * exact duplicates too.) */
+bool platform_udp_reuseaddr(void);
+
 /* Whether --alias netlink (rtnetlink) exists here. */
 bool platform_has_netlink(void);
 

@@ -35,6 +35,14 @@ bool platform_shares_wildcard_ports(void)
     return false;
 }
 
+bool platform_udp_reuseaddr(void)
+{
+    /* in_pcbbind: without SO_REUSEADDR a specific bind conflicts with a
+     * wildcard one on the same port (Docker Desktop's *:53/udp); with it,
+     * only an exact address-and-port match does. */
+    return true;
+}
+
 bool platform_has_netlink(void)
 {
     return false;
