@@ -36,6 +36,13 @@ bool platform_shares_wildcard_ports(void);
  * exact duplicates too.) */
 bool platform_udp_reuseaddr(void);
 
+/* The highest soft RLIMIT_NOFILE setrlimit accepts here, 0 for "up to the
+ * hard limit". macOS: OPEN_MAX (10240), since setrlimit(2) refuses a soft
+ * limit above it with EINVAL even when the hard limit is RLIM_INFINITY (its
+ * man page: use min(OPEN_MAX, rlim_max)). Linux: 0 (the hard limit is
+ * already at most fs.nr_open). */
+uint64_t platform_nofile_cap(void);
+
 /* Whether --alias netlink (rtnetlink) exists here. */
 bool platform_has_netlink(void);
 

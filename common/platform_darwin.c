@@ -1,5 +1,12 @@
 /* macOS's answers to platform.h. */
+/* OPEN_MAX is hidden by a strict _POSIX_C_SOURCE; CMake defines this too. */
+#ifndef _DARWIN_C_SOURCE
+#define _DARWIN_C_SOURCE
+#endif
+
 #include "platform.h"
+
+#include <limits.h>
 
 #include "protocol.h"
 
@@ -41,6 +48,12 @@ bool platform_udp_reuseaddr(void)
      * wildcard one on the same port (Docker Desktop's *:53/udp); with it,
      * only an exact address-and-port match does. */
     return true;
+}
+
+uint64_t platform_nofile_cap(void)
+{
+    /* setrlimit(2): a soft RLIMIT_NOFILE above OPEN_MAX is EINVAL. */
+    return OPEN_MAX;
 }
 
 bool platform_has_netlink(void)

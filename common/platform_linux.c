@@ -42,6 +42,11 @@ bool platform_udp_reuseaddr(void)
     return false;
 }
 
+uint64_t platform_nofile_cap(void)
+{
+    return 0;
+}
+
 bool platform_has_netlink(void)
 {
     return true;

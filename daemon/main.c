@@ -12,6 +12,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "daemon.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "platform.h"
 #include "protocol.h"
@@ -222,6 +223,24 @@ static void on_signal(uv_signal_t *h, int signum)
     shutdown_daemon(d);
 }
 
+/* launchd's 256 descriptors (systemd's 1024) last for about a hundred
+ * proxied connections: ask for the hard limit, and say once what we got. */
+static void raise_fd_limit(void)
+{
+    uint64_t before = 0, after = 0;
+    int rc = fdlimit_raise(&before, &after);
+    if (rc < 0)
+        log_warn_err("loopholed", rc, "cannot raise the descriptor limit above %llu",
+                     (unsigned long long)before);
+    else if (after == FDLIMIT_INFINITY)
+        log_info("loopholed", "descriptor limit: unlimited");
+    else if (after != before)
+        log_info("loopholed", "descriptor limit raised from %llu to %llu",
+                 (unsigned long long)before, (unsigned long long)after);
+    else
+        log_info("loopholed", "descriptor limit: %llu", (unsigned long long)after);
+}
+
 static int start(daemon_ctx *d)
 {
     int rc;
@@ -351,6 +370,7 @@ int main(int argc, char **argv)
     }
     log_set_level(d.cfg.level);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     d.started_ms = now_ms();
     d.publish = publish_event;
     d.publish_ud = &d;
