@@ -18,6 +18,12 @@ int fs_mkdir_p(const char *dir, mode_t mode);
  * fsync and rename(2), then syncs the directory: readers see the old file or
  * the new one, never a half-written one. The file gets exactly mode. */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* The same with the temporary file made from tmpl, a mkstemp(3) template
+ * ("/etc/.name.XXXXXX"; not modified, a copy is), for a directory whose every
+ * file is read, dot files included (macOS's /etc/resolver). tmpl must be on
+ * the file system of path (rename(2): -EXDEV otherwise). */
+int fs_write_atomic_tmp(const char *path, const char *tmpl, const void *data, size_t len,
+                        mode_t mode);
 
 /* fs_read_small flags. */
 /* Refuse a symlink as the last component (-ELOOP): for root-owned files the
