@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -124,6 +125,33 @@ int fs_write_atomic_tmp(const char *path, const char *tmpl, const void *data, si
         return rc;
     }
     fsync_dir(dir);
+    return 0;
+}
+
+int fs_lock(const char *path, int *out)
+{
+    int fd;
+    do {
+        /* O_NONBLOCK: a FIFO planted there must not hang the daemon. */
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0644);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno == EMLINK ? -ELOOP : -errno;
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EINVAL;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    do {
+        rc = flock(fd, LOCK_EX | LOCK_NB);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+        int e = errno; /* EWOULDBLOCK (EAGAIN on Linux and macOS): held */
+        close(fd);
+        return -e;
+    }
+    *out = fd;
     return 0;
 }
 

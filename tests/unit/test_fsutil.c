@@ -199,6 +199,46 @@ TEST(write_atomic_tmp)
     CHECK_INT(count_entries(target_dir), 1);
 }
 
+/* flock locks belong to the open file description: a second open of the
+ * same file in this very process cannot take the lock while the first
+ * holds it, which is how a second daemon sees the first. */
+TEST(lock)
+{
+    char p[256];
+    path_of(p, sizeof(p), "daemon.lock");
+    int a = -1, b = -1;
+    CHECK_INT(fs_lock(p, &a), 0);
+    REQUIRE(a >= 0);
+    struct stat st;
+    REQUIRE(stat(p, &st) == 0);
+    CHECK(S_ISREG(st.st_mode));
+    CHECK_INT(st.st_mode & 0022, 0); /* never writable by others */
+    CHECK(fcntl(a, F_GETFD) & FD_CLOEXEC);
+    b = 12345;
+    CHECK_INT(fs_lock(p, &b), -EWOULDBLOCK);
+    CHECK_INT(b, 12345); /* untouched on failure */
+    /* Closing the holder releases it (as exiting, or SIGKILL, does). */
+    close(a);
+    CHECK_INT(fs_lock(p, &b), 0);
+    CHECK_INT(fs_lock(p, &a), -EWOULDBLOCK);
+    close(b);
+
+    /* Not a regular file, or a symlink: refused, nothing locked. */
+    char d[256], l[256];
+    path_of(d, sizeof(d), "lockdir");
+    REQUIRE(mkdir(d, 0755) == 0);
+    CHECK(fs_lock(d, &a) < 0);
+    path_of(l, sizeof(l), "lock.link");
+    REQUIRE(symlink(p, l) == 0);
+    CHECK_INT(fs_lock(l, &a), -ELOOP);
+    char f[256];
+    path_of(f, sizeof(f), "lock.fifo");
+    REQUIRE(mkfifo(f, 0644) == 0);
+    CHECK_INT(fs_lock(f, &a), -EINVAL);
+    path_of(f, sizeof(f), "missing/x.lock");
+    CHECK_INT(fs_lock(f, &a), -ENOENT);
+}
+
 TEST_SETUP()
 {
     if (mkdtemp(dir) == NULL) {
