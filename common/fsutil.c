@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,26 +54,51 @@ static void fsync_dir(const char *dir)
     }
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+/* The directory part of path ("." for none, "/" for the root). */
+static int dir_of(const char *path, char dir[PATH_MAX])
 {
     const char *slash = strrchr(path, '/');
-    char dir[PATH_MAX], tmp[PATH_MAX];
     size_t dl = slash ? (size_t)(slash - path) : 0;
-    if (dl >= sizeof(dir))
+    if (dl >= PATH_MAX)
         return -ENAMETOOLONG;
     memcpy(dir, path, dl);
     dir[dl] = '\0';
     if (slash && dl == 0)
         strcpy(dir, "/");
+    else if (!slash)
+        strcpy(dir, ".");
+    return 0;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    char dir[PATH_MAX], tmpl[PATH_MAX];
+    int rc = dir_of(path, dir);
+    if (rc < 0)
+        return rc;
+    const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    int n = snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dl || slash ? dir : ".", base);
-    if (n < 0 || (size_t)n >= sizeof(tmp))
+    int n = snprintf(tmpl, sizeof(tmpl), "%s/.%s.XXXXXX", dir, base);
+    if (n < 0 || (size_t)n >= sizeof(tmpl))
         return -ENAMETOOLONG;
+    return fs_write_atomic_tmp(path, tmpl, data, len, mode);
+}
+
+int fs_write_atomic_tmp(const char *path, const char *tmpl, const void *data, size_t len,
+                        mode_t mode)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX];
+    int rc = dir_of(path, dir);
+    if (rc < 0)
+        return rc;
+    size_t tl = strlen(tmpl);
+    if (tl >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    memcpy(tmp, tmpl, tl + 1);
     int fd = mkstemp(tmp);
     if (fd < 0)
         return -errno;
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-    int rc = 0;
     const char *p = data;
     size_t off = 0;
     while (off < len) {
@@ -99,6 +125,33 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
         return rc;
     }
     fsync_dir(dir);
+    return 0;
+}
+
+int fs_lock(const char *path, int *out)
+{
+    int fd;
+    do {
+        /* O_NONBLOCK: a FIFO planted there must not hang the daemon. */
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0644);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno == EMLINK ? -ELOOP : -errno;
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EINVAL;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    do {
+        rc = flock(fd, LOCK_EX | LOCK_NB);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+        int e = errno; /* EWOULDBLOCK (EAGAIN on Linux and macOS): held */
+        close(fd);
+        return -e;
+    }
+    *out = fd;
     return 0;
 }
 

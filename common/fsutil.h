@@ -18,6 +18,21 @@ int fs_mkdir_p(const char *dir, mode_t mode);
  * fsync and rename(2), then syncs the directory: readers see the old file or
  * the new one, never a half-written one. The file gets exactly mode. */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* The same with the temporary file made from tmpl, a mkstemp(3) template
+ * ("/etc/.name.XXXXXX"; not modified, a copy is), for a directory whose every
+ * file is read, dot files included (macOS's /etc/resolver). tmpl must be on
+ * the file system of path (rename(2): -EXDEV otherwise). */
+int fs_write_atomic_tmp(const char *path, const char *tmpl, const void *data, size_t len,
+                        mode_t mode);
+
+/* Opens path (created 0644 if missing; a symlink refused) and takes an
+ * exclusive flock(2) on it without waiting: 0 with *fd (close-on-exec),
+ * which holds the lock until it is closed or the process ends, however it
+ * ends; -EWOULDBLOCK when it is held through another open file description
+ * (another process, or another open of it in this one), else -errno. A
+ * lock file is never unlinked: a second process could lock the old file
+ * while a third creates a new one. */
+int fs_lock(const char *path, int *fd);
 
 /* fs_read_small flags. */
 /* Refuse a symlink as the last component (-ELOOP): for root-owned files the

@@ -20,14 +20,16 @@ int peercred_get(int fd, peercred *out)
     out->uid = uc.uid;
     out->gid = uc.gid;
     out->ngroups = -1;
+    out->truncated = false;
     return 0;
 }
 
 int peercred_load_groups(peercred *c)
 {
-    if (c->ngroups >= 0)
+    if (!peercred_needs_lookup(c))
         return 0;
-    c->ngroups = 0;
+    if (c->ngroups < 0)
+        c->ngroups = 0;
     char stack[4096];
     struct passwd pw, *res = NULL;
     int rc = getpwuid_r(c->uid, &pw, stack, sizeof(stack), &res);
@@ -35,11 +37,12 @@ int peercred_load_groups(peercred *c)
         return -rc;
     if (res == NULL)
         return -ENOENT; /* a uid without a user name has no supplementary groups */
+    gid_t groups[PEERCRED_MAX_GROUPS];
     int n = PEERCRED_MAX_GROUPS;
     /* A user in more groups than fit gets the first ones: -1 with n updated
      * means truncated, which we accept rather than allocate per request. */
-    if (getgrouplist(pw.pw_name, c->gid, c->groups, &n) < 0)
+    if (getgrouplist(pw.pw_name, c->gid, groups, &n) < 0 || n > PEERCRED_MAX_GROUPS)
         n = PEERCRED_MAX_GROUPS;
-    c->ngroups = n < 0 ? 0 : n;
+    peercred_add_groups(c, groups, n < 0 ? 0 : n);
     return 0;
 }

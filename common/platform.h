@@ -26,6 +26,23 @@ const char *platform_start_hint(void);
  * such a port needs no loophole listener: "shared". */
 bool platform_shares_wildcard_ports(void);
 
+/* Whether the proxy's UDP sockets get SO_REUSEADDR before bind. BSD bind
+ * rules (macOS) refuse 127.0.0.x:P while another socket holds *:P, say
+ * Docker Desktop's *:53/udp, unless the new socket has SO_REUSEADDR; with it
+ * only an exact match conflicts. Linux needs no such thing (Docker's
+ * wildcard port is shared there), and its SO_REUSEADDR on UDP would let two
+ * sockets bind the very same address and port: so false on Linux. (Not
+ * libuv's UV_UDP_REUSEADDR, which is SO_REUSEPORT on macOS and so allows
+ * exact duplicates too.) */
+bool platform_udp_reuseaddr(void);
+
+/* The highest soft RLIMIT_NOFILE setrlimit accepts here, 0 for "up to the
+ * hard limit". macOS: OPEN_MAX (10240), since setrlimit(2) refuses a soft
+ * limit above it with EINVAL even when the hard limit is RLIM_INFINITY (its
+ * man page: use min(OPEN_MAX, rlim_max)). Linux: 0 (the hard limit is
+ * already at most fs.nr_open). */
+uint64_t platform_nofile_cap(void);
+
 /* Whether --alias netlink (rtnetlink) exists here. */
 bool platform_has_netlink(void);
 

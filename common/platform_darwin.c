@@ -1,5 +1,12 @@
 /* macOS's answers to platform.h. */
+/* OPEN_MAX is hidden by a strict _POSIX_C_SOURCE; CMake defines this too. */
+#ifndef _DARWIN_C_SOURCE
+#define _DARWIN_C_SOURCE
+#endif
+
 #include "platform.h"
+
+#include <limits.h>
 
 #include "protocol.h"
 
@@ -33,6 +40,20 @@ bool platform_shares_wildcard_ports(void)
     /* Only 127.0.0.1 is routed on lo0 and Docker Desktop forwards from the
      * host side: a wildcard port does not answer on our aliases. */
     return false;
+}
+
+bool platform_udp_reuseaddr(void)
+{
+    /* in_pcbbind: without SO_REUSEADDR a specific bind conflicts with a
+     * wildcard one on the same port (Docker Desktop's *:53/udp); with it,
+     * only an exact address-and-port match does. */
+    return true;
+}
+
+uint64_t platform_nofile_cap(void)
+{
+    /* setrlimit(2): a soft RLIMIT_NOFILE above OPEN_MAX is EINVAL. */
+    return OPEN_MAX;
 }
 
 bool platform_has_netlink(void)

@@ -35,6 +35,18 @@ bool platform_shares_wildcard_ports(void)
     return true;
 }
 
+bool platform_udp_reuseaddr(void)
+{
+    /* SO_REUSEADDR on a Linux UDP socket allows a second bind of the same
+     * address and port: exactly the conflict the proxy must see. */
+    return false;
+}
+
+uint64_t platform_nofile_cap(void)
+{
+    return 0;
+}
+
 bool platform_has_netlink(void)
 {
     return true;

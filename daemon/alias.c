@@ -50,6 +50,24 @@ static bool has_addr(const uint32_t *v, size_t n, uint32_t a)
     return false;
 }
 
+static void push(uint32_t **v, size_t *n, uint32_t a)
+{
+    *v = xrealloc(*v, (*n + 1) * sizeof(uint32_t));
+    (*v)[(*n)++] = a;
+}
+
+/* Removes a from v (order does not matter); false when it was not there. */
+static bool drop(uint32_t *v, size_t *n, uint32_t a)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (v[i] == a) {
+            v[i] = v[--*n];
+            return true;
+        }
+    }
+    return false;
+}
+
 void alias_set_sync(alias_set *s, const uint32_t *want, size_t nwant)
 {
     if (!s->active)
@@ -71,6 +89,14 @@ void alias_set_sync(alias_set *s, const uint32_t *want, size_t nwant)
         log_debug("alias", "removed %s", ip4_format(s->addrs[i], ip));
         s->addrs[i] = s->addrs[--s->n];
     }
+    /* Someone else's aliases that are no longer wanted: forgotten, never
+     * removed. */
+    for (size_t i = 0; i < s->nforeign;) {
+        if (has_addr(want, nwant, s->foreign[i]))
+            i++;
+        else
+            s->foreign[i] = s->foreign[--s->nforeign];
+    }
     for (size_t i = 0; i < nwant; i++) {
         if (has_addr(s->addrs, s->n, want[i]))
             continue;
@@ -81,9 +107,21 @@ void alias_set_sync(alias_set *s, const uint32_t *want, size_t nwant)
                           ip4_format(want[i], ip));
             continue;
         }
+        if (existed) {
+            /* Made by the person or another program: using it is fine, but
+             * it is not ours to remove at stop or as a leftover. */
+            if (!has_addr(s->foreign, s->nforeign, want[i])) {
+                log_info("alias",
+                         "%s was on the loopback interface already: using it, "
+                         "and leaving it there",
+                         ip4_format(want[i], ip));
+                push(&s->foreign, &s->nforeign, want[i]);
+            }
+            continue;
+        }
+        drop(s->foreign, &s->nforeign, want[i]);
         log_debug("alias", "added %s", ip4_format(want[i], ip));
-        s->addrs = xrealloc(s->addrs, (s->n + 1) * sizeof(uint32_t));
-        s->addrs[s->n++] = want[i];
+        push(&s->addrs, &s->n, want[i]);
     }
 }
 
@@ -104,4 +142,7 @@ void alias_set_free(alias_set *s)
     free(s->addrs);
     s->addrs = NULL;
     s->n = 0;
+    free(s->foreign);
+    s->foreign = NULL;
+    s->nforeign = 0;
 }

@@ -33,6 +33,11 @@ typedef struct alias_set {
     bool active;     /* alias_active(mode) at init; false: every call is a no-op */
     uint32_t *addrs; /* addresses we added to the loopback interface */
     size_t n;
+    /* Wanted addresses that were on the interface before we asked (someone
+     * else's alias): used, never recorded, never removed. Only so that the
+     * log says it once. */
+    uint32_t *foreign;
+    size_t nforeign;
     /* The platform calls (alias_add, alias_del); tests replace them. */
     int (*add)(uint32_t addr, int *existed);
     int (*del)(uint32_t addr);
@@ -40,8 +45,12 @@ typedef struct alias_set {
 
 void alias_set_init(alias_set *s, alias_mode m);
 /* Makes the set exactly want[0..n): removes what is no longer wanted, adds
- * what is missing. Failures are logged; an alias that cannot be removed stays
- * in the set (and so in the state file) to be tried again. */
+ * what is missing. Only addresses the add call really added are recorded
+ * (and so removed later, or after a crash as leftovers): one that existed
+ * already belongs to whoever made it and is left alone, and is asked about
+ * again at the next sync (if it disappears, we add it and it becomes ours).
+ * Failures are logged; an alias that cannot be removed stays in the set (and
+ * so in the state file) to be tried again. */
 void alias_set_sync(alias_set *s, const uint32_t *want, size_t n);
 /* Removes addresses a crashed run left behind (from the state file). */
 void alias_set_remove_leftovers(const alias_set *s, const uint32_t *v, size_t n);

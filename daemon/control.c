@@ -852,9 +852,12 @@ static void on_connection(uv_stream_t *ls, int status)
 /* ---- binding ---- */
 
 /* A socket file may be left by a crashed daemon. A non-blocking connect()
- * tells the cases apart: refused -> stale, unlink it; accepted or backlog
- * full -> a live daemon, refuse; not a socket -> refuse, it is not ours. */
-static int clear_stale(const char *path)
+ * tells the cases apart: accepted or backlog full (Linux: EAGAIN) -> a live
+ * daemon, refuse; refused -> stale, unlink it, but only when the caller
+ * holds the state lock (replace_stale): macOS also refuses a connect when a
+ * live daemon's backlog is full, and a daemon sharing our state directory
+ * would hold that lock. Not a socket -> refuse, it is not ours. */
+static int clear_stale(const char *path, bool replace_stale)
 {
     struct stat st;
     if (lstat(path, &st) < 0)
@@ -873,6 +876,8 @@ static int clear_stale(const char *path)
     if (rc == 0 || e == EINPROGRESS || e == EAGAIN)
         return -EADDRINUSE;
     if (e == ECONNREFUSED) {
+        if (!replace_stale)
+            return -EADDRINUSE;
         if (unlink(path) < 0 && errno != ENOENT)
             return -errno;
         log_info(MOD, "removed a stale control socket %s", path);
@@ -883,13 +888,13 @@ static int clear_stale(const char *path)
     return -e;
 }
 
-static int bind_socket(const char *path, int *out)
+static int bind_socket(const char *path, bool replace_stale, int *out)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     strlcpy_(sa.sun_path, path, sizeof(sa.sun_path));
-    int rc = clear_stale(path);
+    int rc = clear_stale(path, replace_stale);
     if (rc < 0)
         return rc;
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -926,7 +931,7 @@ int control_start(uv_loop_t *loop, const control_options *opts, const control_pr
     if (fd < 0) {
         if (!opts->path)
             return -EINVAL;
-        int rc = bind_socket(opts->path, &fd);
+        int rc = bind_socket(opts->path, opts->replace_stale, &fd);
         if (rc < 0)
             return rc;
         bound = true;

@@ -40,12 +40,18 @@ typedef struct control_options {
     const char *admin_group;  /* "sudo", "admin", ... */
     unsigned max_clients;     /* 0: CONTROL_DEFAULT_MAX_CLIENTS */
     unsigned idle_timeout_ms; /* 0: CONTROL_DEFAULT_IDLE_MS; never applied to /v1/events */
+    /* The caller holds the state directory's lock, so no daemon sharing our
+     * state is alive: a socket file at path that refuses connections is a
+     * crashed daemon's and may be replaced. false: it is left alone
+     * (-EADDRINUSE), since a refused connect does not prove nobody listens
+     * (macOS refuses when the listen backlog is full). */
+    bool replace_stale;
 } control_options;
 
-/* Binds the socket (stale file from a crashed daemon replaced; a live daemon
- * on it -> -EADDRINUSE with nothing touched; a file there that is not a
- * socket -> -EEXIST, left alone), mode 0666, and serves. Returns 0 or -errno /
- * libuv error; a failure is not logged here but by the caller, once. */
+/* Binds the socket (stale file from a crashed daemon replaced when
+ * replace_stale; a live daemon on it -> -EADDRINUSE with nothing touched; a file there that is not
+ * a socket -> -EEXIST, left alone), mode 0666, and serves. Returns 0 or -errno / libuv error; a
+ * failure is not logged here but by the caller, once. */
 int control_start(uv_loop_t *loop, const control_options *opts, const control_provider *prov,
                   control_server **out);
 /* Sends {"type": type, "container": <container_json>} plus "\n" to every

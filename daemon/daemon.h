@@ -22,6 +22,10 @@
 #include "registry.h"
 #include "resolver.h"
 
+/* The lock file in the state directory: one daemon per state directory,
+ * held (flock LOCK_EX) for the daemon's life. */
+#define DAEMON_LOCK_FILE "loopholed.lock"
+
 typedef struct published {
     char id[65];
     char *json;
@@ -54,6 +58,7 @@ typedef struct daemon_ctx {
     void *publish_ud;
     int64_t started_ms;
     bool owns_system; /* past the control socket check: aliases, resolver, state are ours */
+    int lock_fd;      /* <state_dir>/DAEMON_LOCK_FILE, flock'ed for life; -1 before */
     bool stopping;
     int exit_code;
 } daemon_ctx;

@@ -3,15 +3,19 @@
  * Docker's reports to the daemon's policy (daemon.c), and shuts everything
  * down again. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <yajl/yajl_gen.h>
 
 #include "daemon.h"
+#include "fdlimit.h"
+#include "fsutil.h"
 #include "log.h"
 #include "platform.h"
 #include "protocol.h"
@@ -222,6 +226,72 @@ static void on_signal(uv_signal_t *h, int signum)
     shutdown_daemon(d);
 }
 
+/* launchd's 256 descriptors (systemd's 1024) last for about a hundred
+ * proxied connections: ask for the hard limit, and say once what we got. */
+static void raise_fd_limit(void)
+{
+    uint64_t before = 0, after = 0;
+    int rc = fdlimit_raise(&before, &after);
+    if (rc < 0)
+        log_warn_err("loopholed", rc, "cannot raise the descriptor limit above %llu",
+                     (unsigned long long)before);
+    else if (after == FDLIMIT_INFINITY)
+        log_info("loopholed", "descriptor limit: unlimited");
+    else if (after != before)
+        log_info("loopholed", "descriptor limit raised from %llu to %llu",
+                 (unsigned long long)before, (unsigned long long)after);
+    else
+        log_info("loopholed", "descriptor limit: %llu", (unsigned long long)after);
+}
+
+/* One daemon per state directory: the lock is taken before anything else,
+ * so a second daemon stops before it touches the first one's control
+ * socket, aliases, resolver entry or state. It also tells a dead daemon's
+ * socket file from a live one's, which a refused connect cannot do on macOS
+ * (a full listen backlog refuses too). The kernel drops the lock however
+ * the daemon ends, SIGKILL included. The file holds the pid, for the
+ * message a second daemon prints. */
+static int lock_state_dir(daemon_ctx *d)
+{
+    const char *dir = d->cfg.state_dir;
+    int rc = fs_mkdir_p(dir, 0755);
+    if (rc < 0) {
+        log_error_err("loopholed", rc, "cannot create the state directory %s", dir);
+        return rc;
+    }
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, DAEMON_LOCK_FILE) >= (int)sizeof(path)) {
+        log_error("loopholed", "the state directory path %s is too long", dir);
+        return -ENAMETOOLONG;
+    }
+    rc = fs_lock(path, &d->lock_fd);
+    if (rc == -EWOULDBLOCK) {
+        char *pid = NULL;
+        size_t n = 0;
+        char who[48] = "";
+        if (fs_read_small(path, 32, FS_NOFOLLOW, 0, &pid, &n, NULL, 0) == 0) {
+            long v = strtol(pid, NULL, 10);
+            if (v > 0)
+                snprintf(who, sizeof(who), " (pid %ld)", v);
+        }
+        free(pid);
+        log_error("loopholed",
+                  "another loopholed%s is running with the state directory %s (it holds %s): "
+                  "not starting",
+                  who, dir, path);
+        return rc;
+    }
+    if (rc < 0) {
+        log_error_err("loopholed", rc, "cannot lock %s", path);
+        return rc;
+    }
+    char line[32];
+    int len = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+    if (ftruncate(d->lock_fd, 0) < 0 || write(d->lock_fd, line, (size_t)len) != len)
+        log_debug("loopholed", "cannot write the pid to %s (the lock is held anyway)", path);
+    return 0;
+}
+
 static int start(daemon_ctx *d)
 {
     int rc;
@@ -229,8 +299,13 @@ static int start(daemon_ctx *d)
     alias_set_init(&d->aliases, d->alias);
     d->resolver_on = d->cfg.resolver_mode == CONFIG_RESOLVER_AUTO;
 
-    /* The control socket first: a second daemon must stop here, before it
-     * touches the first one's aliases, resolver entry or state. */
+    if ((rc = lock_state_dir(d)) < 0)
+        return rc;
+
+    /* Then the control socket: a second daemon with another state directory
+     * but this socket must stop here, before it touches the first one's
+     * aliases or resolver entry. A stale socket file is replaced only
+     * because we hold the lock. */
     int cfd = -1;
     rc = service_listen_fd(SERVICE_CONTROL_SOCKET_NAME, &cfd);
     if (rc < 0 && rc != -ENOENT) {
@@ -240,8 +315,12 @@ static int start(daemon_ctx *d)
     }
     if (cfd >= 0)
         log_info("control", "using the control socket passed by the service manager");
-    control_options copts = {d->cfg.control_socket, cfd, d->cfg.admin_group,
-                             CONTROL_DEFAULT_MAX_CLIENTS, CONTROL_DEFAULT_IDLE_MS};
+    control_options copts = {.path = d->cfg.control_socket,
+                             .inherited_fd = cfd,
+                             .admin_group = d->cfg.admin_group,
+                             .max_clients = CONTROL_DEFAULT_MAX_CLIENTS,
+                             .idle_timeout_ms = CONTROL_DEFAULT_IDLE_MS,
+                             .replace_stale = true};
     control_provider prov = {d, prov_status, prov_containers, prov_container, prov_resolver};
     rc = control_start(d->loop, &copts, &prov, &d->control);
     if (rc < 0) {
@@ -338,6 +417,7 @@ int main(int argc, char **argv)
 {
     daemon_ctx d;
     memset(&d, 0, sizeof(d));
+    d.lock_fd = -1;
     char err[1024] = "";
     int rc = config_load(&d.cfg, argc, argv, err, sizeof(err));
     if (rc == CONFIG_EXIT) {
@@ -351,6 +431,7 @@ int main(int argc, char **argv)
     }
     log_set_level(d.cfg.level);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     d.started_ms = now_ms();
     d.publish = publish_event;
     d.publish_ud = &d;
@@ -381,6 +462,9 @@ int main(int argc, char **argv)
     view_free(&d);
     alias_set_free(&d.aliases);
     free(d.last_state);
+    /* Released last, after the state was saved and the socket removed. */
+    if (d.lock_fd >= 0)
+        close(d.lock_fd);
     config_free(&d.cfg);
     if (d.exit_code == 0)
         log_info("loopholed", "stopped cleanly");

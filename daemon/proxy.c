@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "platform.h"
 #include "proxy_int.h"
 #include "util.h"
 
@@ -102,8 +103,7 @@ static int prepare_socket(int fd)
     return 0;
 }
 
-/* Makes a socket of type bound to sa, for proxy_listen. */
-static int bind_socket(const struct sockaddr *sa, int type, int *out)
+int proxy_bind_socket(const struct sockaddr *sa, int type, int *out)
 {
     int fd = socket(sa->sa_family, type, 0);
     if (fd < 0)
@@ -111,8 +111,11 @@ static int bind_socket(const struct sockaddr *sa, int type, int *out)
     int on = 1;
     /* TCP: SO_REUSEADDR lets a restarted daemon bind over TIME_WAIT, yet a
      * live listener on the same address (or on the wildcard, on Linux) still
-     * yields EADDRINUSE. Not for UDP, where it would allow a second bind. */
-    if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0)
+     * yields EADDRINUSE. UDP: only where the platform says so (macOS, to bind
+     * beside Docker Desktop's wildcard socket); on Linux it would allow a
+     * second bind of the same address. */
+    bool reuse = type == SOCK_STREAM || platform_udp_reuseaddr();
+    if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0)
         goto fail;
     if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0)
         goto fail;
@@ -210,7 +213,7 @@ int proxy_listen(uv_loop_t *loop, const proxy_options *opts, int proto,
     if (!sa_ok(listen_addr) || !sa_ok(upstream) || (proto != PROXY_TCP && proto != PROXY_UDP))
         return UV_EINVAL;
     int fd = -1;
-    int err = bind_socket(listen_addr, proto == PROXY_TCP ? SOCK_STREAM : SOCK_DGRAM, &fd);
+    int err = proxy_bind_socket(listen_addr, proto == PROXY_TCP ? SOCK_STREAM : SOCK_DGRAM, &fd);
     if (err)
         return err;
     return proxy_listen_fd(loop, opts, proto, fd, upstream, out);

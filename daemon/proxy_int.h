@@ -190,6 +190,10 @@ void proxy_set_first_bytes(proxy_listener *l, const proxy_classifier *cls);
 void proxy_sa_copy(struct sockaddr_storage *dst, const struct sockaddr *src);
 /* Drops one reference; the last frees the listener and calls its close_cb. */
 void proxy_listener_unref(proxy_listener *l);
+/* Makes a socket of type (SOCK_STREAM, SOCK_DGRAM) bound to sa, with the
+ * options proxy_listen wants before bind (exposed for tests: uv_udp_open
+ * sets reuse options of its own afterwards). 0 with *out, or -errno. */
+int proxy_bind_socket(const struct sockaddr *sa, int type, int *out);
 
 /* proxy_tcp.c: start watching the listening socket; close every connection. */
 void proxy_tcp_start(proxy_listener *l);

@@ -105,6 +105,30 @@ int resolver_path(const resolver_config *cfg, resolver_kind k, char *path, size_
     return 0;
 }
 
+int resolver_temp_template(const resolver_config *cfg, resolver_kind k, char *out, size_t cap)
+{
+    char path[PATH_MAX];
+    int rc = resolver_path(cfg, k, path, sizeof(path));
+    if (rc < 0)
+        return rc;
+    int n;
+    if (k == RESOLVER_MACOS) {
+        /* Never inside /etc/resolver: a file there is a resolver for the
+         * domain its name spells, for as long as it exists (after a crash,
+         * for good). */
+        n = snprintf(out, cap, "%s/etc/.loophole-resolver.%s.XXXXXX", cfg->root, cfg->domain);
+    } else {
+        char *slash = strrchr(path, '/');
+        *slash = '\0';
+        n = snprintf(out, cap, "%s/.%s.XXXXXX", path, slash + 1);
+    }
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n >= cap)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
 int resolver_content(const resolver_config *cfg, resolver_kind k, char *out, size_t cap)
 {
     int rc = config_ok(cfg);
@@ -213,12 +237,15 @@ int resolver_install(const resolver_config *cfg, resolver_kind k, bool *changed)
     if (rc < 0 && rc != -ENOENT && !foreign(rc))
         return rc;
 
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], tmpl[PATH_MAX];
     split_path(path, dir, sizeof(dir));
     rc = fs_mkdir_p(dir, 0755);
     if (rc < 0)
         return rc;
-    rc = fs_write_atomic(path, want, strlen(want), 0644);
+    rc = resolver_temp_template(cfg, k, tmpl, sizeof(tmpl));
+    if (rc < 0)
+        return rc;
+    rc = fs_write_atomic_tmp(path, tmpl, want, strlen(want), 0644);
     if (rc < 0)
         return rc;
     *changed = true;

@@ -34,9 +34,19 @@ const char *resolver_kind_name(resolver_kind k);
 int resolver_path(const resolver_config *cfg, resolver_kind k, char *path, size_t cap);
 int resolver_content(const resolver_config *cfg, resolver_kind k, char *out, size_t cap);
 
+/* The mkstemp(3) template of the temporary file an install writes and then
+ * renames to resolver_path. macOS: configd reads every file in
+ * /etc/resolver, dot files included, and takes the domain from the name, so
+ * the temporary file is made in the parent, <root>/etc/.loophole-resolver.
+ * <domain>.XXXXXX (the same file system, as rename needs, unless
+ * /etc/resolver is a mount point). Linux: beside the entry, a dot file
+ * (resolved reads only *.conf, dnsmasq skips dot files; and the unit may
+ * write only inside those directories). */
+int resolver_temp_template(const resolver_config *cfg, resolver_kind k, char *out, size_t cap);
+
 /* Writes the file atomically (creating its directory 0755, file 0644) unless
- * it already has the right content. *changed tells whether it wrote.
- * 0 or -errno. */
+ * it already has the right content, through resolver_temp_template.
+ * *changed tells whether it wrote. 0 or -errno. */
 int resolver_install(const resolver_config *cfg, resolver_kind k, bool *changed);
 /* Removes the file if it is there and is ours (starts with our marker line or
  * matches our content). 0 or -errno; *changed as above. A missing file is 0

@@ -108,9 +108,20 @@ int service_check_listener(int fd)
         return -EPROTOTYPE;
     int listening = 0;
     socklen_t ll = sizeof(listening);
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) < 0)
-        return -errno;
-    if (!listening)
-        return -EINVAL;
-    return 0;
+    int rc = getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) < 0 ? -errno : 0;
+    return service_listening_verdict(rc, listening);
+}
+
+int service_listening_verdict(int rc, int listening)
+{
+    /* xnu's headers define SO_ACCEPTCONN, yet its getsockopt does not
+     * implement it (ENOPROTOOPT), so on macOS whether a launchd socket
+     * listens cannot be asked. Nothing is lost by passing it: launchd made it
+     * listen, and uv_listen() calls listen() again anyway, which makes a
+     * bound socket listen and only resizes the queue of one that does. */
+    if (rc == -ENOPROTOOPT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    return listening ? 0 : -EINVAL;
 }

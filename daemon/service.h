@@ -59,7 +59,13 @@ int service_find_fdname(const char *names, int count, const char *name);
  * -ENAMETOOLONG when it does not fit sun_path. */
 int service_notify_addr(const char *env, struct sockaddr_un *sa, socklen_t *len);
 /* Checks that fd is a listening AF_UNIX stream socket: 0 or the errors
- * listed under service_listen_fd. */
+ * listed under service_listen_fd. On macOS, where SO_ACCEPTCONN cannot be
+ * read, a bound stream socket that does not listen passes too (the caller's
+ * uv_listen makes it listen). */
 int service_check_listener(int fd);
+/* The verdict on getsockopt(SO_ACCEPTCONN): rc is 0 or its -errno, listening
+ * the value it gave. 0 when listening or when the system cannot say
+ * (-ENOPROTOOPT: xnu); -EINVAL when not listening; other errors as given. */
+int service_listening_verdict(int rc, int listening);
 
 #endif

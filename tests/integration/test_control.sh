@@ -3,7 +3,8 @@
 # `ls --json` against dig, the events stream, permissions (nobody reads but
 # cannot change the resolver; root can, and an uninstall outlives a restart),
 # bad clients (garbage, a 20 KB header, 500 idle connections), a second
-# daemon on the same socket, a stale socket file, and the one-line "not
+# daemon on the same socket, one on the same state directory (its lock), a
+# stale socket file (replaced once the lock is free), and the one-line "not
 # running" message.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -320,6 +321,28 @@ grep -qi 'another loopholed' "$LH_TMP/second.log" ||
 [ -S "$LH_SOCK" ] || fail "the second daemon removed the first one's socket"
 control_up || fail "the first daemon stopped answering after a second one tried its socket"
 log "second daemon refused: $(grep -i 'another loopholed' "$LH_TMP/second.log" | head -n1)"
+
+# ---- A second daemon on the same state directory, another socket -------------------------------
+# The state directory's lock stops it before it binds anything.
+OTHER_SOCK=$LH_TMP/other.sock
+state_before=$(cat "$LH_STATE_DIR/state.json" 2>/dev/null)
+port3=$(free_port)
+timeout 20 "$LOOPHOLED" --control-socket "$OTHER_SOCK" --state-dir "$LH_STATE_DIR" \
+    --dns-listen "$LH_DNS_IP:$port3" --domain "$D" --pool "$LH_POOL" --resolver off \
+    --alias off --docker-host "$LH_DOCKER_HOST" >"$LH_TMP/third.log" 2>&1
+st=$?
+assert_eq 1 "$st" "a second daemon on $LH_STATE_DIR: exit status ($(cat "$LH_TMP/third.log"))"
+grep -qi "another loopholed (pid $LH_DAEMON_PID) is running with the state directory" "$LH_TMP/third.log" ||
+    fail "a second daemon on the same state directory does not say so: $(cat "$LH_TMP/third.log")"
+[ ! -e "$OTHER_SOCK" ] || fail "a daemon refused by the state lock bound $OTHER_SOCK"
+if dig +short +time=1 +tries=1 @"$LH_DNS_IP" -p "$port3" "$D" SOA 2>/dev/null | grep -q .; then
+    fail "a daemon refused by the state lock still serves DNS on port $port3"
+fi
+assert_eq "$state_before" "$(cat "$LH_STATE_DIR/state.json" 2>/dev/null)" \
+    "the state file after a second daemon on the same state directory"
+[ -S "$LH_SOCK" ] || fail "the first daemon's socket is gone after a second daemon tried its state directory"
+control_up || fail "the first daemon stopped answering after a second one tried its state directory"
+log "second daemon on the same state directory refused: $(grep -i 'another loopholed' "$LH_TMP/third.log" | head -n1)"
 
 # Valid events lines only, and the stream ends when the daemon stops.
 stop_daemon

@@ -3,7 +3,8 @@
 # the uninstall target; the units accepted by systemd-analyze; the daemon
 # started through systemd-socket-activate answers /v1/status on the passed
 # socket, sends READY=1 (and STOPPING=1) to a test NOTIFY_SOCKET, and exits 0
-# on SIGTERM (the stop time is logged); the .deb checked with dpkg-deb -c
+# on SIGTERM (the stop time is logged); a daemon started with 256
+# descriptors raises its soft limit to the hard limit; the .deb checked with dpkg-deb -c
 # and dpkg -x into a temporary directory, never installed.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -156,6 +157,25 @@ part_activation() {
     fi
     # The socket belongs to the launcher: the daemon must not unlink it.
     [ -S "$CSOCK" ] || fail "the daemon removed the socket it was passed"
+    log "ok"
+}
+
+# The descriptor limit: started with launchd's soft limit of 256 (this part
+# runs in a bash of its own, so lowering it here touches nothing else), the
+# daemon raises its soft limit to the hard limit and says so once.
+part_fdlimit() {
+    local hard soft
+    hard=$(ulimit -Hn)
+    [ "$hard" = unlimited ] || [ "$hard" -gt 256 ] || skip "hard descriptor limit $hard: nothing to raise"
+    ulimit -Sn 256 || fail "cannot lower the soft descriptor limit to 256"
+    LH_DNS_PORT=$(free_port)
+    start_daemon --docker-host "unix://$LH_TMP/none.sock"
+    soft=$(awk '/^Max open files/ {print $4}' "/proc/$LH_DAEMON_PID/limits")
+    log "soft descriptor limit of loopholed $LH_DAEMON_PID: $soft (hard $hard)"
+    assert_eq "$hard" "$soft" "the daemon's soft descriptor limit (/proc/$LH_DAEMON_PID/limits)"
+    assert_eq 1 "$(log_count "descriptor limit raised from 256 to $hard")" \
+        "log lines saying the descriptor limit was raised"
+    stop_daemon
     log "ok"
 }
 

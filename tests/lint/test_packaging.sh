@@ -28,7 +28,14 @@ for k in ("Label", "ProgramArguments", "RunAtLoad", "KeepAlive", "Sockets"):
     assert k in p, k
 s = p["Sockets"]["Control"]
 assert s["SockPathMode"] == 438, s   # 0666: everyone may read the status
+# launchd's default of 256 descriptors is about 100 connections; above
+# OPEN_MAX (10240) setrlimit refuses the soft limit on macOS.
+for k in ("SoftResourceLimits", "HardResourceLimits"):
+    n = p[k]["NumberOfFiles"]
+    assert 4096 <= n <= 10240, (k, n)
 PY
+grep -q '^LimitNOFILE=' "$src/packaging/systemd/loophole.service" ||
+    fail "loophole.service: no LimitNOFILE="
 
 ruby -c "$src/packaging/homebrew/loophole.rb" >/dev/null || fail "ruby -c rejects the formula"
 grep -q 'require_root true' "$src/packaging/homebrew/loophole.rb" || fail "formula: no require_root"

@@ -10,6 +10,7 @@
 #include "test.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,6 +60,125 @@ TEST(active)
     CHECK(!alias_active(ALIAS_AUTO));
     CHECK(alias_active(ALIAS_NETLINK));
 #endif
+}
+
+/* A fake loopback interface for alias_set: which addresses are on it, and
+ * what the set asked for. The platform calls take no user data. */
+static struct {
+    uint32_t on[16];
+    size_t n;
+    int adds, dels;
+    uint32_t deleted[16];
+    size_t ndeleted;
+} fake;
+
+static bool fake_has(uint32_t a)
+{
+    for (size_t i = 0; i < fake.n; i++)
+        if (fake.on[i] == a)
+            return true;
+    return false;
+}
+
+static int fake_add(uint32_t a, int *existed)
+{
+    fake.adds++;
+    *existed = fake_has(a);
+    if (!*existed && fake.n < 16)
+        fake.on[fake.n++] = a;
+    return 0;
+}
+
+static int fake_del(uint32_t a)
+{
+    fake.dels++;
+    if (fake.ndeleted < 16)
+        fake.deleted[fake.ndeleted++] = a;
+    for (size_t i = 0; i < fake.n; i++)
+        if (fake.on[i] == a)
+            fake.on[i] = fake.on[--fake.n];
+    return 0;
+}
+
+static void fake_set(alias_set *s)
+{
+    memset(&fake, 0, sizeof(fake));
+    alias_set_init(s, ALIAS_OFF);
+    s->active = true; /* as on macOS, where every address needs one */
+    s->add = fake_add;
+    s->del = fake_del;
+}
+
+/* An alias the person made (127.0.0.5 here) is used but never recorded, so
+ * neither a stop nor the next start's leftover cleanup removes it. */
+TEST(set_keeps_foreign_aliases)
+{
+    alias_set s;
+    fake_set(&s);
+    const uint32_t mine = ADDR(127, 0, 0, 4), theirs = ADDR(127, 0, 0, 5);
+    fake.on[fake.n++] = theirs;
+
+    const uint32_t want[] = {mine, theirs};
+    alias_set_sync(&s, want, 2);
+    CHECK(fake_has(mine));
+    CHECK(fake_has(theirs));
+    /* Only what we added is ours (the state file saves s.addrs). */
+    CHECK_INT(s.n, 1);
+    CHECK_INT(s.addrs[0], mine);
+
+    /* Again: ours is known; theirs is asked about again, still not ours. */
+    alias_set_sync(&s, want, 2);
+    CHECK_INT(s.n, 1);
+    CHECK_INT(fake.adds, 3);
+    CHECK_INT(fake.dels, 0);
+
+    /* Stop: only ours goes. */
+    alias_set_sync(&s, NULL, 0);
+    CHECK_INT(s.n, 0);
+    CHECK_INT(fake.dels, 1);
+    CHECK_INT(fake.deleted[0], mine);
+    CHECK(!fake_has(mine));
+    CHECK(fake_has(theirs));
+    CHECK_INT(s.nforeign, 0);
+    alias_set_free(&s);
+}
+
+/* Someone else's alias that disappears while wanted is added by us, and from
+ * then on ours to remove. */
+TEST(set_adopts_vanished_alias)
+{
+    alias_set s;
+    fake_set(&s);
+    const uint32_t a = ADDR(127, 0, 0, 9);
+    fake.on[fake.n++] = a;
+    alias_set_sync(&s, &a, 1);
+    CHECK_INT(s.n, 0);
+    CHECK_INT(s.nforeign, 1);
+
+    fake.n = 0; /* the person ran ifconfig lo0 -alias */
+    alias_set_sync(&s, &a, 1);
+    CHECK(fake_has(a));
+    CHECK_INT(s.n, 1);
+    CHECK_INT(s.nforeign, 0);
+    alias_set_sync(&s, NULL, 0);
+    CHECK(!fake_has(a));
+    CHECK_INT(fake.dels, 1);
+    alias_set_free(&s);
+}
+
+/* Inactive (Linux auto, off): nothing is asked or recorded. */
+TEST(set_inactive)
+{
+    alias_set s;
+    fake_set(&s);
+    s.active = false;
+    const uint32_t a = ADDR(127, 0, 0, 9);
+    alias_set_sync(&s, &a, 1);
+    alias_set_sync(&s, NULL, 0);
+    CHECK_INT(fake.adds, 0);
+    CHECK_INT(fake.dels, 0);
+    CHECK_INT(s.n, 0);
+    alias_set_free(&s);
 }
 
 #ifdef __linux__

@@ -219,7 +219,8 @@ static void run_fixture(control_options opts, const char *tag, void (*scenario)(
 
 static control_options default_opts(void)
 {
-    control_options o = {.inherited_fd = -1, .admin_group = "nonexistent-group-xyz"};
+    control_options o = {
+        .inherited_fd = -1, .admin_group = "nonexistent-group-xyz", .replace_stale = true};
     return o;
 }
 
@@ -1059,6 +1060,33 @@ TEST(stale_socket)
     REQUIRE(access(path, F_OK) == 0);
     control_options o = default_opts();
     run_fixture(o, "stale", sc_stale_then_second);
+}
+
+/* Without the state lock (replace_stale false) a socket file that refuses
+ * connections is not proof of a dead daemon: it is left alone. */
+TEST(stale_socket_without_lock)
+{
+    char path[108];
+    make_path(path, sizeof(path), "stale-nolock");
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strlcpy_(sa.sun_path, path, sizeof(sa.sun_path));
+    REQUIRE(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    close(fd);
+    control_options o = default_opts();
+    o.path = path;
+    o.replace_stale = false;
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    control_provider prov = provider_template;
+    control_server *s = NULL;
+    CHECK_INT(control_start(&loop, &o, &prov, &s), -EADDRINUSE);
+    CHECK(s == NULL);
+    struct stat st;
+    CHECK(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode));
+    CHECK_INT(uv_loop_close(&loop), 0);
+    unlink(path);
 }
 
 TEST(not_a_socket)

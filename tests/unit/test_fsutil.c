@@ -1,6 +1,8 @@
 /* fs_read_small: the one reader of small files. A FIFO must never block, a
  * symlink is refused or followed by policy, and the file finally opened must
- * belong to the right person. */
+ * belong to the right person. fs_write_atomic_tmp: the temporary file is
+ * made where the template says. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -136,6 +138,105 @@ TEST(owner)
     /* Without FS_OWNER nobody asks. */
     CHECK_INT(read_it("theirs", 64, 0, 0, &d, &n, err, sizeof(err)), 0);
     free(d);
+}
+
+/* Entries of d other than "." and "..". */
+static int count_entries(const char *d)
+{
+    DIR *dp = opendir(d);
+    if (dp == NULL)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dp)) != NULL;)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(dp);
+    return n;
+}
+
+/* The temporary file is made from the template, never beside the target:
+ * with the template's directory missing nothing is written at all. */
+TEST(write_atomic_tmp)
+{
+    char target_dir[256], tmp_dir[256], target[300], tmpl[300];
+    path_of(target_dir, sizeof(target_dir), "atomic-target");
+    path_of(tmp_dir, sizeof(tmp_dir), "atomic-tmp");
+    REQUIRE(mkdir(target_dir, 0755) == 0);
+    REQUIRE(mkdir(tmp_dir, 0755) == 0);
+    snprintf(target, sizeof(target), "%s/entry", target_dir);
+    snprintf(tmpl, sizeof(tmpl), "%s/.entry.XXXXXX", tmp_dir);
+
+    CHECK_INT(fs_write_atomic_tmp(target, tmpl, "one\n", 4, 0644), 0);
+    char *data = NULL;
+    size_t len = 0;
+    REQUIRE(fs_read_small(target, 64, 0, 0, &data, &len, NULL, 0) == 0);
+    CHECK_STR(data, "one\n");
+    free(data);
+    struct stat st;
+    REQUIRE(stat(target, &st) == 0);
+    CHECK_INT(st.st_mode & 07777, 0644);
+    CHECK_INT(count_entries(target_dir), 1);
+    CHECK_INT(count_entries(tmp_dir), 0); /* renamed away */
+    /* The template is copied, not filled in. */
+    CHECK(strstr(tmpl, "XXXXXX") != NULL);
+
+    /* Replacing: the same, and still nothing left in either directory. */
+    CHECK_INT(fs_write_atomic_tmp(target, tmpl, "two\n", 4, 0600), 0);
+    REQUIRE(fs_read_small(target, 64, 0, 0, &data, &len, NULL, 0) == 0);
+    CHECK_STR(data, "two\n");
+    free(data);
+    CHECK_INT(count_entries(target_dir), 1);
+    CHECK_INT(count_entries(tmp_dir), 0);
+
+    /* No place for the temporary file: an error, and the target directory
+     * never saw a file of ours. */
+    REQUIRE(unlink(target) == 0);
+    snprintf(tmpl, sizeof(tmpl), "%s/missing/.entry.XXXXXX", tmp_dir);
+    CHECK_INT(fs_write_atomic_tmp(target, tmpl, "three\n", 6, 0644), -ENOENT);
+    CHECK_INT(count_entries(target_dir), 0);
+
+    /* fs_write_atomic keeps its temporary file beside the target. */
+    CHECK_INT(fs_write_atomic(target, "four\n", 5, 0644), 0);
+    CHECK_INT(count_entries(target_dir), 1);
+}
+
+/* flock locks belong to the open file description: a second open of the
+ * same file in this very process cannot take the lock while the first
+ * holds it, which is how a second daemon sees the first. */
+TEST(lock)
+{
+    char p[256];
+    path_of(p, sizeof(p), "daemon.lock");
+    int a = -1, b = -1;
+    CHECK_INT(fs_lock(p, &a), 0);
+    REQUIRE(a >= 0);
+    struct stat st;
+    REQUIRE(stat(p, &st) == 0);
+    CHECK(S_ISREG(st.st_mode));
+    CHECK_INT(st.st_mode & 0022, 0); /* never writable by others */
+    CHECK(fcntl(a, F_GETFD) & FD_CLOEXEC);
+    b = 12345;
+    CHECK_INT(fs_lock(p, &b), -EWOULDBLOCK);
+    CHECK_INT(b, 12345); /* untouched on failure */
+    /* Closing the holder releases it (as exiting, or SIGKILL, does). */
+    close(a);
+    CHECK_INT(fs_lock(p, &b), 0);
+    CHECK_INT(fs_lock(p, &a), -EWOULDBLOCK);
+    close(b);
+
+    /* Not a regular file, or a symlink: refused, nothing locked. */
+    char d[256], l[256];
+    path_of(d, sizeof(d), "lockdir");
+    REQUIRE(mkdir(d, 0755) == 0);
+    CHECK(fs_lock(d, &a) < 0);
+    path_of(l, sizeof(l), "lock.link");
+    REQUIRE(symlink(p, l) == 0);
+    CHECK_INT(fs_lock(l, &a), -ELOOP);
+    char f[256];
+    path_of(f, sizeof(f), "lock.fifo");
+    REQUIRE(mkfifo(f, 0644) == 0);
+    CHECK_INT(fs_lock(f, &a), -EINVAL);
+    path_of(f, sizeof(f), "missing/x.lock");
+    CHECK_INT(fs_lock(f, &a), -ENOENT);
 }
 
 TEST_SETUP()

@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "platform.h"
 #include "proxy.h"
 /* For the first-bytes slot itself (test_first_bytes_limit). */
 #include "proxy_int.h"
@@ -1324,6 +1325,53 @@ TEST(addrinuse)
         UV_EADDRINUSE);
     close(ufd);
     CHECK_INT(uv_run(&loop, UV_RUN_NOWAIT), 0);
+    CHECK_INT(uv_loop_close(&loop), 0);
+}
+
+/* The UDP socket gets SO_REUSEADDR before bind exactly where the platform
+ * asks for it (macOS, to bind beside Docker Desktop's *:53/udp), and a
+ * second listener on the same address and port is still refused. The option
+ * is read on proxy_bind_socket's fd: uv_udp_open sets reuse options of its
+ * own after the bind (SO_REUSEADDR on Linux), so the listener's fd cannot
+ * tell what the bind saw. */
+TEST(udp_reuseaddr)
+{
+    struct sockaddr_in la, ua;
+    addr4(&la, "127.0.0.1", 0);
+    addr4(&ua, "127.0.0.1", 1);
+    int fd = -1;
+    REQUIRE(proxy_bind_socket((struct sockaddr *)&la, SOCK_DGRAM, &fd) == 0);
+    int on = -1;
+    socklen_t len = sizeof(on);
+    REQUIRE(getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, &len) == 0);
+    CHECK_INT(on != 0, platform_udp_reuseaddr());
+#ifdef __linux__
+    /* Linux: SO_REUSEADDR on UDP would let a second socket bind the same
+     * address and port. */
+    CHECK(!platform_udp_reuseaddr());
+#else
+    CHECK(platform_udp_reuseaddr());
+#endif
+    /* TCP keeps it everywhere (a restart binds over TIME_WAIT). */
+    int t = -1;
+    REQUIRE(proxy_bind_socket((struct sockaddr *)&la, SOCK_STREAM, &t) == 0);
+    on = -1;
+    CHECK(getsockopt(t, SOL_SOCKET, SO_REUSEADDR, &on, &len) == 0 && on != 0);
+    close(t);
+
+    /* An exact duplicate of a proxy's UDP listener conflicts on every
+     * platform (on macOS because SO_REUSEADDR is not SO_REUSEPORT). */
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    proxy_listener *l = NULL, *l2 = NULL;
+    REQUIRE(proxy_listen_fd(&loop, NULL, PROXY_UDP, fd, (struct sockaddr *)&ua, &l) == 0);
+    struct sockaddr_storage local;
+    proxy_local_addr(l, &local);
+    CHECK_INT(proxy_listen(&loop, NULL, PROXY_UDP, (struct sockaddr *)&local,
+                           (struct sockaddr *)&ua, &l2),
+              UV_EADDRINUSE);
+    proxy_close(l, NULL, NULL);
+    CHECK_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
     CHECK_INT(uv_loop_close(&loop), 0);
 }
 

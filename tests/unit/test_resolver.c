@@ -12,6 +12,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/inotify.h>
+#endif
 
 static char root[256];
 
@@ -317,6 +320,88 @@ static void lifecycle(resolver_kind k)
 TEST(lifecycle_macos)
 {
     lifecycle(RESOLVER_MACOS);
+}
+
+TEST(temp_template)
+{
+    new_root();
+    REQUIRE(root[0] != '\0');
+    resolver_config c = cfg_for(root);
+    char t[PATH_MAX], want[PATH_MAX];
+    CHECK_INT(resolver_temp_template(&c, RESOLVER_MACOS, t, sizeof(t)), 0);
+    snprintf(want, sizeof(want), "%s/etc/.loophole-resolver.loop.test.XXXXXX", root);
+    CHECK_STR(t, want);
+    /* Not in /etc/resolver, where configd would read it as a resolver. */
+    snprintf(want, sizeof(want), "%s/etc/resolver/", root);
+    CHECK(strncmp(t, want, strlen(want)) != 0);
+    CHECK_INT(resolver_temp_template(&c, RESOLVER_RESOLVED, t, sizeof(t)), 0);
+    snprintf(want, sizeof(want), "%s/etc/systemd/resolved.conf.d/.loophole.conf.XXXXXX", root);
+    CHECK_STR(t, want);
+    CHECK_INT(resolver_temp_template(&c, RESOLVER_NM_DNSMASQ, t, sizeof(t)), 0);
+    snprintf(want, sizeof(want), "%s/etc/NetworkManager/dnsmasq.d/.loophole.conf.XXXXXX", root);
+    CHECK_STR(t, want);
+    CHECK_INT(resolver_temp_template(&c, RESOLVER_NONE, t, sizeof(t)), -ENOTSUP);
+    CHECK_INT(resolver_temp_template(&c, RESOLVER_MACOS, t, 16), -ENAMETOOLONG);
+}
+
+/* After an install /etc/resolver holds exactly the one entry and nothing
+ * else was ever created in it: the install's only event there is the
+ * rename (inotify, on Linux). /etc keeps no temporary file either. */
+TEST(macos_no_temp_in_resolver_dir)
+{
+    new_root();
+    REQUIRE(root[0] != '\0');
+    resolver_config c = cfg_for(root);
+    char dir[PATH_MAX], etc[PATH_MAX];
+    snprintf(etc, sizeof(etc), "%s/etc", root);
+    snprintf(dir, sizeof(dir), "%s/etc/resolver", root);
+    put("etc/resolver", NULL);
+    bool changed = false;
+#ifdef __linux__
+    int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    REQUIRE(in >= 0);
+    REQUIRE(inotify_add_watch(in, dir, IN_CREATE | IN_MOVED_TO) >= 0);
+#endif
+    CHECK_INT(resolver_install(&c, RESOLVER_MACOS, &changed), 0);
+    CHECK(changed);
+#ifdef __linux__
+    char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n = read(in, ev, sizeof(ev));
+    int creates = 0, moves = 0;
+    for (ssize_t off = 0; n > 0 && off < n;) {
+        const struct inotify_event *e = (const struct inotify_event *)(ev + off);
+        if (e->mask & IN_CREATE) {
+            fprintf(stderr, "created in %s: %s\n", dir, e->len ? e->name : "?");
+            creates++;
+        }
+        if ((e->mask & IN_MOVED_TO) && e->len && strcmp(e->name, "loop.test") == 0)
+            moves++;
+        off += (ssize_t)(sizeof(*e) + e->len);
+    }
+    close(in);
+    CHECK_INT(creates, 0);
+    CHECK_INT(moves, 1);
+#endif
+    DIR *d = opendir(dir);
+    REQUIRE(d != NULL);
+    int entries = 0, ours = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        entries++;
+        ours += strcmp(e->d_name, "loop.test") == 0;
+    }
+    closedir(d);
+    CHECK_INT(entries, 1);
+    CHECK_INT(ours, 1);
+    d = opendir(etc);
+    REQUIRE(d != NULL);
+    int others = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        others +=
+            strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "resolver");
+    closedir(d);
+    CHECK_INT(others, 0);
 }
 
 TEST(lifecycle_resolved)
