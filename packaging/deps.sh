@@ -58,12 +58,14 @@ if [ "$(uname -s)" = Darwin ]; then
     extra=""
     # Apple's clang has no libFuzzer; Homebrew's llvm has it and the tools.
     case $what in fuzz | lint) extra=llvm ;; esac
-    for f in cmake libuv yajl ldns $extra; do
+    for f in libuv yajl ldns $extra; do
         brew list --versions "$f" >/dev/null 2>&1 || brew install "$f"
     done
-    # Any pkg-config will do. Runner images (and Homebrew since 2024) ship
-    # pkgconf, which `brew install pkg-config` can refuse to replace.
-    # (pkgconf installs a pkg-config command too, which CMake looks for.)
+    # Any cmake and any pkg-config on PATH will do. Runner images ship
+    # pkgconf (Homebrew's pkg-config since 2024), which `brew install
+    # pkg-config` can refuse to replace; pkgconf has a pkg-config command,
+    # which is the name CMake looks for.
+    command -v cmake >/dev/null || brew install cmake
     command -v pkg-config >/dev/null || brew install pkgconf
     # A http-parser installed by hand is used as it is.
     if ! [ -f "$(brew --prefix)/include/http_parser.h" ] && ! [ -f /usr/local/include/http_parser.h ]; then
