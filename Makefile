@@ -1,5 +1,6 @@
 # A thin wrapper over CMake. `make run` and `make test` are the two commands
-# the README gives; both install what they need first.
+# the README gives; both install what they need first. `make install` only
+# installs what `make` built: make && sudo make install.
 BUILD      ?= build
 TEST_BUILD ?= build/test
 JOBS       ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
@@ -84,7 +85,13 @@ tidy: deps-lint
 		-DCLANG_TIDY_EXE="$$(command -v $(CLANG_TIDY))" >/dev/null
 	cmake --build $(LINT_BUILD) --target tidy
 
-install: build
+# Installs what `make` built, and nothing else: no dependencies, no build
+# (Homebrew refuses to run as root, and a build as root leaves root-owned
+# files behind). So: make && sudo make install.
+install:
+	@[ -f $(BUILD)/cmake_install.cmake ] && [ -x $(BUILD)/bin/loopholed ] && [ -x $(BUILD)/bin/loophole ] || \
+		{ echo "make install: nothing built in $(BUILD)/; run make first (without sudo), then sudo make install" >&2; \
+		  exit 1; }
 	cmake --install $(BUILD)
 
 uninstall:

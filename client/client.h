@@ -50,4 +50,9 @@ int cmd_resolve_install(const cli_ctx *ctx, int argc, char **argv);
 int cmd_resolve_uninstall(const cli_ctx *ctx, int argc, char **argv);
 int cmd_doctor(const cli_ctx *ctx, int argc, char **argv);
 
+struct ifaddrs;
+/* Whether ip (dotted quad) is an IPv4 address of the interface named ifname
+ * in a getifaddrs(3) list (pure; doctor's lo0 alias check). */
+bool doctor_if_has_addr(const struct ifaddrs *list, const char *ifname, const char *ip);
+
 #endif

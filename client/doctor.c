@@ -186,7 +186,26 @@ static void check_getaddrinfo(doctor *d, const ls_list *l)
     }
 }
 
+bool doctor_if_has_addr(const struct ifaddrs *list, const char *ifname, const char *ip)
+{
+    struct in_addr want;
+    if (ip == NULL || ifname == NULL || inet_pton(AF_INET, ip, &want) != 1)
+        return false;
+    for (const struct ifaddrs *a = list; a != NULL; a = a->ifa_next) {
+        if (a->ifa_addr == NULL || a->ifa_addr->sa_family != AF_INET || a->ifa_name == NULL ||
+            strcmp(a->ifa_name, ifname) != 0)
+            continue;
+        struct sockaddr_in sin;
+        memcpy(&sin, a->ifa_addr, sizeof(sin));
+        if (sin.sin_addr.s_addr == want.s_addr)
+            return true;
+    }
+    return false;
+}
+
 #ifdef __APPLE__
+/* The daemon's aliases are on lo0 (alias_darwin.c): the same address on
+ * another interface (a VPN's utun, a bridge) does not route to it. */
 static void check_aliases(doctor *d, const ls_list *l)
 {
     struct ifaddrs *ifs = NULL;
@@ -200,15 +219,7 @@ static void check_aliases(doctor *d, const ls_list *l)
         if (!ip || !ls_visible(&l->v[i]))
             continue;
         total++;
-        bool found = false;
-        for (struct ifaddrs *a = ifs; a && !found; a = a->ifa_next) {
-            if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET)
-                continue;
-            char s[INET_ADDRSTRLEN];
-            inet_ntop(AF_INET, &((struct sockaddr_in *)a->ifa_addr)->sin_addr, s, sizeof(s));
-            found = strcmp(s, ip) == 0;
-        }
-        if (!found) {
+        if (!doctor_if_has_addr(ifs, "lo0", ip)) {
             char what[128];
             snprintf(what, sizeof(what), "alias %s on lo0", ip);
             report(d, CHK_FAIL, what, "missing",

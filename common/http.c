@@ -38,7 +38,10 @@ int httpc_connect(const char *path)
     if (fd < 0)
         return -errno;
 #ifdef SO_NOSIGPIPE
-    /* macOS has no MSG_NOSIGNAL: a closed daemon must not kill us with SIGPIPE. */
+    /* A closed daemon must not kill us with SIGPIPE. send() passes
+     * MSG_NOSIGNAL where the headers define it (Linux, and macOS's SDK for
+     * POSIX 2008 builds like this one); the BSD socket option covers the
+     * rest: older SDKs and any write that is not our send(). */
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
 #endif

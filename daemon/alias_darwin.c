@@ -62,8 +62,10 @@ int alias_add(uint32_t addr, int *existed)
 {
     if (existed)
         *existed = 0;
-    /* SIOCAIFADDR on an address that is already there updates it without an
-     * error, so ask first to tell the caller whether it was there before. */
+    /* SIOCAIFADDR on an address that is already there does not fail: xnu
+     * replaces its mask (in.c, inctl_ifaddr), which would change an alias
+     * the person made. So ask first, leave an existing one alone, and tell
+     * the caller it was there before. */
     int present = alias_present(addr);
     if (present < 0)
         return present;
@@ -84,15 +86,10 @@ int alias_add(uint32_t addr, int *existed)
     memcpy(&ifra.ifra_addr, &a, sizeof(a));
     memcpy(&ifra.ifra_mask, &mask, sizeof(mask));
     /* ifra_broadaddr stays zero: lo0 is not a broadcast interface. */
+    /* No EEXIST to handle: xnu never answers SIOCAIFADDR with it (see above). */
     int rc = 0;
-    if (ioctl(s, SIOCAIFADDR, &ifra) < 0) {
+    if (ioctl(s, SIOCAIFADDR, &ifra) < 0)
         rc = -errno;
-        if (rc == -EEXIST) {
-            if (existed)
-                *existed = 1;
-            rc = 0;
-        }
-    }
     close(s);
     return rc;
 }

@@ -9,9 +9,21 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include <ldns/ldns.h>
+/* Only the ldns headers used: <ldns/ldns.h> also includes the DNSSEC ones,
+ * which include OpenSSL's, and ldns's pkg-config file does not say where
+ * those are (Homebrew keeps OpenSSL keg-only). host2wire.h uses rbtree.h's
+ * type without including it. */
+#include <ldns/common.h>
+#include <ldns/error.h>
+#include <ldns/buffer.h>
+#include <ldns/rdata.h>
+#include <ldns/rr.h>
+#include <ldns/rbtree.h>
+#include <ldns/packet.h>
+#include <ldns/host2wire.h>
 
 #include "util.h"
 

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,56 @@ typedef struct plist {
     size_t n;
 } plist;
 
+/* Whether path (symlinks followed) is a unix socket owned by uid, or by
+ * root when root_ok. Sockets found by scanning must be the person's: a
+ * directory can hold anyone's, and the daemon would trust whatever engine
+ * answers there. */
+static bool socket_of(const char *path, unsigned uid, bool root_ok)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return false;
+    return st.st_uid == (uid_t)uid || (root_ok && st.st_uid == 0);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in dir (not "." or ".."), sorted, so the order of the
+ * candidates does not depend on readdir's. At most *budget entries are read
+ * (each one counts, whatever it is: the directory may be the person's, with
+ * millions of entries, read as root on the daemon's only thread), and the
+ * budget is charged for them. */
+static size_t list_dir(const char *dir, size_t *budget, char ***names)
+{
+    *names = NULL;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    size_t n = 0;
+    struct dirent *de;
+    while (*budget > 0 && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        (*budget)--;
+        *names = xrealloc(*names, (n + 1) * sizeof(char *));
+        (*names)[n++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(*names, n, sizeof(char *), cmp_names);
+    return n;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
 static void add(plist *l, const char *path)
 {
     for (size_t i = 0; i < l->n; i++)
@@ -151,6 +202,78 @@ static void addf(plist *l, const char *a, const char *b)
     int n = snprintf(path, sizeof(path), "%s%s", a, b);
     if (n > 0 && (size_t)n < sizeof(path))
         add(l, path);
+}
+
+/* <dir>/<entry><tail> for each entry of dir (name order, at most
+ * DOCKER_DISCOVER_SCAN_MAX entries read) that is a socket of the person's
+ * or root's. Entries starting with '.' or '_' are not instances (Lima keeps
+ * _config and _networks there). */
+static void add_scanned(plist *l, const char *dir, const char *tail, const docker_person *who)
+{
+    size_t budget = DOCKER_DISCOVER_SCAN_MAX;
+    char **names;
+    size_t n = list_dir(dir, &budget, &names);
+    for (size_t i = 0; i < n; i++) {
+        char path[1400];
+        if (names[i][0] == '.' || names[i][0] == '_')
+            continue;
+        int k = snprintf(path, sizeof(path), "%s/%s%s", dir, names[i], tail);
+        if (k > 0 && (size_t)k < sizeof(path) && socket_of(path, who->uid, true))
+            add(l, path);
+    }
+    free_names(names, n);
+}
+
+/* Podman 5 on macOS: <the person's temp dir>/podman/<machine>-api.sock. The
+ * temp dir is /var/folders/<xx>/<random>/T, which a LaunchDaemon cannot ask
+ * for (confstr(_CS_DARWIN_USER_TEMP_DIR) answers for the caller only, and
+ * $TMPDIR is not the person's), so: the /var/folders/<xx>/<random>
+ * directories owned by the person, at most DOCKER_DISCOVER_FOLDERS_MAX
+ * entries read over both levels, and in each T/podman/ at most
+ * DOCKER_DISCOVER_SCAN_MAX entries, taking the "*-api.sock" sockets the
+ * person owns (not root's: root has a temp dir of its own there). */
+static void add_podman_tmp(plist *l, const char *root, const docker_person *who)
+{
+    char top[700];
+    int k = snprintf(top, sizeof(top), "%s/var/folders", root);
+    if (k <= 0 || (size_t)k >= sizeof(top))
+        return;
+    size_t budget = DOCKER_DISCOVER_FOLDERS_MAX;
+    char **outer;
+    size_t no = list_dir(top, &budget, &outer);
+    for (size_t i = 0; i < no; i++) {
+        char mid[1400];
+        snprintf(mid, sizeof(mid), "%s/%s", top, outer[i]);
+        char **inner;
+        size_t ni = list_dir(mid, &budget, &inner);
+        for (size_t j = 0; j < ni; j++) {
+            char dir[1400];
+            struct stat st;
+            k = snprintf(dir, sizeof(dir), "%s/%s", mid, inner[j]);
+            if (k <= 0 || (size_t)k >= sizeof(dir) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+                st.st_uid != (uid_t)who->uid)
+                continue;
+            char pdir[1400];
+            k = snprintf(pdir, sizeof(pdir), "%s/T/podman", dir);
+            if (k <= 0 || (size_t)k >= sizeof(pdir))
+                continue;
+            size_t b2 = DOCKER_DISCOVER_SCAN_MAX;
+            char **socks;
+            size_t ns = list_dir(pdir, &b2, &socks);
+            for (size_t m = 0; m < ns; m++) {
+                char path[1400];
+                size_t nl = strlen(socks[m]);
+                if (nl <= 9 || strcmp(socks[m] + nl - 9, "-api.sock") != 0)
+                    continue;
+                k = snprintf(path, sizeof(path), "%s/%s", pdir, socks[m]);
+                if (k > 0 && (size_t)k < sizeof(path) && socket_of(path, who->uid, false))
+                    add(l, path);
+            }
+            free_names(socks, ns);
+        }
+        free_names(inner, ni);
+    }
+    free_names(outer, no);
 }
 
 /* A --docker-host or DOCKER_HOST value to a socket path, or -EPROTONOSUPPORT. */
@@ -210,13 +333,27 @@ int docker_discover(const docker_discover_input *in, char ***paths, size_t *n, c
         addf(&l, who->home, "/.docker/run/docker.sock");
         addf(&l, who->home, "/.docker/desktop/docker.sock");
     }
-    if (in->colima_home != NULL && in->colima_home[0] == '/')
+    if (in->colima_home != NULL && in->colima_home[0] == '/') {
         addf(&l, in->colima_home, "/default/docker.sock");
-    else if (who != NULL)
+    } else if (who != NULL) {
+        /* Colima uses ~/.colima, or ~/.config/colima (XDG) when that exists. */
         addf(&l, who->home, "/.colima/default/docker.sock");
+        addf(&l, who->home, "/.config/colima/default/docker.sock");
+    }
     if (who != NULL) {
+        char dir[700];
         addf(&l, who->home, "/.orbstack/run/docker.sock");
         addf(&l, who->home, "/.rd/docker.sock");
+        /* Lima instances with its docker template. */
+        snprintf(dir, sizeof(dir), "%s/.lima", who->home);
+        add_scanned(&l, dir, "/sock/docker.sock", who);
+        /* Podman machines (macOS): the default machine's forwarded API
+         * socket, then one directory per machine (Podman 4), then Podman
+         * 5's sockets in the person's temp dir. */
+        addf(&l, who->home, "/.local/share/containers/podman/machine/podman.sock");
+        snprintf(dir, sizeof(dir), "%s/.local/share/containers/podman/machine", who->home);
+        add_scanned(&l, dir, "/podman.sock", who);
+        add_podman_tmp(&l, root, who);
     }
     addf(&l, root, "/run/podman/podman.sock");
     if (who != NULL) {

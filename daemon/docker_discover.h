@@ -26,16 +26,33 @@ typedef struct docker_discover_input {
     const char *root;        /* prefix for absolute system paths, "" normally (tests) */
 } docker_discover_input;
 
+/* How many entries one directory scan reads at most: ~/.lima, Podman's
+ * machine directory, each T/podman/ temp directory. */
+#define DOCKER_DISCOVER_SCAN_MAX 32
+/* How many /var/folders entries (both levels together) the Podman 5 search
+ * reads at most. */
+#define DOCKER_DISCOVER_FOLDERS_MAX 256
+
 /* Ordered candidate socket paths (no "unix://"), duplicates removed:
  * --docker-host alone when given; else DOCKER_HOST; the person's current
  * docker context (config.json currentContext, found by scanning
  * ~/.docker/contexts/meta/ * /meta.json for that Name, Endpoints.docker.Host);
  * /var/run/docker.sock; ~/.docker/run/docker.sock; ~/.docker/desktop/docker.sock;
- * $COLIMA_HOME/default/docker.sock or ~/.colima/default/docker.sock;
- * ~/.orbstack/run/docker.sock; ~/.rd/docker.sock; /run/podman/podman.sock;
+ * $COLIMA_HOME/default/docker.sock, or ~/.colima/default/docker.sock and
+ * ~/.config/colima/default/docker.sock; ~/.orbstack/run/docker.sock;
+ * ~/.rd/docker.sock; ~/.lima/<instance>/sock/docker.sock;
+ * ~/.local/share/containers/podman/machine/podman.sock;
+ * ~/.local/share/containers/podman/machine/<name>/podman.sock;
+ * /var/folders/<xx>/<yy>/T/podman/<machine>-api.sock (Podman 5's, in the
+ * person's macOS temp dir); /run/podman/podman.sock;
  * /run/user/<uid>/podman/podman.sock; /run/user/<uid>/docker.sock.
- * A tcp:// or ssh:// (or any non-unix) endpoint in the flag or DOCKER_HOST
- * gives -EPROTONOSUPPORT and a clear message in err. */
+ * The <instance>, <name> and <machine> entries come from bounded directory
+ * scans (DOCKER_DISCOVER_SCAN_MAX, DOCKER_DISCOVER_FOLDERS_MAX), in name
+ * order, and only sockets that exist and are the person's (or, in their
+ * home, root's) are listed; in /var/folders only the person's own
+ * directories are entered. The fixed paths are listed whether or not they
+ * exist. A tcp:// or ssh:// (or any non-unix) endpoint in the flag or
+ * DOCKER_HOST gives -EPROTONOSUPPORT and a clear message in err. */
 int docker_discover(const docker_discover_input *in, char ***paths, size_t *n, char *err,
                     size_t errlen);
 

@@ -1,9 +1,12 @@
 # Homebrew formula for loophole. Current Homebrew installs formulae only from
-# a tap, so install it through a local one:
+# a tap, so install it through a local one (README.md, "macOS (Homebrew)"):
 #   brew tap-new $USER/local
 #   cp packaging/homebrew/loophole.rb "$(brew --repository $USER/local)/Formula/"
 #   brew install --HEAD $USER/local/loophole
 #   sudo brew services start loophole
+# Until the project has a public home, point `head` at a clone first:
+#   head "file:///path/to/clone", branch: "main", using: :git
+# (without `using: :git` Homebrew fetches a file:// URL with curl).
 class Loophole < Formula
   desc "Own loopback address and DNS name for every Docker container"
   # PLACEHOLDER: the project's public repository; set before publishing the tap.
@@ -12,7 +15,7 @@ class Loophole < Formula
   # license: set once the project has chosen one (brew audit asks for it).
 
   depends_on "cmake" => :build
-  depends_on "pkg-config" => :build
+  depends_on "pkgconf" => :build
   depends_on "ldns"
   depends_on "libuv"
   depends_on "yajl"
@@ -73,6 +76,14 @@ class Loophole < Formula
         sudo brew services stop loophole
         brew uninstall loophole
       (If the daemon is already gone: sudo rm /etc/resolver/loop.test)
+
+      `sudo brew services start` makes the keg root-owned: Homebrew gives
+      root:admin loophole's opt prefix, bin and sbin (so no user can replace
+      what root runs), and then `brew upgrade`, `reinstall` and `uninstall`
+      cannot remove them. To undo it, stop the service and take the keg back:
+        sudo brew services stop loophole
+        sudo chown -R "$(whoami):admin" "$(brew --cellar)/loophole"
+      then upgrade or uninstall, and `sudo brew services start loophole` again.
     EOS
   end
 

@@ -1,11 +1,21 @@
 /* Unit tests of the DNS answer builder: queries are built and answers parsed
  * with ldns, malformed packets are built by hand. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <ldns/ldns.h>
+/* Only the ldns headers used, none that includes OpenSSL's (see dns.c). */
+#include <ldns/common.h>
+#include <ldns/error.h>
+#include <ldns/buffer.h>
+#include <ldns/rdata.h>
+#include <ldns/rr.h>
+#include <ldns/rbtree.h>
+#include <ldns/packet.h>
+#include <ldns/host2wire.h>
+#include <ldns/wire2host.h>
 
 #include "dns.h"
 #include "test.h"
@@ -90,17 +100,28 @@ static uint32_t rr_a(const ldns_rr *rr)
     return ntohl(v);
 }
 
-/* The owner (or rdata) name as lowercase text without the trailing dot. */
+/* The owner (or rdata) name as text without the trailing dot, decoded from
+ * its wire form here: ldns_rdf2str lives in host2str.h, which needs the
+ * DNSSEC headers and so OpenSSL's. A byte that is not a plain label
+ * character is written \DDD, as ldns does. */
 static const char *dname_text(const ldns_rdf *f, char *buf, size_t cap)
 {
-    char *s = ldns_rdf2str(f);
-    if (s == NULL)
-        return "";
-    size_t n = strlen(s);
-    if (n > 0 && s[n - 1] == '.')
-        s[--n] = '\0';
-    snprintf(buf, cap, "%s", s);
-    free(s);
+    const uint8_t *d = ldns_rdf_data(f);
+    size_t len = ldns_rdf_size(f), i = 0, o = 0;
+    buf[0] = '\0';
+    while (i < len && d[i] != 0 && i + 1 + d[i] <= len) {
+        size_t l = d[i++];
+        if (o > 0 && o + 1 < cap)
+            buf[o++] = '.';
+        for (size_t k = 0; k < l && o + 5 < cap; k++, i++) {
+            unsigned char c = d[i];
+            if (isalnum(c) || c == '-' || c == '_' || c == '*')
+                buf[o++] = (char)c;
+            else
+                o += (size_t)snprintf(buf + o, cap - o, "\\%03u", c);
+        }
+        buf[o] = '\0';
+    }
     return buf;
 }
 

@@ -5,7 +5,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <ldns/ldns.h>
+/* Only the ldns headers used, none that includes OpenSSL's (see dns.c). */
+#include <ldns/common.h>
+#include <ldns/error.h>
+#include <ldns/buffer.h>
+#include <ldns/rdata.h>
+#include <ldns/rr.h>
+#include <ldns/rbtree.h>
+#include <ldns/packet.h>
+#include <ldns/host2wire.h>
+#include <ldns/wire2host.h>
 #include <uv.h>
 
 #include "dns.h"

@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,14 +114,16 @@ TEST(defaults_order)
     char **v, err[256];
     size_t n;
     CHECK_INT(discover(&in, &v, &n, err), 0);
-    REQUIRE(n == 10);
+    REQUIRE(n == 12);
     CHECK_STR(v[0], "/env/docker.sock");
     const char *order[] = {"/var/run/docker.sock",
                            "/home/.docker/run/docker.sock",
                            "/home/.docker/desktop/docker.sock",
                            "/home/.colima/default/docker.sock",
+                           "/home/.config/colima/default/docker.sock",
                            "/home/.orbstack/run/docker.sock",
                            "/home/.rd/docker.sock",
+                           "/home/.local/share/containers/podman/machine/podman.sock",
                            "/run/podman/podman.sock",
                            "/run/user/1000/podman/podman.sock",
                            "/run/user/1000/docker.sock"};
@@ -132,7 +136,7 @@ TEST(defaults_order)
     snprintf(dup, sizeof(dup), "unix://%s/var/run/docker.sock", tmp);
     in.docker_host = dup;
     CHECK_INT(discover(&in, &v, &n, err), 0);
-    CHECK_INT(n, 9);
+    CHECK_INT(n, 11);
     CHECK_INT(index_of(v, n, "/var/run/docker.sock"), 0);
     docker_free_ids(v, n);
 }
@@ -166,6 +170,7 @@ TEST(colima_home)
     CHECK_INT(discover(&in, &v, &n, err), 0);
     CHECK_INT(index_of(v, n, "/colima/default/docker.sock"), 3);
     CHECK_INT(index_of(v, n, "/home/.colima/default/docker.sock"), (size_t)-1);
+    CHECK_INT(index_of(v, n, "/home/.config/colima/default/docker.sock"), (size_t)-1);
     docker_free_ids(v, n);
     /* Even with nobody known, COLIMA_HOME is the daemon's own environment. */
     docker_person none;
@@ -203,7 +208,7 @@ TEST(context)
     char **v, err[256];
     size_t n;
     CHECK_INT(discover(&in, &v, &n, err), 0);
-    REQUIRE(n == 11);
+    REQUIRE(n == 13);
     CHECK_STR(v[0], "/env.sock");
     CHECK_INT(index_of(v, n, "/ctx/docker.sock"), 1);
     CHECK_INT(index_of(v, n, "/var/run/docker.sock"), 2);
@@ -216,14 +221,14 @@ TEST(context)
     write_file(path, "{\"currentContext\":\"default\"}");
     in.docker_host = NULL;
     CHECK_INT(discover(&in, &v, &n, err), 0);
-    CHECK_INT(n, 9);
+    CHECK_INT(n, 11);
     CHECK_INT(index_of(v, n, "/var/run/docker.sock"), 0);
     docker_free_ids(v, n);
     write_file(path, "{\"currentContext\":\"other\"}");
     snprintf(path, sizeof(path), "%s/.docker/contexts/meta/aaaa/meta.json", p.home);
     write_file(path, "{\"Name\":\"other\",\"Endpoints\":{\"docker\":{\"Host\":\"tcp://h:2375\"}}}");
     CHECK_INT(discover(&in, &v, &n, err), 0);
-    CHECK_INT(n, 9);
+    CHECK_INT(n, 11);
     docker_free_ids(v, n);
 }
 
@@ -263,7 +268,7 @@ static bool found_context(const docker_person *p)
         return false;
     bool found = index_of(v, n, "/ctx/docker.sock") == 0;
     CHECK(index_of(v, n, "/var/run/docker.sock") == (found ? 1u : 0u));
-    CHECK_INT(n, found ? 10 : 9);
+    CHECK_INT(n, found ? 12 : 11);
     docker_free_ids(v, n);
     return found;
 }
@@ -371,6 +376,193 @@ TEST(context_symlinks_owner)
     REQUIRE(chown(real, 0, 0) == 0);
     REQUIRE(chown(meta, OTHER_UID, OTHER_UID) == 0);
     CHECK(!found_context(&q));
+}
+
+/* A unix socket file at path (its directories made), as an engine leaves it. */
+static bool make_socket(const char *path)
+{
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s", path);
+    *strrchr(dir, '/') = '\0';
+    mkdirs(dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return false;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    close(fd);
+    return rc == 0;
+}
+
+/* How many candidates lie under <tmp><prefix>. */
+static size_t count_under(char **v, size_t n, const char *prefix)
+{
+    char want[1024];
+    int k = snprintf(want, sizeof(want), "%s%s", tmp, prefix);
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += strncmp(v[i], want, (size_t)k) == 0;
+    return c;
+}
+
+/* A person whose home is <tmp>/<sub>, owning what this process makes. */
+static docker_person scan_home(const char *sub)
+{
+    docker_person p = person();
+    p.uid = (unsigned)getuid();
+    snprintf(p.home, sizeof(p.home), "%s/%s", tmp, sub);
+    return p;
+}
+
+/* Lima instances, Podman 4 machine directories and Podman 5's temp-dir
+ * sockets are found when they exist, in name order, where the header says;
+ * what is not an instance's socket is not listed. */
+TEST(scanned_candidates)
+{
+    docker_person p = scan_home("scan");
+    char path[1024];
+    const char *socks[] = {
+        "/scan/.lima/work/sock/docker.sock",
+        "/scan/.lima/default/sock/docker.sock",
+        "/scan/.lima/_config/sock/docker.sock", /* Lima's own, not an instance */
+        "/scan/.local/share/containers/podman/machine/qemu/podman.sock",
+        "/scan/.local/share/containers/podman/machine/applehv/podman.sock",
+        "/var/folders/x1/abcd0123/T/podman/podman-machine-default-api.sock",
+        "/var/folders/x1/abcd0123/T/podman/podman-machine-default-gvproxy.sock", /* not the API */
+    };
+    for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++) {
+        snprintf(path, sizeof(path), "%s%s", tmp, socks[i]);
+        REQUIRE(make_socket(path));
+    }
+    /* An instance without a socket, and one whose "socket" is a file. */
+    snprintf(path, sizeof(path), "%s/scan/.lima/stopped/sock", tmp);
+    mkdirs(path);
+    snprintf(path, sizeof(path), "%s/scan/.lima/file/sock/docker.sock", tmp);
+    write_file(path, "not a socket");
+
+    docker_discover_input in = {NULL, NULL, &p, NULL, tmp};
+    char **v, err[256];
+    size_t n;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    const char *order[] = {"/var/run/docker.sock",
+                           "/scan/.docker/run/docker.sock",
+                           "/scan/.docker/desktop/docker.sock",
+                           "/scan/.colima/default/docker.sock",
+                           "/scan/.config/colima/default/docker.sock",
+                           "/scan/.orbstack/run/docker.sock",
+                           "/scan/.rd/docker.sock",
+                           "/scan/.lima/default/sock/docker.sock",
+                           "/scan/.lima/work/sock/docker.sock",
+                           "/scan/.local/share/containers/podman/machine/podman.sock",
+                           "/scan/.local/share/containers/podman/machine/applehv/podman.sock",
+                           "/scan/.local/share/containers/podman/machine/qemu/podman.sock",
+                           "/var/folders/x1/abcd0123/T/podman/podman-machine-default-api.sock",
+                           "/run/podman/podman.sock"};
+    REQUIRE(n == sizeof(order) / sizeof(order[0]) + 2);
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        CHECK_INT(index_of(v, n, order[i]), i);
+    docker_free_ids(v, n);
+
+    /* Nobody known: no scan at all. */
+    docker_person none;
+    memset(&none, 0, sizeof(none));
+    in.person = &none;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    CHECK_INT(n, 2);
+    docker_free_ids(v, n);
+}
+
+/* Scans read at most DOCKER_DISCOVER_SCAN_MAX entries of a directory and
+ * DOCKER_DISCOVER_FOLDERS_MAX of /var/folders, every entry counting. */
+TEST_TIMEOUT(scan_bounds, 120)
+{
+    docker_person p = scan_home("bounds");
+    /* A root of its own: other tests' /var/folders would use the budget. */
+    char root[512], path[1024];
+    snprintf(root, sizeof(root), "%s/broot", tmp);
+    for (int i = 0; i < DOCKER_DISCOVER_SCAN_MAX + 8; i++) {
+        snprintf(path, sizeof(path), "%s/bounds/.lima/i%02d/sock/docker.sock", tmp, i);
+        REQUIRE(make_socket(path));
+        snprintf(path, sizeof(path), "%s/var/folders/m1/own/T/podman/m%02d-api.sock", root, i);
+        REQUIRE(make_socket(path));
+    }
+    docker_discover_input in = {NULL, NULL, &p, NULL, root};
+    char **v, err[256];
+    size_t n;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    CHECK_INT(count_under(v, n, "/bounds/.lima/"), DOCKER_DISCOVER_SCAN_MAX);
+    CHECK_INT(count_under(v, n, "/broot/var/folders/m1/own/T/podman/"), DOCKER_DISCOVER_SCAN_MAX);
+    docker_free_ids(v, n);
+
+    /* One /var/folders/<xx> with more per-user directories than the
+     * budget: "m1" and "m2" take two entries, then the rest of it goes on
+     * the directories read in "m1" (own) and "m2", in name order. */
+    for (int i = 0; i < DOCKER_DISCOVER_FOLDERS_MAX + 10; i++) {
+        snprintf(path, sizeof(path), "%s/var/folders/m2/u%03d/T/podman/m-api.sock", root, i);
+        REQUIRE(make_socket(path));
+    }
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    CHECK_INT(count_under(v, n, "/broot/var/folders/m2/"), DOCKER_DISCOVER_FOLDERS_MAX - 3);
+    CHECK(n < DOCKER_DISCOVER_FOLDERS_MAX + 2 * DOCKER_DISCOVER_SCAN_MAX + 16);
+    docker_free_ids(v, n);
+}
+
+/* As root (the daemon), sockets that are someone else's are skipped: in the
+ * home, anything neither the person's nor root's (also through a symlink);
+ * in /var/folders, directories and sockets not the person's (root's too). */
+TEST(scan_foreign_owner)
+{
+    if (getuid() != 0)
+        TEST_SKIP("needs root: only root can give a file away (chown)");
+    docker_person p = scan_home("owner");
+    p.uid = OTHER_UID + 1; /* the person; root and OTHER_UID are others */
+    char mine[1024], theirs[1024], rootl[1024], link[1024];
+    snprintf(mine, sizeof(mine), "%s/owner/.lima/mine/sock/docker.sock", tmp);
+    snprintf(theirs, sizeof(theirs), "%s/owner/.lima/theirs/sock/docker.sock", tmp);
+    snprintf(rootl, sizeof(rootl), "%s/owner/.lima/root/sock/docker.sock", tmp);
+    REQUIRE(make_socket(mine) && make_socket(theirs) && make_socket(rootl));
+    REQUIRE(chown(mine, OTHER_UID + 1, OTHER_UID + 1) == 0);
+    REQUIRE(chown(theirs, OTHER_UID, OTHER_UID) == 0);
+    /* A symlink from an instance of the person's to another's socket. */
+    char elsewhere[1024];
+    snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere.sock", tmp);
+    REQUIRE(make_socket(elsewhere));
+    REQUIRE(chown(elsewhere, OTHER_UID, OTHER_UID) == 0);
+    snprintf(link, sizeof(link), "%s/owner/.lima/linked/sock", tmp);
+    mkdirs(link);
+    snprintf(link, sizeof(link), "%s/owner/.lima/linked/sock/docker.sock", tmp);
+    REQUIRE(symlink(elsewhere, link) == 0);
+
+    /* /var/folders: the person's directory with one socket of theirs and
+     * one of root's; another's directory with a socket that names the
+     * person as owner (it is still not their temp dir). */
+    char dir[1024], s1[1024], s2[1024], s3[1024];
+    snprintf(s1, sizeof(s1), "%s/var/folders/q1/person/T/podman/a-api.sock", tmp);
+    snprintf(s2, sizeof(s2), "%s/var/folders/q1/person/T/podman/b-api.sock", tmp);
+    snprintf(s3, sizeof(s3), "%s/var/folders/q1/other/T/podman/c-api.sock", tmp);
+    REQUIRE(make_socket(s1) && make_socket(s2) && make_socket(s3));
+    snprintf(dir, sizeof(dir), "%s/var/folders/q1/person", tmp);
+    REQUIRE(chown(dir, OTHER_UID + 1, OTHER_UID + 1) == 0);
+    REQUIRE(chown(s1, OTHER_UID + 1, OTHER_UID + 1) == 0);
+    snprintf(dir, sizeof(dir), "%s/var/folders/q1/other", tmp);
+    REQUIRE(chown(dir, OTHER_UID, OTHER_UID) == 0);
+    REQUIRE(chown(s3, OTHER_UID + 1, OTHER_UID + 1) == 0);
+
+    docker_discover_input in = {NULL, NULL, &p, NULL, tmp};
+    char **v, err[256];
+    size_t n;
+    CHECK_INT(discover(&in, &v, &n, err), 0);
+    CHECK(index_of(v, n, "/owner/.lima/mine/sock/docker.sock") != (size_t)-1);
+    CHECK(index_of(v, n, "/owner/.lima/root/sock/docker.sock") != (size_t)-1);
+    CHECK_INT(index_of(v, n, "/owner/.lima/theirs/sock/docker.sock"), (size_t)-1);
+    CHECK_INT(index_of(v, n, "/owner/.lima/linked/sock/docker.sock"), (size_t)-1);
+    CHECK_INT(count_under(v, n, "/owner/.lima/"), 2);
+    CHECK(index_of(v, n, "/var/folders/q1/person/T/podman/a-api.sock") != (size_t)-1);
+    CHECK_INT(count_under(v, n, "/var/folders/"), 1);
+    docker_free_ids(v, n);
 }
 
 TEST(find_person)

@@ -32,7 +32,7 @@
 #define HAVE_SPLICE 0
 #endif
 
-/* macOS SDKs before MSG_NOSIGNAL: main() ignores SIGPIPE anyway. */
+/* For SDKs without MSG_NOSIGNAL (macOS 12's has it): the setup ignores SIGPIPE anyway. */
 #if !defined(__linux__) && !defined(MSG_NOSIGNAL)
 #define MSG_NOSIGNAL 0
 #endif
