@@ -139,6 +139,11 @@ int fs_lock(const char *path, int *out)
         return errno == EMLINK ? -ELOOP : -errno;
     struct stat st;
     int rc = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EINVAL;
+    /* The caller writes into it as root: a hard link to another file (a
+     * state directory someone else can write to; macOS has no
+     * protected_hardlinks) or a file of someone else's is not ours. */
+    if (rc == 0 && (st.st_nlink != 1 || st.st_uid != geteuid()))
+        rc = -EPERM;
     if (rc < 0) {
         close(fd);
         return rc;

@@ -68,10 +68,11 @@ static bool drop(uint32_t *v, size_t *n, uint32_t a)
     return false;
 }
 
-void alias_set_sync(alias_set *s, const uint32_t *want, size_t nwant)
+size_t alias_set_sync(alias_set *s, const uint32_t *want, size_t nwant)
 {
     if (!s->active)
-        return;
+        return 0;
+    size_t added = 0;
     char ip[16];
     for (size_t i = 0; i < s->n;) {
         if (has_addr(want, nwant, s->addrs[i])) {
@@ -122,18 +123,27 @@ void alias_set_sync(alias_set *s, const uint32_t *want, size_t nwant)
         drop(s->foreign, &s->nforeign, want[i]);
         log_debug("alias", "added %s", ip4_format(want[i], ip));
         push(&s->addrs, &s->n, want[i]);
+        added++;
     }
+    return added;
 }
 
-void alias_set_remove_leftovers(const alias_set *s, const uint32_t *v, size_t n)
+void alias_set_remove_leftovers(alias_set *s, const uint32_t *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char ip[16];
-        int rc = s->del(v[i]);
-        if (rc < 0)
+        if (has_addr(s->addrs, s->n, v[i]))
+            continue;
+        int rc = 0;
+        if (!s->active) {
+            rc = s->del(v[i]);
+            if (rc == 0) {
+                log_info("alias", "removed leftover alias %s", ip4_format(v[i], ip));
+                continue;
+            }
             log_warn_err("alias", rc, "cannot remove leftover alias %s", ip4_format(v[i], ip));
-        else
-            log_info("alias", "removed leftover alias %s", ip4_format(v[i], ip));
+        }
+        push(&s->addrs, &s->n, v[i]);
     }
 }
 

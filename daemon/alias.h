@@ -51,9 +51,14 @@ void alias_set_init(alias_set *s, alias_mode m);
  * again at the next sync (if it disappears, we add it and it becomes ours).
  * Failures are logged; an alias that cannot be removed stays in the set (and
  * so in the state file) to be tried again. */
-void alias_set_sync(alias_set *s, const uint32_t *want, size_t n);
-/* Removes addresses a crashed run left behind (from the state file). */
-void alias_set_remove_leftovers(const alias_set *s, const uint32_t *v, size_t n);
+/* Returns how many addresses it added (the caller saves them in the state
+ * file before binding anything on them). */
+size_t alias_set_sync(alias_set *s, const uint32_t *want, size_t n);
+/* Addresses a crashed run left behind (from the state file) are ours: with
+ * the set active they join it, so the next sync keeps the wanted ones and
+ * removes the rest; inactive, they are removed now. One that cannot be
+ * removed stays in the set (and the state file) to be tried again. */
+void alias_set_remove_leftovers(alias_set *s, const uint32_t *v, size_t n);
 void alias_set_free(alias_set *s);
 
 #endif

@@ -118,7 +118,10 @@ static void sync_aliases(daemon_ctx *d)
 {
     size_t naddr = 0;
     uint32_t *addrs = reg_addresses(&d->reg, &naddr);
-    alias_set_sync(&d->aliases, addrs, naddr);
+    /* An alias we add is in the state file before anything binds it, so a
+     * crash now leaves it recorded as ours, for the next start to clean. */
+    if (alias_set_sync(&d->aliases, addrs, naddr) > 0)
+        daemon_save_state(d);
     free(addrs);
 }
 

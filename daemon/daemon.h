@@ -59,6 +59,7 @@ typedef struct daemon_ctx {
     int64_t started_ms;
     bool owns_system; /* past the control socket check: aliases, resolver, state are ours */
     int lock_fd;      /* <state_dir>/DAEMON_LOCK_FILE, flock'ed for life; -1 before */
+    int sock_lock_fd; /* <control socket>.lock when we bind the socket ourselves; -1 else */
     bool stopping;
     int exit_code;
 } daemon_ctx;

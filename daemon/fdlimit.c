@@ -36,10 +36,24 @@ int fdlimit_raise(uint64_t *before, uint64_t *after)
         *after = soft;
     if (want == soft)
         return 0;
-    /* want is below the hard limit, so it is finite and fits rlim_t. */
-    rl.rlim_cur = (rlim_t)want;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return -errno;
+    /* want is below the hard limit, so it is finite and fits rlim_t. A
+     * kernel whose per-process maximum is below it (macOS:
+     * kern.maxfilesperproc under OPEN_MAX) refuses with EINVAL: halve and try
+     * again, down to what we have. */
+    int rc = -EINVAL;
+    while (want > soft) {
+        rl.rlim_cur = (rlim_t)want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rc = 0;
+            break;
+        }
+        rc = -errno;
+        if (rc != -EINVAL)
+            return rc;
+        want = soft + (want - soft) / 2;
+    }
+    if (rc < 0)
+        return rc;
     if (after)
         *after = want;
     return 0;

@@ -285,10 +285,42 @@ static int lock_state_dir(daemon_ctx *d)
         log_error_err("loopholed", rc, "cannot lock %s", path);
         return rc;
     }
+    /* Written over the old pid, then cut to length: a second daemon reading
+     * meanwhile sees one pid or the other, never an empty file. */
     char line[32];
     int len = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
-    if (ftruncate(d->lock_fd, 0) < 0 || write(d->lock_fd, line, (size_t)len) != len)
+    if (pwrite(d->lock_fd, line, (size_t)len, 0) != len || ftruncate(d->lock_fd, len) < 0)
         log_debug("loopholed", "cannot write the pid to %s (the lock is held anyway)", path);
+    return 0;
+}
+
+/* A daemon binding the control socket itself also locks "<socket>.lock"
+ * beside it: two daemons with different state directories but one socket
+ * path must not take each other's live socket for a stale one (on macOS a
+ * full listen backlog refuses a connect). Returns whether a stale socket may
+ * be replaced; -EWOULDBLOCK when another daemon holds the socket. */
+static int lock_socket(daemon_ctx *d, bool *replace)
+{
+    *replace = false;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s.lock", d->cfg.control_socket) >= (int)sizeof(path))
+        return 0;
+    int rc = fs_lock(path, &d->sock_lock_fd);
+    if (rc == -EWOULDBLOCK) {
+        log_error("control",
+                  "another loopholed is serving the control socket %s (it holds %s): "
+                  "not starting",
+                  d->cfg.control_socket, path);
+        return rc;
+    }
+    if (rc < 0) {
+        /* Without the lock a live daemon's socket cannot be told from a
+         * dead one's: a socket file there is then left alone. */
+        log_warn_err("control", rc, "cannot lock %s; a stale socket there will not be replaced",
+                     path);
+        return 0;
+    }
+    *replace = true;
     return 0;
 }
 
@@ -304,8 +336,8 @@ static int start(daemon_ctx *d)
 
     /* Then the control socket: a second daemon with another state directory
      * but this socket must stop here, before it touches the first one's
-     * aliases or resolver entry. A stale socket file is replaced only
-     * because we hold the lock. */
+     * aliases or resolver entry. A stale socket file is replaced only while
+     * we hold the socket's own lock (lock_socket). */
     int cfd = -1;
     rc = service_listen_fd(SERVICE_CONTROL_SOCKET_NAME, &cfd);
     if (rc < 0 && rc != -ENOENT) {
@@ -313,14 +345,17 @@ static int start(daemon_ctx *d)
                       "the control socket passed by the service manager is unusable");
         return rc;
     }
+    bool replace = false;
     if (cfd >= 0)
         log_info("control", "using the control socket passed by the service manager");
+    else if ((rc = lock_socket(d, &replace)) < 0)
+        return rc;
     control_options copts = {.path = d->cfg.control_socket,
                              .inherited_fd = cfd,
                              .admin_group = d->cfg.admin_group,
                              .max_clients = CONTROL_DEFAULT_MAX_CLIENTS,
                              .idle_timeout_ms = CONTROL_DEFAULT_IDLE_MS,
-                             .replace_stale = true};
+                             .replace_stale = replace};
     control_provider prov = {d, prov_status, prov_containers, prov_container, prov_resolver};
     rc = control_start(d->loop, &copts, &prov, &d->control);
     if (rc < 0) {
@@ -418,6 +453,7 @@ int main(int argc, char **argv)
     daemon_ctx d;
     memset(&d, 0, sizeof(d));
     d.lock_fd = -1;
+    d.sock_lock_fd = -1;
     char err[1024] = "";
     int rc = config_load(&d.cfg, argc, argv, err, sizeof(err));
     if (rc == CONFIG_EXIT) {
@@ -465,6 +501,8 @@ int main(int argc, char **argv)
     /* Released last, after the state was saved and the socket removed. */
     if (d.lock_fd >= 0)
         close(d.lock_fd);
+    if (d.sock_lock_fd >= 0)
+        close(d.sock_lock_fd);
     config_free(&d.cfg);
     if (d.exit_code == 0)
         log_info("loopholed", "stopped cleanly");

@@ -188,8 +188,19 @@ int proxy_listen_fd(uv_loop_t *loop, const proxy_options *opts, int proto, int f
         l->timer.data = l;
         l->refs = 2;
         err = uv_udp_open(&l->udp, fd);
-        if (err == 0)
+        if (err == 0) {
+            /* uv_udp_open sets a reuse option of its own after our bind
+             * (SO_REUSEADDR on Linux, SO_REUSEPORT on BSDs), which would let
+             * a later socket with the same option bind our exact address and
+             * port. Undo it, keeping only what platform_udp_reuseaddr asks. */
+            int off = 0;
+#ifdef SO_REUSEPORT
+            (void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &off, sizeof(off));
+#endif
+            if (!platform_udp_reuseaddr())
+                (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof(off));
             err = proxy_udp_start(l);
+        }
         if (err) {
             /* Rare (the socket checked out above); the handles can only go
              * away asynchronously, the socket itself is closed now. */

@@ -318,6 +318,10 @@ if [ "$st" -eq 0 ] || [ "$st" -eq 124 ]; then
 fi
 grep -qi 'another loopholed' "$LH_TMP/second.log" ||
     fail "a second daemon's message does not say another loopholed is running: $(cat "$LH_TMP/second.log")"
+# Another state directory, so it is the socket's own lock that stops it,
+# not a refused connect (which on macOS a full backlog gives a live daemon).
+grep -qi "is serving the control socket $LH_SOCK" "$LH_TMP/second.log" ||
+    fail "a second daemon on $LH_SOCK was not stopped by the socket's lock: $(cat "$LH_TMP/second.log")"
 [ -S "$LH_SOCK" ] || fail "the second daemon removed the first one's socket"
 control_up || fail "the first daemon stopped answering after a second one tried its socket"
 log "second daemon refused: $(grep -i 'another loopholed' "$LH_TMP/second.log" | head -n1)"

@@ -70,6 +70,7 @@ static struct {
     int adds, dels;
     uint32_t deleted[16];
     size_t ndeleted;
+    bool del_fails;
 } fake;
 
 static bool fake_has(uint32_t a)
@@ -92,6 +93,8 @@ static int fake_add(uint32_t a, int *existed)
 static int fake_del(uint32_t a)
 {
     fake.dels++;
+    if (fake.del_fails)
+        return -EBUSY;
     if (fake.ndeleted < 16)
         fake.deleted[fake.ndeleted++] = a;
     for (size_t i = 0; i < fake.n; i++)
@@ -163,6 +166,54 @@ TEST(set_adopts_vanished_alias)
     alias_set_sync(&s, NULL, 0);
     CHECK(!fake_has(a));
     CHECK_INT(fake.dels, 1);
+    alias_set_free(&s);
+}
+
+/* A killed daemon's aliases (from the state file) are ours: with the set
+ * active they join it, so the first sync keeps the wanted one instead of
+ * removing and adding it, and removes the other; and they stay ours, so one
+ * the person's interface still has is not taken for the person's. */
+TEST(set_leftovers_active)
+{
+    alias_set s;
+    fake_set(&s);
+    const uint32_t keep = ADDR(127, 0, 0, 2), gone = ADDR(127, 0, 0, 3);
+    fake.on[fake.n++] = keep;
+    fake.on[fake.n++] = gone;
+    const uint32_t left[] = {keep, gone};
+    alias_set_remove_leftovers(&s, left, 2);
+    CHECK_INT(fake.dels, 0);
+    CHECK_INT(s.n, 2);
+    CHECK_INT(alias_set_sync(&s, &keep, 1), 0);
+    CHECK_INT(fake.adds, 0);
+    CHECK_INT(fake.dels, 1);
+    CHECK_INT(fake.deleted[0], gone);
+    CHECK_INT(s.n, 1);
+    CHECK_INT(s.nforeign, 0);
+    /* At stop it goes too: it was ours. */
+    alias_set_sync(&s, NULL, 0);
+    CHECK(!fake_has(keep));
+    alias_set_free(&s);
+}
+
+/* Inactive (the mode changed since the crash): leftovers are removed at
+ * once; one that cannot be stays recorded to be tried at the next start. */
+TEST(set_leftovers_inactive)
+{
+    alias_set s;
+    fake_set(&s);
+    s.active = false;
+    const uint32_t a = ADDR(127, 0, 0, 2), b = ADDR(127, 0, 0, 3);
+    fake.on[fake.n++] = a;
+    alias_set_remove_leftovers(&s, &a, 1);
+    CHECK(!fake_has(a));
+    CHECK_INT(s.n, 0);
+    fake.on[fake.n++] = b;
+    fake.del_fails = true;
+    alias_set_remove_leftovers(&s, &b, 1);
+    CHECK(fake_has(b));
+    CHECK_INT(s.n, 1);
+    CHECK_INT(s.addrs[0], b);
     alias_set_free(&s);
 }
 

@@ -237,6 +237,20 @@ TEST(lock)
     CHECK_INT(fs_lock(f, &a), -EINVAL);
     path_of(f, sizeof(f), "missing/x.lock");
     CHECK_INT(fs_lock(f, &a), -ENOENT);
+
+    /* A hard link to another file (someone plants one in a state directory
+     * they can write to) is refused: the daemon would write into it as root. */
+    char victim[256], hl[256];
+    path_of(victim, sizeof(victim), "victim");
+    int v = open(victim, O_WRONLY | O_CREAT, 0644);
+    REQUIRE(v >= 0);
+    REQUIRE(write(v, "keep", 4) == 4);
+    close(v);
+    path_of(hl, sizeof(hl), "hard.lock");
+    REQUIRE(link(victim, hl) == 0);
+    CHECK_INT(fs_lock(hl, &a), -EPERM);
+    REQUIRE(stat(victim, &st) == 0);
+    CHECK_INT(st.st_size, 4);
 }
 
 TEST_SETUP()

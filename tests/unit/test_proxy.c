@@ -1365,6 +1365,15 @@ TEST(udp_reuseaddr)
     REQUIRE(uv_loop_init(&loop) == 0);
     proxy_listener *l = NULL, *l2 = NULL;
     REQUIRE(proxy_listen_fd(&loop, NULL, PROXY_UDP, fd, (struct sockaddr *)&ua, &l) == 0);
+    /* uv_udp_open sets a reuse option of its own after the bind; the
+     * listener undoes it, so no later socket can share the exact port. */
+    on = -1;
+    CHECK(getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, &len) == 0);
+    CHECK_INT(on != 0, platform_udp_reuseaddr());
+#ifdef SO_REUSEPORT
+    on = -1;
+    CHECK(getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &len) == 0 && on == 0);
+#endif
     struct sockaddr_storage local;
     proxy_local_addr(l, &local);
     CHECK_INT(proxy_listen(&loop, NULL, PROXY_UDP, (struct sockaddr *)&local,
