@@ -142,7 +142,7 @@ static void defaults(config *c)
     }
 }
 
-int config_apply_json(config *c, const char *json, size_t len, const char *origin, char *err,
+static int apply_json(config *c, const char *json, size_t len, const char *origin, char *err,
                       size_t errlen)
 {
     /* The file is one flat object; the depth limit only keeps a hostile
@@ -278,7 +278,7 @@ static int validate(config *c, char *err, size_t errlen)
     return 0;
 }
 
-int config_load(config *c, int argc, char **argv, char *err, size_t errlen)
+static int load(config *c, int argc, char **argv, char *err, size_t errlen)
 {
     defaults(c);
     /* First pass: --help, --version and --config, and check every flag's
@@ -334,7 +334,7 @@ int config_load(config *c, int argc, char **argv, char *err, size_t errlen)
     if (rc == 0) {
         char origin[PATH_MAX + 16];
         snprintf(origin, sizeof(origin), "config %s", path);
-        rc = config_apply_json(c, text, len, origin, err, errlen);
+        rc = apply_json(c, text, len, origin, err, errlen);
         free(text);
         if (rc < 0)
             return rc;
@@ -368,4 +368,27 @@ void config_free(config *c)
             free(*p);
             *p = NULL;
         }
+}
+
+/* The messages quote flags, keys and values as given: a line break or an
+ * escape sequence in one must not break the one-line promise of config.h
+ * (or forge a log line), so control bytes become '?'. */
+static int one_line(int rc, char *err)
+{
+    if (rc < 0 && err)
+        for (char *p = err; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+    return rc;
+}
+
+int config_apply_json(config *c, const char *json, size_t len, const char *origin, char *err,
+                      size_t errlen)
+{
+    return one_line(apply_json(c, json, len, origin, err, errlen), err);
+}
+
+int config_load(config *c, int argc, char **argv, char *err, size_t errlen)
+{
+    return one_line(load(c, argc, argv, err, errlen), err);
 }

@@ -186,7 +186,7 @@ static void load_zone(daemon_ctx *d)
  * times). Then DNS, state and events. */
 void daemon_apply(daemon_ctx *d)
 {
-    reg_apply_begin(&d->reg);
+    reg_apply_begin(&d->reg, now_ms());
     for (int round = 0; round < APPLY_ROUNDS; round++) {
         sync_aliases(d);
         size_t nw = 0, nres = 0;

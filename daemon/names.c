@@ -348,8 +348,16 @@ int names_derive(const container *c, const char *domain_in, names_result *out)
         if (qualify(rel, domain, fq) > 0)
             add_name(out, fq);
         snprintf(rel, sizeof(rel), "%s.%s", svc_l, proj_l);
-        if (qualify(rel, domain, fq) > 0)
-            out->service_alias = xstrdup(fq);
+        /* A 63-byte service whose name ends in "-<n>" is cut to exactly its
+         * replica n's name: then that replica simply is the name, and there
+         * is no alias (names.h: the alias is never in names[]). */
+        bool own = false;
+        if (qualify(rel, domain, fq) > 0) {
+            for (size_t i = 0; i < out->nnames; i++)
+                own = own || strcmp(out->names[i], fq) == 0;
+            if (!own)
+                out->service_alias = xstrdup(fq);
+        }
     }
     if (cname && names_sanitize_label(cname, rel, sizeof(rel)) > 0 && qualify(rel, domain, fq) > 0)
         add_name(out, fq);

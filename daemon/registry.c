@@ -45,6 +45,7 @@ void reg_free(registry *r)
     for (size_t i = 0; i < r->n; i++)
         entry_free(r->entries[i]);
     free(r->entries);
+    free(r->blocks);
     free_strv(r->owner_names, r->nowners);
     free_strv(r->owner_ids, r->nowners);
     alloc_free(&r->pool);
@@ -603,16 +604,31 @@ static int reg_move(registry *r, reg_entry *e, int64_t now)
 {
     if (!served(e))
         return -EINVAL;
-    uint32_t addr;
+    uint32_t addr, old = e->addr;
     int rc = alloc_move(&r->pool, e->lease_key, now, &addr);
     if (rc < 0)
         return rc;
     e->addr = addr;
+    for (size_t i = 0; i < r->nblocks; i++)
+        if (r->blocks[i].addr == old) {
+            r->blocks[i].at = now;
+            return 0;
+        }
+    r->blocks = xrealloc(r->blocks, (r->nblocks + 1) * sizeof(*r->blocks));
+    r->blocks[r->nblocks++] = (struct reg_block){old, now};
     return 0;
 }
 
-void reg_apply_begin(registry *r)
+void reg_apply_begin(registry *r, int64_t now)
 {
+    for (size_t i = 0; i < r->nblocks;) {
+        if (now - r->blocks[i].at < REG_BLOCK_MS) {
+            i++;
+            continue;
+        }
+        alloc_unblock(&r->pool, r->blocks[i].addr);
+        r->blocks[i] = r->blocks[--r->nblocks];
+    }
     for (size_t i = 0; i < r->n; i++) {
         reg_entry *e = r->entries[i];
         e->apply_moves = 0;

@@ -29,6 +29,8 @@ enum { REG_PORT_NONE = 0, REG_PORT_PROXY, REG_PORT_SHARED };
 /* How many addresses a container may walk in one apply when other programs
  * hold its ports. */
 #define REG_MAX_MOVES 8
+/* How long an address a container moved away from stays out of the pool. */
+#define REG_BLOCK_MS (10 * 60 * 1000)
 
 /* One exposed port of a container, once per (port, proto): Docker lists a port
  * published on 0.0.0.0 and :: twice; the IPv4 binding is preferred. */
@@ -88,6 +90,12 @@ typedef struct registry {
     bool share_wildcard;
     unsigned round;   /* decide round counter (reg_decide_round) */
     bool final_round; /* the current round moves nothing */
+    /* Addresses alloc_move blocked, and when (for reg_apply_begin). */
+    struct reg_block {
+        uint32_t addr;
+        int64_t at;
+    } * blocks;
+    size_t nblocks;
 } registry;
 
 void reg_init(registry *r, const char *domain, uint32_t first, uint32_t last);
@@ -128,8 +136,10 @@ int reg_port_target(const reg_port *p, struct sockaddr_storage *out);
 /* ---- Decisions on what the I/O modules report ---- */
 
 /* Starts an apply: per-apply move counts and "held" problems are reset (the
- * port table tries every port again). */
-void reg_apply_begin(registry *r);
+ * port table tries every port again), and addresses blocked by a move more
+ * than REG_BLOCK_MS ago are usable again (the program that held a port there
+ * may be gone; without this the pool would shrink by one per move, for good). */
+void reg_apply_begin(registry *r, int64_t now);
 /* Ends an apply: a settled entry none of whose ports is held any more may
  * move again the next time. */
 void reg_apply_end(registry *r);

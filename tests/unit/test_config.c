@@ -256,6 +256,27 @@ TEST(man_pages_state_defaults)
     CHECK(idle);
 }
 
+/* A value or key quoted in a refusal cannot break the one-line message (or
+ * forge a log line): control bytes become '?'. */
+TEST(errors_one_line)
+{
+    config c;
+    char err[256] = "";
+    char *argv[] = {"loopholed", "--domain", "evil\n2026-12-03 error forged", NULL};
+    CHECK(config_load(&c, 3, argv, err, sizeof(err)) < 0);
+    CHECK(strchr(err, '\n') == NULL);
+    CHECK(strstr(err, "evil?2026") != NULL);
+    config_free(&c);
+    const char json[] = "{\"do\\nmain\": 1}";
+    memset(err, 0, sizeof(err));
+    config c2;
+    char *argv2[] = {"loopholed", NULL};
+    REQUIRE(config_load(&c2, 1, argv2, err, sizeof(err)) == 0);
+    CHECK(config_apply_json(&c2, json, strlen(json), "test", err, sizeof(err)) < 0);
+    CHECK(strchr(err, '\n') == NULL);
+    config_free(&c2);
+}
+
 TEST_SETUP()
 {
     int fd = mkstemp(tmpcfg);

@@ -260,6 +260,14 @@ TEST(held_everywhere)
     CHECK_INT(e->moves, REG_MAX_MOVES);
     CHECK(!e->settled);
     CHECK(json_has(&x, NULL, "\"problems\":[\"Docker unreachable since start\"]}"));
+    /* The addresses it walked away from come back to the pool after a
+     * while, so the pool does not shrink by one per move for good. */
+    CHECK_INT(x.d.reg.pool.nblocked, REG_MAX_MOVES);
+    reg_apply_begin(&x.d.reg, now_ms() + REG_BLOCK_MS / 2);
+    CHECK_INT(x.d.reg.pool.nblocked, REG_MAX_MOVES);
+    reg_apply_begin(&x.d.reg, now_ms() + REG_BLOCK_MS);
+    CHECK_INT(x.d.reg.pool.nblocked, 0);
+    CHECK_INT(x.d.reg.nblocks, 0);
     env_free(&x);
 }
 

@@ -673,3 +673,29 @@ TEST(garbage)
         container_free(c);
     }
 }
+
+/* A 63-byte service ending in "-3" is cut, for replica 3, to exactly its own
+ * name: that replica is the name, and the alias is not also handed out (it
+ * would be one name in names[] and as the alias). */
+TEST(cut_service_is_its_replica)
+{
+    char svc[64];
+    memset(svc, 's', 61);
+    memcpy(svc + 61, "-3", 3);
+    container *c = mk_compose("p", svc, "3");
+    names_result r;
+    CHECK_INT(names_derive(c, "loop.test", &r), 0);
+    char want[128];
+    snprintf(want, sizeof(want), "%s.p.loop.test", svc);
+    CHECK(has_name(&r, want));
+    CHECK(r.service_alias == NULL);
+    names_result_free(&r);
+    container_free(c);
+    /* Replica 2 of the same service keeps the alias. */
+    c = mk_compose("p", svc, "2");
+    CHECK_INT(names_derive(c, "loop.test", &r), 0);
+    CHECK_STR(r.service_alias, want);
+    CHECK(!has_name(&r, want));
+    names_result_free(&r);
+    container_free(c);
+}
