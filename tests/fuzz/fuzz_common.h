@@ -10,10 +10,21 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A libuv read buffer for a driver's test client: one static slab (the
+ * loop reads one chunk at a time, and every read callback consumes it). */
+static inline void fuzz_slab_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    (void)suggested;
+    static char slab[65536];
+    *b = uv_buf_init(slab, sizeof(slab));
+}
 
 /* Once per process: only errors reach stderr (libFuzzer's own output stays
  * readable at thousands of runs a second), stdout goes to /dev/null (usage

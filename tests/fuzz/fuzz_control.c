@@ -103,14 +103,6 @@ static void c_closed(uv_handle_t *h)
     c->closed = true;
 }
 
-static void c_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-    (void)h;
-    (void)suggested;
-    static char slab[65536];
-    *b = uv_buf_init(slab, sizeof(slab));
-}
-
 static void c_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
     fclient *c = st->data;
@@ -145,7 +137,7 @@ static void c_connected(uv_connect_t *r, int status)
         fprintf(stderr, "fuzz_control: connect: %s\n", uv_strerror(status));
         abort();
     }
-    uv_read_start((uv_stream_t *)&c->pipe, c_alloc, c_read);
+    uv_read_start((uv_stream_t *)&c->pipe, fuzz_slab_alloc, c_read);
 }
 
 /* Runs the loop until nothing happened on the client for a few turns (the

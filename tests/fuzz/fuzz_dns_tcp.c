@@ -37,14 +37,6 @@ typedef struct fclient {
     unsigned activity;
 } fclient;
 
-static void c_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-    (void)h;
-    (void)suggested;
-    static char slab[65536];
-    *b = uv_buf_init(slab, sizeof(slab));
-}
-
 static void c_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
     fclient *c = st->data;
@@ -73,7 +65,7 @@ static void c_connected(uv_connect_t *r, int status)
         abort();
     }
     c->connected = true;
-    uv_read_start((uv_stream_t *)&c->tcp, c_alloc, c_read);
+    uv_read_start((uv_stream_t *)&c->tcp, fuzz_slab_alloc, c_read);
 }
 
 static void c_closed(uv_handle_t *h)

@@ -1046,18 +1046,24 @@ TEST(resolver_permissions)
     run_fixture(o, "resolver", sc_resolver);
 }
 
-TEST(stale_socket)
+/* A socket file nobody listens on at path: what a crashed daemon leaves. */
+static bool make_stale_socket(char *path, size_t cap, const char *name)
 {
-    char path[108];
-    make_path(path, sizeof(path), "stale");
+    make_path(path, cap, name);
     unlink(path);
-    /* A socket file nobody listens on: what a crashed daemon leaves. */
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     strlcpy_(sa.sun_path, path, sizeof(sa.sun_path));
-    REQUIRE(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    close(fd);
-    REQUIRE(access(path, F_OK) == 0);
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok && access(path, F_OK) == 0;
+}
+
+TEST(stale_socket)
+{
+    char path[108];
+    REQUIRE(make_stale_socket(path, sizeof(path), "stale"));
     control_options o = default_opts();
     run_fixture(o, "stale", sc_stale_then_second);
 }
@@ -1067,13 +1073,7 @@ TEST(stale_socket)
 TEST(stale_socket_without_lock)
 {
     char path[108];
-    make_path(path, sizeof(path), "stale-nolock");
-    unlink(path);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    strlcpy_(sa.sun_path, path, sizeof(sa.sun_path));
-    REQUIRE(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-    close(fd);
+    REQUIRE(make_stale_socket(path, sizeof(path), "stale-nolock"));
     control_options o = default_opts();
     o.path = path;
     o.replace_stale = false;
