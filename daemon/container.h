@@ -19,6 +19,7 @@ typedef struct ctr_port {
 typedef struct ctr_net {
     char *name; /* network name */
     char *ip;   /* IPv4 address in that network, "" when none */
+    char *gateway; /* the network's IPv4 gateway (NetworkSettings.Networks.X.Gateway), "" when none */
     char **aliases;
     size_t naliases;
 } ctr_net;
@@ -33,6 +34,19 @@ typedef struct container {
     char *name;     /* without Docker's leading '/' */
     char *hostname; /* Config.Hostname */
     char *image;    /* Config.Image */
+    char *image_id; /* the top-level "Image" ("sha256:..."), "" when missing */
+    /* HostConfig.NetworkMode: "bridge", "host", "none", "container:<id>",
+     * "default" or a network name; "" when missing. */
+    char *network_mode;
+    int pid; /* State.Pid: the container's init process on the engine's host; 0 when unknown */
+    /* The image's own labels (GET /images/{image_id}/json, Config.Labels).
+     * The Docker client fetches them only for containers that carry
+     * loophole.host-ports (to tell a label the person gave from one the
+     * image carries); image_labels_known is false when they were not
+     * fetched or the fetch failed. */
+    ctr_label *image_labels;
+    size_t nimage_labels;
+    bool image_labels_known;
     ctr_label *labels;
     size_t nlabels;
     ctr_net *nets;
@@ -52,6 +66,9 @@ void container_free(container *c);
 container *container_dup(const container *c);
 /* The value of a label, or NULL. */
 const char *container_label(const container *c, const char *key);
+/* The value of one of the image's own labels, or NULL (also when they are
+ * not known). */
+const char *container_image_label(const container *c, const char *key);
 /* Parses an RFC 3339 time as Docker writes it ("2024-01-02T03:04:05.123456789Z",
  * also with a +hh:mm offset). "0001-01-01T00:00:00Z" and garbage give 0. */
 int64_t container_parse_time(const char *s);

@@ -108,7 +108,7 @@ static void on_kafka_seen(void *ud, const port_key *k)
 
 void daemon_ports_init(daemon_ctx *d, const ports_backend *be)
 {
-    ports_callbacks cbs = {d, on_kafka_map, on_kafka_seen};
+    ports_callbacks cbs = {d, on_kafka_map, on_kafka_seen, NULL};
     d->ports = ports_new(be, &cbs);
 }
 

@@ -11,6 +11,11 @@
 #include <stdint.h>
 
 #define LABEL_KAFKA "loophole.kafka"
+/* The reverse direction: "8000,15432:5432,5432:pg.billing.loop.test:5432/tcp". */
+#define LABEL_HOST_PORTS "loophole.host-ports"
+/* Carried by the daemon's relay sidecars (value: the target container's id):
+ * the registry ignores such containers, the daemon removes its leftovers. */
+#define LABEL_SIDECAR "loophole.sidecar"
 
 /* The longest label value any parser here reads; longer ones are bad whole. */
 #define LABEL_VALUE_MAX 512

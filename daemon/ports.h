@@ -22,9 +22,21 @@
 #include "proxy.h"
 
 /* What a listener is for. Forward: the host reaches a container's port on
- * the container's loophole address. (Host: a listener inside a container for
- * the reverse direction, and web: :80/:443, come with later issues.) */
-enum { PORT_ROLE_FORWARD = 0, PORT_ROLE_HOST = 1, PORT_ROLE_WEB = 2 };
+ * the container's loophole address. Host and host6: the reverse direction, a
+ * socket inside the container's network namespace on 127.0.0.1:port and
+ * [::1]:port (always given as a want's fd; key.port is the container port).
+ * Relay: the reverse direction through a sidecar on an engine the daemon
+ * cannot enter: a socket on the container network's gateway address, on a
+ * port the kernel picked (given as fd), that the sidecar's socat dials.
+ * (Web, :80/:443, comes with a later issue.) Only forward and web listeners
+ * are bound by the table itself. */
+enum {
+    PORT_ROLE_FORWARD = 0,
+    PORT_ROLE_HOST = 1,
+    PORT_ROLE_WEB = 2,
+    PORT_ROLE_HOST6 = 3,
+    PORT_ROLE_RELAY = 4,
+};
 
 typedef struct port_key {
     char id[65];   /* the container's full id */
@@ -45,6 +57,13 @@ typedef struct port_want {
      * takes over, also when it fails, and closes unused when the entry
      * already listens at that address. */
     int fd;
+    /* Roles the table does not bind itself (host, host6, relay) with fd -1
+     * and no listener yet: the entry stays, without a listener, with this
+     * problem ("" or NULL: none, e.g. while the socket is being made). */
+    const char *problem;
+    /* Each connection asks ports_callbacks.dial where to go (and target is
+     * unused); false: every connection goes to target. */
+    bool dial;
 } port_want;
 
 typedef struct port_entry {
@@ -53,6 +72,7 @@ typedef struct port_entry {
     uint32_t addr;
     struct sockaddr_storage target;
     int kafka;         /* the Kafka mode the listener was made with */
+    bool dial;         /* connections ask ports_callbacks.dial */
     void *listener;    /* the backend's handle; NULL while not listening */
     char problem[160]; /* why it has no listener (other than a held port) */
     bool wanted;       /* scratch for ports_apply */
@@ -78,6 +98,11 @@ typedef struct ports_backend {
     void (*stats)(void *ud, void *handle, proxy_stats *st);
     void (*free_ud)(void *ud); /* releases ud with the table (may be NULL) */
     void *ud;
+    /* Installs a dialer on a listener (proxy_set_dialer's contract: the
+     * backend owns d->ud from this call on). */
+    void (*set_dialer)(void *ud, void *handle, const proxy_dialer *d);
+    /* The address the listener is bound to. 0 or a negative errno. */
+    int (*local_addr)(void *ud, void *handle, struct sockaddr_storage *out);
 } ports_backend;
 
 typedef struct ports_table ports_table;
@@ -93,6 +118,11 @@ typedef struct ports_callbacks {
     /* The listener of k saw its first Kafka connection (once per listener;
      * the registry keeps the flag). May be NULL. */
     void (*kafka_seen)(void *ud, const port_key *k);
+    /* Where a connection on the listener of k (a want with dial set) goes:
+     * proxy_dialer's next contract (0 with *out, -ENOENT, -EPERM). May be
+     * NULL: such connections are reset. */
+    int (*dial)(void *ud, const port_key *k, unsigned attempt, const struct sockaddr *peer,
+                struct sockaddr_storage *out);
 } ports_callbacks;
 
 /* be and cbs are copied. */
@@ -115,6 +145,9 @@ const port_entry *ports_find(const ports_table *t, const char *id, int role, uin
                              int proto);
 /* Counters of an entry's listener (zeros without one). */
 void ports_stats(const ports_table *t, const port_entry *e, proxy_stats *st);
+/* The address an entry's listener is bound to (a relay's kernel-chosen
+ * port). 0, -ENOENT without a listener, or the backend's error. */
+int ports_local_addr(const ports_table *t, const port_entry *e, struct sockaddr_storage *out);
 /* Listeners open, and their active connections. */
 void ports_totals(const ports_table *t, size_t *listeners, uint64_t *active);
 

@@ -40,6 +40,7 @@ typedef struct proxy_stats {
     uint64_t dropped;         /* UDP: datagrams dropped (session cap, send failures) */
     uint64_t kafka_conns;     /* TCP: connections handled as Kafka */
     uint64_t kafka_rewritten; /* TCP: Kafka responses re-encoded with new broker addresses */
+    uint64_t refused;         /* clients refused by the dialer (proxy_dialer: -EPERM) */
 } proxy_stats;
 
 typedef struct proxy_options {
@@ -106,6 +107,28 @@ int proxy_listen_fd(uv_loop_t *loop, const proxy_options *opts, int proto, int f
  * hooks' ud is released; the listener owns h->ud from this call on (also
  * when it is not used). No effect on UDP listeners. */
 void proxy_set_kafka(proxy_listener *l, const proxy_kafka *h);
+/* Where each new connection goes, when the listener should not always dial
+ * one fixed upstream (the reverse direction: 127.0.0.1:PORT then [::1]:PORT,
+ * or a loophole name resolved when the connection arrives; a relay listener
+ * that accepts only one container's source address). next is called on the
+ * loop for every new TCP connection and UDP session with attempt 0, and, for
+ * TCP only, again with attempt 1, 2, ... after each upstream refusal
+ * (ECONNREFUSED); peer is the client's address. It returns 0 with *out set
+ * (an IPv4 or IPv6 address), -ENOENT when there is nothing (more) to try
+ * (TCP: the client gets a reset; UDP: the datagram is dropped and counted),
+ * or -EPERM to refuse this client (accepted and closed at once, or the
+ * datagram dropped; counted in proxy_stats.refused). The upstream given to
+ * proxy_listen is then unused. NULL d (or d->next NULL) restores the fixed
+ * upstream. d is copied; free_ud (may be NULL) releases d->ud when the
+ * listener is freed or the dialer is replaced. */
+typedef struct proxy_dialer {
+    int (*next)(void *ud, unsigned attempt, const struct sockaddr *peer,
+                struct sockaddr_storage *out);
+    void (*free_ud)(void *ud);
+    void *ud;
+} proxy_dialer;
+void proxy_set_dialer(proxy_listener *l, const proxy_dialer *d);
+
 /* Changes where new connections go (a container restarted with another host
  * port); open connections keep their upstream. */
 void proxy_set_upstream(proxy_listener *l, const struct sockaddr *upstream);
