@@ -1,4 +1,6 @@
-/* Linux: SO_PEERCRED gives uid, gid and pid of the connecting process. */
+/* Linux: SO_PEERCRED gives uid, gid and pid of the connecting process, and
+ * SO_PEERGROUPS (Linux 4.13) its real supplementary groups at connect time;
+ * without it the groups come from the user database. */
 #define _GNU_SOURCE 1
 #include "peercred.h"
 
@@ -21,6 +23,15 @@ int peercred_get(int fd, peercred *out)
     out->gid = uc.gid;
     out->ngroups = -1;
     out->truncated = false;
+#ifdef SO_PEERGROUPS
+    /* The kernel's list is the truth (a `newgrp` or `setpriv --groups` the
+     * user database does not know); ERANGE (more groups than fit) or an old
+     * kernel leave the lookup to peercred_load_groups. */
+    gid_t groups[PEERCRED_MAX_GROUPS];
+    socklen_t glen = sizeof(groups);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
+        peercred_set_kernel_groups(out, groups, (int)(glen / sizeof(gid_t)), 0);
+#endif
     return 0;
 }
 

@@ -46,6 +46,9 @@ uint64_t platform_nofile_cap(void);
 /* Whether --alias netlink (rtnetlink) exists here. */
 bool platform_has_netlink(void);
 
+/* Whether network namespaces exist here (--host-ports-mode netns). */
+bool platform_has_netns(void);
+
 /* Loopback addresses the pool must never hand out (host byte order), e.g.
  * systemd-resolved's stub listeners 127.0.0.53 and 127.0.0.54 on Linux.
  * Returns how many; *out points at static storage. */

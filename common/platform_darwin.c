@@ -61,6 +61,11 @@ bool platform_has_netlink(void)
     return false;
 }
 
+bool platform_has_netns(void)
+{
+    return false;
+}
+
 size_t platform_reserved_addresses(const uint32_t **out)
 {
     *out = NULL;

@@ -52,6 +52,11 @@ bool platform_has_netlink(void)
     return true;
 }
 
+bool platform_has_netns(void)
+{
+    return true;
+}
+
 size_t platform_reserved_addresses(const uint32_t **out)
 {
     /* systemd-resolved's stub listeners (127.0.0.53, 127.0.0.54). */

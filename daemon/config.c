@@ -67,6 +67,9 @@ static const opt opts[] = {
     U(udp_idle_s, 1, 86400, CONFIG_DEFAULT_UDP_IDLE_S, "idle UDP session expiry in seconds"),
     U(udp_max_sessions, 1, 1000000, CONFIG_DEFAULT_UDP_MAX_SESSIONS, "UDP sessions per port"),
     P(admin_group, platform_admin_group, "group allowed to change settings"),
+    S(host_ports_mode, CONFIG_DEFAULT_HOST_PORTS_MODE,
+      "auto|netns|sidecar: how host ports are made inside containers"),
+    S(sidecar_image, CONFIG_DEFAULT_SIDECAR_IMAGE, "relay image with socat for sidecar mode"),
     S(log_level, CONFIG_DEFAULT_LOG_LEVEL, "error|warn|info|debug"),
 };
 
@@ -256,6 +259,28 @@ static int validate(config *c, char *err, size_t errlen)
         return -EINVAL;
     }
     c->alias_mode = (alias_mode)am;
+    if (strcmp(c->host_ports_mode, "auto") == 0) {
+        c->host_ports = CONFIG_HOST_PORTS_AUTO;
+    } else if (strcmp(c->host_ports_mode, "netns") == 0) {
+        if (!platform_has_netns()) {
+            snprintf(err, errlen,
+                     "--host-ports-mode: netns exists only on Linux (use auto or sidecar)");
+            return -EINVAL;
+        }
+        c->host_ports = CONFIG_HOST_PORTS_NETNS;
+    } else if (strcmp(c->host_ports_mode, "sidecar") == 0) {
+        c->host_ports = CONFIG_HOST_PORTS_SIDECAR;
+    } else {
+        snprintf(err, errlen, "--host-ports-mode: \"%s\" must be auto, netns or sidecar",
+                 c->host_ports_mode);
+        return -EINVAL;
+    }
+    if (c->sidecar_image[0] == '\0' || strlen(c->sidecar_image) > 255 ||
+        strpbrk(c->sidecar_image, " \t\r\n\"\\") != NULL) {
+        snprintf(err, errlen, "--sidecar-image: \"%.64s\" is not an image reference",
+                 c->sidecar_image);
+        return -EINVAL;
+    }
     int lv = log_parse_level(c->log_level);
     if (lv < 0) {
         snprintf(err, errlen, "--log-level: \"%s\" must be error, warn, info or debug",

@@ -18,6 +18,15 @@
 
 typedef enum config_resolver { CONFIG_RESOLVER_AUTO = 0, CONFIG_RESOLVER_OFF } config_resolver;
 
+/* How the reverse direction makes its listeners inside containers: auto
+ * (netns where the daemon can enter the container's network namespace, else
+ * a relay sidecar), netns only, or sidecars only. */
+typedef enum config_host_ports {
+    CONFIG_HOST_PORTS_AUTO = 0,
+    CONFIG_HOST_PORTS_NETNS,
+    CONFIG_HOST_PORTS_SIDECAR
+} config_host_ports;
+
 typedef struct config {
     char *config_file;
     char *control_socket;
@@ -36,11 +45,14 @@ typedef struct config {
     unsigned udp_idle_s;
     unsigned udp_max_sessions;
     char *admin_group;
-    char *log_level; /* as given (see level) */
+    char *host_ports_mode; /* "auto", "netns", "sidecar", as given (see host_ports) */
+    char *sidecar_image;   /* the relay image for sidecar mode */
+    char *log_level;       /* as given (see level) */
     /* The string settings above parsed once, by config_load: code decides
      * on these, never by comparing the strings again. */
     config_resolver resolver_mode;
     alias_mode alias_mode;
+    config_host_ports host_ports;
     enum log_level level;
 } config;
 
@@ -59,6 +71,8 @@ typedef struct config {
 #define CONFIG_DEFAULT_UDP_IDLE_S 60
 #define CONFIG_DEFAULT_UDP_MAX_SESSIONS 1024
 #define CONFIG_DEFAULT_LOG_LEVEL "info"
+#define CONFIG_DEFAULT_HOST_PORTS_MODE "auto"
+#define CONFIG_DEFAULT_SIDECAR_IMAGE "alpine/socat"
 
 /* The default of a key ("dns_ttl", "pool") as the config holds it and
  * --help and the man pages show it; NULL for a key without one (docker_host

@@ -103,6 +103,20 @@ bool control_allowed(const peercred *c, gid_t admin_gid, bool have_admin_gid)
     return false;
 }
 
+bool control_docker_allowed(const peercred *c, uid_t sock_uid, gid_t sock_gid, mode_t mode)
+{
+    if (c->uid == sock_uid && (mode & 0600) == 0600)
+        return true;
+    if ((mode & 0060) != 0060)
+        return false;
+    if (c->gid == sock_gid)
+        return true;
+    for (int i = 0; i < c->ngroups && i < PEERCRED_MAX_GROUPS; i++)
+        if (c->groups[i] == sock_gid)
+            return true;
+    return false;
+}
+
 void control_set_peer_override(control_server *s, const peercred *cred)
 {
     s->override_on = cred != NULL;
@@ -227,6 +241,10 @@ static const char *reason(int status)
     switch (status) {
     case 200:
         return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
     case 400:
         return "Bad Request";
     case 403:
@@ -253,13 +271,19 @@ static const char *reason(int status)
 static void respond(client *c, int status, const char *extra_headers, const char *body, size_t len)
 {
     buf b = {0};
-    buf_appendf(&b,
-                "HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: application/json\r\n"
-                "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
-                status, reason(status), LH_HTTP_PRODUCT, len + 1,
-                extra_headers ? extra_headers : "");
-    buf_append(&b, body, len);
-    buf_append(&b, "\n", 1); /* so curl output ends the line */
+    if (status == 204) {
+        /* No body at all: a 204 ends at its headers. */
+        buf_appendf(&b, "HTTP/1.1 204 %s\r\nServer: %s\r\nConnection: close\r\n%s\r\n",
+                    reason(status), LH_HTTP_PRODUCT, extra_headers ? extra_headers : "");
+    } else {
+        buf_appendf(&b,
+                    "HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: application/json\r\n"
+                    "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+                    status, reason(status), LH_HTTP_PRODUCT, len + 1,
+                    extra_headers ? extra_headers : "");
+        buf_append(&b, body, len);
+        buf_append(&b, "\n", 1); /* so curl output ends the line */
+    }
     int rc = client_write(c, b.data, b.len);
     buf_free(&b);
     if (rc == 0)
@@ -475,6 +499,17 @@ static void h_containers(client *c, const control_params *p)
     yajl_gen_free(g);
 }
 
+/* 404 for a container key the provider does not know. */
+static void respond_no_container(client *c, const char *key)
+{
+    /* The key is the client's bytes, any bytes but NUL and "/": quoted
+     * raw, invalid UTF-8 would make the answer invalid JSON. */
+    char shown[PRINTABLE_BUF], msg[PRINTABLE_BUF + 64];
+    snprintf(msg, sizeof(msg), "no container matches \"%s\"",
+             printable(key, strlen(key), shown, sizeof(shown)));
+    respond_error(c, 404, NULL, msg);
+}
+
 static void h_container(client *c, const control_params *p)
 {
     control_server *s = c->srv;
@@ -486,12 +521,7 @@ static void h_container(client *c, const control_params *p)
     yajl_gen g = yajl_gen_alloc(NULL);
     int rc = s->prov.container(s->prov.ud, key, g);
     if (rc == -ENOENT) {
-        /* The key is the client's bytes, any bytes but NUL and "/": quoted
-         * raw, invalid UTF-8 would make the answer invalid JSON. */
-        char shown[PRINTABLE_BUF], msg[PRINTABLE_BUF + 64];
-        snprintf(msg, sizeof(msg), "no container matches \"%s\"",
-                 printable(key, strlen(key), shown, sizeof(shown)));
-        respond_error(c, 404, NULL, msg);
+        respond_no_container(c, key);
     } else if (rc < 0) {
         respond_error(c, 500, NULL, "looking up the container failed");
     } else {
@@ -542,6 +572,71 @@ static void h_resolver_remove(client *c, const control_params *p)
     resolver_change(c, false);
 }
 
+static void h_host_ports(client *c, const control_params *p)
+{
+    control_server *s = c->srv;
+    const char *key = control_param(p, "name");
+    if (!s->prov.host_ports || !key) {
+        respond_error(c, 500, NULL, "the daemon has no data for this path");
+        return;
+    }
+    yajl_gen g = yajl_gen_alloc(NULL);
+    int rc = s->prov.host_ports(s->prov.ud, key, g);
+    if (rc == -ENOENT)
+        respond_no_container(c, key);
+    else if (rc < 0)
+        respond_error(c, 500, NULL, "looking up the container failed");
+    else
+        respond_gen(c, 200, g);
+    yajl_gen_free(g);
+}
+
+static void h_host_port_add(client *c, const control_params *p)
+{
+    control_server *s = c->srv;
+    const char *key = control_param(p, "name");
+    if (!s->prov.host_port_add || !key) {
+        respond_error(c, 500, NULL, "this daemon cannot expose host ports");
+        return;
+    }
+    char err[512] = "";
+    yajl_gen g = yajl_gen_alloc(NULL);
+    int rc = s->prov.host_port_add(s->prov.ud, key, c->body.data ? c->body.data : "", c->body.len,
+                                   g, err, sizeof(err));
+    if (rc == 0) {
+        log_info(MOD, "host port exposed at the request of uid %u", (unsigned)c->cred.uid);
+        respond_gen(c, 201, g);
+    } else if (rc == -ENOENT && !err[0]) {
+        respond_no_container(c, key);
+    } else {
+        int status = rc == -ENOENT ? 404 : rc == -EINVAL ? 400 : rc == -EEXIST ? 409 : 500;
+        respond_error(c, status, NULL, err[0] ? err : "exposing the host port failed");
+    }
+    yajl_gen_free(g);
+}
+
+static void h_host_port_remove(client *c, const control_params *p)
+{
+    control_server *s = c->srv;
+    const char *key = control_param(p, "name");
+    if (!s->prov.host_port_remove || !key) {
+        respond_error(c, 500, NULL, "this daemon cannot expose host ports");
+        return;
+    }
+    char err[512] = "";
+    int rc = s->prov.host_port_remove(s->prov.ud, key, control_param(p, "port"),
+                                      control_param(p, "proto"), err, sizeof(err));
+    if (rc == 0) {
+        log_info(MOD, "host port removed at the request of uid %u", (unsigned)c->cred.uid);
+        respond(c, 204, NULL, "", 0);
+    } else if (rc == -ENOENT && !err[0]) {
+        respond_no_container(c, key);
+    } else {
+        int status = rc == -ENOENT ? 404 : rc == -EINVAL ? 400 : rc == -EPERM ? 409 : 500;
+        respond_error(c, status, NULL, err[0] ? err : "removing the host port failed");
+    }
+}
+
 static void h_events(client *c, const control_params *p)
 {
     (void)p;
@@ -563,6 +658,13 @@ static const control_route routes[] = {
     {CONTROL_GET, LH_API_STATUS, 0, h_status, NULL, NULL},
     {CONTROL_GET, LH_API_CONTAINERS, 0, h_containers, NULL, NULL},
     {CONTROL_GET, LH_API_CONTAINER, 0, h_container, "container", NULL},
+    {CONTROL_GET, LH_API_HOST_PORTS, 0, h_host_ports, "container", "list"},
+    {CONTROL_POST, LH_API_HOST_PORTS, CONTROL_ROUTE_DOCKER, h_host_port_add, "container's host ports",
+     "expose"},
+    {CONTROL_DELETE, LH_API_HOST_PORT, CONTROL_ROUTE_DOCKER, h_host_port_remove,
+     "container's host ports", "unexpose"},
+    {CONTROL_DELETE, LH_API_HOST_PORT_PROTO, CONTROL_ROUTE_DOCKER, h_host_port_remove,
+     "container's host ports", "unexpose"},
     {CONTROL_POST, LH_API_RESOLVER, CONTROL_ROUTE_ADMIN, h_resolver_install, "resolver", "install"},
     {CONTROL_DELETE, LH_API_RESOLVER, CONTROL_ROUTE_ADMIN, h_resolver_remove, "resolver", "remove"},
     {CONTROL_GET, LH_API_EVENTS, 0, h_events, NULL, NULL},
@@ -616,7 +718,40 @@ static bool admin_allowed(client *c, const control_route *r)
         peercred_load_groups(&c->cred);
     if (control_allowed(&c->cred, s->admin_gid, s->have_admin_gid))
         return true;
-    char msg[256];
+    char msg[384];
+    if (r->flags & CONTROL_ROUTE_DOCKER) {
+        uid_t su;
+        gid_t sg;
+        mode_t sm;
+        bool known = s->prov.docker_socket && s->prov.docker_socket(s->prov.ud, &su, &sg, &sm) == 0;
+        if (known) {
+            if (c->cred.uid != 0 && c->cred.ngroups < 0)
+                peercred_load_groups(&c->cred);
+            if (control_docker_allowed(&c->cred, su, sg, sm))
+                return true;
+            struct group gr, *gres = NULL;
+            char gbuf[1024];
+            const char *gname = getgrgid_r(sg, &gr, gbuf, sizeof(gbuf), &gres) == 0 && gres
+                                    ? gres->gr_name
+                                    : NULL;
+            char gshown[64];
+            if (gname)
+                snprintf(gshown, sizeof(gshown), "%s", gname);
+            else
+                snprintf(gshown, sizeof(gshown), "%u", (unsigned)sg);
+            snprintf(msg, sizeof(msg),
+                     "changing a %s needs root, membership in the %s group, or access to the "
+                     "Docker engine's socket (its owner or the %s group)",
+                     r->what ? r->what : "container's host ports", s->admin_group, gshown);
+        } else {
+            snprintf(msg, sizeof(msg),
+                     "changing a %s needs root or membership in the %s group (the Docker "
+                     "engine's socket is not known, so its users cannot be told apart)",
+                     r->what ? r->what : "container's host ports", s->admin_group);
+        }
+        respond_error(c, 403, NULL, msg);
+        return false;
+    }
     if (r->what)
         snprintf(msg, sizeof(msg), "changing the %s needs root or membership in the %s group",
                  r->what, s->admin_group);
@@ -660,7 +795,7 @@ static void dispatch(client *c)
         respond_error(c, 404, NULL, msg);
         return;
     }
-    if ((r->flags & CONTROL_ROUTE_ADMIN) && !admin_allowed(c, r))
+    if ((r->flags & (CONTROL_ROUTE_ADMIN | CONTROL_ROUTE_DOCKER)) && !admin_allowed(c, r))
         return;
     r->handler(c, &params);
 }

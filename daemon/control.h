@@ -1,9 +1,11 @@
 /* The control API: HTTP/1.1 + JSON over a unix socket (http-parser, yajl).
  * Routes (one table in control.c; see "routing" below): GET /v1/status,
- * GET /v1/containers, GET /v1/containers/{name or id}, POST and DELETE
- * /v1/resolver, GET /v1/events (one JSON object per line, never cut by idle
- * timeouts). Reads for everyone; changes only for uid 0 or members of the
- * admin group (peer credentials on every connection). The data comes from the
+ * GET /v1/containers, GET /v1/containers/{name or id}, GET and POST
+ * /v1/containers/{name}/host-ports, DELETE .../host-ports/{port}[/udp],
+ * POST and DELETE /v1/resolver, GET /v1/events (one JSON object per line,
+ * never cut by idle timeouts). Reads for everyone; changes only for uid 0 or
+ * members of the admin group, and a container's exposures also for users of
+ * the Docker engine's socket (peer credentials on every connection). The data comes from the
  * daemon through control_provider, so this module knows HTTP, limits and
  * permissions, not the registry. */
 #ifndef LOOPHOLE_CONTROL_H
@@ -32,6 +34,24 @@ typedef struct control_provider {
      * -ENOTSUP when the daemon runs with --resolver off (-> 409); another
      * -errno on failure (-> 500) with a one-sentence reason in err. */
     int (*resolver)(void *ud, bool install, char *err, size_t errlen);
+    /* A container's host ports (the reverse direction): writes the JSON
+     * array into g; 0 or -ENOENT (no such container). */
+    int (*host_ports)(void *ud, const char *key, yajl_gen g);
+    /* Adds a run-time exposure from the request body (JSON: {"spec": ...}
+     * or {"port", "target", "proto"}); writes the exposure object into g.
+     * 0 (201); -ENOENT no container (404); -EINVAL bad body or spec (400);
+     * -EEXIST the port is taken (409); err says why for all but 0. */
+    int (*host_port_add)(void *ud, const char *key, const char *body, size_t len, yajl_gen g,
+                         char *err, size_t errlen);
+    /* Removes the exposure of port ("8000") and proto ("tcp", "udp"; NULL:
+     * tcp). 0 (204); -ENOENT no container or no such exposure (404);
+     * -EPERM a label's entry (409); -EINVAL a bad port or proto (400). */
+    int (*host_port_remove)(void *ud, const char *key, const char *port, const char *proto,
+                            char *err, size_t errlen);
+    /* The Docker engine's socket on this machine, for CONTROL_ROUTE_DOCKER:
+     * its owner, group and mode. 0, or -ENOENT when unknown (then only the
+     * admin rule applies). */
+    int (*docker_socket)(void *ud, uid_t *uid, gid_t *gid, mode_t *mode);
 } control_provider;
 
 typedef struct control_options {
@@ -71,6 +91,10 @@ void control_close(control_server *s, void (*cb)(void *arg), void *arg);
 /* The permission rule, pure: uid 0, or admin_gid (when have_admin_gid) is the
  * peer's gid or one of its groups. */
 bool control_allowed(const peercred *c, gid_t admin_gid, bool have_admin_gid);
+/* Whether the peer may use the Docker engine's socket (uid, gid, mode):
+ * its owner (with owner read+write), or in its group (gid or one of its
+ * groups) with group read+write. Pure. */
+bool control_docker_allowed(const peercred *c, uid_t sock_uid, gid_t sock_gid, mode_t mode);
 
 /* Testing: when cred is not NULL, every later connection gets these
  * credentials instead of the kernel's (copied). NULL restores the real ones. */
@@ -101,6 +125,10 @@ unsigned control_client_count(const control_server *s);
 /* control_route.flags: the route changes things, so only root and the admin
  * group may call it (checked once, before the handler runs). */
 #define CONTROL_ROUTE_ADMIN 0x01u
+/* The route changes one container's own exposures: root, the admin group,
+ * and anyone who may use the Docker engine's socket (control_docker_allowed:
+ * they can do far more through Docker already). */
+#define CONTROL_ROUTE_DOCKER 0x02u
 
 #define CONTROL_MAX_PARAMS 4
 #define CONTROL_MAX_PARAM 512 /* a decoded {param} value, NUL included */

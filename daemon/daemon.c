@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hostports.h"
 #include "kafka_map.h"
 #include "labels.h"
 #include "log.h"
@@ -32,6 +33,18 @@ void daemon_save_state(daemon_ctx *d)
         s.leases[i].addr = l->addr;
         s.leases[i].stopped_at = l->active ? 0 : l->stopped_at;
     }
+    size_t nexp = 0;
+    const reg_exposure *exp = reg_exposures(&d->reg, &nexp);
+    s.exposures = xcalloc(nexp ? nexp : 1, sizeof(state_exposure));
+    s.nexposures = nexp;
+    char (*targets)[300] = xcalloc(nexp ? nexp : 1, sizeof(*targets));
+    for (size_t i = 0; i < nexp; i++) {
+        label_host_port_target(&exp[i].spec, targets[i], sizeof(targets[i]));
+        s.exposures[i].key = exp[i].key;
+        s.exposures[i].port = exp[i].spec.port;
+        s.exposures[i].proto = exp[i].spec.proto;
+        s.exposures[i].target = targets[i];
+    }
     s.aliases = d->aliases.addrs;
     s.naliases = d->aliases.n;
     s.resolver_uninstalled = d->resolver_uninstalled;
@@ -52,6 +65,8 @@ void daemon_save_state(daemon_ctx *d)
         }
     }
     free(s.leases);
+    free(s.exposures);
+    free(targets);
 }
 
 void daemon_load_state(daemon_ctx *d)
@@ -74,6 +89,19 @@ void daemon_load_state(daemon_ctx *d)
             kept++;
     }
     log_info("state", "restored %zu of %zu leases from %s", kept, s.nleases, d->cfg.state_dir);
+    for (size_t i = 0; i < s.nexposures; i++) {
+        const state_exposure *x = &s.exposures[i];
+        char spec[400], err[256];
+        label_hostport h;
+        snprintf(spec, sizeof(spec), "%u:%s/%s", x->port, x->target,
+                 x->proto == CTR_UDP ? "udp" : "tcp");
+        if (label_host_port_spec(spec, strlen(spec), d->cfg.domain, &h, err, sizeof(err)) == 0)
+            reg_restore_exposure(&d->reg, x->key, &h);
+        else
+            log_warn("state", "dropping a saved host port exposure: %s", err);
+    }
+    if (s.nexposures)
+        log_info("state", "restored %zu host port exposures", s.nexposures);
     /* Aliases a crashed run left behind. */
     alias_set_remove_leftovers(&d->aliases, s.aliases, s.naliases);
     d->resolver_uninstalled = s.resolver_uninstalled;
@@ -106,9 +134,15 @@ static void on_kafka_seen(void *ud, const port_key *k)
         view_publish_changes(d);
 }
 
+static int on_dial(void *ud, const port_key *k, unsigned attempt, const struct sockaddr *peer,
+                   struct sockaddr_storage *out)
+{
+    return hp_dial(ud, k, attempt, peer, out);
+}
+
 void daemon_ports_init(daemon_ctx *d, const ports_backend *be)
 {
-    ports_callbacks cbs = {d, on_kafka_map, on_kafka_seen, NULL};
+    ports_callbacks cbs = {d, on_kafka_map, on_kafka_seen, on_dial};
     d->ports = ports_new(be, &cbs);
 }
 
@@ -134,7 +168,7 @@ static int kafka_proxy_mode(int label_mode)
 
 /* The listeners the registry wants: one per REG_PORT_PROXY port of each
  * served container, on its address and original port. */
-static port_want *plan_ports(const registry *r, size_t *n)
+static port_want *plan_ports(const registry *r, size_t *n, size_t *capp)
 {
     size_t cap = 0, k = 0;
     port_want *v = NULL;
@@ -164,6 +198,7 @@ static port_want *plan_ports(const registry *r, size_t *n)
         }
     }
     *n = k;
+    *capp = cap;
     return v;
 }
 
@@ -189,8 +224,11 @@ void daemon_apply(daemon_ctx *d)
     reg_apply_begin(&d->reg, now_ms());
     for (int round = 0; round < APPLY_ROUNDS; round++) {
         sync_aliases(d);
-        size_t nw = 0, nres = 0;
-        port_want *wants = plan_ports(&d->reg, &nw);
+        size_t nw = 0, cap = 0, nres = 0;
+        port_want *wants = plan_ports(&d->reg, &nw, &cap);
+        /* The reverse direction's listeners are in the same plan: the
+         * table drops what a plan does not name. */
+        hp_plan(d, &wants, &nw, &cap);
         port_result *res = NULL;
         ports_apply(d->ports, wants, nw, &res, &nres);
         free(wants);
@@ -208,6 +246,7 @@ void daemon_apply(daemon_ctx *d)
             break;
     }
     reg_apply_end(&d->reg);
+    hp_after_apply(d);
     if (d->zone)
         load_zone(d);
     daemon_save_state(d);

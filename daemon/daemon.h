@@ -26,6 +26,8 @@
  * held (flock LOCK_EX) for the daemon's life. */
 #define DAEMON_LOCK_FILE "loopholed.lock"
 
+typedef struct hp_sock hp_sock;
+
 typedef struct published {
     char id[65];
     char *json;
@@ -56,6 +58,13 @@ typedef struct daemon_ctx {
      * NULL: nowhere. */
     void (*publish)(void *ud, const char *type, const char *json);
     void *publish_ud;
+    /* The reverse direction (hostports.c). */
+    struct netns_maker *netns;
+    struct sidecar_manager *sidecars;
+    struct hp_sock **hps; /* sockets asked of netns, and what became of them */
+    size_t nhps;
+    bool netns_ok;        /* netns_probe: the netns path can work here */
+    char netns_why[256];  /* why not, when !netns_ok */
     int64_t started_ms;
     bool owns_system; /* past the control socket check: aliases, resolver, state are ours */
     int lock_fd;      /* <state_dir>/DAEMON_LOCK_FILE, flock'ed for life; -1 before */

@@ -15,6 +15,7 @@
 
 #include "daemon.h"
 #include "fdlimit.h"
+#include "hostports.h"
 #include "fsutil.h"
 #include "log.h"
 #include "platform.h"
@@ -27,8 +28,8 @@
 
 static void on_docker_connected(void *ud, const char *endpoint, const char *api)
 {
-    (void)ud;
     log_info("docker", "connected to %s (API %s)", endpoint, api);
+    hp_engine_connected(ud);
 }
 
 static void on_docker_disconnected(void *ud, const char *reason)
@@ -179,8 +180,18 @@ static void publish_event(void *ud, const char *type, const char *json)
 
 /* ---- Life ---- */
 
-/* Closes the control server, the listeners, the Docker client and the DNS
- * server (whichever exist); shared by shutdown and a failed start. */
+static void close_docker(void *arg)
+{
+    daemon_ctx *d = arg;
+    if (d->docker) {
+        docker_client_close(d->docker, NULL, NULL);
+        d->docker = NULL;
+    }
+}
+
+/* Closes the control server, the listeners, the relay sidecars, the Docker
+ * client and the DNS server (whichever exist); shared by shutdown and a
+ * failed start. */
 static void close_services(daemon_ctx *d)
 {
     if (d->control) {
@@ -189,10 +200,9 @@ static void close_services(daemon_ctx *d)
     }
     if (d->ports)
         ports_close_all(d->ports);
-    if (d->docker) {
-        docker_client_close(d->docker, NULL, NULL);
-        d->docker = NULL;
-    }
+    /* The relay sidecars are removed through the Docker client, which
+     * closes after them. */
+    hp_stop(d, close_docker, d);
     if (d->dns) {
         dns_server_close(d->dns, NULL, NULL);
         d->dns = NULL;
@@ -356,7 +366,15 @@ static int start(daemon_ctx *d)
                              .max_clients = CONTROL_DEFAULT_MAX_CLIENTS,
                              .idle_timeout_ms = CONTROL_DEFAULT_IDLE_MS,
                              .replace_stale = replace};
-    control_provider prov = {d, prov_status, prov_containers, prov_container, prov_resolver};
+    control_provider prov = {d,
+                             prov_status,
+                             prov_containers,
+                             prov_container,
+                             prov_resolver,
+                             hp_prov_list,
+                             hp_prov_add,
+                             hp_prov_remove,
+                             hp_prov_docker_socket};
     rc = control_start(d->loop, &copts, &prov, &d->control);
     if (rc < 0) {
         /* control_start says nothing on failure: this is the one line. */
@@ -430,6 +448,7 @@ static int start(daemon_ctx *d)
         log_error_err("docker", rc, "cannot set up the Docker client");
         return rc;
     }
+    hp_start(d);
     docker_client_start(d->docker);
 
     uv_signal_t *sigs[] = {&d->sigterm, &d->sigint, &d->sighup};
@@ -494,6 +513,7 @@ int main(int argc, char **argv)
     if (d.zone)
         dns_zone_free(d.zone);
     ports_free(d.ports);
+    hp_free(&d);
     reg_free(&d.reg);
     view_free(&d);
     alias_set_free(&d.aliases);

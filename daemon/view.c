@@ -7,6 +7,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "daemon.h"
+#include "hostports.h"
 #include "json.h"
 #include "platform.h"
 #include "splice.h"
@@ -130,6 +131,12 @@ void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g)
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
+    json_gen_str(g, "host_ports");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < e->nhostports; i++)
+        hp_view_port(d, e, &e->hostports[i], g);
+    yajl_gen_array_close(g);
+    json_kv_str(g, "host_ports_problem", e->hostports_problem[0] ? e->hostports_problem : NULL);
     kv_strv(g, "conflicts", e->conflicts, e->nconflicts);
     json_kv_str(g, "skipped", e->skipped);
     json_kv_str(g, "state", e->c->paused ? "paused" : e->c->running ? "running" : "stopped");
@@ -235,6 +242,22 @@ void view_status(daemon_ctx *d, yajl_gen g)
     /* splice(2) is Linux-only; macOS relays with read/write. */
     json_kv_bool(g, "splice", d->popts.splice && splice_available());
 
+    size_t hl = 0, hw = 0, hs = 0;
+    hp_totals(d, &hl, &hw, &hs);
+    json_gen_str(g, "host_ports");
+    yajl_gen_map_open(g);
+    json_kv_str(g, "mode", d->cfg.host_ports_mode);
+    json_gen_str(g, "netns");
+    yajl_gen_map_open(g);
+    json_kv_bool(g, "available", d->netns_ok);
+    json_kv_str(g, "reason", d->netns_ok ? NULL : d->netns_why);
+    yajl_gen_map_close(g);
+    json_kv_str(g, "sidecar_image", d->cfg.sidecar_image);
+    json_kv_int(g, "listeners", (long long)hl);
+    json_kv_int(g, "exposures", (long long)hw);
+    json_kv_int(g, "sidecars", (long long)hs);
+    yajl_gen_map_close(g);
+
     json_gen_str(g, "problems");
     yajl_gen_array_open(g);
     char msg[1400];
@@ -269,6 +292,18 @@ void view_status(daemon_ctx *d, yajl_gen g)
             const char *pr = problem_of(&e->ports[j], port_of(d, e, &e->ports[j]));
             if (pr) {
                 snprintf(msg, sizeof(msg), "%s: %s", e->c->name, pr);
+                json_gen_str(g, msg);
+            }
+        }
+        if (e->hostports_problem[0]) {
+            snprintf(msg, sizeof(msg), "%s: %s", e->c->name, e->hostports_problem);
+            json_gen_str(g, msg);
+        }
+        for (size_t j = 0; j < e->nhostports; j++) {
+            const char *pr = hp_problem(d, e, &e->hostports[j]);
+            if (pr) {
+                snprintf(msg, sizeof(msg), "%s: host port %u: %s", e->c->name,
+                         e->hostports[j].spec.port, pr);
                 json_gen_str(g, msg);
             }
         }

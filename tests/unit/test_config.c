@@ -36,6 +36,26 @@ static void write_cfg(const char *text)
     fclose(f);
 }
 
+/* --host-ports-mode is parsed once, into config.host_ports. */
+static void rc_sidecar_mode(void)
+{
+    config c;
+    char err[256] = "";
+    CHECK_INT(load(&c, err, sizeof(err), 4, "--host-ports-mode", "sidecar", "--sidecar-image",
+                   "registry.local/socat@sha256:abc"),
+              0);
+    CHECK_INT(c.host_ports, CONFIG_HOST_PORTS_SIDECAR);
+    CHECK_STR(c.sidecar_image, "registry.local/socat@sha256:abc");
+    config_free(&c);
+#ifdef __linux__
+    CHECK_INT(load(&c, err, sizeof(err), 2, "--host-ports-mode", "netns"), 0);
+    CHECK_INT(c.host_ports, CONFIG_HOST_PORTS_NETNS);
+#else
+    CHECK(load(&c, err, sizeof(err), 2, "--host-ports-mode", "netns") < 0);
+#endif
+    config_free(&c);
+}
+
 TEST(defaults)
 {
     config c;
@@ -50,7 +70,11 @@ TEST(defaults)
     CHECK_STR(c.resolver, "auto");
     CHECK_STR(c.alias, "auto");
     CHECK_INT(c.dial_timeout_ms, 5000);
+    CHECK_STR(c.host_ports_mode, "auto");
+    CHECK_INT(c.host_ports, CONFIG_HOST_PORTS_AUTO);
+    CHECK_STR(c.sidecar_image, "alpine/socat");
     config_free(&c);
+    rc_sidecar_mode();
 }
 
 TEST(file_and_flags)
@@ -103,6 +127,15 @@ TEST(errors)
     config_free(&c);
     rc = load(&c, err, sizeof(err), 2, "--alias", "sometimes");
     expect_err("--alias", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 2, "--host-ports-mode", "tunnel");
+    expect_err("must be auto, netns or sidecar", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 2, "--sidecar-image", "alpine socat");
+    expect_err("--sidecar-image", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 2, "--sidecar-image", "");
+    expect_err("--sidecar-image", rc, err);
     config_free(&c);
     rc = load(&c, err, sizeof(err), 2, "--domain", "my.local");
     expect_err("mDNS", rc, err);

@@ -45,6 +45,15 @@ struct fixture {
     bool last_install;
     int resolver_rc;
     bool closed;
+    /* host ports: what the fake provider saw */
+    int hp_adds, hp_removes;
+    char hp_body[256];
+    char hp_port[16], hp_proto[16];
+    int hp_rc;
+    bool docker_known;
+    uid_t docker_uid;
+    gid_t docker_gid;
+    mode_t docker_mode;
 };
 
 /* ---- fake provider ---- */
@@ -100,6 +109,62 @@ static int prov_resolver(void *ud, bool install, char *err, size_t errlen)
     if (f->resolver_rc == -EIO)
         snprintf(err, errlen, "the disk is on fire");
     return f->resolver_rc;
+}
+
+static int prov_host_ports(void *ud, const char *key, yajl_gen g)
+{
+    (void)ud;
+    if (strcmp(key, "web") != 0)
+        return -ENOENT;
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    return 0;
+}
+
+static int prov_host_port_add(void *ud, const char *key, const char *body, size_t len, yajl_gen g,
+                              char *err, size_t errlen)
+{
+    fixture *f = ud;
+    if (strcmp(key, "web") != 0)
+        return -ENOENT;
+    f->hp_adds++;
+    snprintf(f->hp_body, sizeof(f->hp_body), "%.*s", (int)len, body);
+    if (f->hp_rc < 0) {
+        snprintf(err, errlen, "fake refusal %d", f->hp_rc);
+        return f->hp_rc;
+    }
+    yajl_gen_map_open(g);
+    gen_str(g, "port");
+    yajl_gen_integer(g, 8000);
+    yajl_gen_map_close(g);
+    return 0;
+}
+
+static int prov_host_port_remove(void *ud, const char *key, const char *port, const char *proto,
+                                 char *err, size_t errlen)
+{
+    fixture *f = ud;
+    if (strcmp(key, "web") != 0)
+        return -ENOENT;
+    f->hp_removes++;
+    snprintf(f->hp_port, sizeof(f->hp_port), "%s", port ? port : "");
+    snprintf(f->hp_proto, sizeof(f->hp_proto), "%s", proto ? proto : "");
+    if (f->hp_rc < 0) {
+        snprintf(err, errlen, "fake refusal %d", f->hp_rc);
+        return f->hp_rc;
+    }
+    return 0;
+}
+
+static int prov_docker_socket(void *ud, uid_t *uid, gid_t *gid, mode_t *mode)
+{
+    fixture *f = ud;
+    if (!f->docker_known)
+        return -ENOENT;
+    *uid = f->docker_uid;
+    *gid = f->docker_gid;
+    *mode = f->docker_mode;
+    return 0;
 }
 
 /* ---- loop-thread plumbing ---- */
@@ -174,6 +239,10 @@ static const control_provider provider_template = {
     .containers = prov_containers,
     .container = prov_container,
     .resolver = prov_resolver,
+    .host_ports = prov_host_ports,
+    .host_port_add = prov_host_port_add,
+    .host_port_remove = prov_host_port_remove,
+    .docker_socket = prov_docker_socket,
 };
 
 /* Starts a server with opts (path filled in unless inherited) and runs the
@@ -777,6 +846,85 @@ static void sc_resolver(fixture *f)
     loop_call(f, do_override, NULL);
 }
 
+static void sc_host_ports(fixture *f)
+{
+    buf b = {0};
+    static const char add[] = "POST /v1/containers/web/host-ports HTTP/1.1\r\n"
+                              "Content-Length: 16\r\n\r\n{\"spec\":\"8000\"}";
+    /* Reads are open to everyone. */
+    peercred user = {.uid = 1000, .gid = 1000, .ngroups = 1, .groups = {1001}};
+    loop_call(f, do_override, &user);
+    CHECK_INT(rawz(f->path, "GET /v1/containers/web/host-ports HTTP/1.1\r\n\r\n", &b), 200);
+    CHECK(strstr(body_of(&b), "[]") != NULL);
+    buf_free(&b);
+    CHECK_INT(rawz(f->path, "GET /v1/containers/nope/host-ports HTTP/1.1\r\n\r\n", &b), 404);
+    CHECK(strstr(body_of(&b), "no container matches") != NULL);
+    buf_free(&b);
+
+    /* Changes: a stranger, with the Docker socket unknown, is refused. */
+    CHECK_INT(rawz(f->path, add, &b), 403);
+    CHECK(strstr(body_of(&b), "root or membership") != NULL);
+    buf_free(&b);
+    /* The socket known, owned by root:1001 with mode 0660: the group may. */
+    f->docker_known = true;
+    f->docker_uid = 0;
+    f->docker_gid = 1001;
+    f->docker_mode = S_IFSOCK | 0660;
+    CHECK_INT(rawz(f->path, add, &b), 201);
+    CHECK_INT(f->hp_adds, 1);
+    CHECK_STR(f->hp_body, "{\"spec\":\"8000\"}");
+    buf_free(&b);
+    /* Not in the group: refused, naming the group (by number: no such group here). */
+    peercred other = {.uid = 1002, .gid = 1002, .ngroups = 1, .groups = {1003}};
+    loop_call(f, do_override, &other);
+    CHECK_INT(rawz(f->path, add, &b), 403);
+    CHECK(strstr(body_of(&b), "Docker engine's socket") != NULL);
+    buf_free(&b);
+    CHECK_INT(rawz(f->path, "DELETE /v1/containers/web/host-ports/8000 HTTP/1.1\r\n\r\n", &b),
+              403);
+    buf_free(&b);
+    CHECK_INT(f->hp_adds, 1);
+    CHECK_INT(f->hp_removes, 0);
+
+    loop_call(f, do_override, &user);
+    CHECK_INT(rawz(f->path, "DELETE /v1/containers/web/host-ports/8000 HTTP/1.1\r\n\r\n", &b),
+              204);
+    /* A 204 carries no body at all. */
+    CHECK(strstr(b.data ? b.data : "", "Content-Length") == NULL);
+    CHECK_STR(body_of(&b), "");
+    buf_free(&b);
+    CHECK_STR(f->hp_port, "8000");
+    CHECK_STR(f->hp_proto, "");
+    CHECK_INT(
+        rawz(f->path, "DELETE /v1/containers/web/host-ports/53/udp HTTP/1.1\r\n\r\n", &b), 204);
+    buf_free(&b);
+    CHECK_STR(f->hp_port, "53");
+    CHECK_STR(f->hp_proto, "udp");
+
+    /* The provider's refusals map to their statuses, with its sentence. */
+    static const struct {
+        int rc, status;
+    } maps[] = {{-EINVAL, 400}, {-EEXIST, 409}, {-EIO, 500}};
+    for (size_t i = 0; i < ARRAY_SIZE(maps); i++) {
+        f->hp_rc = maps[i].rc;
+        CHECK_INT(rawz(f->path, add, &b), maps[i].status);
+        CHECK(strstr(body_of(&b), "fake refusal") != NULL);
+        buf_free(&b);
+    }
+    f->hp_rc = -EPERM;
+    CHECK_INT(rawz(f->path, "DELETE /v1/containers/web/host-ports/8000 HTTP/1.1\r\n\r\n", &b),
+              409);
+    buf_free(&b);
+    f->hp_rc = -ENOENT;
+    CHECK_INT(rawz(f->path, "DELETE /v1/containers/web/host-ports/9 HTTP/1.1\r\n\r\n", &b), 404);
+    CHECK(strstr(body_of(&b), "fake refusal") != NULL);
+    buf_free(&b);
+    f->hp_rc = 0;
+    CHECK_INT(rawz(f->path, "PUT /v1/containers/web/host-ports HTTP/1.1\r\n\r\n", &b), 405);
+    buf_free(&b);
+    loop_call(f, do_override, NULL);
+}
+
 static void sc_request_ok(fixture *f)
 {
     buf b = {0};
@@ -822,6 +970,28 @@ TEST(allowed)
     CHECK(!control_allowed(&c, 80, true)); /* only counted groups matter */
     c.ngroups = -1;
     CHECK(!control_allowed(&c, 80, true));
+}
+
+TEST(docker_allowed)
+{
+    peercred c = {.uid = 1000, .gid = 1000, .ngroups = 2, .groups = {27, 999}};
+    CHECK(control_docker_allowed(&c, 0, 999, S_IFSOCK | 0660)); /* the docker group */
+    CHECK(!control_docker_allowed(&c, 0, 999, S_IFSOCK | 0600)); /* group without rw */
+    CHECK(!control_docker_allowed(&c, 0, 998, S_IFSOCK | 0660)); /* another group */
+    CHECK(control_docker_allowed(&c, 1000, 0, S_IFSOCK | 0600)); /* the owner (rootless) */
+    CHECK(!control_docker_allowed(&c, 1000, 0, S_IFSOCK | 0400));
+    c.gid = 999;
+    c.ngroups = 0;
+    CHECK(control_docker_allowed(&c, 0, 999, S_IFSOCK | 0660)); /* primary group */
+    c.ngroups = -1;
+    c.gid = 5;
+    CHECK(!control_docker_allowed(&c, 0, 999, S_IFSOCK | 0660)); /* groups not known */
+}
+
+TEST(host_port_routes)
+{
+    control_options o = default_opts();
+    run_fixture(o, "hostports", sc_host_ports);
 }
 
 TEST(routes)
