@@ -172,7 +172,7 @@ TEST(kafka_hooks)
     ports_backend be;
     fake_backend_init(&f, &be);
     seen s = {0};
-    ports_callbacks cbs = {&s, on_map, on_seen};
+    ports_callbacks cbs = {&s, on_map, on_seen, NULL};
     ports_table *t = ports_new(&be, &cbs);
     port_want w[3] = {want("k", 9092, CTR_TCP, "127.0.0.5", 32768),
                       want("k", 9093, CTR_TCP, "127.0.0.5", 32769),
