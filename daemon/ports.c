@@ -29,6 +29,30 @@ static const char *proto_name(int proto)
     return proto == CTR_UDP ? "udp" : "tcp";
 }
 
+/* Forward and web listeners are bound by the table; the reverse direction's
+ * sockets are made elsewhere (in a container's namespace, on a gateway) and
+ * only ever come as a want's fd. */
+static bool table_binds(int role)
+{
+    return role == PORT_ROLE_FORWARD || role == PORT_ROLE_WEB;
+}
+
+/* "127.0.0.2:5432/tcp"; for the reverse roles where the socket is. */
+static void format_where(const port_key *k, uint32_t addr, char *out, size_t cap)
+{
+    char ip[16];
+    ip4_format(addr, ip);
+    const char *proto = proto_name(k->proto);
+    if (k->role == PORT_ROLE_HOST)
+        snprintf(out, cap, "127.0.0.1:%u/%s", k->port, proto);
+    else if (k->role == PORT_ROLE_HOST6)
+        snprintf(out, cap, "[::1]:%u/%s", k->port, proto);
+    else if (k->role == PORT_ROLE_RELAY)
+        snprintf(out, cap, "relay of %u/%s on %s", k->port, proto, ip);
+    else
+        snprintf(out, cap, "%s:%u/%s", ip, k->port, proto);
+}
+
 static bool same_key(const port_key *a, const port_key *b)
 {
     return a->role == b->role && a->proto == b->proto && a->port == b->port &&
@@ -203,6 +227,38 @@ static void kafka_hook_detected(void *ud, proxy_listener *l)
         k->t->cbs.kafka_seen(k->t->cbs.ud, &k->key);
 }
 
+/* ---- The dialer of a listener whose connections ask where to go ---- */
+
+typedef struct dial_ud {
+    ports_table *t;
+    port_key key;
+} dial_ud;
+
+static int dial_hook(void *ud, unsigned attempt, const struct sockaddr *peer,
+                     struct sockaddr_storage *out)
+{
+    dial_ud *d = ud;
+    if (d->t->cbs.dial == NULL)
+        return -ENOENT;
+    return d->t->cbs.dial(d->t->cbs.ud, &d->key, attempt, peer, out);
+}
+
+/* Installs e's dialer on its listener, or removes it (e->dial false). */
+static void install_dialer(ports_table *t, port_entry *e)
+{
+    if (t->be.set_dialer == NULL)
+        return;
+    if (!e->dial) {
+        t->be.set_dialer(t->be.ud, e->listener, NULL);
+        return;
+    }
+    dial_ud *d = xcalloc(1, sizeof(*d));
+    d->t = t;
+    d->key = e->key;
+    proxy_dialer pd = {dial_hook, free, d};
+    t->be.set_dialer(t->be.ud, e->listener, &pd);
+}
+
 /* ---- Applying the plan ---- */
 
 const port_entry *ports_find(const ports_table *t, const char *id, int role, uint16_t port,
@@ -227,8 +283,8 @@ static void set_problem(port_entry *e, const char *msg)
 /* Tries to open e's listener. Returns 0 or the libuv error. */
 static int open_listener(ports_table *t, port_entry *e, int fd)
 {
-    char ip[16], msg[160];
-    ip4_format(e->addr, ip);
+    char where[40], msg[160];
+    format_where(&e->key, e->addr, where, sizeof(where));
     proxy_kafka kh, *khp = NULL;
     if (e->key.proto == CTR_TCP && e->kafka != PROXY_KAFKA_OFF) {
         kafka_ud *k = xcalloc(1, sizeof(*k));
@@ -243,20 +299,24 @@ static int open_listener(ports_table *t, port_entry *e, int fd)
     if (rc == 0) {
         e->listener = h;
         e->problem[0] = '\0';
-        log_debug("proxy", "%s:%u/%s listening for %s", ip, e->key.port, proto_name(e->key.proto),
-                  e->name);
+        if (e->dial)
+            install_dialer(t, e);
+        log_debug("proxy", "%s listening for %s", where, e->name);
         return 0;
     }
     if (rc == UV_EADDRINUSE) {
         e->problem[0] = '\0'; /* the registry decides, and says why */
         return rc;
     }
-    if (rc == UV_EACCES)
-        snprintf(msg, sizeof(msg), "%s:%u/%s: ports below 1024 need root or CAP_NET_BIND_SERVICE",
-                 ip, e->key.port, proto_name(e->key.proto));
+    if (e->key.role == PORT_ROLE_HOST || e->key.role == PORT_ROLE_HOST6)
+        snprintf(msg, sizeof(msg), "cannot listen on %s inside the container: %s", where,
+                 err_str(rc));
+    else if (e->key.role == PORT_ROLE_RELAY)
+        snprintf(msg, sizeof(msg), "cannot listen for the sidecar (%s): %s", where, err_str(rc));
+    else if (rc == UV_EACCES)
+        snprintf(msg, sizeof(msg), "%s: ports below 1024 need root or CAP_NET_BIND_SERVICE", where);
     else
-        snprintf(msg, sizeof(msg), "cannot listen on %s:%u/%s: %s", ip, e->key.port,
-                 proto_name(e->key.proto), err_str(rc));
+        snprintf(msg, sizeof(msg), "cannot listen on %s: %s", where, err_str(rc));
     set_problem(e, msg);
     return rc;
 }
@@ -291,6 +351,7 @@ void ports_apply(ports_table *t, const port_want *wants, size_t n, port_result *
         const port_want *w = &wants[i];
         port_entry *e = find(t, &w->key);
         int fd = w->fd;
+        bool binds = table_binds(w->key.role);
         if (e == NULL) {
             e = xcalloc(1, sizeof(*e));
             e->key = w->key;
@@ -300,7 +361,11 @@ void ports_apply(ports_table *t, const port_want *wants, size_t n, port_result *
                 index_rebuild(t);
             else
                 index_put(t, t->n - 1);
-        } else if (e->listener && (e->addr != w->addr || e->kafka != w->kafka)) {
+        } else if (e->listener &&
+                   (e->addr != w->addr || e->kafka != w->kafka || (!binds && fd >= 0))) {
+            /* A reverse socket given again replaces the listener: its maker
+             * only makes one when the old is gone (a restarted container's
+             * new namespace, say). */
             close_listener(t, e);
         }
         if (e->listener && fd >= 0) {
@@ -315,9 +380,20 @@ void ports_apply(ports_table *t, const port_want *wants, size_t n, port_result *
                 e->target = w->target;
                 t->be.retarget(t->be.ud, e->listener, (const struct sockaddr *)&e->target);
             }
+            if (e->dial != w->dial) {
+                e->dial = w->dial;
+                install_dialer(t, e);
+            }
             continue;
         }
         e->target = w->target;
+        e->dial = w->dial;
+        if (!binds && fd < 0) {
+            /* Nothing to listen on yet: the entry stays, with its maker's
+             * problem (none while the socket is being made). */
+            set_problem(e, w->problem ? w->problem : "");
+            continue;
+        }
         int rc = open_listener(t, e, fd);
         if (rc == 0)
             continue;
@@ -327,9 +403,7 @@ void ports_apply(ports_table *t, const port_want *wants, size_t n, port_result *
         r->key = w->key;
         r->addr = w->addr;
         r->err = rc;
-        char ip[16];
-        snprintf(r->where, sizeof(r->where), "%s:%u/%s", ip4_format(w->addr, ip), w->key.port,
-                 proto_name(w->key.proto));
+        format_where(&w->key, w->addr, r->where, sizeof(r->where));
     }
 }
 
@@ -338,6 +412,16 @@ void ports_stats(const ports_table *t, const port_entry *e, proxy_stats *st)
     memset(st, 0, sizeof(*st));
     if (e && e->listener)
         t->be.stats(t->be.ud, e->listener, st);
+}
+
+int ports_local_addr(const ports_table *t, const port_entry *e, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (e == NULL || e->listener == NULL)
+        return -ENOENT;
+    if (t->be.local_addr == NULL)
+        return -ENOSYS;
+    return t->be.local_addr(t->be.ud, e->listener, out);
 }
 
 void ports_totals(const ports_table *t, size_t *listeners, uint64_t *active)
@@ -366,16 +450,28 @@ static int pb_listen(void *ud, const port_entry *e, int fd, const proxy_kafka *k
     int proto = e->key.proto == CTR_UDP ? PROXY_UDP : PROXY_TCP;
     proxy_listener *l = NULL;
     int rc;
+    /* A listener whose connections ask the dialer has no target of its own;
+     * the proxy still wants a fixed upstream, used only without a dialer
+     * (port 0 of 127.0.0.1: refused, so such a client gets a reset). */
+    struct sockaddr_in none;
+    const struct sockaddr *target = (const struct sockaddr *)&e->target;
+    if (e->target.ss_family != AF_INET && e->target.ss_family != AF_INET6) {
+        memset(&none, 0, sizeof(none));
+        none.sin_family = AF_INET;
+        none.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        target = (const struct sockaddr *)&none;
+    }
     if (fd >= 0) {
-        rc = proxy_listen_fd(b->loop, b->opts, proto, fd, (const struct sockaddr *)&e->target, &l);
+        rc = proxy_listen_fd(b->loop, b->opts, proto, fd, target, &l);
+    } else if (!table_binds(e->key.role)) {
+        rc = UV_EINVAL; /* never bound here (ports_apply does not ask) */
     } else {
         struct sockaddr_in la;
         memset(&la, 0, sizeof(la));
         la.sin_family = AF_INET;
         la.sin_port = htons(e->key.port);
         la.sin_addr.s_addr = htonl(e->addr);
-        rc = proxy_listen(b->loop, b->opts, proto, (struct sockaddr *)&la,
-                          (const struct sockaddr *)&e->target, &l);
+        rc = proxy_listen(b->loop, b->opts, proto, (struct sockaddr *)&la, target, &l);
     }
     if (rc < 0) {
         if (kafka && kafka->free_ud)
@@ -406,10 +502,23 @@ static void pb_stats(void *ud, void *handle, proxy_stats *st)
     proxy_get_stats(handle, st);
 }
 
+static void pb_set_dialer(void *ud, void *handle, const proxy_dialer *d)
+{
+    (void)ud;
+    proxy_set_dialer(handle, d);
+}
+
+static int pb_local_addr(void *ud, void *handle, struct sockaddr_storage *out)
+{
+    (void)ud;
+    return proxy_local_addr(handle, out);
+}
+
 void ports_proxy_backend(uv_loop_t *loop, const proxy_options *opts, ports_backend *be)
 {
     proxy_backend *b = xcalloc(1, sizeof(*b));
     b->loop = loop;
     b->opts = opts;
-    *be = (ports_backend){pb_listen, pb_retarget, pb_close, pb_stats, free, b};
+    *be = (ports_backend){pb_listen, pb_retarget, pb_close,      pb_stats,
+                          free,      b,           pb_set_dialer, pb_local_addr};
 }

@@ -52,17 +52,22 @@ typedef struct port_want {
     uint32_t addr;    /* listen address (host order), with key.port */
     struct sockaddr_storage target;
     int kafka; /* PROXY_KAFKA_OFF, _SNIFF or _FORCE (TCP) */
-    /* -1: the table binds addr:key.port itself; else a socket bound
-     * elsewhere (e.g. inside a container's network namespace) that the table
-     * takes over, also when it fails, and closes unused when the entry
-     * already listens at that address. */
+    /* -1: the table binds addr:key.port itself (forward, web) or keeps the
+     * listener it has (host, host6, relay); else a socket bound elsewhere
+     * (e.g. inside a container's network namespace) that the table takes
+     * over, also when it fails. A forward or web entry that already listens
+     * at that address closes it unused; a host, host6 or relay entry closes
+     * its listener and listens on the new socket instead (its maker makes
+     * one only when the old one is gone: a restarted container has a new
+     * namespace under the same id). */
     int fd;
     /* Roles the table does not bind itself (host, host6, relay) with fd -1
      * and no listener yet: the entry stays, without a listener, with this
      * problem ("" or NULL: none, e.g. while the socket is being made). */
     const char *problem;
     /* Each connection asks ports_callbacks.dial where to go (and target is
-     * unused); false: every connection goes to target. */
+     * unused, may be left zero); false: every connection goes to target.
+     * Changing it on a listener installs or removes the dialer. */
     bool dial;
 } port_want;
 
@@ -135,7 +140,8 @@ void ports_free(ports_table *t);
  * entries whose address changed are closed and opened again, retargeted when
  * only the target changed, and every want without a listener is tried.
  * Returns the wants that failed in a malloc'd array (*results, *nresults;
- * NULL and 0 when all succeeded). */
+ * NULL and 0 when all succeeded); a host, host6 or relay want without an fd
+ * is no failure (its entry carries want.problem). */
 void ports_apply(ports_table *t, const port_want *wants, size_t n, port_result **results,
                  size_t *nresults);
 /* Closes every listener (shutdown); entries stay, without listeners. */

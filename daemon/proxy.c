@@ -49,6 +49,8 @@ void proxy_listener_unref(proxy_listener *l)
     void (*cb)(void *) = l->close_cb;
     void *arg = l->close_arg;
     proxy_kafka_release(l);
+    if (l->dialer.free_ud)
+        l->dialer.free_ud(l->dialer.ud);
     free(l->buckets);
     free(l);
     if (cb)
@@ -236,6 +238,37 @@ void proxy_set_upstream(proxy_listener *l, const struct sockaddr *upstream)
 {
     if (sa_ok(upstream))
         proxy_sa_copy(&l->upstream, upstream);
+}
+
+void proxy_set_dialer(proxy_listener *l, const proxy_dialer *d)
+{
+    proxy_dialer old = l->dialer;
+    memset(&l->dialer, 0, sizeof(l->dialer));
+    if (d && d->next)
+        l->dialer = *d;
+    else if (d && d->free_ud)
+        d->free_ud(d->ud); /* owned from this call on, and unused */
+    /* Installing the same ud again must not free it under the new dialer. */
+    if (old.free_ud && !(d && d->next && old.ud == d->ud))
+        old.free_ud(old.ud);
+}
+
+int proxy_next_upstream(proxy_listener *l, unsigned attempt, const struct sockaddr *peer,
+                        struct sockaddr_storage *out)
+{
+    if (!l->dialer.next) {
+        if (attempt > 0)
+            return -ENOENT;
+        *out = l->upstream;
+        return 0;
+    }
+    memset(out, 0, sizeof(*out));
+    int rc = l->dialer.next(l->dialer.ud, attempt, peer, out);
+    if (rc == -EPERM)
+        return rc;
+    if (rc != 0 || !sa_ok((const struct sockaddr *)out))
+        return -ENOENT;
+    return 0;
 }
 
 void proxy_close(proxy_listener *l, void (*cb)(void *arg), void *arg)

@@ -117,10 +117,17 @@ void proxy_set_kafka(proxy_listener *l, const proxy_kafka *h);
  * (an IPv4 or IPv6 address), -ENOENT when there is nothing (more) to try
  * (TCP: the client gets a reset; UDP: the datagram is dropped and counted),
  * or -EPERM to refuse this client (accepted and closed at once, or the
- * datagram dropped; counted in proxy_stats.refused). The upstream given to
- * proxy_listen is then unused. NULL d (or d->next NULL) restores the fixed
- * upstream. d is copied; free_ud (may be NULL) releases d->ud when the
- * listener is freed or the dialer is replaced. */
+ * datagram dropped; counted in proxy_stats.refused, a datagram also in
+ * dropped); any other result, or an address that is not IPv4 or IPv6, is
+ * taken as -ENOENT. A TCP client refused with -EPERM is no connection
+ * (conns_total unchanged); one reset for -ENOENT is counted, as an upstream
+ * refusal is. The upstream may be of either family, whatever the listener's.
+ * The client's early bytes wait for whichever attempt connects; the dial
+ * timeout runs per attempt. The upstream given to proxy_listen is then
+ * unused. NULL d (or d->next NULL) restores the fixed upstream; connections
+ * already open keep theirs. d is copied; free_ud (may be NULL) releases d->ud
+ * when the listener is freed or the dialer is replaced (at once when d->next
+ * is NULL). */
 typedef struct proxy_dialer {
     int (*next)(void *ud, unsigned attempt, const struct sockaddr *peer,
                 struct sockaddr_storage *out);

@@ -124,8 +124,16 @@ struct proxy_conn {
     /* The protocol handler once klass names one, and its state. */
     const proxy_handler *h;
     void *hstate;
+    /* The client's address (for the dialer's later attempts) and the
+     * dialer's attempt the upstream socket is connecting for. */
+    struct sockaddr_storage peer;
+    unsigned attempt;
     int refs; /* open handles (and the splice relay); freed at zero */
     bool connected;
+    /* The upstream handle is closing to be made again for the dialer's next
+     * attempt (its close callback reopens it, or drops its reference when
+     * the connection closed meanwhile). */
+    bool redialing;
     bool closing;
     bool splice_failed;
     bool splice_retried; /* splice_start said UV_EEXIST once (see maybe_splice) */
@@ -154,12 +162,13 @@ struct proxy_listener {
     uv_loop_t *loop;
     proxy_options opts;
     int proto;
-    struct sockaddr_storage upstream;
+    struct sockaddr_storage upstream; /* unused while dialer.next is set */
     struct sockaddr_storage local;
-    int fd;           /* TCP: the listening socket (owned here) */
-    uv_poll_t lpoll;  /* TCP: readiness of fd */
-    uv_udp_t udp;     /* UDP: the client-facing socket */
-    uv_timer_t timer; /* TCP: accept pause; UDP: idle sweep */
+    proxy_dialer dialer; /* next NULL: every connection goes to upstream */
+    int fd;              /* TCP: the listening socket (owned here) */
+    uv_poll_t lpoll;     /* TCP: readiness of fd */
+    uv_udp_t udp;        /* UDP: the client-facing socket */
+    uv_timer_t timer;    /* TCP: accept pause; UDP: idle sweep */
     /* TCP: the first-bytes hook (NULL: none) and the open connections. */
     const proxy_classifier *first_bytes;
     proxy_conn *conns;
@@ -184,6 +193,13 @@ struct proxy_listener {
 };
 
 /* proxy.c */
+/* Asks the listener's dialer where a new connection or session from peer
+ * goes (attempt 0, 1, ...): 0 with *out an IPv4 or IPv6 address,
+ * -ENOENT (nothing to try; also for any other error or a bad address) or
+ * -EPERM. Without a dialer attempt 0 is the fixed upstream and later ones
+ * -ENOENT. */
+int proxy_next_upstream(proxy_listener *l, unsigned attempt, const struct sockaddr *peer,
+                        struct sockaddr_storage *out);
 /* Fills the first-bytes slot of a TCP listener (NULL: empty) for the
  * connections accepted from now on. */
 void proxy_set_first_bytes(proxy_listener *l, const proxy_classifier *cls);

@@ -142,7 +142,9 @@ static void conn_close(conn *c, bool reset)
     }
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
     side_close(&c->cli, reset);
-    side_close(&c->up, reset);
+    /* Closing for a redial already: its callback drops the reference. */
+    if (!c->redialing)
+        side_close(&c->up, reset);
 }
 
 static void check_done(conn *c)
@@ -424,10 +426,68 @@ static void maybe_splice(conn *c)
     spliced_total++;
 }
 
+static void on_connect(uv_connect_t *req, int status);
+static void on_dial_timeout(uv_timer_t *t);
+static void pause_accepting(proxy_listener *l, int err);
+
+/* Connects the upstream handle to where the dialer's current attempt said;
+ * the dial timeout runs per attempt. Returns 0 or the libuv error of
+ * uv_tcp_connect (the caller closes the connection). */
+static int dial(conn *c, const struct sockaddr *to)
+{
+    proxy_listener *l = c->l;
+    int err = uv_tcp_connect(&c->creq, &c->up.tcp, to, on_connect);
+    if (err) {
+        if (err == UV_EMFILE || err == UV_ENFILE)
+            pause_accepting(l, err);
+        else
+            log_debug_err(MOD, err, "upstream connect");
+        return err;
+    }
+    uv_timer_start(&c->timer, on_dial_timeout, l->opts.dial_timeout_ms, 0);
+    return 0;
+}
+
+/* The old upstream socket is gone: a fresh handle (the next address may be
+ * of the other family) dials the dialer's next answer. */
+static void on_redial_closed(uv_handle_t *h)
+{
+    conn *c = h->data;
+    c->redialing = false;
+    if (c->closing) {
+        conn_unref(c);
+        return;
+    }
+    uv_tcp_init(c->l->loop, &c->up.tcp);
+    c->up.tcp.data = c;
+    struct sockaddr_storage to;
+    int rc = proxy_next_upstream(c->l, c->attempt, (const struct sockaddr *)&c->peer, &to);
+    if (rc == -EPERM)
+        c->l->st.refused++;
+    if (rc != 0 || dial(c, (const struct sockaddr *)&to) != 0)
+        conn_close(c, rc != -EPERM);
+}
+
+/* The upstream refused: with a dialer, ask for the next attempt; the
+ * client's early bytes stay queued for whichever upstream connects. True
+ * when a redial is under way. */
+static bool redial(conn *c)
+{
+    if (!c->l->dialer.next)
+        return false;
+    c->attempt++;
+    c->redialing = true;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->up.tcp, on_redial_closed);
+    return true;
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     conn *c = container_of(req, conn, creq);
     if (status == UV_ECANCELED || c->closing)
+        return;
+    if (status == UV_ECONNREFUSED && redial(c))
         return;
     if (status < 0) {
         /* Refused or unreachable: the client sees a reset, as it would
@@ -469,6 +529,7 @@ static void on_connect(uv_connect_t *req, int status)
     maybe_splice(c);
 }
 
+/* Per attempt: each redial starts it again. */
 static void on_dial_timeout(uv_timer_t *t)
 {
     conn *c = t->data;
@@ -477,6 +538,7 @@ static void on_dial_timeout(uv_timer_t *t)
 }
 
 static void on_accept_resume(uv_timer_t *t);
+static void on_accept_ready(uv_poll_t *h, int status, int events);
 
 /* err: the negative errno that stopped accepting. */
 static void pause_accepting(proxy_listener *l, int err)
@@ -489,8 +551,29 @@ static void pause_accepting(proxy_listener *l, int err)
     uv_timer_start(&l->timer, on_accept_resume, ACCEPT_PAUSE_MS, 0);
 }
 
-static void conn_start(proxy_listener *l, int fd)
+/* A client the dialer has no upstream for, or refuses: never a
+ * connection of its own. */
+static void conn_refuse(proxy_listener *l, int fd, int why)
 {
+    if (why == -EPERM) {
+        l->st.refused++;
+    } else {
+        /* As for an upstream refusal: a reset, counted as a connection. */
+        struct linger lg = {1, 0};
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        l->st.conns_total++;
+    }
+    close(fd);
+}
+
+static void conn_start(proxy_listener *l, int fd, const struct sockaddr_storage *peer)
+{
+    struct sockaddr_storage to;
+    int rc = proxy_next_upstream(l, 0, (const struct sockaddr *)peer, &to);
+    if (rc != 0) {
+        conn_refuse(l, fd, rc);
+        return;
+    }
     conn *c = xcalloc(1, sizeof(*c));
     c->l = l;
     c->preq_tail = &c->preq;
@@ -499,6 +582,7 @@ static void conn_start(proxy_listener *l, int fd)
     c->cli.c = c->up.c = c;
     c->cli.peer = &c->up;
     c->up.peer = &c->cli;
+    c->peer = *peer;
     c->next = l->conns;
     if (l->conns)
         l->conns->prev = c;
@@ -519,23 +603,15 @@ static void conn_start(proxy_listener *l, int fd)
         return;
     }
     uv_tcp_nodelay(&c->cli.tcp, 1);
-    err = uv_tcp_connect(&c->creq, &c->up.tcp, (const struct sockaddr *)&l->upstream, on_connect);
-    if (err) {
-        if (err == UV_EMFILE || err == UV_ENFILE)
-            pause_accepting(l, err);
-        else
-            log_debug_err(MOD, err, "upstream connect");
+    if (dial(c, (const struct sockaddr *)&to) != 0) {
         conn_close(c, true);
         return;
     }
     /* A protocol forced by configuration owns the connection from byte 0. */
     if (c->cls && c->cls->accepted)
         decide(c, c->cls->accepted(&c->cstate));
-    uv_timer_start(&c->timer, on_dial_timeout, l->opts.dial_timeout_ms, 0);
     uv_read_start((uv_stream_t *)&c->cli.tcp, on_alloc, on_read);
 }
-
-static void on_accept_ready(uv_poll_t *h, int status, int events);
 
 static void on_accept_resume(uv_timer_t *t)
 {
@@ -555,10 +631,14 @@ static void on_accept_ready(uv_poll_t *h, int status, int events)
         return;
     }
     for (int i = 0; i < ACCEPT_BATCH && !l->closing; i++) {
+        /* The client's address is the dialer's to judge. */
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        memset(&peer, 0, sizeof(peer));
 #ifdef __linux__
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 #else
-        int fd = accept(l->fd, NULL, NULL);
+        int fd = accept(l->fd, (struct sockaddr *)&peer, &plen);
         if (fd >= 0)
             (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 #endif
@@ -578,7 +658,7 @@ static void on_accept_ready(uv_poll_t *h, int status, int events)
             log_debug_err(MOD, -e, "accept");
             return;
         }
-        conn_start(l, fd);
+        conn_start(l, fd, &peer);
         if (uv_is_active((uv_handle_t *)&l->timer))
             return; /* conn_start paused accepting */
     }

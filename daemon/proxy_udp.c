@@ -1,5 +1,7 @@
 /* UDP: one socket on the listener's address; a session with its own
- * connected upstream socket per client address; idle sessions expire. */
+ * connected upstream socket per client address (where the listener's dialer
+ * says, when it has one); idle sessions expire. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -119,7 +121,9 @@ static void on_udp_upstream(uv_udp_t *h, ssize_t nread, const uv_buf_t *rb,
 
 static void on_sweep(uv_timer_t *t);
 
-static usess *sess_new(proxy_listener *l, const struct sockaddr *peer)
+/* to: the session's upstream, of either family (the socket is made by
+ * uv_udp_connect for to's family). */
+static usess *sess_new(proxy_listener *l, const struct sockaddr *peer, const struct sockaddr *to)
 {
     usess *s = xcalloc(1, sizeof(*s));
     s->l = l;
@@ -132,7 +136,7 @@ static usess *sess_new(proxy_listener *l, const struct sockaddr *peer)
     l->nsessions++;
     usess **pp = sess_slot(l, peer);
     *pp = s;
-    int err = uv_udp_connect(&s->up, (const struct sockaddr *)&l->upstream);
+    int err = uv_udp_connect(&s->up, to);
     if (err == 0)
         err = uv_udp_recv_start(&s->up, on_sess_alloc, on_udp_upstream);
     if (err) {
@@ -193,7 +197,16 @@ static void on_udp_client(uv_udp_t *h, ssize_t nread, const uv_buf_t *rb,
                         l->opts.udp_max_sessions);
             return;
         }
-        s = sess_new(l, addr);
+        /* The dialer is asked once per session, not per datagram. */
+        struct sockaddr_storage to;
+        int rc = proxy_next_upstream(l, 0, addr, &to);
+        if (rc != 0) {
+            if (rc == -EPERM)
+                l->st.refused++;
+            l->st.dropped++;
+            return;
+        }
+        s = sess_new(l, addr, (const struct sockaddr *)&to);
         if (!s) {
             l->st.dropped++;
             return;

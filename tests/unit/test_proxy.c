@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -71,17 +72,98 @@ static int listen_tcp(const char *ip, uint16_t *port, int backlog)
     return fd;
 }
 
-static int connect_tcp(uint16_t port)
+/* [::1]:port */
+static void addr6(struct sockaddr_in6 *a, uint16_t port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    addr4(&a, "127.0.0.1", port);
-    set_timeouts(fd, 10000);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+    memset(a, 0, sizeof(*a));
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    a->sin6_addr = in6addr_loopback;
+}
+
+static socklen_t sa_size(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static uint16_t sa_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+/* 127.0.0.1:port or [::1]:port. */
+static struct sockaddr_storage loopback(int family, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (family == AF_INET6)
+        addr6((struct sockaddr_in6 *)&ss, port);
+    else
+        addr4((struct sockaddr_in *)&ss, "127.0.0.1", port);
+    return ss;
+}
+
+/* A socket of type bound to the family's loopback address, port 0 (IPv6
+ * only, for [::1]). -1 when that cannot be done. */
+static int bound_socket(int family, int type)
+{
+    int fd = socket(family, type, 0);
+    if (fd < 0)
+        return -1;
+    int on = 1;
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    struct sockaddr_storage ss = loopback(family, 0);
+    if (bind(fd, (struct sockaddr *)&ss, sa_size(&ss)) < 0) {
         close(fd);
         return -1;
     }
     return fd;
+}
+
+/* Whether [::1] can be bound here (containers and CI hosts may lack it). */
+static bool have_ipv6(void)
+{
+    int fd = bound_socket(AF_INET6, SOCK_STREAM);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+/* A TCP listener on [::1] (the upstream of the cross-family cases). */
+static int listen_tcp6(uint16_t *port)
+{
+    int fd = bound_socket(AF_INET6, SOCK_STREAM);
+    if (fd < 0 || listen(fd, 64) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    *port = sa_port(&ss);
+    return fd;
+}
+
+static int connect_family(int family, uint16_t port)
+{
+    int fd = socket(family, SOCK_STREAM, 0);
+    struct sockaddr_storage a = loopback(family, port);
+    set_timeouts(fd, 10000);
+    if (connect(fd, (struct sockaddr *)&a, sa_size(&a)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int connect_tcp(uint16_t port)
+{
+    return connect_family(AF_INET, port);
 }
 
 static int accept_tcp(int lfd)
@@ -181,7 +263,76 @@ struct env {
      * and listening one (lfd: the socket handed over). */
     int from_fd;
     int lfd;
+    /* The listener's family (0: AF_INET; AF_INET6: a socket bound on [::1],
+     * handed over as from_fd 1), and a dialer to install (NULL: none). */
+    int family;
+    struct test_dialer *dialer;
 };
+
+static int connect_env(env *e)
+{
+    return connect_family(e->family ? e->family : AF_INET, e->port);
+}
+
+/* ---- a dialer for the tests (called on the loop thread; read after the
+ * threads are joined) ---- */
+
+typedef struct test_dialer {
+    struct sockaddr_storage addrs[4]; /* attempt i's answer */
+    unsigned naddrs;                  /* attempts from naddrs on: -ENOENT */
+    int result;                       /* non-zero: every call's answer */
+    /* Attempt 0 waits (at most 10 s) for a byte on gate[0]: the client has
+     * sent its early bytes, which must then wait for the redial. */
+    bool gated;
+    int gate[2];
+    unsigned calls, last_attempt;
+    struct sockaddr_storage peer;
+    int freed;
+} test_dialer;
+
+static int td_next(void *ud, unsigned attempt, const struct sockaddr *peer,
+                   struct sockaddr_storage *out)
+{
+    test_dialer *d = ud;
+    d->calls++;
+    d->last_attempt = attempt;
+    memcpy(&d->peer, peer,
+           peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    if (attempt == 0 && d->gated) {
+        struct pollfd p = {d->gate[0], POLLIN, 0};
+        char c;
+        if (poll(&p, 1, 10000) == 1) {
+            ssize_t r = read(d->gate[0], &c, 1);
+            (void)r;
+        }
+    }
+    if (d->result)
+        return d->result;
+    if (attempt >= d->naddrs)
+        return -ENOENT;
+    *out = d->addrs[attempt];
+    return 0;
+}
+
+static void td_free(void *ud)
+{
+    ((test_dialer *)ud)->freed++;
+}
+
+static void td_install(proxy_listener *l, test_dialer *d)
+{
+    proxy_dialer pd = {td_next, td_free, d};
+    proxy_set_dialer(l, &pd);
+}
+
+/* A port that was just free: bind, learn the port, close. */
+static uint16_t dead_port(void)
+{
+    uint16_t port = 0;
+    int fd = listen_tcp("127.0.0.1", &port, 1);
+    close(fd);
+    return port;
+}
 
 static void on_proxy_closed(void *arg)
 {
@@ -242,7 +393,12 @@ static bool env_setup(env *e, bool splice)
     struct sockaddr_in la, ua;
     addr4(&la, "127.0.0.1", 0);
     addr4(&ua, "127.0.0.1", e->up_port);
-    if (e->from_fd) {
+    if (e->family == AF_INET6) {
+        e->lfd = bound_socket(AF_INET6, SOCK_STREAM);
+        if (e->lfd < 0 || proxy_listen_fd(&e->loop, &e->opts, PROXY_TCP, e->lfd,
+                                          (struct sockaddr *)&ua, &e->l) != 0)
+            return false;
+    } else if (e->from_fd) {
         /* Made here, as another module would (in a container's network
          * namespace, say), and handed over. */
         e->lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -259,7 +415,9 @@ static bool env_setup(env *e, bool splice)
     }
     struct sockaddr_storage ss;
     proxy_local_addr(e->l, &ss);
-    e->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    e->port = sa_port(&ss);
+    if (e->dialer)
+        td_install(e->l, e->dialer);
     uv_async_init(&e->loop, &e->done, on_done);
     e->done.data = e;
     uv_timer_init(&e->loop, &e->sample);
@@ -313,7 +471,7 @@ static void server_echo(env *e)
 
 static void client_echo(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     char small[3];
@@ -358,7 +516,7 @@ static void server_half_client(env *e)
 
 static void client_half_client(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     write_all(fd, "request", 7);
@@ -385,7 +543,7 @@ static void server_half_server(env *e)
 
 static void client_half_server(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     char b[64];
@@ -428,7 +586,7 @@ static void server_banner(env *e)
 
 static void client_banner(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     char b[64];
@@ -457,7 +615,7 @@ static void server_ping(env *e)
 
 static void client_ping(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     for (int i = 0; i < 3; i++) {
@@ -484,7 +642,7 @@ static void test_first_bytes(bool splice)
 /* Nothing listens upstream: the client sees a reset. */
 static void client_refused(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     char b[16];
@@ -519,7 +677,7 @@ static void server_reset(env *e)
 
 static void client_reset(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     char b[16];
@@ -556,7 +714,7 @@ static void server_sees_reset(env *e)
 
 static void client_resets(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     char b[2];
@@ -629,7 +787,7 @@ static void server_slow_reader(env *e)
 
 static void client_fast_writer(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     e->client_ok = send_pattern(fd, SLOW_TOTAL);
@@ -650,7 +808,7 @@ static void server_fast_writer(env *e)
 
 static void client_slow_reader(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     e->client_ok = write_all(fd, "GET!", 4) && recv_pattern(fd, SLOW_TOTAL, true);
@@ -699,7 +857,7 @@ static void *large_writer(void *arg)
 
 static void client_large(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     pthread_t w;
@@ -766,7 +924,7 @@ static void client_many(env *e)
     int fds[NCONN];
     int ok = 0;
     for (int i = 0; i < NCONN; i++)
-        fds[i] = connect_tcp(e->port);
+        fds[i] = connect_env(e);
     for (int i = 0; i < NCONN; i++) {
         char msg[16];
         snprintf(msg, sizeof(msg), "conn %03d", i);
@@ -821,7 +979,7 @@ static void client_hold(env *e)
     int ok = 0;
     for (int i = 0; i < NOPEN; i++) {
         char b;
-        fds[i] = connect_tcp(e->port);
+        fds[i] = connect_env(e);
         if (fds[i] >= 0 && write_all(fds[i], "x", 1) && read_exact(fds[i], &b, 1))
             ok++;
     }
@@ -856,7 +1014,7 @@ static void test_close_open(bool splice)
  * timeout the client sees a clean close. */
 static void client_dial_timeout(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     char b[8];
@@ -998,7 +1156,7 @@ static void server_kafka(env *e)
 
 static void client_kafka(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     int *pipefd = e->arg;
@@ -1105,7 +1263,7 @@ static void server_kafka_split(env *e)
 
 static void client_kafka_split(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     int *pipefd = e->arg;
@@ -1165,7 +1323,7 @@ static void server_queued(env *e)
 
 static void client_queued(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     bool ok = write_all(fd, api_versions_req, 14);
@@ -1243,7 +1401,7 @@ static void test_first_bytes_limit(bool splice)
 
 static void client_fallback(env *e)
 {
-    int fd = connect_tcp(e->port);
+    int fd = connect_env(e);
     if (fd < 0)
         return;
     static char out[50000], back[50000];
@@ -1411,6 +1569,204 @@ static void test_listen_fd(bool splice)
         CHECK_INT(proxy_spliced_total() - before, splice && HAVE_SPLICE);
         CHECK(fd_closed(e.lfd));
     }
+}
+
+/* ---- the dialer (TCP) ---- */
+
+/* Early bytes and the client's FIN are in the proxy's hands before the
+ * first upstream refuses; they reach the second. */
+static void client_early(env *e)
+{
+    int fd = connect_env(e);
+    if (fd < 0)
+        return;
+    bool ok = write_all(fd, "request", 7) && shutdown(fd, SHUT_WR) == 0;
+    ok = ok && write(e->dialer->gate[1], "g", 1) == 1;
+    char b[64];
+    long n = read_to_eof(fd, b, sizeof(b));
+    e->client_ok = ok && n == 8 && memcmp(b, "response", 8) == 0;
+    close(fd);
+}
+
+static void test_dial_redial(bool splice)
+{
+    env e = {0};
+    test_dialer d = {0};
+    d.gated = true;
+    REQUIRE(pipe(d.gate) == 0);
+    d.addrs[0] = loopback(AF_INET, dead_port());
+    d.naddrs = 2;
+    e.dialer = &d;
+    REQUIRE(env_setup(&e, splice));
+    d.addrs[1] = loopback(AF_INET, e.up_port);
+    set_timeouts(e.up_fd, 10000); /* a broken redial fails, not hangs */
+    env_go(&e, client_early, server_half_client);
+    close(d.gate[0]);
+    close(d.gate[1]);
+    CHECK(e.client_ok);
+    CHECK(e.server_ok);
+    CHECK_INT(d.calls, 2);
+    CHECK_INT(d.last_attempt, 1);
+    CHECK_INT(d.peer.ss_family, AF_INET);
+    CHECK(sa_port(&d.peer) != 0 && sa_port(&d.peer) != e.port);
+    CHECK_INT(e.final.conns_total, 1);
+    CHECK_INT(e.final.bytes_in, 7);
+    CHECK_INT(e.final.bytes_out, 8);
+    CHECK_INT(e.final.refused, 0);
+    CHECK_INT(d.freed, 1);
+}
+
+/* 2 MB each way through a redial: the server reads everything to the
+ * client's FIN, then answers. */
+#define DIAL_TOTAL (2 * 1024 * 1024)
+
+static void server_dial_large(env *e)
+{
+    int fd = accept_tcp(e->up_fd);
+    if (fd < 0)
+        return;
+    e->server_ok = recv_pattern(fd, DIAL_TOTAL, false) && send_pattern(fd, DIAL_TOTAL);
+    close(fd);
+}
+
+static void client_dial_large(env *e)
+{
+    int fd = connect_env(e);
+    if (fd < 0)
+        return;
+    bool ok = send_pattern(fd, DIAL_TOTAL) && shutdown(fd, SHUT_WR) == 0;
+    e->client_ok = ok && recv_pattern(fd, DIAL_TOTAL, false);
+    close(fd);
+}
+
+static void test_dial_large(bool splice)
+{
+    env e = {0};
+    test_dialer d = {0};
+    d.addrs[0] = loopback(AF_INET, dead_port());
+    d.naddrs = 2;
+    e.dialer = &d;
+    REQUIRE(env_setup(&e, splice));
+    d.addrs[1] = loopback(AF_INET, e.up_port);
+    set_timeouts(e.up_fd, 10000); /* a broken redial fails, not hangs */
+    env_go(&e, client_dial_large, server_dial_large);
+    CHECK(e.client_ok);
+    CHECK(e.server_ok);
+    CHECK_INT(d.calls, 2);
+    CHECK_INT(e.final.bytes_in, DIAL_TOTAL);
+    CHECK_INT(e.final.bytes_out, DIAL_TOTAL);
+    CHECK(e.max_buffered <= BOUND);
+}
+
+/* An IPv4 listener with an IPv6 upstream, an IPv6 one (a socket bound on
+ * [::1], as inside a container) with an IPv4 upstream, by dialer and by the
+ * fixed upstream. */
+static void test_dial_family(bool splice)
+{
+    if (!have_ipv6())
+        TEST_SKIP("[::1] cannot be bound here");
+    env e = {0};
+    test_dialer d = {0};
+    e.up_fd = listen_tcp6(&e.up_port);
+    REQUIRE(e.up_fd >= 0);
+    d.addrs[0] = loopback(AF_INET6, e.up_port);
+    d.naddrs = 1;
+    e.dialer = &d;
+    env_run(&e, splice, client_echo, server_echo);
+    CHECK(e.client_ok);
+    CHECK(e.server_ok);
+    CHECK_INT(e.final.bytes_out, 100003);
+    CHECK_INT(d.peer.ss_family, AF_INET);
+
+    env f = {0};
+    test_dialer g = {0};
+    f.family = AF_INET6;
+    f.dialer = &g;
+    g.naddrs = 1;
+    REQUIRE(env_setup(&f, splice));
+    g.addrs[0] = loopback(AF_INET, f.up_port);
+    env_go(&f, client_echo, server_echo);
+    CHECK(f.client_ok);
+    CHECK(f.server_ok);
+    CHECK_INT(f.final.bytes_in, 100003);
+    CHECK_INT(g.peer.ss_family, AF_INET6);
+    CHECK(fd_closed(f.lfd));
+
+    env h = {0};
+    h.family = AF_INET6;
+    env_run(&h, splice, client_echo, server_echo);
+    CHECK(h.client_ok);
+    CHECK(h.server_ok);
+}
+
+/* Nothing to try: at once, or after the one upstream refused. */
+TEST(dial_enoent)
+{
+    env e = {0};
+    test_dialer d = {0};
+    d.result = -ENOENT;
+    e.dialer = &d;
+    env_run(&e, true, client_refused, NULL);
+    CHECK_INT(e.detail, -ECONNRESET);
+    CHECK_INT(e.final.conns_total, 1);
+    CHECK_INT(e.final.refused, 0);
+    CHECK_INT(d.calls, 1);
+    CHECK_INT(d.freed, 1);
+
+    env f = {0};
+    test_dialer g = {0};
+    g.addrs[0] = loopback(AF_INET, dead_port());
+    g.naddrs = 1;
+    f.dialer = &g;
+    env_run(&f, false, client_refused, NULL);
+    CHECK_INT(f.detail, -ECONNRESET);
+    CHECK_INT(g.calls, 2);
+    CHECK_INT(g.last_attempt, 1);
+}
+
+/* A refused client is closed without a byte, and counted. */
+TEST(dial_eperm)
+{
+    env e = {0};
+    test_dialer d = {0};
+    d.result = -EPERM;
+    e.dialer = &d;
+    env_run(&e, true, client_refused, NULL);
+    CHECK_INT(e.detail, 0);
+    CHECK_INT(e.final.refused, 1);
+    CHECK_INT(e.final.conns_total, 0);
+    CHECK_INT(d.calls, 1);
+}
+
+/* The dialer's ud is released on replace, on removal, at once when there
+ * is no next, not when the same ud comes again, and with the listener. */
+TEST(dialer_free)
+{
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    struct sockaddr_in la, ua;
+    addr4(&la, "127.0.0.1", 0);
+    addr4(&ua, "127.0.0.1", 1);
+    proxy_listener *l = NULL;
+    REQUIRE(proxy_listen(&loop, NULL, PROXY_TCP, (struct sockaddr *)&la, (struct sockaddr *)&ua,
+                         &l) == 0);
+    test_dialer a = {0}, b = {0}, c = {0}, d = {0};
+    td_install(l, &a);
+    td_install(l, &b);
+    CHECK_INT(a.freed, 1);
+    proxy_set_dialer(l, NULL);
+    CHECK_INT(b.freed, 1);
+    proxy_dialer none = {NULL, td_free, &c};
+    proxy_set_dialer(l, &none);
+    CHECK_INT(c.freed, 1);
+    td_install(l, &d);
+    td_install(l, &d);
+    CHECK_INT(d.freed, 0);
+    proxy_close(l, NULL, NULL);
+    CHECK_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_INT(d.freed, 1);
+    CHECK_INT(a.freed + b.freed + c.freed, 3);
+    CHECK_INT(uv_loop_close(&loop), 0);
 }
 
 /* Refused sockets are closed too, and nothing is left in the loop. */
@@ -1767,6 +2123,133 @@ TEST(listen_fd_udp)
     CHECK_INT(uv_loop_close(&u->loop), 0);
 }
 
+/* A UDP listener with a dialer: the first client's session goes where the
+ * dialer says (asked once, not per datagram), the second is refused, the
+ * third finds nothing. The listener is IPv4 or a socket bound on [::1];
+ * the upstream is IPv4 either way. */
+typedef struct udp_dial_env {
+    udp_env u;
+    uv_async_t done;
+    int family;
+    struct sockaddr_storage echo;
+    unsigned calls;
+    int ok, silent;
+} udp_dial_env;
+
+static int udp_td_next(void *ud, unsigned attempt, const struct sockaddr *peer,
+                       struct sockaddr_storage *out)
+{
+    udp_dial_env *f = ud;
+    (void)attempt;
+    if (peer->sa_family != f->family)
+        return -EINVAL; /* taken as -ENOENT; fails the test below */
+    static const int answers[] = {0, -EPERM, -ENOENT};
+    int r = f->calls < 3 ? answers[f->calls] : -ENOENT;
+    f->calls++;
+    if (r == 0)
+        *out = f->echo;
+    return r;
+}
+
+static void *udp_dial_client_main(void *arg)
+{
+    udp_dial_env *f = arg;
+    struct sockaddr_storage pa = loopback(f->family, f->u.port);
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = socket(f->family, SOCK_DGRAM, 0);
+        /* The short timeouts are the assertion (nothing comes back), not
+         * synchronisation. */
+        set_timeouts(fds[i], i == 0 ? 5000 : 300);
+        connect(fds[i], (struct sockaddr *)&pa, sa_size(&pa));
+    }
+    char b[16];
+    f->ok = send(fds[0], "one", 3, 0) == 3 && recv(fds[0], b, sizeof(b), 0) == 3 &&
+            memcmp(b, "one", 3) == 0 && send(fds[0], "two", 3, 0) == 3 &&
+            recv(fds[0], b, sizeof(b), 0) == 3 && memcmp(b, "two", 3) == 0;
+    for (int i = 1; i < 3; i++) {
+        send(fds[i], "x", 1, 0);
+        if (recv(fds[i], b, sizeof(b), 0) < 0)
+            f->silent++;
+    }
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    uv_async_send(&f->done);
+    return NULL;
+}
+
+static void on_udp_dial_done(uv_async_t *a)
+{
+    udp_dial_env *f = a->data;
+    proxy_get_stats(f->u.l, &f->u.at_end);
+    proxy_close(f->u.l, on_udp_closed, &f->u);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void udp_dial_case(int family)
+{
+    udp_dial_env f = {0};
+    udp_env *u = &f.u;
+    f.family = family;
+    REQUIRE(uv_loop_init(&u->loop) == 0);
+    u->up_fd = bound_socket(AF_INET, SOCK_DGRAM);
+    REQUIRE(u->up_fd >= 0);
+    socklen_t len = sizeof(f.echo);
+    getsockname(u->up_fd, (struct sockaddr *)&f.echo, &len);
+    set_timeouts(u->up_fd, 10000);
+
+    int fd = bound_socket(family, SOCK_DGRAM);
+    REQUIRE(fd >= 0);
+    /* The fixed upstream leads nowhere: only the dialer's answer works. */
+    struct sockaddr_in nowhere;
+    addr4(&nowhere, "127.0.0.1", 1);
+    REQUIRE(proxy_listen_fd(&u->loop, NULL, PROXY_UDP, fd, (struct sockaddr *)&nowhere, &u->l) ==
+            0);
+    proxy_dialer pd = {udp_td_next, NULL, &f};
+    proxy_set_dialer(u->l, &pd);
+    struct sockaddr_storage ss;
+    proxy_local_addr(u->l, &ss);
+    CHECK_INT(ss.ss_family, family);
+    u->port = sa_port(&ss);
+    uv_async_init(&u->loop, &f.done, on_udp_dial_done);
+    f.done.data = &f;
+
+    pthread_t st, ct;
+    pthread_create(&st, NULL, udp_echo_main, u);
+    pthread_create(&ct, NULL, udp_dial_client_main, &f);
+    uv_run(&u->loop, UV_RUN_DEFAULT);
+    pthread_join(ct, NULL);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    sendto(s, "STOP", 4, 0, (struct sockaddr *)&f.echo, sa_size(&f.echo));
+    close(s);
+    pthread_join(st, NULL);
+    close(u->up_fd);
+
+    CHECK(f.ok);
+    CHECK_INT(f.silent, 2);
+    CHECK_INT(f.calls, 3);
+    CHECK_INT(u->at_end.conns_total, 1);
+    CHECK_INT(u->at_end.bytes_in, 6);
+    CHECK_INT(u->at_end.bytes_out, 6);
+    CHECK_INT(u->at_end.refused, 1);
+    CHECK_INT(u->at_end.dropped, 2);
+    CHECK(u->closed);
+    CHECK(fd_closed(fd));
+    CHECK_INT(uv_loop_close(&u->loop), 0);
+}
+
+TEST(udp_dial)
+{
+    udp_dial_case(AF_INET);
+}
+
+TEST(udp_dial_v6)
+{
+    if (!have_ipv6())
+        TEST_SKIP("[::1] cannot be bound here");
+    udp_dial_case(AF_INET6);
+}
+
 /* The TCP cases, each registered twice: <case>/splice asks for splice(2)
  * (which off Linux stays on the read/write path: HAVE_SPLICE), <case>/rw
  * never does. */
@@ -1786,6 +2269,9 @@ static const struct {
     {"kafka_first_bytes", test_kafka_first_bytes},
     {"first_bytes_limit", test_first_bytes_limit},
     {"listen_fd", test_listen_fd},
+    {"dial_redial", test_dial_redial},
+    {"dial_large", test_dial_large},
+    {"dial_family", test_dial_family},
 };
 
 static const test_mode splice_modes[] = {{"splice", true}, {"rw", false}};
