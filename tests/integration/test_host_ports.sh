@@ -177,12 +177,12 @@ status_hp() { curl -sf -m 5 --unix-socket "$LH_SOCK" http://x/v1/status | jq -c 
 # refusal inside.
 part_label() {
     start_daemon
-    local P c e srv st
+    local P c e srv st id
     P=$(free_port)
     www "$LH_TMP/www"
     srv=$(serve_http 127.0.0.1 "$P" "$LH_TMP/www")
     c=lh-hp-label-$RUN_ID
-    sleeper "$c" --label "loophole.host-ports=$P" >/dev/null
+    id=$(sleeper "$c" --label "loophole.host-ports=$P")
     e=$(expect_hp "$c" "$P" tcp)
     log "host port entry: $e"
     assert_eq "\"localhost:$P\"" "$(field "$e" .target)" "target of $P"
@@ -193,7 +193,7 @@ part_label() {
     expect_get "$c" "http://localhost:$P/marker" "marker-$RUN_ID"
     expect_get "$c" "http://127.0.0.1:$P/marker" "marker-$RUN_ID"
     # Nothing of the reverse direction on the host side in the netns mode.
-    assert_eq "" "$(docker ps -q --filter "label=loophole.sidecar")" "sidecars in the netns mode"
+    assert_eq "" "$(docker ps -aq --filter "label=loophole.sidecar=$id")" "sidecars in the netns mode"
 
     counted() {
         hp_entry "$c" "$P" tcp | jtrue '.connections.total >= 2 and .connections.active == 0
