@@ -603,3 +603,42 @@ run_parts() {
     [ "${#passed[@]}" -gt 0 ] || exit 77
     exit 0
 }
+
+# ---- Host ports: the reverse direction (test_host_ports.sh) ------------------
+
+# The relay image the daemon's sidecar mode is tested with: busybox has no
+# socat, and the default alpine/socat would need a registry.
+LH_RELAY_IMAGE=loophole-test/socat:1
+
+# ensure_relay_image: loophole-test/socat:1, the host's socat with every
+# library ldd lists and the dynamic loader, each at the path ldd prints (the
+# loader searches there), in an otherwise empty rootfs. Built with docker
+# import, only when missing, under a lock so parallel scripts build it once.
+ensure_relay_image() {
+    docker image inspect "$LH_RELAY_IMAGE" >/dev/null 2>&1 && return 0
+    (
+        flock 9
+        docker image inspect "$LH_RELAY_IMAGE" >/dev/null 2>&1 && exit 0
+        local socat f libs root=$LH_TMP/relay-image
+        socat=$(command -v socat) || fail "missing tool: socat (make test installs it)"
+        socat=$(readlink -f "$socat")
+        # Lines are "name => /path (addr)" or "/path (addr)"; the vDSO has no path.
+        libs=$(ldd "$socat" | sed -n 's/^[[:space:]]*\([^ ]* => \)\{0,1\}\(\/[^ ]*\) (0x.*$/\2/p')
+        [ -n "$libs" ] || fail "ldd $socat lists no libraries (a static socat needs none: build the image by hand)"
+        mkdir -p "$root/usr/bin" "$root/etc" "$root/tmp"
+        chmod 1777 "$root/tmp"
+        cp -L "$socat" "$root/usr/bin/socat" || fail "cannot copy $socat"
+        for f in $libs; do
+            cp -L --parents "$f" "$root" || fail "cannot copy $f (listed by ldd $socat)"
+        done
+        # getaddrinfo reads these (glibc has files and dns built in since 2.34);
+        # docker run mounts /etc/hosts and /etc/resolv.conf over the rest.
+        echo 'hosts: files dns' >"$root/etc/nsswitch.conf"
+        echo 'root:x:0:0:root:/:/usr/bin/socat' >"$root/etc/passwd"
+        echo 'root:x:0:' >"$root/etc/group"
+        tar -C "$root" -cf - . |
+            docker import -c 'ENV PATH=/usr/bin' -c 'ENTRYPOINT ["socat"]' - "$LH_RELAY_IMAGE" \
+                >/dev/null || fail "docker import of $LH_RELAY_IMAGE failed"
+        rm -rf "$root"
+    ) 9>/tmp/loophole-test-relay-image.lock || exit 1
+}
