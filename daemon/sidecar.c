@@ -53,6 +53,7 @@ struct sidecar_manager {
     sc_entry *entries;
     int inflight;
     bool pulling;
+    bool dirty; /* a state changed since changed() last ran */
     bool closing;
     bool deadline_passed;
     bool close_cb_done;
@@ -83,8 +84,18 @@ static void set_state(sc_entry *e, int state, const char *problem)
     bool same = e->state == state && strcmp(e->problem, problem ? problem : "") == 0;
     e->state = state;
     strlcpy_(e->problem, problem ? problem : "", sizeof(e->problem));
-    if (!same && !e->m->closing && e->m->changed)
-        e->m->changed(e->m->ud);
+    /* Told once a reply has been dealt with (notify): the callee may well
+     * call sidecar_apply, which must not run in the middle of this. */
+    if (!same)
+        e->m->dirty = true;
+}
+
+static void notify(sidecar_manager *m)
+{
+    if (m->dirty && !m->closing && m->changed) {
+        m->dirty = false;
+        m->changed(m->ud);
+    }
 }
 
 static void on_reply(void *ud, int err, int status, const char *body, size_t len);
@@ -501,6 +512,7 @@ static void on_reply(void *ud, int err, int status, const char *body, size_t len
         break;
     }
     free(r);
+    notify(m);
     maybe_finish(m);
 }
 
