@@ -110,6 +110,18 @@ static void fe_respond(fe_conn *c, int status, const char *body)
     buf_free(&b);
 }
 
+/* One line of the event stream (a JSON object; the newline is added), as
+ * one chunk. Nothing happens before the client has subscribed. */
+static inline void fe_send_event(fake_engine *f, const char *json)
+{
+    if (f->events == NULL)
+        return;
+    buf b = {0};
+    buf_appendf(&b, "%zx\r\n%s\n\r\n", strlen(json) + 1, json);
+    fe_send(f->events, b.data, b.len, false);
+    buf_free(&b);
+}
+
 static void fe_request(fe_conn *c, const char *req, const char *body)
 {
     fake_engine *f = c->f;
