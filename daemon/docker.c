@@ -16,10 +16,15 @@
 
 #include <http_parser.h>
 
+#include "labels.h"
 #include "log.h"
 #include "util.h"
 
 #define REQ_TIMEOUT_MS 10000
+/* docker_request: the longest silence allowed. An image pull streams its
+ * progress, so an idle timer (restarted on every read) bounds a hung engine
+ * without cutting a slow pull short. */
+#define USER_IDLE_MS 60000
 #define BODY_MAX (16u * 1024 * 1024)
 #define BACKOFF_MIN_MS 250
 /* A session synced at least this long resets the backoff when it ends. */
@@ -34,7 +39,18 @@
 typedef struct dreq dreq;
 typedef void (*dreq_done_fn)(dreq *r, int err);
 
-enum req_kind { REQ_PING, REQ_VERSION, REQ_EVENTS, REQ_LIST, REQ_SYNC_INSPECT, REQ_EVENT_INSPECT };
+enum req_kind {
+    REQ_PING,
+    REQ_VERSION,
+    REQ_INFO,
+    REQ_EVENTS,
+    REQ_LIST,
+    REQ_SYNC_INSPECT,
+    REQ_EVENT_INSPECT,
+    REQ_SYNC_IMAGE,  /* a synced container's image labels */
+    REQ_EVENT_IMAGE, /* an updated container's image labels */
+    REQ_USER,        /* docker_request */
+};
 
 /* One HTTP request on its own connection. Freed when both its handles have
  * closed; `finished` guards the single completion. */
@@ -44,7 +60,10 @@ struct dreq {
     enum req_kind kind;
     unsigned gen;
     char *path;
-    char id[65]; /* inspects: the container */
+    char id[65];         /* inspects: the container */
+    container *ctr;      /* image fetches: the container waiting for its image's labels */
+    docker_reply_fn ucb; /* REQ_USER */
+    void *uud;
     uv_pipe_t pipe;
     uv_connect_t conn;
     uv_write_t wr;
@@ -143,6 +162,7 @@ static void req_handle_closed(uv_handle_t *h)
     if (r->next)
         r->next->prev = r->prev;
     free(r->path);
+    container_free(r->ctr);
     buf_free(&r->reqbuf);
     buf_free(&r->body);
     free(r);
@@ -155,7 +175,9 @@ static void req_handle_closed(uv_handle_t *h)
 static dreq_done_fn done_fn(enum req_kind k);
 
 /* Completes a request once: closes its handles and, unless the client moved
- * on (new generation or closing), reports to the state machine. */
+ * on (new generation or closing), reports to the state machine. A
+ * docker_request's callback runs in every case: it was promised exactly one
+ * call. The body stays valid until the handles have closed. */
 static void req_finish(dreq *r, int err)
 {
     if (r->finished)
@@ -164,6 +186,14 @@ static void req_finish(dreq *r, int err)
     uv_close((uv_handle_t *)&r->pipe, req_handle_closed);
     uv_close((uv_handle_t *)&r->timer, req_handle_closed);
     docker_client *d = r->d;
+    if (r->kind == REQ_USER) {
+        docker_reply_fn cb = r->ucb;
+        r->ucb = NULL;
+        if (cb)
+            cb(r->uud, err, err < 0 ? 0 : r->status, err < 0 ? NULL : r->body.data,
+               err < 0 ? 0 : r->body.len);
+        return;
+    }
     if (!d->closing && r->gen == d->gen)
         done_fn(r->kind)(r, err);
 }
@@ -177,10 +207,13 @@ static void req_abort(dreq *r)
     req_finish(r, -ECANCELED);
 }
 
+/* A new session ends the old one's requests; docker_request's live on
+ * their own connections until they end or the client closes. */
 static void abort_all(docker_client *d)
 {
     for (dreq *r = d->reqs; r != NULL; r = r->next)
-        req_abort(r);
+        if (r->kind != REQ_USER || d->closing)
+            req_abort(r);
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len)
@@ -222,6 +255,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 }
 
 static void events_headers(dreq *r);
+static void req_timeout(uv_timer_t *t);
 
 static int on_headers_complete(http_parser *p)
 {
@@ -301,6 +335,8 @@ static void req_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         req_finish(r, (int)nread);
         return;
     }
+    if (r->kind == REQ_USER)
+        uv_timer_start(&r->timer, req_timeout, USER_IDLE_MS, 0);
     size_t n = http_parser_execute(&r->parser, &parser_settings, b->base, (size_t)nread);
     if (r->finished)
         return;
@@ -339,10 +375,10 @@ static void req_timeout(uv_timer_t *t)
     req_finish(r, -ETIMEDOUT);
 }
 
-/* Starts GET path on the socket. Fails synchronously only when the socket
- * path cannot be used at all. */
-static int req_start(docker_client *d, const char *sock, enum req_kind kind, const char *path,
-                     dreq **out)
+/* Starts method path on the socket, with an optional JSON body. Fails
+ * synchronously only when the socket path cannot be used at all. */
+static int req_start_full(docker_client *d, const char *sock, enum req_kind kind,
+                          const char *method, const char *path, const char *body, dreq **out)
 {
     struct sockaddr_un sun;
     /* libuv silently truncates a long path; refuse it instead. */
@@ -361,19 +397,32 @@ static int req_start(docker_client *d, const char *sock, enum req_kind kind, con
     http_parser_init(&r->parser, HTTP_RESPONSE);
     r->parser.data = r;
     buf_appendf(&r->reqbuf,
-                "GET %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: loophole\r\n"
-                "Accept: application/json\r\nConnection: close\r\n\r\n",
-                path);
+                "%s %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: loophole\r\n"
+                "Accept: application/json\r\nConnection: close\r\n",
+                method, path);
+    if (body != NULL)
+        buf_appendf(&r->reqbuf, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                    strlen(body), body);
+    else if (strcmp(method, "GET") != 0)
+        buf_appendf(&r->reqbuf, "Content-Length: 0\r\n\r\n");
+    else
+        buf_appendf(&r->reqbuf, "\r\n");
     r->next = d->reqs;
     if (d->reqs)
         d->reqs->prev = r;
     d->reqs = r;
     d->refs++;
-    uv_timer_start(&r->timer, req_timeout, REQ_TIMEOUT_MS, 0);
+    uv_timer_start(&r->timer, req_timeout, kind == REQ_USER ? USER_IDLE_MS : REQ_TIMEOUT_MS, 0);
     uv_pipe_connect(&r->conn, &r->pipe, sock, req_connected);
     if (out)
         *out = r;
     return 0;
+}
+
+static int req_start(docker_client *d, const char *sock, enum req_kind kind, const char *path,
+                     dreq **out)
+{
+    return req_start_full(d, sock, kind, "GET", path, NULL, out);
 }
 
 /* ---- the state machine ---- */
@@ -533,8 +582,41 @@ static void version_done(dreq *r, int err)
     }
     snprintf(d->st.endpoint, sizeof(d->st.endpoint), "unix://%s", cur_sock(d));
     strlcpy_(d->st.api_version, use, sizeof(d->st.api_version));
+    strlcpy_(d->st.socket_path, cur_sock(d), sizeof(d->st.socket_path));
     log_info("docker", "using %s, API %s (server max %s, min %s)", d->st.endpoint, use, max,
              min[0] ? min : "?");
+    char path[64];
+    snprintf(path, sizeof(path), "/v%s/info", use);
+    req_start(d, cur_sock(d), REQ_INFO, path, NULL);
+}
+
+/* What kind of engine this is decides how containers reach the host; an
+ * engine that will not say is still usable for everything else. */
+static void info_done(dreq *r, int err)
+{
+    docker_client *d = r->d;
+    docker_info info;
+    char why[160] = "";
+    bool ok = err == 0 && r->status == 200 &&
+              docker_decode_info(r->body.data, r->body.len, &info, why, sizeof(why)) == 0;
+    if (!ok) {
+        char shown[2 * sizeof(why)];
+        log_info("docker", "GET /info on %s failed (%s); the engine's kind is unknown",
+                 d->st.endpoint,
+                 err < 0  ? err_str(err)
+                 : why[0] ? printable(why, strlen(why), shown, sizeof(shown))
+                          : "unexpected HTTP status");
+    }
+    strlcpy_(d->st.os, ok ? info.os : "", sizeof(d->st.os));
+    d->st.rootless = ok && info.rootless;
+    d->st.engine_kind = docker_engine_kind(ok ? &info : NULL, d->st.endpoint);
+    if (ok) {
+        char shown[2 * sizeof(info.os)];
+        log_info("docker", "engine: %s (%s%s)", docker_engine_name(d->st.engine_kind),
+                 printable(info.os, strlen(info.os), shown, sizeof(shown)),
+                 info.rootless ? ", rootless" : "");
+    }
+    const char *use = d->st.api_version;
     /* Subscribe first, list second, so nothing that starts in between is
      * missed. Filter: {"type":["container","network"]}: a network connected
      * to a running container changes its aliases and addresses. */
@@ -664,23 +746,113 @@ static int inspect_result(dreq *r, int err, container **out)
     return 1;
 }
 
+/* An image id fit to go into a path: "sha256:<hex>" or a bare hex id. */
+static bool path_safe_image(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == ':' || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* A container that asks for host ports must have its image's own labels
+ * known (a label the image carries grants nothing): starts GET
+ * /images/<id>/json holding the container, or returns false when there is
+ * nothing to fetch and c can be reported at once. */
+static bool fetch_image_labels(docker_client *d, enum req_kind kind, container *c)
+{
+    if (container_label(c, LABEL_HOST_PORTS) == NULL)
+        return false;
+    if (!path_safe_image(c->image_id)) {
+        log_debug("docker", "%.12s: no usable image id; its image's labels are unknown", c->id);
+        return false;
+    }
+    char path[200];
+    snprintf(path, sizeof(path), "/v%s/images/%s/json", d->st.api_version, c->image_id);
+    dreq *r;
+    if (req_start(d, cur_sock(d), kind, path, &r) < 0)
+        return false;
+    strlcpy_(r->id, c->id, sizeof(r->id));
+    r->ctr = c;
+    return true;
+}
+
+/* The container held by an image fetch, with its image's labels attached
+ * when the reply decodes; reported either way. */
+static container *image_result(dreq *r, int err)
+{
+    container *c = r->ctr;
+    r->ctr = NULL;
+    char why[160] = "";
+    if (err == 0 && r->status == 200 &&
+        docker_decode_image_labels(r->body.data, r->body.len, &c->image_labels, &c->nimage_labels,
+                                   why, sizeof(why)) == 0) {
+        c->image_labels_known = true;
+        return c;
+    }
+    char shown[2 * sizeof(why)];
+    log_debug("docker", "%.12s: cannot read its image's labels (%s)", c->id,
+              err < 0  ? err_str(err)
+              : why[0] ? printable(why, strlen(why), shown, sizeof(shown))
+                       : "unexpected HTTP status");
+    return c;
+}
+
+static void sync_add(docker_client *d, container *c)
+{
+    d->inspecting--;
+    d->found[d->nfound++] = c;
+    sync_more(d);
+}
+
 static void sync_inspect_done(dreq *r, int err)
 {
     docker_client *d = r->d;
     container *c;
     int res = inspect_result(r, err, &c);
-    d->inspecting--;
     if (res < 0 && res != -EINVAL && res != -EPROTO) {
+        d->inspecting--;
         outage(d, "inspecting containers on %s failed: %s", d->st.endpoint, err_str(res));
         return;
     }
     /* A container that stopped or vanished between list and inspect is
      * simply not running; one undecodable container must not block the rest. */
-    if (c != NULL && c->running)
-        d->found[d->nfound++] = c;
+    if (c != NULL && c->running) {
+        if (!fetch_image_labels(d, REQ_SYNC_IMAGE, c))
+            sync_add(d, c);
+        return;
+    }
+    container_free(c);
+    d->inspecting--;
+    sync_more(d);
+}
+
+static void sync_image_done(dreq *r, int err)
+{
+    sync_add(r->d, image_result(r, err));
+}
+
+static void report_update(docker_client *d, container *c)
+{
+    if (d->cbs.update)
+        d->cbs.update(d->cbs.ud, c);
     else
         container_free(c);
-    sync_more(d);
+}
+
+static void event_image_done(dreq *r, int err)
+{
+    docker_client *d = r->d;
+    d->event_busy = false;
+    report_update(d, image_result(r, err));
+    if (!d->closing && r->gen == d->gen)
+        pump_events(d);
 }
 
 static void event_inspect_done(dreq *r, int err)
@@ -695,10 +867,12 @@ static void event_inspect_done(dreq *r, int err)
         log_warn("docker", "inspect %.12s after an event failed: %s", r->id,
                  res == -EINVAL ? "bad reply" : err_str(res));
     } else if (c != NULL && c->running) {
-        if (d->cbs.update)
-            d->cbs.update(d->cbs.ud, c);
-        else
-            container_free(c);
+        /* The queue stays held until the image's labels are in. */
+        if (fetch_image_labels(d, REQ_EVENT_IMAGE, c)) {
+            d->event_busy = true;
+            return;
+        }
+        report_update(d, c);
     } else {
         container_free(c);
         if (d->cbs.gone)
@@ -801,6 +975,8 @@ static dreq_done_fn done_fn(enum req_kind k)
         return ping_done;
     case REQ_VERSION:
         return version_done;
+    case REQ_INFO:
+        return info_done;
     case REQ_EVENTS:
         return events_done;
     case REQ_LIST:
@@ -809,6 +985,12 @@ static dreq_done_fn done_fn(enum req_kind k)
         return sync_inspect_done;
     case REQ_EVENT_INSPECT:
         return event_inspect_done;
+    case REQ_SYNC_IMAGE:
+        return sync_image_done;
+    case REQ_EVENT_IMAGE:
+        return event_image_done;
+    case REQ_USER:
+        break; /* req_finish calls the user's callback itself */
     }
     return NULL;
 }
@@ -854,6 +1036,30 @@ void docker_client_start(docker_client *d)
 void docker_client_status(const docker_client *d, docker_status *st)
 {
     *st = d->st;
+}
+
+uv_loop_t *docker_client_loop(const docker_client *d)
+{
+    return d->loop;
+}
+
+int docker_request(docker_client *d, const char *method, const char *path, const char *json_body,
+                   docker_reply_fn cb, void *ud)
+{
+    if (d->closing || !d->st.connected || d->st.socket_path[0] == '\0')
+        return -ENOTCONN;
+    if (path == NULL || path[0] != '/')
+        return -EINVAL;
+    buf p = {0};
+    buf_appendf(&p, "/v%s%s", d->st.api_version, path);
+    dreq *r = NULL;
+    int e = req_start_full(d, d->st.socket_path, REQ_USER, method, p.data, json_body, &r);
+    buf_free(&p);
+    if (e < 0)
+        return e;
+    r->ucb = cb;
+    r->uud = ud;
+    return 0;
 }
 
 static void retry_closed(uv_handle_t *h)

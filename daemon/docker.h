@@ -53,12 +53,38 @@ typedef struct docker_status {
     char api_version[16];
     int64_t since; /* Unix ms of the last change of `connected` */
     char last_error[256];
+    /* From GET /info after each connection ("" / UNKNOWN / false when it
+     * failed): the engine's OperatingSystem, DOCKER_ENGINE_* (docker_json.h)
+     * and whether it runs rootless. */
+    char os[128];
+    int engine_kind;
+    bool rootless;
+    /* The unix socket in use ("" before the first connection): whoever may
+     * use it may use the engine, which the control API's permission check
+     * asks for. */
+    char socket_path[256];
 } docker_status;
 
 int docker_client_new(uv_loop_t *loop, const docker_options *opts, const docker_callbacks *cbs,
                       docker_client **out);
 void docker_client_start(docker_client *d);
 void docker_client_status(const docker_client *d, docker_status *st);
+/* The loop the client runs on (for modules built over docker_request). */
+uv_loop_t *docker_client_loop(const docker_client *d);
+/* A reply to docker_request: err is 0 when a whole reply came (then status
+ * is its HTTP status and body its bytes, valid only during the call), else a
+ * libuv error (UV_ECANCELED when the client closed first). */
+typedef void (*docker_reply_fn)(void *ud, int err, int status, const char *body, size_t len);
+/* Sends method path (without the version prefix: "/containers/create?name=x")
+ * with an optional JSON body on a new connection to the engine in use, under
+ * the negotiated version (/v1.xx/...). cb runs exactly once, later; an engine
+ * that goes away does not cancel it (its connection fails on its own), only
+ * docker_client_close does. The request fails when no byte arrives for 60 s
+ * (a pull streams progress); replies are bounded like every other.
+ * -ENOTCONN (cb never called) when not connected or closing, -EINVAL for a
+ * path that does not start with '/'. */
+int docker_request(docker_client *d, const char *method, const char *path, const char *json_body,
+                   docker_reply_fn cb, void *ud);
 /* Closes every handle and frees the client; cb runs after. */
 void docker_client_close(docker_client *d, void (*cb)(void *arg), void *arg);
 

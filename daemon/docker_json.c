@@ -579,3 +579,269 @@ void docker_splitter_free(docker_splitter *s)
     s->len = s->cap = 0;
     s->overflow = false;
 }
+
+/* ---- The reverse direction's requests ---- */
+
+void ctr_labels_free(ctr_label *v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        free(v[i].value);
+    }
+    free(v);
+}
+
+int docker_decode_image_labels(const char *json, size_t len, ctr_label **labels, size_t *n,
+                               char *err, size_t errlen)
+{
+    *labels = NULL;
+    *n = 0;
+    yajl_val root = parse(json, len, err, errlen);
+    if (root == NULL)
+        return -EINVAL;
+    int r = -EINVAL;
+    yajl_val config = json_member(root, "Config");
+    yajl_val lv = json_member(config, "Labels");
+    if (!YAJL_IS_OBJECT(root)) {
+        set_err(err, errlen, "image reply is not an object");
+        goto out;
+    }
+    if (config != NULL && !YAJL_IS_NULL(config) && !YAJL_IS_OBJECT(config)) {
+        set_err(err, errlen, "Config is not an object");
+        goto out;
+    }
+    if (lv != NULL && !YAJL_IS_NULL(lv) && !YAJL_IS_OBJECT(lv)) {
+        set_err(err, errlen, "Config.Labels is not an object");
+        goto out;
+    }
+    size_t cnt = json_len(lv);
+    ctr_label *v = xcalloc(cnt ? cnt : 1, sizeof(*v));
+    for (size_t i = 0; i < cnt; i++) {
+        const char *s = json_str(json_at(lv, i), NULL);
+        if (s == NULL) {
+            set_err(err, errlen, "image label %.40s is not a string", json_key_at(lv, i));
+            ctr_labels_free(v, i);
+            goto out;
+        }
+        v[i].key = xstrdup(json_key_at(lv, i));
+        v[i].value = xstrdup(s);
+    }
+    *labels = v;
+    *n = cnt;
+    r = 0;
+out:
+    json_free(root);
+    return r;
+}
+
+/* Copies an optional string member into a fixed buffer (cut when longer). */
+static int copy_opt(yajl_val obj, const char *key, char *out, size_t cap)
+{
+    const char *s;
+    out[0] = '\0';
+    if (opt_str(obj, key, &s) < 0)
+        return -1;
+    if (s != NULL)
+        strlcpy_(out, s, cap);
+    return 0;
+}
+
+int docker_decode_info(const char *json, size_t len, docker_info *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    yajl_val root = parse(json, len, err, errlen);
+    if (root == NULL)
+        return -EINVAL;
+    int r = -EINVAL;
+    if (!YAJL_IS_OBJECT(root)) {
+        set_err(err, errlen, "info reply is not an object");
+        goto out;
+    }
+    if (copy_opt(root, "OperatingSystem", out->os, sizeof(out->os)) < 0 ||
+        copy_opt(root, "Name", out->name, sizeof(out->name)) < 0) {
+        set_err(err, errlen, "bad OperatingSystem or Name");
+        goto out;
+    }
+    yajl_val sec = json_member(root, "SecurityOptions");
+    if (sec != NULL && !YAJL_IS_NULL(sec) && !YAJL_IS_ARRAY(sec)) {
+        set_err(err, errlen, "SecurityOptions is not an array");
+        goto out;
+    }
+    /* Entries look like "name=seccomp,profile=builtin" and "name=rootless". */
+    for (size_t i = 0; i < json_len(sec); i++) {
+        const char *s = json_str(json_at(sec, i), NULL);
+        if (s != NULL && strncmp(s, "name=rootless", 13) == 0 && (s[13] == '\0' || s[13] == ','))
+            out->rootless = true;
+    }
+    r = 0;
+out:
+    json_free(root);
+    if (r < 0)
+        memset(out, 0, sizeof(*out));
+    return r;
+}
+
+int docker_decode_created(const char *json, size_t len, char id[65], char *err, size_t errlen)
+{
+    id[0] = '\0';
+    yajl_val root = parse(json, len, err, errlen);
+    if (root == NULL)
+        return -EINVAL;
+    const char *s = NULL;
+    int r = -EINVAL;
+    if (opt_str(root, "Id", &s) < 0 || s == NULL || !valid_id(s) || strlen(s) != 64)
+        set_err(err, errlen, "create reply has no valid Id");
+    else {
+        strlcpy_(id, s, 65);
+        r = 0;
+    }
+    json_free(root);
+    return r;
+}
+
+int docker_decode_message(const char *json, size_t len, char *msg, size_t msglen)
+{
+    if (msglen)
+        msg[0] = '\0';
+    yajl_val root = parse(json, len, NULL, 0);
+    if (root == NULL)
+        return -EINVAL;
+    const char *s = NULL;
+    int r = -EINVAL;
+    if (opt_str(root, "message", &s) == 0 && s != NULL) {
+        strlcpy_(msg, s, msglen);
+        r = 0;
+    }
+    json_free(root);
+    return r;
+}
+
+typedef struct pull_scan {
+    char *msg;
+    size_t msglen;
+    bool failed;
+} pull_scan;
+
+static void pull_line(void *ud, const char *line, size_t len)
+{
+    pull_scan *p = ud;
+    if (p->failed)
+        return;
+    yajl_val root = parse(line, len, NULL, 0);
+    const char *s = NULL;
+    if (root != NULL && opt_str(root, "error", &s) == 0 && s == NULL)
+        s = json_str(root, "errorDetail", "message", NULL);
+    if (s != NULL) {
+        p->failed = true;
+        strlcpy_(p->msg, s[0] ? s : "the engine reported an error", p->msglen);
+    }
+    json_free(root);
+}
+
+int docker_decode_pull(const char *text, size_t len, char *msg, size_t msglen)
+{
+    if (msglen)
+        msg[0] = '\0';
+    pull_scan p = {msg, msglen, false};
+    docker_splitter sp = {0};
+    docker_splitter_feed(&sp, text, len, pull_line, &p);
+    /* The last line may lack its newline. */
+    docker_splitter_feed(&sp, "\n", 1, pull_line, &p);
+    docker_splitter_free(&sp);
+    return p.failed ? -EIO : 0;
+}
+
+int docker_decode_listed(const char *json, size_t len, docker_listed **out, size_t *n, char *err,
+                         size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    yajl_val root = parse(json, len, err, errlen);
+    if (root == NULL)
+        return -EINVAL;
+    if (!YAJL_IS_ARRAY(root)) {
+        set_err(err, errlen, "list reply is not an array");
+        json_free(root);
+        return -EINVAL;
+    }
+    size_t cnt = json_len(root);
+    docker_listed *v = xcalloc(cnt ? cnt : 1, sizeof(*v));
+    for (size_t i = 0; i < cnt; i++) {
+        yajl_val e = json_at(root, i);
+        const char *id;
+        if (opt_str(e, "Id", &id) < 0 || id == NULL || !valid_id(id) ||
+            copy_opt(e, "State", v[i].state, sizeof(v[i].state)) < 0) {
+            set_err(err, errlen, "list entry %zu has no valid Id", i);
+            free(v);
+            json_free(root);
+            return -EINVAL;
+        }
+        strlcpy_(v[i].id, id, sizeof(v[i].id));
+        const char *name = json_str(json_at(json_member(e, "Names"), 0), NULL);
+        if (name != NULL && name[0] == '/')
+            name++;
+        if (name != NULL && strlen(name) < sizeof(v[i].name))
+            strlcpy_(v[i].name, name, sizeof(v[i].name));
+    }
+    json_free(root);
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int docker_engine_kind(const docker_info *i, const char *endpoint)
+{
+    const char *ep = endpoint ? endpoint : "";
+    if (i != NULL && strcmp(i->os, "Docker Desktop") == 0)
+        return DOCKER_ENGINE_DESKTOP;
+    if (i != NULL && strcmp(i->os, "OrbStack") == 0)
+        return DOCKER_ENGINE_ORBSTACK;
+    /* Colima names its VM "colima" or "colima-<profile>" and keeps its
+     * socket under ~/.colima (or $COLIMA_HOME, which the name still tells). */
+    if ((i != NULL && (strcmp(i->name, "colima") == 0 || starts_with(i->name, "colima-"))) ||
+        strstr(ep, "/.colima/") != NULL)
+        return DOCKER_ENGINE_COLIMA;
+    if ((i != NULL && starts_with(i->name, "lima-")) || strstr(ep, "/.lima/") != NULL)
+        return DOCKER_ENGINE_LIMA;
+    /* Podman's compatible /info says nothing of Podman; its sockets are
+     * named after it (/run/podman/podman.sock, podman machine's). */
+    if (strstr(ep, "podman") != NULL)
+        return DOCKER_ENGINE_PODMAN;
+    if (i == NULL)
+        return DOCKER_ENGINE_UNKNOWN;
+    if (i->rootless)
+        return DOCKER_ENGINE_ROOTLESS;
+    return DOCKER_ENGINE_NATIVE;
+}
+
+const char *docker_engine_host_alias(int kind)
+{
+    switch (kind) {
+    case DOCKER_ENGINE_DESKTOP:
+    case DOCKER_ENGINE_ORBSTACK:
+        return "host.docker.internal";
+    case DOCKER_ENGINE_COLIMA:
+    case DOCKER_ENGINE_LIMA:
+        return "host.lima.internal";
+    case DOCKER_ENGINE_PODMAN:
+        return "host.containers.internal";
+    default:
+        return NULL;
+    }
+}
+
+const char *docker_engine_name(int kind)
+{
+    static const char *const names[] = {"unknown", "native", "docker-desktop", "orbstack",
+                                        "colima",  "lima",   "rootless",       "podman"};
+    if (kind < 0 || (size_t)kind >= sizeof(names) / sizeof(names[0]))
+        return "unknown";
+    return names[kind];
+}

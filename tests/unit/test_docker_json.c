@@ -495,3 +495,138 @@ TEST(versions)
     CHECK_INT(docker_negotiate("1.x", "", out, sizeof(out)), -EINVAL);
     CHECK_INT(docker_negotiate("1.41 ", "", out, sizeof(out)), -EINVAL);
 }
+
+/* ---- the reverse direction's decoders ---- */
+
+#define S(x) x, strlen(x)
+
+TEST(decode_image_labels)
+{
+    ctr_label *l = NULL;
+    size_t n = 9;
+    char err[160];
+    CHECK_INT(docker_decode_image_labels(
+                  S("{\"Config\":{\"Labels\":{\"a\":\"1\",\"loophole.host-ports\":\"22\"}}}"), &l,
+                  &n, err, sizeof(err)),
+              0);
+    REQUIRE(n == 2);
+    CHECK_STR(l[1].key, "loophole.host-ports");
+    CHECK_STR(l[1].value, "22");
+    ctr_labels_free(l, n);
+    CHECK_INT(
+        docker_decode_image_labels(S("{\"Config\":{\"Labels\":null}}"), &l, &n, err, sizeof(err)),
+        0);
+    CHECK_INT(n, 0);
+    ctr_labels_free(l, n);
+    CHECK_INT(docker_decode_image_labels(S("{}"), &l, &n, err, sizeof(err)), 0);
+    CHECK_INT(n, 0);
+    ctr_labels_free(l, n);
+    CHECK_INT(docker_decode_image_labels(S("{\"Config\":{\"Labels\":{\"a\":1}}}"), &l, &n, err,
+                                         sizeof(err)),
+              -EINVAL);
+    CHECK(l == NULL && n == 0);
+    CHECK_INT(docker_decode_image_labels(S("[]"), &l, &n, err, sizeof(err)), -EINVAL);
+    CHECK_INT(docker_decode_image_labels(S("{\"Config\":[]}"), &l, &n, err, sizeof(err)), -EINVAL);
+}
+
+TEST(decode_info_and_engine_kind)
+{
+    docker_info i;
+    char err[160];
+    CHECK_INT(docker_decode_info(S("{\"OperatingSystem\":\"Docker Desktop\",\"Name\":\"docker-"
+                                   "desktop\",\"SecurityOptions\":[\"name=seccomp,profile="
+                                   "unconfined\"]}"),
+                                 &i, err, sizeof(err)),
+              0);
+    CHECK_STR(i.os, "Docker Desktop");
+    CHECK(!i.rootless);
+    CHECK_INT(docker_engine_kind(&i, "unix:///var/run/docker.sock"), DOCKER_ENGINE_DESKTOP);
+    CHECK_INT(docker_decode_info(S("{\"OperatingSystem\":\"Ubuntu 24.04\",\"Name\":\"box\","
+                                   "\"SecurityOptions\":[\"name=seccomp\",\"name=rootless\"]}"),
+                                 &i, err, sizeof(err)),
+              0);
+    CHECK(i.rootless);
+    CHECK_INT(docker_engine_kind(&i, "unix:///run/user/1000/docker.sock"), DOCKER_ENGINE_ROOTLESS);
+    /* "name=rootlessish" is not rootless. */
+    CHECK_INT(
+        docker_decode_info(S("{\"SecurityOptions\":[\"name=rootlessish\"]}"), &i, err, sizeof(err)),
+        0);
+    CHECK(!i.rootless);
+    CHECK_INT(docker_engine_kind(&i, "unix:///var/run/docker.sock"), DOCKER_ENGINE_NATIVE);
+    CHECK_INT(docker_decode_info(S("{\"SecurityOptions\":\"x\"}"), &i, err, sizeof(err)), -EINVAL);
+    CHECK_INT(docker_decode_info(S("{\"Name\":7}"), &i, err, sizeof(err)), -EINVAL);
+    CHECK_INT(docker_decode_info(S("nope"), &i, err, sizeof(err)), -EINVAL);
+
+    docker_info o = {.os = "OrbStack"};
+    CHECK_INT(docker_engine_kind(&o, ""), DOCKER_ENGINE_ORBSTACK);
+    docker_info c = {.os = "Ubuntu 24.04 LTS", .name = "colima"};
+    CHECK_INT(docker_engine_kind(&c, ""), DOCKER_ENGINE_COLIMA);
+    docker_info c2 = {.os = "Ubuntu", .name = "box"};
+    CHECK_INT(docker_engine_kind(&c2, "unix:///Users/x/.colima/default/docker.sock"),
+              DOCKER_ENGINE_COLIMA);
+    docker_info l = {.os = "Ubuntu", .name = "lima-docker"};
+    CHECK_INT(docker_engine_kind(&l, ""), DOCKER_ENGINE_LIMA);
+    CHECK_INT(docker_engine_kind(&c2, "unix:///run/podman/podman.sock"), DOCKER_ENGINE_PODMAN);
+    CHECK_INT(docker_engine_kind(NULL, "unix:///var/run/docker.sock"), DOCKER_ENGINE_UNKNOWN);
+
+    CHECK_STR(docker_engine_host_alias(DOCKER_ENGINE_DESKTOP), "host.docker.internal");
+    CHECK_STR(docker_engine_host_alias(DOCKER_ENGINE_ORBSTACK), "host.docker.internal");
+    CHECK_STR(docker_engine_host_alias(DOCKER_ENGINE_COLIMA), "host.lima.internal");
+    CHECK_STR(docker_engine_host_alias(DOCKER_ENGINE_LIMA), "host.lima.internal");
+    CHECK_STR(docker_engine_host_alias(DOCKER_ENGINE_PODMAN), "host.containers.internal");
+    CHECK(docker_engine_host_alias(DOCKER_ENGINE_NATIVE) == NULL);
+    CHECK(docker_engine_host_alias(DOCKER_ENGINE_ROOTLESS) == NULL);
+    CHECK(docker_engine_host_alias(DOCKER_ENGINE_UNKNOWN) == NULL);
+    CHECK_STR(docker_engine_name(DOCKER_ENGINE_COLIMA), "colima");
+    CHECK_STR(docker_engine_name(99), "unknown");
+}
+
+TEST(decode_created_message_pull_listed)
+{
+    char id[65], err[160], msg[64];
+    const char *ok = "{\"Id\":\"d5a16442f260a51a8c826b9f7fed2da7774f328f46c1976374235844f8d5d3fd\","
+                     "\"Warnings\":[]}";
+    CHECK_INT(docker_decode_created(ok, strlen(ok), id, err, sizeof(err)), 0);
+    CHECK_STR(id, "d5a16442f260a51a8c826b9f7fed2da7774f328f46c1976374235844f8d5d3fd");
+    CHECK_INT(docker_decode_created(S("{\"Id\":\"d5a1\"}"), id, err, sizeof(err)), -EINVAL);
+    CHECK_STR(id, "");
+    CHECK_INT(docker_decode_created(S("{\"Id\":\"../x\"}"), id, err, sizeof(err)), -EINVAL);
+    CHECK_INT(docker_decode_created(S("{}"), id, err, sizeof(err)), -EINVAL);
+
+    CHECK_INT(docker_decode_message(S("{\"message\":\"No such image: a:b\"}"), msg, sizeof(msg)),
+              0);
+    CHECK_STR(msg, "No such image: a:b");
+    CHECK_INT(docker_decode_message(S("{\"message\":3}"), msg, sizeof(msg)), -EINVAL);
+    CHECK_INT(docker_decode_message(S("page not found"), msg, sizeof(msg)), -EINVAL);
+    CHECK_STR(msg, "");
+
+    CHECK_INT(docker_decode_pull(S("{\"status\":\"a\"}\n{\"status\":\"b\"}\n"), msg, sizeof(msg)),
+              0);
+    CHECK_INT(docker_decode_pull(S("{\"status\":\"a\"}\r\ngarbage\n{\"errorDetail\":{\"message\":"
+                                   "\"d\"},\"error\":\"denied\"}"),
+                                 msg, sizeof(msg)),
+              -EIO);
+    CHECK_STR(msg, "denied");
+    CHECK_INT(docker_decode_pull(S("{\"errorDetail\":{\"message\":\"only detail\"}}\n"), msg,
+                                 sizeof(msg)),
+              -EIO);
+    CHECK_STR(msg, "only detail");
+
+    docker_listed *v = NULL;
+    size_t n = 0;
+    CHECK_INT(docker_decode_listed(
+                  S("[{\"Id\":\"aa\",\"Names\":[\"/loophole-relay-x\"],\"State\":\"running\"},"
+                    "{\"Id\":\"bb\",\"Names\":[],\"State\":null}]"),
+                  &v, &n, err, sizeof(err)),
+              0);
+    REQUIRE(n == 2);
+    CHECK_STR(v[0].id, "aa");
+    CHECK_STR(v[0].name, "loophole-relay-x");
+    CHECK_STR(v[0].state, "running");
+    CHECK_STR(v[1].name, "");
+    CHECK_STR(v[1].state, "");
+    free(v);
+    CHECK_INT(docker_decode_listed(S("[{\"Names\":[\"/x\"]}]"), &v, &n, err, sizeof(err)), -EINVAL);
+    CHECK(v == NULL && n == 0);
+    CHECK_INT(docker_decode_listed(S("{}"), &v, &n, err, sizeof(err)), -EINVAL);
+}
