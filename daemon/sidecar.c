@@ -147,6 +147,11 @@ static void query_escape(buf *b, const char *s)
     }
 }
 
+/* socat's -t (seconds a half-closed TCP relay waits for the other side) and
+ * -T (seconds an idle UDP relay child lives), as text for the command. */
+#define SIDECAR_TCP_HALF_CLOSE_S "7200"
+#define SIDECAR_UDP_IDLE_S "60"
+
 /* The Engine API's create body. The whole command is ours (socat from the
  * image's PATH, overriding any entrypoint), so any image with socat works;
  * NetworkMode container:<id> puts it in the target's namespace, where
@@ -170,6 +175,11 @@ static char *create_body(const sidecar_manager *m, const sc_entry *e)
     rc |= yajl_gen_array_close(g) != yajl_gen_status_ok;
     rc |= json_gen_str(g, "Cmd");
     rc |= yajl_gen_array_open(g) != yajl_gen_status_ok;
+    /* TCP: socat's default -t 0.5 ends a connection half a second after one
+     * side's EOF, cutting a reply sent later (half-close); UDP: without -T
+     * every client's forked child stays for good. */
+    rc |= json_gen_str(g, e->proto == CTR_UDP ? "-T" : "-t");
+    rc |= json_gen_str(g, e->proto == CTR_UDP ? SIDECAR_UDP_IDLE_S : SIDECAR_TCP_HALF_CLOSE_S);
     rc |= json_gen_str(g, listen);
     rc |= json_gen_str(g, connect);
     rc |= yajl_gen_array_close(g) != yajl_gen_status_ok;

@@ -307,9 +307,11 @@ TEST(create_start_dest_change_remove)
     CHECK_STR(json_str(b, "Image", NULL), "alpine/socat");
     CHECK_INT(json_len(json_member(b, "Entrypoint")), 1);
     CHECK_STR(json_str(json_at(json_member(b, "Entrypoint"), 0), NULL), "socat");
-    CHECK_INT(json_len(json_member(b, "Cmd")), 2);
-    CHECK_STR(cmd_at(b, 0), "TCP-LISTEN:8000,bind=127.0.0.1,fork,reuseaddr");
-    CHECK_STR(cmd_at(b, 1), "TCP:host.docker.internal:8000");
+    CHECK_INT(json_len(json_member(b, "Cmd")), 4);
+    CHECK_STR(cmd_at(b, 0), "-t");
+    CHECK_STR(cmd_at(b, 1), "7200");
+    CHECK_STR(cmd_at(b, 2), "TCP-LISTEN:8000,bind=127.0.0.1,fork,reuseaddr");
+    CHECK_STR(cmd_at(b, 3), "TCP:host.docker.internal:8000");
     CHECK_STR(json_str(b, "Labels", "loophole.sidecar", NULL), T1);
     CHECK_STR(json_str(b, "Labels", "loophole.sidecar.port", NULL), "8000/tcp");
     CHECK_STR(json_str(b, "HostConfig", "NetworkMode", NULL), "container:" T1);
@@ -379,7 +381,7 @@ TEST(pull_missing_image_then_run)
     bool udp_seen = false;
     for (int i = 0; i < 4; i++)
         if (cmd_at(w.body[i], 0) &&
-            strcmp(cmd_at(w.body[i], 0), "UDP-LISTEN:5353,bind=127.0.0.1,fork,reuseaddr") == 0) {
+            strcmp(cmd_at(w.body[i], 2), "UDP-LISTEN:5353,bind=127.0.0.1,fork,reuseaddr") == 0) {
             CHECK_STR(cmd_at(w.body[i], 1), "UDP:host.docker.internal:5353");
             CHECK_STR(json_str(w.body[i], "Labels", "loophole.sidecar.port", NULL), "5353/udp");
             udp_seen = true;
