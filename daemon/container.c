@@ -11,6 +11,15 @@ container *container_new(void)
     return xcalloc(1, sizeof(container));
 }
 
+static void free_labels(ctr_label *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        free(v[i].value);
+    }
+    free(v);
+}
+
 void container_free(container *c)
 {
     if (c == NULL)
@@ -18,14 +27,14 @@ void container_free(container *c)
     free(c->name);
     free(c->hostname);
     free(c->image);
-    for (size_t i = 0; i < c->nlabels; i++) {
-        free(c->labels[i].key);
-        free(c->labels[i].value);
-    }
-    free(c->labels);
+    free(c->image_id);
+    free(c->network_mode);
+    free_labels(c->labels, c->nlabels);
+    free_labels(c->image_labels, c->nimage_labels);
     for (size_t i = 0; i < c->nnets; i++) {
         free(c->nets[i].name);
         free(c->nets[i].ip);
+        free(c->nets[i].gateway);
         for (size_t j = 0; j < c->nets[i].naliases; j++)
             free(c->nets[i].aliases[j]);
         free(c->nets[i].aliases);
@@ -40,6 +49,16 @@ static char *dup_or_null(const char *s)
     return s ? xstrdup(s) : NULL;
 }
 
+static ctr_label *dup_labels(const ctr_label *v, size_t n)
+{
+    ctr_label *d = xcalloc(n, sizeof(ctr_label));
+    for (size_t i = 0; i < n; i++) {
+        d[i].key = dup_or_null(v[i].key);
+        d[i].value = dup_or_null(v[i].value);
+    }
+    return d;
+}
+
 container *container_dup(const container *c)
 {
     container *d = container_new();
@@ -47,21 +66,24 @@ container *container_dup(const container *c)
     d->name = dup_or_null(c->name);
     d->hostname = dup_or_null(c->hostname);
     d->image = dup_or_null(c->image);
+    d->image_id = dup_or_null(c->image_id);
+    d->network_mode = dup_or_null(c->network_mode);
+    d->pid = c->pid;
+    d->nimage_labels = c->nimage_labels;
+    d->image_labels = dup_labels(c->image_labels, c->nimage_labels);
+    d->image_labels_known = c->image_labels_known;
     d->running = c->running;
     d->paused = c->paused;
     d->started_at = c->started_at;
     d->finished_at = c->finished_at;
     d->nlabels = c->nlabels;
-    d->labels = xcalloc(c->nlabels, sizeof(ctr_label));
-    for (size_t i = 0; i < c->nlabels; i++) {
-        d->labels[i].key = dup_or_null(c->labels[i].key);
-        d->labels[i].value = dup_or_null(c->labels[i].value);
-    }
+    d->labels = dup_labels(c->labels, c->nlabels);
     d->nnets = c->nnets;
     d->nets = xcalloc(c->nnets, sizeof(ctr_net));
     for (size_t i = 0; i < c->nnets; i++) {
         d->nets[i].name = dup_or_null(c->nets[i].name);
         d->nets[i].ip = dup_or_null(c->nets[i].ip);
+        d->nets[i].gateway = dup_or_null(c->nets[i].gateway);
         d->nets[i].naliases = c->nets[i].naliases;
         d->nets[i].aliases = xcalloc(c->nets[i].naliases, sizeof(char *));
         for (size_t j = 0; j < c->nets[i].naliases; j++)
@@ -79,6 +101,16 @@ const char *container_label(const container *c, const char *key)
     for (size_t i = 0; i < c->nlabels; i++)
         if (c->labels[i].key && strcmp(c->labels[i].key, key) == 0)
             return c->labels[i].value ? c->labels[i].value : "";
+    return NULL;
+}
+
+const char *container_image_label(const container *c, const char *key)
+{
+    if (!c->image_labels_known)
+        return NULL;
+    for (size_t i = 0; i < c->nimage_labels; i++)
+        if (c->image_labels[i].key && strcmp(c->image_labels[i].key, key) == 0)
+            return c->image_labels[i].value ? c->image_labels[i].value : "";
     return NULL;
 }
 

@@ -4,6 +4,7 @@
 #include "docker_json.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,8 +236,9 @@ static int decode_nets(container *c, yajl_val netset, char *err, size_t errlen)
     for (size_t i = 0; i < nets->u.object.len; i++) {
         const char *name = nets->u.object.keys[i];
         yajl_val v = nets->u.object.values[i];
-        const char *ip;
-        if (!YAJL_IS_OBJECT(v) || opt_str(v, "IPAddress", &ip) < 0) {
+        const char *ip, *gw;
+        if (!YAJL_IS_OBJECT(v) || opt_str(v, "IPAddress", &ip) < 0 ||
+            opt_str(v, "Gateway", &gw) < 0) {
             set_err(err, errlen, "bad network %.40s", name);
             return -EINVAL;
         }
@@ -244,6 +246,9 @@ static int decode_nets(container *c, yajl_val netset, char *err, size_t errlen)
         n->name = xstrdup(name);
         uint32_t a;
         n->ip = xstrdup(ip != NULL && ip4_parse(ip, &a) == 0 ? ip : "");
+        /* The reverse direction's relay listens on the gateway: only a real
+         * IPv4 address is kept, anything else is none. */
+        n->gateway = xstrdup(gw != NULL && ip4_parse(gw, &a) == 0 ? gw : "");
         if (add_alias_list(n, json_member(v, "Aliases")) < 0 ||
             add_alias_list(n, json_member(v, "DNSNames")) < 0) {
             set_err(err, errlen, "bad aliases in network %.40s", name);
@@ -283,7 +288,9 @@ static int decode_inspect_tree(yajl_val root, container *c, char *err, size_t er
         return -EINVAL;
     }
     const char *id, *name, *hostname = NULL, *image = NULL, *started, *finished;
+    const char *image_id, *netmode;
     yajl_val state = json_member(root, "State");
+    yajl_val hostconfig = json_member(root, "HostConfig");
     yajl_val config = json_member(root, "Config");
     yajl_val netset = json_member(root, "NetworkSettings");
     if (opt_str(root, "Id", &id) < 0 || id == NULL || !valid_id(id)) {
@@ -309,6 +316,27 @@ static int decode_inspect_tree(yajl_val root, container *c, char *err, size_t er
         set_err(err, errlen, "bad State times");
         return -EINVAL;
     }
+    /* The init process's pid, for entering the container's network
+     * namespace: 0 (stopped) or missing is "unknown"; anything that is not a
+     * pid is refused rather than guessed at. */
+    yajl_val pid = json_member(state, "Pid");
+    if (pid != NULL && !YAJL_IS_NULL(pid) &&
+        (!YAJL_IS_INTEGER(pid) || YAJL_GET_INTEGER(pid) < 0 || YAJL_GET_INTEGER(pid) > INT_MAX)) {
+        set_err(err, errlen, "bad State.Pid");
+        return -EINVAL;
+    }
+    if (opt_str(root, "Image", &image_id) < 0) {
+        set_err(err, errlen, "bad Image");
+        return -EINVAL;
+    }
+    if (hostconfig != NULL && !YAJL_IS_NULL(hostconfig) && !YAJL_IS_OBJECT(hostconfig)) {
+        set_err(err, errlen, "HostConfig is not an object");
+        return -EINVAL;
+    }
+    if (opt_str(hostconfig, "NetworkMode", &netmode) < 0) {
+        set_err(err, errlen, "bad HostConfig.NetworkMode");
+        return -EINVAL;
+    }
     if (config != NULL && !YAJL_IS_NULL(config) && !YAJL_IS_OBJECT(config)) {
         set_err(err, errlen, "Config is not an object");
         return -EINVAL;
@@ -325,6 +353,9 @@ static int decode_inspect_tree(yajl_val root, container *c, char *err, size_t er
     c->name = xstrdup(name[0] == '/' ? name + 1 : name);
     c->hostname = xstrdup(hostname ? hostname : "");
     c->image = xstrdup(image ? image : "");
+    c->image_id = xstrdup(image_id ? image_id : "");
+    c->network_mode = xstrdup(netmode ? netmode : "");
+    c->pid = YAJL_IS_INTEGER(pid) ? (int)YAJL_GET_INTEGER(pid) : 0;
     c->running = YAJL_IS_TRUE(running);
     c->paused = YAJL_IS_TRUE(paused);
     c->started_at = container_parse_time(started);

@@ -8,6 +8,7 @@
 #ifndef LOOPHOLE_LABELS_H
 #define LOOPHOLE_LABELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define LABEL_KAFKA "loophole.kafka"
@@ -29,5 +30,49 @@
  * longer than LABEL_VALUE_MAX is bad whole (SNIFF). */
 enum { LABEL_KAFKA_OFF = 0, LABEL_KAFKA_SNIFF = 1, LABEL_KAFKA_FORCE = 2 };
 int label_kafka_mode(const char *v, uint16_t port, int *bad);
+
+/* ---- loophole.host-ports: the reverse direction ---- */
+
+/* At most this many entries are taken from one loophole.host-ports label. */
+#define LABEL_HOST_PORTS_MAX 64
+
+/* One entry "CPORT[:[HOST:]PORT][/tcp|/udp]": the container's localhost:CPORT
+ * reaches HOST:PORT on the person's machine. */
+typedef struct label_hostport {
+    uint16_t port; /* CPORT */
+    uint8_t proto; /* CTR_TCP/CTR_UDP */
+    /* "" = host loopback (127.0.0.1:PORT, then [::1]:PORT when refused);
+     * else "127.0.0.5", "::1" or a lower-case name under the domain without
+     * trailing dot. */
+    char host[254];
+    uint16_t target_port;
+} label_hostport;
+
+/* Parses one spec of len bytes (no NUL needed) under domain ("loop.test").
+ * PORT defaults to CPORT, the protocol to TCP ("/tcp" or "/udp", any case).
+ * HOST is empty or "localhost" (the host's loopback), an IPv4 loopback
+ * literal (127.0.0.0/8, stored as a dotted quad), "::1" written "[::1]" (or
+ * bare, "8000:::1:8000", since PORT never holds a colon), or a DNS name under
+ * the domain (any case, stored lower case, one trailing dot dropped; never
+ * the domain itself). Spaces are allowed only around the whole spec. Returns
+ * 0, or -EINVAL with one sentence in err that quotes the spec through
+ * printable(). */
+int label_host_port_spec(const char *spec, size_t len, const char *domain, label_hostport *out,
+                         char *err, size_t errlen);
+
+/* Parses the comma list v (NULL: none) into out (at most cap entries, in the
+ * order given). Returns the number of good entries; every bad one is counted
+ * in *nbad (may be NULL) and the first reason is kept in err. Empty entries
+ * (",,", a trailing comma) are ignored. An entry whose (CPORT, proto) an
+ * earlier good one has is bad ("CPORT 8000/tcp is given twice"); entries past
+ * cap are bad; a value longer than LABEL_VALUE_MAX is bad whole (returns 0,
+ * *nbad 1). */
+int label_host_ports(const char *v, const char *domain, label_hostport *out, size_t cap, int *nbad,
+                     char *err, size_t errlen);
+
+/* The target as the API shows it and label_host_port_spec reads it back
+ * after "<CPORT>:": "localhost:8000", "127.0.0.5:8000", "[::1]:8000",
+ * "pg.billing.loop.test:5432". cap >= 262 always fits. */
+void label_host_port_target(const label_hostport *h, char *out, size_t cap);
 
 #endif

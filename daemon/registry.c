@@ -24,6 +24,7 @@ static void free_strv(char **v, size_t n)
 static void entry_free(reg_entry *e)
 {
     free(e->ports);
+    free(e->hostports);
     container_free(e->c);
     names_result_free(&e->names);
     free(e->lease_key);
@@ -48,6 +49,9 @@ void reg_free(registry *r)
     free(r->blocks);
     free_strv(r->owner_names, r->nowners);
     free_strv(r->owner_ids, r->nowners);
+    for (size_t i = 0; i < r->nexposures; i++)
+        free(r->exposures[i].key);
+    free(r->exposures);
     alloc_free(&r->pool);
     free(r->domain);
     memset(r, 0, sizeof(*r));
@@ -78,6 +82,10 @@ bool reg_served(const reg_entry *e)
 {
     return served(e);
 }
+
+static void refresh_hostports(registry *r);
+static bool *exposures_leased(const registry *r);
+static void drop_reclaimed(registry *r, bool *had);
 
 static void release(registry *r, reg_entry *e, int64_t now)
 {
@@ -272,7 +280,12 @@ static void recompute(registry *r, int64_t now)
         e->lease_key = unique_key(r, e, e->names.lease_key);
         uint32_t addr;
         char ip[16];
-        if (alloc_acquire(&r->pool, e->lease_key, now, &addr) < 0) {
+        /* A new key may reclaim a stopped container's lease: its exposures
+         * go with it (see drop_reclaimed). */
+        bool *had = exposures_leased(r);
+        int arc = alloc_acquire(&r->pool, e->lease_key, now, &addr);
+        drop_reclaimed(r, had);
+        if (arc < 0) {
             r->exhausted++;
             e->skipped = "address pool exhausted";
             if (!e->logged_exhausted) {
@@ -292,6 +305,7 @@ static void recompute(registry *r, int64_t now)
                  ip4_format(addr, ip), e->c->name);
     }
     assign_names(r);
+    refresh_hostports(r);
 }
 
 static reg_entry *find_id(registry *r, const char *id, size_t *idx)
@@ -479,24 +493,50 @@ static void remove_at(registry *r, size_t i, int64_t now)
     r->entries[i] = r->entries[--r->n];
 }
 
+/* The daemon's own relay sidecars are not containers anyone asked loophole
+ * to serve: they would get names, addresses and host ports of their own. */
+static bool is_sidecar(const container *c)
+{
+    return container_label(c, LABEL_SIDECAR) != NULL;
+}
+
 void reg_sync(registry *r, container **cs, size_t n, int64_t now)
 {
+    container **keep_cs = xcalloc(n ? n : 1, sizeof(container *));
+    size_t nkeep = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (is_sidecar(cs[j]))
+            container_free(cs[j]);
+        else
+            keep_cs[nkeep++] = cs[j];
+    }
     for (size_t i = 0; i < r->n;) {
         bool keep = false;
-        for (size_t j = 0; j < n && !keep; j++)
-            keep = strcmp(cs[j]->id, r->entries[i]->c->id) == 0;
+        for (size_t j = 0; j < nkeep && !keep; j++)
+            keep = strcmp(keep_cs[j]->id, r->entries[i]->c->id) == 0;
         if (keep)
             i++;
         else
             remove_at(r, i, now);
     }
-    for (size_t j = 0; j < n; j++)
-        upsert(r, cs[j], now);
+    for (size_t j = 0; j < nkeep; j++)
+        upsert(r, keep_cs[j], now);
+    free(keep_cs);
     recompute(r, now);
 }
 
 void reg_update(registry *r, container *c, int64_t now)
 {
+    if (is_sidecar(c)) {
+        size_t i;
+        bool known = find_id(r, c->id, &i) != NULL;
+        container_free(c);
+        if (known) {
+            remove_at(r, i, now);
+            recompute(r, now);
+        }
+        return;
+    }
     upsert(r, c, now);
     recompute(r, now);
 }
@@ -605,7 +645,9 @@ static int reg_move(registry *r, reg_entry *e, int64_t now)
     if (!served(e))
         return -EINVAL;
     uint32_t addr, old = e->addr;
+    bool *had = exposures_leased(r);
     int rc = alloc_move(&r->pool, e->lease_key, now, &addr);
+    drop_reclaimed(r, had);
     if (rc < 0)
         return rc;
     e->addr = addr;
@@ -711,4 +753,307 @@ bool reg_port_kafka_seen(registry *r, const char *id, uint16_t port)
         }
     }
     return false;
+}
+
+/* ---- The reverse direction: host ports ---- */
+
+static const char *const PROBLEM_IMAGE_LABEL =
+    "the image sets loophole.host-ports itself; host access is granted only by whoever runs "
+    "the container (docker run --label ...)";
+static const char *const PROBLEM_IMAGE_UNKNOWN =
+    "cannot check whether the image sets loophole.host-ports (its labels could not be read); "
+    "not serving the label's host ports";
+static const char *const PROBLEM_HOST_NETWORK =
+    "the container uses the host's network: its localhost is the host's already";
+
+/* names.c's reason for a container turned off by loophole.enable=false. */
+static bool disabled(const reg_entry *e)
+{
+    return e->names.skipped && strncmp(e->names.skipped, "disabled", 8) == 0;
+}
+
+/* The label entries e's container is granted into out (LABEL_HOST_PORTS_MAX
+ * of them), with the label-level problem in problem ("" when none): a label
+ * the image carries itself, or one whose image labels are unknown, grants
+ * nothing, since host access is the runner's decision, never an image's. */
+static int label_entries(const registry *r, const reg_entry *e, label_hostport *out, char *problem,
+                         size_t plen)
+{
+    problem[0] = '\0';
+    const container *c = e->c;
+    const char *v = container_label(c, LABEL_HOST_PORTS);
+    if (v == NULL)
+        return 0;
+    if (!c->image_labels_known) {
+        snprintf(problem, plen, "%s", PROBLEM_IMAGE_UNKNOWN);
+        return 0;
+    }
+    const char *iv = container_image_label(c, LABEL_HOST_PORTS);
+    if (iv && strcmp(iv, v) == 0) {
+        snprintf(problem, plen, "%s", PROBLEM_IMAGE_LABEL);
+        return 0;
+    }
+    int nbad = 0;
+    char why[200];
+    int n = label_host_ports(v, r->domain, out, LABEL_HOST_PORTS_MAX, &nbad, why, sizeof(why));
+    if (nbad > 1)
+        snprintf(problem, plen, "%s (and %d more)", why, nbad - 1);
+    else if (nbad == 1)
+        snprintf(problem, plen, "%s", why);
+    return n;
+}
+
+static bool same_port(const label_hostport *a, const label_hostport *b)
+{
+    return a->port == b->port && a->proto == b->proto;
+}
+
+static void set_hostports(registry *r, reg_entry *e)
+{
+    reg_hostport *old = e->hostports;
+    size_t nold = e->nhostports;
+    char old_problem[sizeof(e->hostports_problem)];
+    memcpy(old_problem, e->hostports_problem, sizeof(old_problem));
+    e->hostports = NULL;
+    e->nhostports = 0;
+    e->hostports_problem[0] = '\0';
+    const container *c = e->c;
+    const char *key = e->names.lease_key;
+    if (c->running && !disabled(e)) {
+        label_hostport *lab = xcalloc(LABEL_HOST_PORTS_MAX, sizeof(label_hostport));
+        int nlab = label_entries(r, e, lab, e->hostports_problem, sizeof(e->hostports_problem));
+        size_t nexp = 0;
+        for (size_t i = 0; key && i < r->nexposures; i++)
+            nexp += strcmp(r->exposures[i].key, key) == 0;
+        e->hostports = xcalloc((size_t)nlab + nexp + 1, sizeof(reg_hostport));
+        for (int i = 0; i < nlab; i++)
+            e->hostports[e->nhostports++] = (reg_hostport){.spec = lab[i], .source = REG_HP_LABEL};
+        for (size_t i = 0; key && i < r->nexposures; i++) {
+            const reg_exposure *x = &r->exposures[i];
+            if (strcmp(x->key, key) != 0)
+                continue;
+            reg_hostport *h = &e->hostports[e->nhostports++];
+            *h = (reg_hostport){.spec = x->spec, .source = REG_HP_API};
+            /* Made before the container was recreated with a label naming
+             * the same port: the label's entry is the one served. */
+            for (int j = 0; j < nlab; j++)
+                if (same_port(&lab[j], &x->spec))
+                    snprintf(h->problem, sizeof(h->problem),
+                             "port %u/%s is taken by the container's loophole.host-ports label",
+                             x->spec.port, proto_name(x->spec.proto));
+        }
+        free(lab);
+        bool host_net = c->network_mode && strcmp(c->network_mode, "host") == 0;
+        for (size_t i = 0; host_net && i < e->nhostports; i++)
+            snprintf(e->hostports[i].problem, sizeof(e->hostports[i].problem), "%s",
+                     PROBLEM_HOST_NETWORK);
+    }
+    /* Logged when they appear, not at every Docker update. */
+    if (e->hostports_problem[0] && strcmp(old_problem, e->hostports_problem) != 0)
+        log_warn("registry", "%s: label loophole.host-ports: %s", c->name, e->hostports_problem);
+    for (size_t i = 0; i < e->nhostports; i++) {
+        const reg_hostport *h = &e->hostports[i];
+        if (!h->problem[0])
+            continue;
+        const reg_hostport *o = NULL;
+        for (size_t j = 0; j < nold && !o; j++)
+            if (same_port(&old[j].spec, &h->spec) && old[j].source == h->source)
+                o = &old[j];
+        if (o == NULL || strcmp(o->problem, h->problem) != 0)
+            log_warn("registry", "%s: host port %u/%s: %s", c->name, h->spec.port,
+                     proto_name(h->spec.proto), h->problem);
+    }
+    free(old);
+}
+
+static void refresh_hostports(registry *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        set_hostports(r, r->entries[i]);
+}
+
+/* Exposures go when their key's address lease is reclaimed for another
+ * container (the allocator forgets a reclaimed key). alloc.c does not say
+ * which key it reclaimed, so the registry notes which exposure keys hold a
+ * lease before each acquire or move and drops the exposures of keys whose
+ * lease is gone after it. A key a running container still uses keeps its
+ * exposures (a container without published ports has no lease to lose, but
+ * an old lease of its key may still be reclaimed). */
+static bool *exposures_leased(const registry *r)
+{
+    if (r->nexposures == 0)
+        return NULL;
+    bool *had = xcalloc(r->nexposures, sizeof(bool));
+    for (size_t i = 0; i < r->nexposures; i++)
+        had[i] = alloc_find(&r->pool, r->exposures[i].key) != NULL;
+    return had;
+}
+
+static bool key_running(const registry *r, const char *key)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const reg_entry *e = r->entries[i];
+        if (e->c->running && e->names.lease_key && strcmp(e->names.lease_key, key) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void drop_reclaimed(registry *r, bool *had)
+{
+    if (had == NULL)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < r->nexposures; i++) {
+        reg_exposure *x = &r->exposures[i];
+        if (had[i] && alloc_find(&r->pool, x->key) == NULL && !key_running(r, x->key)) {
+            char shown[PRINTABLE_BUF];
+            log_info("registry",
+                     "host port %u/%s of %s dropped: its address lease went to another container",
+                     x->spec.port, proto_name(x->spec.proto),
+                     printable(x->key, strlen(x->key), shown, sizeof(shown)));
+            free(x->key);
+            continue;
+        }
+        r->exposures[k++] = *x;
+    }
+    bool changed = k != r->nexposures;
+    r->nexposures = k;
+    free(had);
+    if (changed)
+        refresh_hostports(r);
+}
+
+static bool spec_ok(const label_hostport *spec)
+{
+    return spec->port != 0 && (spec->proto == CTR_TCP || spec->proto == CTR_UDP);
+}
+
+static reg_exposure *find_exposure(registry *r, const char *key, uint16_t port, uint8_t proto)
+{
+    for (size_t i = 0; i < r->nexposures; i++) {
+        reg_exposure *x = &r->exposures[i];
+        if (strcmp(x->key, key) == 0 && x->spec.port == port && x->spec.proto == proto)
+            return x;
+    }
+    return NULL;
+}
+
+static void add_exposure(registry *r, const char *key, const label_hostport *spec)
+{
+    r->exposures = xrealloc(r->exposures, (r->nexposures + 1) * sizeof(reg_exposure));
+    r->exposures[r->nexposures++] = (reg_exposure){xstrdup(key), *spec};
+}
+
+/* Whether (port, proto) is one of the entries e's label grants. */
+static bool label_has(const registry *r, const reg_entry *e, uint16_t port, uint8_t proto)
+{
+    label_hostport *lab = xcalloc(LABEL_HOST_PORTS_MAX, sizeof(label_hostport));
+    char problem[200];
+    int n = label_entries(r, e, lab, problem, sizeof(problem));
+    bool found = false;
+    for (int i = 0; i < n && !found; i++)
+        found = lab[i].port == port && lab[i].proto == proto;
+    free(lab);
+    return found;
+}
+
+int reg_expose(registry *r, reg_entry *e, const label_hostport *spec, char *err, size_t errlen)
+{
+    const char *key = e->names.lease_key;
+    if (key == NULL || key[0] == '\0') {
+        set_err(err, errlen, "%s has no lease key to keep a host port under",
+                e->c->name ? e->c->name : e->c->id);
+        return -EINVAL;
+    }
+    if (!spec_ok(spec)) {
+        set_err(err, errlen, "a host port needs a TCP or UDP port 1-65535");
+        return -EINVAL;
+    }
+    const char *pn = proto_name(spec->proto);
+    if (label_has(r, e, spec->port, spec->proto)) {
+        set_err(err, errlen, "port %u/%s is taken by the container's loophole.host-ports label",
+                spec->port, pn);
+        return -EEXIST;
+    }
+    const reg_exposure *x = find_exposure(r, key, spec->port, spec->proto);
+    if (x) {
+        char t[300];
+        label_host_port_target(&x->spec, t, sizeof(t));
+        set_err(err, errlen, "port %u/%s is exposed already (to %s)", spec->port, pn, t);
+        return -EEXIST;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < r->nexposures; i++)
+        n += strcmp(r->exposures[i].key, key) == 0;
+    if (n >= REG_EXPOSURES_MAX) {
+        set_err(err, errlen, "a container may have at most %d run-time host ports",
+                REG_EXPOSURES_MAX);
+        return -EINVAL;
+    }
+    add_exposure(r, key, spec);
+    refresh_hostports(r);
+    return 0;
+}
+
+int reg_unexpose(registry *r, reg_entry *e, uint16_t port, uint8_t proto)
+{
+    const char *key = e->names.lease_key;
+    /* An exposure shadowed by a label entry of the same port may still be
+     * removed: it is the person's own, the label's entry stays. */
+    reg_exposure *x = key ? find_exposure(r, key, port, proto) : NULL;
+    if (x) {
+        size_t i = (size_t)(x - r->exposures);
+        free(x->key);
+        memmove(&r->exposures[i], &r->exposures[i + 1],
+                (r->nexposures - i - 1) * sizeof(reg_exposure));
+        r->nexposures--;
+        refresh_hostports(r);
+        return 0;
+    }
+    if (label_has(r, e, port, proto))
+        return -EPERM;
+    return -ENOENT;
+}
+
+const reg_exposure *reg_exposures(const registry *r, size_t *n)
+{
+    *n = r->nexposures;
+    return r->exposures;
+}
+
+void reg_restore_exposure(registry *r, const char *key, const label_hostport *spec)
+{
+    if (key == NULL || key[0] == '\0' || !spec_ok(spec) ||
+        find_exposure(r, key, spec->port, spec->proto))
+        return;
+    add_exposure(r, key, spec);
+    refresh_hostports(r);
+}
+
+int reg_resolve_name(const registry *r, const char *name, uint32_t *addr)
+{
+    size_t kl = strlen(name);
+    if (kl && name[kl - 1] == '.')
+        kl--;
+    if (kl == 0)
+        return -ENOENT;
+    size_t dl = strlen(r->domain);
+    for (size_t i = 0; i < r->n; i++) {
+        const reg_entry *e = r->entries[i];
+        if (!served(e))
+            continue;
+        for (size_t j = 0; j < e->nowned; j++) {
+            const char *n = e->owned[j];
+            size_t nl = strlen(n);
+            /* The whole name, or the name without the domain ("pg" for
+             * "pg.loop.test"). */
+            if ((nl == kl && strncasecmp(n, name, kl) == 0) ||
+                (nl == kl + 1 + dl && strncasecmp(n, name, kl) == 0 && n[kl] == '.')) {
+                *addr = e->addr;
+                return 0;
+            }
+        }
+    }
+    return -ENOENT;
 }

@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "container.h"
+#include "labels.h"
 #include "names.h"
 
 struct sockaddr_storage;
@@ -47,6 +48,26 @@ typedef struct reg_port {
     char problem[160];  /* the registry's reason a published port is not served */
 } reg_port;
 
+/* Where a host port came from: the container's loophole.host-ports label or
+ * a run-time exposure (loophole expose, the control API). */
+enum { REG_HP_LABEL = 0, REG_HP_API = 1 };
+
+/* One host port a running container wants: its localhost:spec.port reaches
+ * spec's target. An entry with a problem is not to be served (the problem
+ * says why). */
+typedef struct reg_hostport {
+    label_hostport spec;
+    int source;        /* REG_HP_LABEL or REG_HP_API */
+    char problem[160]; /* "" when it is to be served */
+} reg_hostport;
+
+/* A run-time exposure, kept under a lease key (names.lease_key) rather than a
+ * container id, so it outlives restarts and compose recreations. */
+typedef struct reg_exposure {
+    char *key;
+    label_hostport spec;
+} reg_exposure;
+
 typedef struct reg_entry {
     container *c;
     names_result names;
@@ -71,6 +92,16 @@ typedef struct reg_entry {
     unsigned settled_moves;
     int64_t seen_at; /* Unix ms the registry first saw it (for ordering) */
     bool logged_exhausted;
+    /* The host ports it wants (the reverse direction): for every running
+     * entry that is not disabled by loophole.enable, whether or not it has
+     * an address. Label entries first, in the label's order, then the
+     * exposures of its lease key in the order they were made. Recomputed at
+     * every change of the container or of the exposures. */
+    reg_hostport *hostports;
+    size_t nhostports;
+    /* A problem with the label as a whole (bad entries, a label the image
+     * carries, image labels unknown); "" when none. */
+    char hostports_problem[200];
 } reg_entry;
 
 typedef struct registry {
@@ -96,13 +127,18 @@ typedef struct registry {
         int64_t at;
     } * blocks;
     size_t nblocks;
+    /* Run-time exposures, in the order they were made. */
+    reg_exposure *exposures;
+    size_t nexposures;
 } registry;
 
 void reg_init(registry *r, const char *domain, uint32_t first, uint32_t last);
 void reg_free(registry *r);
 
 /* Replaces everything with the given running containers (takes ownership of
- * each). Containers not in the list are gone. */
+ * each). Containers not in the list are gone. Containers labelled
+ * loophole.sidecar (the daemon's own relays) are ignored and freed, here and
+ * in reg_update. */
 void reg_sync(registry *r, container **cs, size_t n, int64_t now);
 /* Adds or replaces one container (takes ownership). */
 void reg_update(registry *r, container *c, int64_t now);
@@ -132,6 +168,31 @@ bool reg_served(const reg_entry *e);
  * loopback for a wildcard binding (::1 when only an IPv6 binding exists).
  * 0, or -EINVAL for a host address that is no IP address. */
 int reg_port_target(const reg_port *p, struct sockaddr_storage *out);
+
+/* ---- The reverse direction: host ports ---- */
+
+/* Run-time exposures kept per lease key. */
+#define REG_EXPOSURES_MAX 64
+
+/* Adds a run-time exposure for e's lease key (names.lease_key). Returns 0;
+ * -EEXIST when spec's (CPORT, proto) is taken by one of e's label entries or
+ * by another exposure of the key; -EINVAL when e has no lease key, spec is no
+ * TCP/UDP port, or the key has REG_EXPOSURES_MAX already. err (may be NULL)
+ * gets one sentence on failure. e's host ports are recomputed. */
+int reg_expose(registry *r, reg_entry *e, const label_hostport *spec, char *err, size_t errlen);
+/* Removes the exposure of e's lease key on (port, proto). Returns 0,
+ * -ENOENT when there is none, or -EPERM when that CPORT is one of e's label
+ * entries (only recreating the container changes a label). */
+int reg_unexpose(registry *r, reg_entry *e, uint16_t port, uint8_t proto);
+/* Every exposure (for the state file); valid until the next mutation. */
+const reg_exposure *reg_exposures(const registry *r, size_t *n);
+/* Restores an exposure read from the state file; one with the same key and
+ * (CPORT, proto) as a known one, or no TCP/UDP port, is ignored. */
+void reg_restore_exposure(registry *r, const char *key, const label_hostport *spec);
+/* The address of the served container owning DNS name name (any case, with
+ * or without the domain, one trailing dot ignored): 0 with *addr (host
+ * order), or -ENOENT. For the per-connection dialer of name targets. */
+int reg_resolve_name(const registry *r, const char *name, uint32_t *addr);
 
 /* ---- Decisions on what the I/O modules report ---- */
 

@@ -4,6 +4,7 @@
  * the daemon from starting. */
 #include "state.h"
 
+#include "container.h"
 #include "fsutil.h"
 #include "json.h"
 #include "util.h"
@@ -33,6 +34,11 @@ void state_data_free(state_data *s)
         free(s->leases[i].key);
     free(s->leases);
     free(s->aliases);
+    for (size_t i = 0; i < s->nexposures; i++) {
+        free(s->exposures[i].key);
+        free(s->exposures[i].target);
+    }
+    free(s->exposures);
     memset(s, 0, sizeof(*s));
 }
 
@@ -73,6 +79,20 @@ static int encode(yajl_gen g, const state_data *s)
         rc |= gen_ip(g, s->aliases[i]);
     rc |= gen_status(yajl_gen_array_close(g));
     rc |= json_kv_bool(g, "resolver_uninstalled", s->resolver_uninstalled);
+    rc |= json_gen_str(g, "exposures");
+    rc |= gen_status(yajl_gen_array_open(g));
+    for (size_t i = 0; rc == 0 && i < s->nexposures; i++) {
+        const state_exposure *x = &s->exposures[i];
+        if (x->key == NULL || x->target == NULL)
+            return -EINVAL;
+        rc |= gen_status(yajl_gen_map_open(g));
+        rc |= json_kv_str(g, "key", x->key);
+        rc |= json_kv_int(g, "port", x->port);
+        rc |= json_kv_str(g, "proto", x->proto == CTR_UDP ? "udp" : "tcp");
+        rc |= json_kv_str(g, "target", x->target);
+        rc |= gen_status(yajl_gen_map_close(g));
+    }
+    rc |= gen_status(yajl_gen_array_close(g));
     rc |= gen_status(yajl_gen_map_close(g));
     return rc ? -EINVAL : 0;
 }
@@ -129,6 +149,45 @@ static int decode_lease(yajl_val v, size_t i, state_lease *l, char *err, size_t 
         l->stopped_at = YAJL_GET_INTEGER(st);
     }
     l->key = xstrdup(key->u.string);
+    return 0;
+}
+
+/* The longest target label_host_port_target writes is a 253-byte name, a
+ * colon and a port; anything longer was not written by us. */
+#define STATE_TARGET_MAX 300
+
+static int decode_exposure(yajl_val v, size_t i, state_exposure *x, char *err, size_t errlen)
+{
+    if (!YAJL_IS_OBJECT(v)) {
+        set_err(err, errlen, "exposures[%zu] is not an object", i);
+        return -EINVAL;
+    }
+    yajl_val key = json_member(v, "key");
+    if (!YAJL_IS_STRING(key) || key->u.string[0] == '\0') {
+        set_err(err, errlen, "exposures[%zu].key is missing or not a non-empty string", i);
+        return -EINVAL;
+    }
+    yajl_val port = json_member(v, "port");
+    if (!YAJL_IS_INTEGER(port) || YAJL_GET_INTEGER(port) < 1 || YAJL_GET_INTEGER(port) > 65535) {
+        set_err(err, errlen, "exposures[%zu].port is missing or not a port number 1-65535", i);
+        return -EINVAL;
+    }
+    yajl_val proto = json_member(v, "proto");
+    if (!YAJL_IS_STRING(proto) ||
+        (strcmp(proto->u.string, "tcp") != 0 && strcmp(proto->u.string, "udp") != 0)) {
+        set_err(err, errlen, "exposures[%zu].proto is missing or not \"tcp\" or \"udp\"", i);
+        return -EINVAL;
+    }
+    yajl_val target = json_member(v, "target");
+    if (!YAJL_IS_STRING(target) || target->u.string[0] == '\0' ||
+        strlen(target->u.string) > STATE_TARGET_MAX) {
+        set_err(err, errlen, "exposures[%zu].target is missing or not a HOST:PORT string", i);
+        return -EINVAL;
+    }
+    x->port = (uint16_t)YAJL_GET_INTEGER(port);
+    x->proto = strcmp(proto->u.string, "udp") == 0 ? CTR_UDP : CTR_TCP;
+    x->key = xstrdup(key->u.string);
+    x->target = xstrdup(target->u.string);
     return 0;
 }
 
@@ -193,6 +252,22 @@ static int decode_tree(yajl_val root, state_data *out, char *err, size_t errlen)
             return -EINVAL;
         }
         out->resolver_uninstalled = YAJL_IS_TRUE(ru);
+    }
+
+    yajl_val exps = json_member(root, "exposures");
+    if (exps != NULL && !YAJL_IS_NULL(exps)) {
+        if (!YAJL_IS_ARRAY(exps)) {
+            set_err(err, errlen, "exposures is not an array");
+            return -EINVAL;
+        }
+        size_t n = exps->u.array.len;
+        out->exposures = xcalloc(n, sizeof(*out->exposures));
+        for (size_t i = 0; i < n; i++) {
+            int rc = decode_exposure(exps->u.array.values[i], i, &out->exposures[i], err, errlen);
+            if (rc != 0)
+                return rc;
+            out->nexposures++;
+        }
     }
     return 0;
 }

@@ -1,18 +1,24 @@
 /* libFuzzer driver: the parsers of what anyone who can start a container
- * controls: labels (label_kafka_mode) and names (names_derive from a
- * container's name and labels, names_sanitize_label/_name).
+ * controls: labels (label_kafka_mode, label_host_ports and
+ * label_host_port_spec) and names (names_derive from a container's name and
+ * labels, names_sanitize_label/_name).
  *
  * Input: port(2, big-endian) domain(1: picks one of three), then
  * NUL-separated pieces: the container name, then labels as "key=value". A
  * key of one digit stands for a label the parsers read ("0" compose
  * project, "1" service, "2" container-number, "3" oneoff, "4"
- * loophole.enable, "5" loophole.names, "6" loophole.kafka).
+ * loophole.enable, "5" loophole.names, "6" loophole.kafka, "7"
+ * loophole.host-ports).
  * Checked on every input: every name derived is a valid DNS name (labels of
  * [a-z0-9-], 1..63 bytes, no '-' at either end; 253 bytes at most) inside
  * the domain, without duplicates; the service alias likewise and never among
  * the names; a skipped container has no names and a reason; the lease key is
  * always set; the sanitizers return valid labels and names;
- * label_kafka_mode returns one of its three modes. */
+ * label_kafka_mode returns one of its three modes; every host port parsed
+ * has ports 1-65535, TCP or UDP, and a host that is "", a 127/8 dotted quad,
+ * "::1" or a valid lower-case name strictly under the domain; a bad entry
+ * comes with a one-line reason; and each target string reads back as the
+ * same entry. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +38,7 @@ static const char *const known[] = {
     "loophole.enable",
     "loophole.names",
     LABEL_KAFKA,
+    LABEL_HOST_PORTS,
 };
 
 static void need(bool ok, const char *what, const char *s)
@@ -65,6 +72,58 @@ static bool valid_name(const char *s)
         if (!dot)
             return true;
         p = dot + 1;
+    }
+}
+
+static bool loopback4(const char *s)
+{
+    uint32_t a;
+    char back[16];
+    return ip4_parse(s, &a) == 0 && (a >> 24) == 127 && strcmp(ip4_format(a, back), s) == 0;
+}
+
+static void check_host_port(const label_hostport *h, const char *domain, const char *in)
+{
+    need(h->port != 0 && h->target_port != 0, "a host port with port 0", in);
+    need(h->proto == CTR_TCP || h->proto == CTR_UDP, "a host port neither TCP nor UDP", in);
+    size_t hl = strnlen(h->host, sizeof(h->host));
+    need(hl < sizeof(h->host), "an unterminated host", in);
+    if (hl && strcmp(h->host, "::1") != 0 && !loopback4(h->host)) {
+        size_t dl = strlen(domain);
+        bool lower = true;
+        for (size_t i = 0; i < hl; i++)
+            lower &= !(h->host[i] >= 'A' && h->host[i] <= 'Z');
+        need(lower && valid_name(h->host) && hl > dl + 1 && names_in_domain(h->host, domain),
+             "a host that is no loopback and no name under the domain", h->host);
+    }
+    char t[300], spec[320], err[200];
+    label_host_port_target(h, t, sizeof(t));
+    snprintf(spec, sizeof(spec), "%u:%s/%s", h->port, t, h->proto == CTR_UDP ? "udp" : "tcp");
+    label_hostport back;
+    need(label_host_port_spec(spec, strlen(spec), domain, &back, err, sizeof(err)) == 0 &&
+             memcmp(&back, h, sizeof(back)) == 0,
+         "a target string that does not read back", spec);
+}
+
+static void fuzz_host_ports(const char *p, size_t len, const char *domain)
+{
+    char err[200];
+    label_hostport one;
+    int rc = label_host_port_spec(p, len, domain, &one, err, sizeof(err));
+    if (rc == 0)
+        check_host_port(&one, domain, p);
+    else
+        need(rc == -EINVAL && err[0] && !strchr(err, '\n'), "a refusal without a one-line reason",
+             p);
+    static label_hostport hp[LABEL_HOST_PORTS_MAX];
+    int nbad = -1;
+    int n = label_host_ports(p, domain, hp, LABEL_HOST_PORTS_MAX, &nbad, err, sizeof(err));
+    need(n >= 0 && n <= LABEL_HOST_PORTS_MAX && nbad >= 0, "label_host_ports: bad counts", p);
+    need(nbad == 0 || (err[0] && !strchr(err, '\n')), "bad entries without a one-line reason", p);
+    for (int i = 0; i < n; i++) {
+        check_host_port(&hp[i], domain, p);
+        for (int j = 0; j < i; j++)
+            need(hp[i].port != hp[j].port || hp[i].proto != hp[j].proto, "the same CPORT twice", p);
     }
 }
 
@@ -105,7 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else {
             char *eq = strchr(p, '=');
             char *key = eq ? xstrndup(p, (size_t)(eq - p)) : xstrdup(p);
-            if (key[0] >= '0' && key[0] <= '6' && key[1] == '\0') {
+            if (key[0] >= '0' && key[0] <= '7' && key[1] == '\0') {
                 free(key);
                 key = xstrdup(known[p[0] - '0']);
             }
@@ -118,6 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         need(mode == LABEL_KAFKA_OFF || mode == LABEL_KAFKA_SNIFF || mode == LABEL_KAFKA_FORCE,
              "label_kafka_mode: no such mode", p);
         need(bad == 0 || bad == 1, "label_kafka_mode: *bad not set", p);
+        fuzz_host_ports(p, len, domain);
         p += len + 1;
     }
     need(label_kafka_mode(NULL, port, NULL) == LABEL_KAFKA_SNIFF, "no label is not SNIFF", "");

@@ -154,6 +154,87 @@ static int decode_str(const char *json, char *err, size_t errlen)
     return r;
 }
 
+/* What the reverse direction needs: the init pid, the network mode, the
+ * image id and each network's gateway. */
+TEST(inspect_reverse_fields)
+{
+    container *c = inspect_fixture("inspect_web.json");
+    REQUIRE(c != NULL);
+    CHECK_INT(c->pid, 6137);
+    CHECK_STR(c->network_mode, "default");
+    CHECK_STR(c->image_id,
+              "sha256:24b93ff5deb3516e6cc2812620e8385eb37987ec9832ed1431adc279a9329b5f");
+    CHECK_STR(net(c, "bridge")->gateway, "172.17.0.1");
+    CHECK_STR(net(c, "loophole-fx-net")->gateway, "172.18.0.1");
+    CHECK(!c->image_labels_known);
+    CHECK(container_image_label(c, "loophole.host-ports") == NULL);
+    /* container_dup copies them. */
+    container *d = container_dup(c);
+    CHECK_INT(d->pid, 6137);
+    CHECK_STR(d->network_mode, "default");
+    CHECK_STR(d->image_id, c->image_id);
+    CHECK_STR(d->nets[0].gateway, c->nets[0].gateway);
+    container_free(d);
+    container_free(c);
+
+    c = inspect_fixture("inspect_stopped.json");
+    REQUIRE(c != NULL);
+    CHECK_INT(c->pid, 0);
+    CHECK_STR(c->nets[0].gateway, "");
+    container_free(c);
+
+    /* All optional: missing is 0 or "". */
+    char err[128];
+    const char *min = "{\"Id\":\"abc\",\"Name\":\"/x\",\"State\":{\"Running\":true},"
+                      "\"NetworkSettings\":{\"Networks\":{\"n\":{\"IPAddress\":\"10.0.0.2\"}}}}";
+    c = NULL;
+    REQUIRE(docker_decode_inspect(min, strlen(min), &c, err, sizeof(err)) == 0);
+    CHECK_INT(c->pid, 0);
+    CHECK_STR(c->network_mode, "");
+    CHECK_STR(c->image_id, "");
+    CHECK_STR(c->nets[0].gateway, "");
+    container_free(c);
+    /* A gateway that is no IPv4 address is none; null members are missing. */
+    const char *odd = "{\"Id\":\"abc\",\"Name\":\"/x\",\"Image\":null,"
+                      "\"State\":{\"Running\":true,\"Pid\":null},\"HostConfig\":{\"NetworkMode\":"
+                      "\"container:abc\"},\"NetworkSettings\":{\"Networks\":{\"n\":{\"Gateway\":"
+                      "\"fe80::1\"}}}}";
+    c = NULL;
+    REQUIRE(docker_decode_inspect(odd, strlen(odd), &c, err, sizeof(err)) == 0);
+    CHECK_INT(c->pid, 0);
+    CHECK_STR(c->network_mode, "container:abc");
+    CHECK_STR(c->image_id, "");
+    CHECK_STR(c->nets[0].gateway, "");
+    container_free(c);
+
+    /* Wrong types are refused with a reason naming the field. */
+    static const struct {
+        const char *json, *why;
+    } bad[] = {
+        {"\"State\":{\"Running\":true,\"Pid\":\"12\"}", "State.Pid"},
+        {"\"State\":{\"Running\":true,\"Pid\":-1}", "State.Pid"},
+        {"\"State\":{\"Running\":true,\"Pid\":1.5}", "State.Pid"},
+        {"\"State\":{\"Running\":true,\"Pid\":99999999999}", "State.Pid"},
+        {"\"State\":{\"Running\":true},\"Image\":7", "Image"},
+        {"\"State\":{\"Running\":true},\"HostConfig\":[]", "HostConfig"},
+        {"\"State\":{\"Running\":true},\"HostConfig\":{\"NetworkMode\":1}",
+         "HostConfig.NetworkMode"},
+        {"\"State\":{\"Running\":true},\"NetworkSettings\":{\"Networks\":{\"n\":"
+         "{\"Gateway\":false}}}",
+         "network n"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char j[512];
+        snprintf(j, sizeof(j), "{\"Id\":\"abc\",\"Name\":\"/x\",%s}", bad[i].json);
+        err[0] = '\0';
+        CHECK_INT(decode_str(j, err, sizeof(err)), -EINVAL);
+        if (strstr(err, bad[i].why) == NULL) {
+            fprintf(stderr, "%s: got \"%s\", want \"%s\"\n", j, err, bad[i].why);
+            CHECK(0);
+        }
+    }
+}
+
 TEST(inspect_malformed)
 {
     char err[128];

@@ -1,5 +1,6 @@
 /* The registry: eligibility, leases, name owners, conflicts, service aliases,
  * exhaustion and resync, from containers built in memory. */
+#include <errno.h>
 #include <string.h>
 
 #include "log.h"
@@ -229,6 +230,321 @@ TEST(update_keeps_suffixed_lease)
     REQUIRE(b != NULL);
     CHECK_STR(b->lease_key, "name:web#bbbb33334444");
     CHECK_INT(b->addr, addr);
+    reg_free(&r);
+}
+
+/* ---- The reverse direction ---- */
+
+/* A container whose image labels were read (and carry nothing of ours). */
+static container *mk_hp(const char *id, const char *name, int publish, const char *hostports)
+{
+    container *c = mk(id, name, 1, publish);
+    if (hostports)
+        add_label(c, "loophole.host-ports", hostports);
+    c->image_labels_known = true;
+    return c;
+}
+
+static label_hostport hp(const char *spec)
+{
+    label_hostport h;
+    char err[200];
+    if (label_host_port_spec(spec, strlen(spec), "loop.test", &h, err, sizeof(err)) != 0)
+        fprintf(stderr, "bad spec in test: %s\n", err);
+    return h;
+}
+
+TEST(sidecars_ignored)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    container *s1 = mk("5151", "loophole-relay-web", 1, 1);
+    add_label(s1, "loophole.sidecar", "aaaa");
+    reg_update(&r, s1, 1);
+    CHECK_INT(r.n, 0);
+    CHECK(reg_find(&r, "loophole-relay-web") == NULL);
+    container *s2 = mk("5252", "loophole-relay-db", 1, 1);
+    add_label(s2, "loophole.sidecar", "bbbb");
+    container *cs[3] = {mk("aaaa", "web", 1, 1), s2, mk("bbbb", "db", 2, 0)};
+    reg_sync(&r, cs, 3, 2);
+    CHECK_INT(r.n, 2);
+    CHECK(reg_find(&r, "5252") == NULL);
+    CHECK_INT(lookup(&r, "loophole-relay-db.loop.test"), 0);
+    CHECK(reg_find(&r, "web") != NULL);
+    reg_free(&r);
+}
+
+TEST(host_ports_from_label)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    /* No published ports: no address, but host ports all the same. */
+    reg_update(&r, mk_hp("aaaa", "app", 0, "8000, 15432:5432,5432:pg.billing.loop.test:5432/udp"),
+               1);
+    reg_entry *e = reg_find(&r, "app");
+    REQUIRE(e != NULL);
+    CHECK(!e->has_addr);
+    CHECK_STR(e->skipped, "publishes no ports");
+    CHECK_STR(e->hostports_problem, "");
+    REQUIRE(e->nhostports == 3);
+    CHECK_INT(e->hostports[0].spec.port, 8000);
+    CHECK_INT(e->hostports[0].source, REG_HP_LABEL);
+    CHECK_STR(e->hostports[0].problem, "");
+    CHECK_INT(e->hostports[1].spec.port, 15432);
+    CHECK_INT(e->hostports[1].spec.target_port, 5432);
+    CHECK_STR(e->hostports[2].spec.host, "pg.billing.loop.test");
+    CHECK_INT(e->hostports[2].spec.proto, CTR_UDP);
+    /* Stopped: none. */
+    container *c = mk_hp("aaaa", "app", 0, "8000");
+    c->running = false;
+    reg_update(&r, c, 2);
+    e = reg_find(&r, "app");
+    REQUIRE(e != NULL);
+    CHECK_INT(e->nhostports, 0);
+    /* Turned off by loophole.enable: none either. */
+    c = mk_hp("aaaa", "app", 0, "8000");
+    add_label(c, "loophole.enable", "false");
+    reg_update(&r, c, 3);
+    CHECK_INT(reg_find(&r, "app")->nhostports, 0);
+    /* An image label with another value does not stop the runner's. */
+    c = mk_hp("aaaa", "app", 0, "8000");
+    c->image_labels = xcalloc(1, sizeof(ctr_label));
+    c->image_labels[0] = (ctr_label){xstrdup("loophole.host-ports"), xstrdup("9000")};
+    c->nimage_labels = 1;
+    reg_update(&r, c, 4);
+    e = reg_find(&r, "app");
+    CHECK_INT(e->nhostports, 1);
+    CHECK_STR(e->hostports_problem, "");
+    reg_free(&r);
+}
+
+TEST(host_ports_problems)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    /* Bad entries: the good ones stay, the first reason and a count. */
+    reg_update(&r, mk_hp("aaaa", "a", 1, "x,8000,99999,9000:example.com:1"), 1);
+    reg_entry *e = reg_find(&r, "a");
+    REQUIRE(e != NULL);
+    CHECK_INT(e->nhostports, 1);
+    CHECK_STR(e->hostports_problem,
+              "host port spec \"x\": CPORT must be a port number 1-65535 (and 2 more)");
+    /* The image's own label is ignored whole; exposures are unaffected. */
+    container *c = mk_hp("bbbb", "b", 1, "8000");
+    c->image_labels = xcalloc(1, sizeof(ctr_label));
+    c->image_labels[0] = (ctr_label){xstrdup("loophole.host-ports"), xstrdup("8000")};
+    c->nimage_labels = 1;
+    reg_update(&r, c, 2);
+    e = reg_find(&r, "b");
+    CHECK_INT(e->nhostports, 0);
+    CHECK(strstr(e->hostports_problem, "the image sets loophole.host-ports itself") != NULL);
+    label_hostport h = hp("8000");
+    char err[200];
+    CHECK_INT(reg_expose(&r, e, &h, err, sizeof(err)), 0); /* the ignored label takes nothing */
+    REQUIRE(e->nhostports == 1);
+    CHECK_INT(e->hostports[0].source, REG_HP_API);
+    CHECK_STR(e->hostports[0].problem, "");
+    /* Image labels unknown: the label is not served. */
+    c = mk_hp("cccc", "c", 1, "8000");
+    c->image_labels_known = false;
+    reg_update(&r, c, 3);
+    e = reg_find(&r, "c");
+    CHECK_INT(e->nhostports, 0);
+    CHECK(strstr(e->hostports_problem, "cannot check whether the image sets") != NULL);
+    /* No label: no problem, whatever is known of the image. */
+    c = mk_hp("dddd", "d", 1, NULL);
+    c->image_labels_known = false;
+    reg_update(&r, c, 4);
+    CHECK_STR(reg_find(&r, "d")->hostports_problem, "");
+    /* The host's network: every host port gets a problem; "none" is fine. */
+    c = mk_hp("eeee", "e", 0, "8000,9000/udp");
+    c->network_mode = xstrdup("host");
+    reg_update(&r, c, 5);
+    e = reg_find(&r, "e");
+    REQUIRE(e->nhostports == 2);
+    CHECK_STR(e->hostports[0].problem,
+              "the container uses the host's network: its localhost is the host's already");
+    CHECK_STR(e->hostports[1].problem, e->hostports[0].problem);
+    c = mk_hp("eeee", "e", 0, "8000");
+    c->network_mode = xstrdup("none");
+    reg_update(&r, c, 6);
+    e = reg_find(&r, "e");
+    REQUIRE(e->nhostports == 1);
+    CHECK_STR(e->hostports[0].problem, "");
+    reg_free(&r);
+}
+
+TEST(expose_and_unexpose)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    reg_update(&r, mk_hp("aaaa", "web", 1, "8000"), 1);
+    reg_entry *e = reg_find(&r, "web");
+    REQUIRE(e != NULL);
+    char err[200];
+    label_hostport h = hp("8000:9000");
+    CHECK_INT(reg_expose(&r, e, &h, err, sizeof(err)), -EEXIST);
+    CHECK_STR(err, "port 8000/tcp is taken by the container's loophole.host-ports label");
+    h = hp("8000/udp"); /* another protocol is another port */
+    CHECK_INT(reg_expose(&r, e, &h, err, sizeof(err)), 0);
+    h = hp("15432:5432");
+    CHECK_INT(reg_expose(&r, e, &h, err, sizeof(err)), 0);
+    h = hp("15432:127.0.0.1:5433");
+    CHECK_INT(reg_expose(&r, e, &h, err, sizeof(err)), -EEXIST);
+    CHECK_STR(err, "port 15432/tcp is exposed already (to localhost:5432)");
+    h.port = 0;
+    CHECK_INT(reg_expose(&r, e, &h, err, sizeof(err)), -EINVAL);
+    /* Label entries first, then exposures in the order they were made. */
+    REQUIRE(e->nhostports == 3);
+    CHECK_INT(e->hostports[0].source, REG_HP_LABEL);
+    CHECK_INT(e->hostports[1].source, REG_HP_API);
+    CHECK_INT(e->hostports[1].spec.proto, CTR_UDP);
+    CHECK_INT(e->hostports[2].spec.port, 15432);
+    size_t n;
+    const reg_exposure *x = reg_exposures(&r, &n);
+    REQUIRE(n == 2);
+    CHECK_STR(x[0].key, "name:web");
+    CHECK_INT(x[1].spec.target_port, 5432);
+    /* Removing: a label entry cannot go this way, a missing one is ENOENT. */
+    CHECK_INT(reg_unexpose(&r, e, 8000, CTR_TCP), -EPERM);
+    CHECK_INT(reg_unexpose(&r, e, 9999, CTR_TCP), -ENOENT);
+    CHECK_INT(reg_unexpose(&r, e, 8000, CTR_UDP), 0);
+    CHECK_INT(reg_unexpose(&r, e, 8000, CTR_UDP), -ENOENT);
+    REQUIRE(e->nhostports == 2);
+    CHECK_INT(e->hostports[1].spec.port, 15432);
+    /* A cap per container. */
+    for (int i = 0; i < REG_EXPOSURES_MAX - 1; i++) {
+        h = hp("1");
+        h.port = (uint16_t)(20000 + i);
+        CHECK_INT(reg_expose(&r, e, &h, err, sizeof(err)), 0);
+    }
+    h.port = 30000;
+    CHECK_INT(reg_expose(&r, e, &h, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "at most 64") != NULL);
+    reg_free(&r);
+}
+
+/* Exposures are the lease key's: a restart (new id, same name) or a compose
+ * recreation keeps them; another container does not see them. */
+TEST(exposures_follow_the_lease_key)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    reg_update(&r, mk_hp("aaaa", "web", 1, NULL), 1);
+    container *c = mk_compose("c1", "shop", "api", 1, 1);
+    c->image_labels_known = true;
+    reg_update(&r, c, 1);
+    char err[200];
+    label_hostport h = hp("8000");
+    CHECK_INT(reg_expose(&r, reg_find(&r, "web"), &h, err, sizeof(err)), 0);
+    h = hp("9000");
+    CHECK_INT(reg_expose(&r, reg_find(&r, "c1"), &h, err, sizeof(err)), 0);
+    CHECK_INT(reg_find(&r, "web")->nhostports, 1);
+    CHECK_INT(reg_find(&r, "c1")->nhostports, 1);
+    reg_remove(&r, "aaaa", 2);
+    reg_remove(&r, "c1", 2);
+    reg_update(&r, mk_hp("bbbb", "web", 1, NULL), 3);
+    c = mk_compose("c2", "shop", "api", 1, 3);
+    c->image_labels_known = true;
+    reg_update(&r, c, 3);
+    reg_entry *w = reg_find(&r, "bbbb"), *a = reg_find(&r, "c2");
+    REQUIRE(w && a);
+    REQUIRE(w->nhostports == 1);
+    CHECK_INT(w->hostports[0].spec.port, 8000);
+    CHECK_INT(w->hostports[0].source, REG_HP_API);
+    REQUIRE(a->nhostports == 1);
+    CHECK_INT(a->hostports[0].spec.port, 9000);
+    /* Recreated with a label naming an exposed port: the label's entry is
+     * served, the exposure is listed with a problem and may be removed. */
+    reg_remove(&r, "bbbb", 4);
+    reg_update(&r, mk_hp("cccc", "web", 1, "8000:8001"), 5);
+    w = reg_find(&r, "web");
+    REQUIRE(w != NULL && w->nhostports == 2);
+    CHECK_INT(w->hostports[0].source, REG_HP_LABEL);
+    CHECK_STR(w->hostports[0].problem, "");
+    CHECK_STR(w->hostports[1].problem,
+              "port 8000/tcp is taken by the container's loophole.host-ports label");
+    CHECK_INT(reg_unexpose(&r, w, 8000, CTR_TCP), 0);
+    CHECK_INT(w->nhostports, 1);
+    CHECK_INT(reg_unexpose(&r, w, 8000, CTR_TCP), -EPERM);
+    reg_free(&r);
+}
+
+/* When another container reclaims a stopped key's address lease, that key's
+ * exposures go too; a key without a lease (no published ports) keeps them. */
+TEST(exposures_dropped_with_reclaimed_lease)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.2"));
+    reg_update(&r, mk_hp("aaaa", "old", 1, NULL), 1);
+    reg_update(&r, mk_hp("qqqq", "quiet", 0, NULL), 1);
+    char err[200];
+    label_hostport h = hp("8000");
+    CHECK_INT(reg_expose(&r, reg_find(&r, "old"), &h, err, sizeof(err)), 0);
+    CHECK_INT(reg_expose(&r, reg_find(&r, "quiet"), &h, err, sizeof(err)), 0);
+    size_t n;
+    reg_exposures(&r, &n);
+    CHECK_INT(n, 2);
+    reg_remove(&r, "aaaa", 2); /* "name:old" keeps its inactive lease */
+    reg_remove(&r, "qqqq", 2);
+    reg_exposures(&r, &n);
+    CHECK_INT(n, 2);
+    reg_update(&r, mk_hp("bbbb", "new", 1, NULL), 3); /* the only address: reclaimed */
+    CHECK_INT(lookup(&r, "new.loop.test"), ip("127.0.0.2"));
+    CHECK(alloc_find(&r.pool, "name:old") == NULL);
+    const reg_exposure *x = reg_exposures(&r, &n);
+    REQUIRE(n == 1);
+    CHECK_STR(x[0].key, "name:quiet");
+    reg_update(&r, mk_hp("cccc", "old", 1, NULL), 4); /* back, but without them */
+    CHECK_INT(reg_find(&r, "old")->nhostports, 0);
+    reg_free(&r);
+}
+
+TEST(restore_exposures)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    label_hostport h = hp("8000:[::1]:8000");
+    reg_restore_exposure(&r, "name:web", &h);
+    reg_restore_exposure(&r, "name:web", &h); /* a duplicate */
+    h.proto = CTR_UDP;
+    reg_restore_exposure(&r, "name:web", &h);
+    h.port = 0;
+    reg_restore_exposure(&r, "name:web", &h); /* no port */
+    reg_restore_exposure(&r, "", &h);
+    size_t n;
+    reg_exposures(&r, &n);
+    CHECK_INT(n, 2);
+    reg_update(&r, mk_hp("aaaa", "web", 0, NULL), 1);
+    reg_entry *e = reg_find(&r, "web");
+    REQUIRE(e != NULL && e->nhostports == 2);
+    CHECK_STR(e->hostports[0].spec.host, "::1");
+    reg_free(&r);
+}
+
+TEST(resolve_name)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    container *c = mk("aaaa", "pg", 1, 1);
+    add_label(c, "loophole.names", "db.billing");
+    reg_update(&r, c, 1);
+    reg_update(&r, mk("bbbb", "quiet", 2, 0), 1);
+    uint32_t a = 0;
+    CHECK_INT(reg_resolve_name(&r, "pg.loop.test", &a), 0);
+    CHECK_INT(a, ip("127.0.0.2"));
+    a = 0;
+    CHECK_INT(reg_resolve_name(&r, "DB.Billing.loop.test.", &a), 0);
+    CHECK_INT(a, ip("127.0.0.2"));
+    a = 0;
+    CHECK_INT(reg_resolve_name(&r, "db.billing", &a), 0);
+    CHECK_INT(a, ip("127.0.0.2"));
+    CHECK_INT(reg_resolve_name(&r, "pg", &a), 0);
+    CHECK_INT(reg_resolve_name(&r, "aaaa", &a), -ENOENT);            /* ids are no DNS names */
+    CHECK_INT(reg_resolve_name(&r, "quiet.loop.test", &a), -ENOENT); /* not served */
+    CHECK_INT(reg_resolve_name(&r, "billing.loop.test", &a), -ENOENT);
+    CHECK_INT(reg_resolve_name(&r, "", &a), -ENOENT);
+    CHECK_INT(reg_resolve_name(&r, ".", &a), -ENOENT);
     reg_free(&r);
 }
 

@@ -1,5 +1,7 @@
 /* Unit tests for the state file: encoding, decoding, atomic save, and what
  * happens to a damaged file. Each test works in its own mkdtemp directory. */
+#include "container.h"
+#include "labels.h"
 #include "state.h"
 #include "util.h"
 
@@ -107,6 +109,12 @@ static void sample(state_data *s)
     s->aliases[0] = IP(127, 0, 0, 2);
     s->aliases[1] = IP(127, 0, 0, 3);
     s->resolver_uninstalled = true;
+    s->nexposures = 2;
+    s->exposures = xcalloc(s->nexposures, sizeof(*s->exposures));
+    s->exposures[0] =
+        (state_exposure){xstrdup("name:web"), 8000, CTR_TCP, xstrdup("localhost:8000")};
+    s->exposures[1] = (state_exposure){xstrdup("compose:shop/web/1"), 5353, CTR_UDP,
+                                       xstrdup("pg.billing.loop.test:53")};
 }
 
 static void check_same(const state_data *a, const state_data *b)
@@ -121,6 +129,13 @@ static void check_same(const state_data *a, const state_data *b)
     for (size_t i = 0; i < a->naliases && i < b->naliases; i++)
         CHECK_INT(a->aliases[i], b->aliases[i]);
     CHECK_INT(a->resolver_uninstalled, b->resolver_uninstalled);
+    CHECK_INT(a->nexposures, b->nexposures);
+    for (size_t i = 0; i < a->nexposures && i < b->nexposures; i++) {
+        CHECK_STR(a->exposures[i].key, b->exposures[i].key);
+        CHECK_INT(a->exposures[i].port, b->exposures[i].port);
+        CHECK_INT(a->exposures[i].proto, b->exposures[i].proto);
+        CHECK_STR(a->exposures[i].target, b->exposures[i].target);
+    }
 }
 
 TEST(encode_format)
@@ -139,7 +154,7 @@ TEST(encode_format)
     CHECK_INT(strlen(out), len);
     CHECK_STR(out, "{\"version\":1,\"leases\":[{\"key\":\"name:pg\",\"ip\":\"127.0.0.2\","
                    "\"stopped_at\":0}],\"aliases\":[\"127.0.0.2\"],"
-                   "\"resolver_uninstalled\":false}\n");
+                   "\"resolver_uninstalled\":false,\"exposures\":[]}\n");
     free(out);
     state_data_free(&s);
     CHECK(s.leases == NULL && s.nleases == 0);
@@ -152,6 +167,77 @@ TEST(encode_format)
     CHECK_INT(state_decode(out, len, &back, err, sizeof(err)), 0);
     check_same(&e, &back);
     free(out);
+    state_data_free(&back);
+}
+
+TEST(exposures_format)
+{
+    state_data s;
+    memset(&s, 0, sizeof(s));
+    s.nexposures = 1;
+    s.exposures = xcalloc(1, sizeof(*s.exposures));
+    s.exposures[0] =
+        (state_exposure){xstrdup("name:web"), 8000, CTR_TCP, xstrdup("localhost:8000")};
+    char *out = NULL;
+    size_t len = 0;
+    REQUIRE(state_encode(&s, &out, &len) == 0);
+    CHECK(strstr(out, ",\"exposures\":[{\"key\":\"name:web\",\"port\":8000,\"proto\":\"tcp\","
+                      "\"target\":\"localhost:8000\"}]}") != NULL);
+    free(out);
+    state_data_free(&s);
+    CHECK(s.exposures == NULL && s.nexposures == 0);
+
+    /* A file written before exposures existed has none. */
+    const char *old = "{\"version\":1,\"leases\":[],\"aliases\":[],\"resolver_uninstalled\":false}";
+    char err[256];
+    state_data back;
+    CHECK_INT(state_decode(old, strlen(old), &back, err, sizeof(err)), 0);
+    CHECK_INT(back.nexposures, 0);
+    CHECK(back.exposures == NULL);
+    state_data_free(&back);
+    const char *nul = "{\"version\":1,\"exposures\":null}";
+    CHECK_INT(state_decode(nul, strlen(nul), &back, err, sizeof(err)), 0);
+    CHECK_INT(back.nexposures, 0);
+    state_data_free(&back);
+}
+
+/* The daemon stores label_host_port_target's string and reads it back with
+ * label_host_port_spec("<port>:<target>/<proto>"): through the file, every
+ * kind of target comes back as the same spec. */
+TEST(exposures_target_round_trip)
+{
+    static const char *const specs[] = {"8000", "15432:5432/udp", "9000:127.0.0.7:9001",
+                                        "3000:[::1]:3000", "5432:pg.billing.loop.test:5432"};
+    size_t n = sizeof(specs) / sizeof(specs[0]);
+    label_hostport want[sizeof(specs) / sizeof(specs[0])];
+    state_data s, back;
+    memset(&s, 0, sizeof(s));
+    s.exposures = xcalloc(n, sizeof(*s.exposures));
+    char err[256];
+    for (size_t i = 0; i < n; i++) {
+        REQUIRE(label_host_port_spec(specs[i], strlen(specs[i]), "loop.test", &want[i], err,
+                                     sizeof(err)) == 0);
+        char t[300];
+        label_host_port_target(&want[i], t, sizeof(t));
+        s.exposures[s.nexposures++] =
+            (state_exposure){xstrdup("name:web"), want[i].port, want[i].proto, xstrdup(t)};
+    }
+    char *out = NULL;
+    size_t len = 0;
+    REQUIRE(state_encode(&s, &out, &len) == 0);
+    REQUIRE(state_decode(out, len, &back, err, sizeof(err)) == 0);
+    REQUIRE(back.nexposures == n);
+    for (size_t i = 0; i < n; i++) {
+        char spec[400];
+        const state_exposure *x = &back.exposures[i];
+        snprintf(spec, sizeof(spec), "%u:%s/%s", x->port, x->target,
+                 x->proto == CTR_UDP ? "udp" : "tcp");
+        label_hostport got;
+        CHECK_INT(label_host_port_spec(spec, strlen(spec), "loop.test", &got, err, sizeof(err)), 0);
+        CHECK(memcmp(&got, &want[i], sizeof(got)) == 0);
+    }
+    free(out);
+    state_data_free(&s);
     state_data_free(&back);
 }
 
@@ -316,6 +402,33 @@ TEST(decode_errors)
         {"{\"version\":2}", "version 2"},
         {"{\"version\":1.0}", "version"},
         {"{\"version\":1,\"leases\":{}}", "leases"},
+        {"{\"version\":1,\"exposures\":{}}", "exposures is not an array"},
+        {"{\"version\":1,\"exposures\":[1]}", "exposures[0]"},
+        {"{\"version\":1,\"exposures\":[{\"port\":80,\"proto\":\"tcp\",\"target\":\"localhost:80\"}"
+         "]}",
+         "exposures[0].key"},
+        {"{\"version\":1,\"exposures\":[{\"key\":\"\",\"port\":80,\"proto\":\"tcp\",\"target\":\"l:"
+         "80\"}]}",
+         "exposures[0].key"},
+        {"{\"version\":1,\"exposures\":[{\"key\":\"k\",\"port\":0,\"proto\":\"tcp\",\"target\":\"l:"
+         "80\"}]}",
+         "exposures[0].port"},
+        {"{\"version\":1,\"exposures\":[{\"key\":\"k\",\"port\":65536,\"proto\":\"tcp\",\"target\":"
+         "\"l:8\"}]}",
+         "exposures[0].port"},
+        {"{\"version\":1,\"exposures\":[{\"key\":\"k\",\"port\":\"80\",\"proto\":\"tcp\","
+         "\"target\":\"l:8\"}]}",
+         "exposures[0].port"},
+        {"{\"version\":1,\"exposures\":[{\"key\":\"k\",\"port\":80,\"proto\":\"sctp\",\"target\":"
+         "\"l:8\"}]}",
+         "exposures[0].proto"},
+        {"{\"version\":1,\"exposures\":[{\"key\":\"k\",\"port\":80,\"target\":\"l:8\"}]}",
+         "exposures[0].proto"},
+        {"{\"version\":1,\"exposures\":[{\"key\":\"k\",\"port\":80,\"proto\":\"udp\"}]}",
+         "exposures[0].target"},
+        {"{\"version\":1,\"exposures\":[{\"key\":\"k\",\"port\":80,\"proto\":\"udp\",\"target\":"
+         "\"\"}]}",
+         "exposures[0].target"},
         {"{\"version\":1,\"leases\":[1]}", "leases[0]"},
         {"{\"version\":1,\"leases\":[{\"ip\":\"127.0.0.2\"}]}", "key"},
         {"{\"version\":1,\"leases\":[{\"key\":\"\",\"ip\":\"127.0.0.2\"}]}", "key"},
