@@ -91,14 +91,14 @@ void daemon_load_state(daemon_ctx *d)
     log_info("state", "restored %zu of %zu leases from %s", kept, s.nleases, d->cfg.state_dir);
     for (size_t i = 0; i < s.nexposures; i++) {
         const state_exposure *x = &s.exposures[i];
-        char spec[400], err[256];
+        char spec[400], why[256];
         label_hostport h;
         snprintf(spec, sizeof(spec), "%u:%s/%s", x->port, x->target,
                  x->proto == CTR_UDP ? "udp" : "tcp");
-        if (label_host_port_spec(spec, strlen(spec), d->cfg.domain, &h, err, sizeof(err)) == 0)
+        if (label_host_port_spec(spec, strlen(spec), d->cfg.domain, &h, why, sizeof(why)) == 0)
             reg_restore_exposure(&d->reg, x->key, &h);
         else
-            log_warn("state", "dropping a saved host port exposure: %s", err);
+            log_warn("state", "dropping a saved host port exposure: %s", why);
     }
     if (s.nexposures)
         log_info("state", "restored %zu host port exposures", s.nexposures);

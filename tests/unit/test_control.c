@@ -850,7 +850,7 @@ static void sc_host_ports(fixture *f)
 {
     buf b = {0};
     static const char add[] = "POST /v1/containers/web/host-ports HTTP/1.1\r\n"
-                              "Content-Length: 16\r\n\r\n{\"spec\":\"8000\"}";
+                              "Content-Length: 15\r\n\r\n{\"spec\":\"8000\"}";
     /* Reads are open to everyone. */
     peercred user = {.uid = 1000, .gid = 1000, .ngroups = 1, .groups = {1001}};
     loop_call(f, do_override, &user);

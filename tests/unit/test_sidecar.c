@@ -318,7 +318,7 @@ TEST(create_start_dest_change_remove)
     bool ar = true;
     CHECK(json_bool(b, &ar, "HostConfig", "AutoRemove", NULL) == 0 && !ar);
     CHECK_STR(json_str(b, "HostConfig", "RestartPolicy", "Name", NULL), "no");
-    CHECK_STR(cmd_at(w.body[1], 1), "TCP:host.docker.internal:9000");
+    CHECK_STR(cmd_at(w.body[1], 3), "TCP:host.docker.internal:9000");
     world_free(&w);
     CHECK(uv_loop_close(&w.loop) == 0);
 }
@@ -382,7 +382,7 @@ TEST(pull_missing_image_then_run)
     for (int i = 0; i < 4; i++)
         if (cmd_at(w.body[i], 0) &&
             strcmp(cmd_at(w.body[i], 2), "UDP-LISTEN:5353,bind=127.0.0.1,fork,reuseaddr") == 0) {
-            CHECK_STR(cmd_at(w.body[i], 1), "UDP:host.docker.internal:5353");
+            CHECK_STR(cmd_at(w.body[i], 3), "UDP:host.docker.internal:5353");
             CHECK_STR(json_str(w.body[i], "Labels", "loophole.sidecar.port", NULL), "5353/udp");
             udp_seen = true;
         }
@@ -459,7 +459,7 @@ TEST(leftovers_removed_on_connect)
     CHECK_INT(w.starts, 1);
     CHECK_INT(w.deletes, 3); /* two leftovers, then ours at close */
     CHECK_INT(w.nctrs, 0);
-    CHECK_STR(cmd_at(w.body[1], 1), "TCP:172.17.0.1:40123");
+    CHECK_STR(cmd_at(w.body[1], 3), "TCP:172.17.0.1:40123");
     world_free(&w);
     CHECK(uv_loop_close(&w.loop) == 0);
 }
