@@ -586,6 +586,8 @@ int hp_dial(daemon_ctx *d, const port_key *k, unsigned attempt, const struct soc
         sa4(out, addr, t->target_port);
         return 0;
     }
+    log_debug(MOD, "%s: host port %u: no container is named %s now", e->c->name, k->port,
+              t->host);
     return -ENOENT;
 }
 
