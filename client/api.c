@@ -256,24 +256,3 @@ int cli_request_body(const char *sock, const char *method, const char *target, c
         httpc_response_free(out);
     return rc;
 }
-
-int cli_call_body(const cli_ctx *ctx, const char *method, const char *target, const char *body,
-                  const char *command, httpc_response *resp)
-{
-    char msg[1024];
-    int rc =
-        cli_request_body(ctx->sock, method, target, body, strlen(body), REQUEST_TIMEOUT_MS, resp);
-    if (rc < 0) {
-        cli_conn_message(rc, ctx->sock, msg, sizeof(msg));
-        fprintf(stderr, "loophole: %s\n", msg);
-        httpc_response_free(resp);
-        return CLI_FAIL;
-    }
-    if (resp->status < 200 || resp->status > 299) {
-        cli_error_message(resp->status, resp->body.data, command, msg, sizeof(msg));
-        fprintf(stderr, "loophole: %s\n", msg);
-        httpc_response_free(resp);
-        return CLI_FAIL;
-    }
-    return CLI_OK;
-}

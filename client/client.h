@@ -33,10 +33,8 @@ void cli_error_message(int status, const char *body, const char *command, char *
 int cli_call(const cli_ctx *ctx, const char *method, const char *target, const char *command,
              httpc_response *resp);
 
-/* cli_call with a JSON body (Content-Type: application/json). */
-int cli_call_body(const cli_ctx *ctx, const char *method, const char *target, const char *body,
-                  const char *command, httpc_response *resp);
-/* The request under cli_call_body: httpc_request with a body. 0 or -errno. */
+/* httpc_request with a JSON body (Content-Type: application/json), for
+ * expose. 0 or -errno. */
 int cli_request_body(const char *sock, const char *method, const char *target, const char *body,
                      size_t len, int timeout_ms, httpc_response *out);
 

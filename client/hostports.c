@@ -97,6 +97,26 @@ static void progress(char **args, int n, int at, char *dst, size_t cap)
     buf_free(&b);
 }
 
+/* One request; on failure the one-line reason in msg and CLI_FAIL (nothing
+ * printed: the caller adds what was done before it). */
+static int call(const cli_ctx *ctx, const char *method, const char *path, const char *body,
+                const char *command, httpc_response *r, char *msg, size_t cap)
+{
+    int rc = body ? cli_request_body(ctx->sock, method, path, body, strlen(body), 10000, r)
+                  : httpc_request(ctx->sock, method, path, 10000, r);
+    if (rc < 0) {
+        cli_conn_message(rc, ctx->sock, msg, cap);
+        httpc_response_free(r);
+        return CLI_FAIL;
+    }
+    if (r->status < 200 || r->status > 299) {
+        cli_error_message(r->status, r->body.data, command, msg, cap);
+        httpc_response_free(r);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
 static bool wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -141,10 +161,11 @@ int cmd_expose(const cli_ctx *ctx, int argc, char **argv)
             break;
         }
         httpc_response r;
-        if (cli_call_body(ctx, "POST", path.data, body, "expose", &r) != CLI_OK) {
+        char msg[1024];
+        if (call(ctx, "POST", path.data, body, "expose", &r, msg, sizeof(msg)) != CLI_OK) {
             char more[1024];
             progress(argv + 2, argc - 2, i - 2, more, sizeof(more));
-            fprintf(stderr, "loophole: %s %s was not exposed%s\n", container, argv[i], more);
+            fprintf(stderr, "loophole: expose %s %s: %s%s\n", container, argv[i], msg, more);
             rc = CLI_FAIL;
         } else {
             buf out = {0};
@@ -187,17 +208,18 @@ int cmd_unexpose(const cli_ctx *ctx, int argc, char **argv)
     const char *container = argv[1];
     int rc = CLI_OK;
     for (int i = 2; i < argc && rc == CLI_OK; i++) {
-        long port;
-        bool udp;
-        (void)hostports_parse_cport(argv[i], &port, &udp);
+        long port = 0;
+        bool udp = false;
+        (void)hostports_parse_cport(argv[i], &port, &udp); /* checked above */
         buf path = {0};
         host_ports_path(container, &path);
         buf_appendf(&path, "/%ld%s", port, udp ? "/udp" : "");
         httpc_response r;
-        if (cli_call(ctx, "DELETE", path.data, "unexpose", &r) != CLI_OK) {
+        char msg[1024];
+        if (call(ctx, "DELETE", path.data, NULL, "unexpose", &r, msg, sizeof(msg)) != CLI_OK) {
             char more[1024];
             progress(argv + 2, argc - 2, i - 2, more, sizeof(more));
-            fprintf(stderr, "loophole: %s %s was not unexposed%s\n", container, argv[i], more);
+            fprintf(stderr, "loophole: unexpose %s %s: %s%s\n", container, argv[i], msg, more);
             rc = CLI_FAIL;
         } else {
             printf("%s: %ld%s unexposed\n", container, port, udp ? "/udp" : "");
