@@ -88,6 +88,8 @@ static int cmd_version(const cli_ctx *ctx, int argc, char **argv)
 static const command commands[] = {
     {"ls", cmd_ls, "list containers, their names, addresses and ports [-a] [--json] [--watch]"},
     {"status", cmd_status, "show the daemon's state and any problems [--json]"},
+    {"expose", cmd_expose, "let a container reach a host port at its localhost: CONTAINER SPEC..."},
+    {"unexpose", cmd_unexpose, "undo expose: CONTAINER CPORT[/udp]..."},
     {"doctor", cmd_doctor, "check every link from a name to a container, with fixes"},
     {"resolve-install", cmd_resolve_install, "install the system resolver entry (root)"},
     {"resolve-uninstall", cmd_resolve_uninstall, "remove the system resolver entry (root)"},

@@ -33,6 +33,11 @@ void cli_error_message(int status, const char *body, const char *command, char *
 int cli_call(const cli_ctx *ctx, const char *method, const char *target, const char *command,
              httpc_response *resp);
 
+/* httpc_request with a JSON body (Content-Type: application/json), for
+ * expose. 0 or -errno. */
+int cli_request_body(const char *sock, const char *method, const char *target, const char *body,
+                     size_t len, int timeout_ms, httpc_response *out);
+
 /* Parses a daemon answer under the client's limits (HTTPC_MAX_BODY,
  * JSON_MAX_DEPTH): a daemon of another version, or something else listening
  * on the socket, must not be able to crash the command with a deep, huge,
@@ -49,6 +54,27 @@ int cmd_status(const cli_ctx *ctx, int argc, char **argv);
 int cmd_resolve_install(const cli_ctx *ctx, int argc, char **argv);
 int cmd_resolve_uninstall(const cli_ctx *ctx, int argc, char **argv);
 int cmd_doctor(const cli_ctx *ctx, int argc, char **argv);
+int cmd_expose(const cli_ctx *ctx, int argc, char **argv);
+int cmd_unexpose(const cli_ctx *ctx, int argc, char **argv);
+
+/* Percent-encodes s for one path segment (everything but A-Z a-z 0-9 - . _ ~). */
+void cli_path_escape(const char *s, buf *out);
+/* "8000", "8000/tcp" or "53/udp" (unexpose's arguments): 0 or -EINVAL. */
+int hostports_parse_cport(const char *arg, long *port, bool *udp);
+/* The line for one exposure the daemon made (its 201 body), e.g.
+ * "web.myapp: 8000 -> localhost:8000 (tcp)", and a second line when the
+ * exposure is not served yet. 0 or -EINVAL when json is not an object. */
+int hostports_format_made(const char *container, const char *json, size_t len, buf *out);
+
+/* One doctor line's outcome. */
+enum doctor_result { DOCTOR_OK, DOCTOR_WARN, DOCTOR_FAIL, DOCTOR_SKIP };
+
+/* doctor's host ports check over a parsed /v1/status (st may be NULL):
+ * whether the daemon can take the direct path into containers' network
+ * namespaces, which exists on Linux only (linux_host). Fills detail and,
+ * for WARN and FAIL, fix (pure). */
+enum doctor_result doctor_host_ports(yajl_val st, bool linux_host, char *detail, size_t dcap,
+                                     char *fix, size_t fcap);
 
 struct ifaddrs;
 /* Whether ip (dotted quad) is an IPv4 address of the interface named ifname

@@ -22,7 +22,12 @@
 #include "output.h"
 #include "util.h"
 
-enum result { CHK_OK, CHK_WARN, CHK_FAIL, CHK_SKIP };
+enum result {
+    CHK_OK = DOCTOR_OK,
+    CHK_WARN = DOCTOR_WARN,
+    CHK_FAIL = DOCTOR_FAIL,
+    CHK_SKIP = DOCTOR_SKIP
+};
 
 typedef struct doctor {
     bool color;
@@ -236,6 +241,58 @@ static void check_aliases(doctor *d, const ls_list *l)
 }
 #endif
 
+enum doctor_result doctor_host_ports(yajl_val st, bool linux_host, char *detail, size_t dcap,
+                                     char *fix, size_t fcap)
+{
+    fix[0] = '\0';
+    yajl_val hp = json_member(st, "host_ports");
+    if (!YAJL_IS_OBJECT(hp)) {
+        snprintf(detail, dcap, "the daemon does not report host ports (an older version?)");
+        return DOCTOR_SKIP;
+    }
+    const char *mode = json_str(hp, "mode", NULL);
+    const char *image = json_str(hp, "sidecar_image", NULL);
+    if (!image)
+        image = "the relay image";
+    if (!linux_host) {
+        /* Docker runs in a VM here: its namespaces are not the daemon's to
+         * enter, so every host port goes through a sidecar. */
+        snprintf(detail, dcap, "macOS uses relay sidecars (%s)", image);
+        return DOCTOR_OK;
+    }
+    if (mode && strcmp(mode, "sidecar") == 0) {
+        snprintf(detail, dcap, "relay sidecars (%s), as --host-ports-mode sidecar asks", image);
+        return DOCTOR_OK;
+    }
+    bool avail;
+    if (json_bool(hp, &avail, "netns", "available", NULL) < 0) {
+        snprintf(detail, dcap, "the daemon does not say whether it can enter containers");
+        return DOCTOR_SKIP;
+    }
+    if (avail) {
+        snprintf(detail, dcap, "listeners inside the containers' network namespaces");
+        return DOCTOR_OK;
+    }
+    const char *reason = json_str(hp, "netns", "reason", NULL);
+    bool forced = mode && strcmp(mode, "netns") == 0;
+    if (forced)
+        snprintf(detail, dcap,
+                 "the daemon cannot enter containers (%s) and --host-ports-mode "
+                 "netns leaves no other way",
+                 reason ? reason : "no reason given");
+    else
+        snprintf(detail, dcap,
+                 "the daemon cannot enter containers (%s), so it falls back to "
+                 "relay sidecars (%s)",
+                 reason ? reason : "no reason given", image);
+    snprintf(fix, fcap,
+             "when Docker runs natively here, run the daemon with RestrictNamespaces=net and "
+             "CAP_SYS_ADMIN CAP_SYS_PTRACE in "
+             "CapabilityBoundingSet= (the packaged loophole.service has them), or use "
+             "--host-ports-mode sidecar");
+    return forced ? DOCTOR_FAIL : DOCTOR_WARN;
+}
+
 /* A non-blocking connect bounded by timeout_ms. Returns 0 or -errno. */
 static int try_connect(const char *ip, long port, int timeout_ms)
 {
@@ -362,6 +419,16 @@ int cmd_doctor(const cli_ctx *ctx, int argc, char **argv)
     }
 
     check_system_resolver(&d, domain);
+
+    char hdetail[600], hfix[400];
+#ifdef __linux__
+    bool linux_host = true;
+#else
+    bool linux_host = false;
+#endif
+    enum doctor_result hr =
+        doctor_host_ports(st, linux_host, hdetail, sizeof(hdetail), hfix, sizeof(hfix));
+    report(&d, (enum result)hr, "host services inside containers", hdetail, hfix);
 
     ls_list l = {0};
     rc = httpc_request(ctx->sock, "GET", LH_API_CONTAINERS, 10000, &r);

@@ -62,6 +62,29 @@ static void parse_entry(yajl_val o, ls_entry *e)
             lp->kafka = YAJL_IS_TRUE(json_member(p, "kafka"));
         }
     }
+
+    e->hports_problem = str_or_null(o, "host_ports_problem");
+    yajl_val hs = json_member(o, "host_ports");
+    if (YAJL_IS_ARRAY(hs) && json_len(hs) > 0) {
+        size_t n = json_len(hs);
+        e->hports = xcalloc(n, sizeof(ls_hostport));
+        for (size_t i = 0; i < n; i++) {
+            yajl_val h = json_at(hs, i);
+            if (!YAJL_IS_OBJECT(h))
+                continue;
+            ls_hostport *lh = &e->hports[e->nhports++];
+            lh->port = int_or(h, "port", 0);
+            const char *proto = json_str(h, "proto", NULL);
+            strlcpy_(lh->proto, proto ? proto : "tcp", sizeof(lh->proto));
+            lh->target = str_or_null(h, "target");
+            lh->source = str_or_null(h, "source");
+            lh->mode = str_or_null(h, "mode");
+            lh->problem = str_or_null(h, "problem");
+            yajl_val c = json_member(h, "connections");
+            lh->active = int_or(c, "active", 0);
+            lh->total = int_or(c, "total", 0);
+        }
+    }
 }
 
 int ls_parse(const char *json, size_t len, ls_list *out, char *err, size_t errlen)
@@ -125,6 +148,14 @@ void ls_list_free(ls_list *l)
             free(e->conflicts[j]);
         free(e->conflicts);
         free(e->ports);
+        for (size_t j = 0; j < e->nhports; j++) {
+            free(e->hports[j].target);
+            free(e->hports[j].source);
+            free(e->hports[j].mode);
+            free(e->hports[j].problem);
+        }
+        free(e->hports);
+        free(e->hports_problem);
     }
     free(l->v);
     l->v = NULL;
@@ -151,14 +182,42 @@ void ls_format_port(const ls_port *p, char *dst, size_t cap)
         snprintf(dst, cap, "%s (not published)", port);
 }
 
-bool ls_visible(const ls_entry *e)
+static void format_host_port(const ls_hostport *h, bool mark, char *dst, size_t cap)
 {
-    if (e->skipped)
-        return false;
+    char port[32];
+    if (strcmp(h->proto, "tcp") == 0)
+        snprintf(port, sizeof(port), "%ld", h->port);
+    else
+        snprintf(port, sizeof(port), "%ld/%s", h->port, h->proto);
+    /* "localhost" inside the container would read as the container itself:
+     * the target is the person's machine. */
+    const char *t = h->target ? h->target : "?";
+    const char *host = "";
+    if (strncmp(t, "localhost:", 10) == 0) {
+        host = "host";
+        t += 9;
+    }
+    snprintf(dst, cap, "%s\xe2\x86\x90%s%s%s", port, host, t, mark && h->problem ? " !" : "");
+}
+
+void ls_format_host_port(const ls_hostport *h, char *dst, size_t cap)
+{
+    format_host_port(h, true, dst, cap);
+}
+
+static bool any_served(const ls_entry *e)
+{
     for (size_t i = 0; i < e->nports; i++)
         if (port_served(&e->ports[i]))
             return true;
     return false;
+}
+
+bool ls_visible(const ls_entry *e)
+{
+    if (e->skipped)
+        return false;
+    return any_served(e) || e->nhports > 0 || e->hports_problem != NULL;
 }
 
 /* Why a row is special, or NULL. */
@@ -168,15 +227,45 @@ static const char *entry_note(const ls_entry *e)
         return e->skipped;
     if (!ls_visible(e))
         return "no published ports";
-    if (!e->ip)
+    /* A container with host ports only needs no address of its own. */
+    if (!e->ip && any_served(e))
         return "no address: the pool is exhausted";
     return NULL;
 }
 
+static bool host_ports_trouble(const ls_entry *e)
+{
+    if (e->hports_problem)
+        return true;
+    for (size_t j = 0; j < e->nhports; j++)
+        if (e->hports[j].problem)
+            return true;
+    return false;
+}
+
+/* "! web: ..." lines for the host port problems of one row. */
+static void host_port_footnotes(const ls_entry *e, buf *foot)
+{
+    const char *who = e->container ? e->container : e->name ? e->name : "-";
+    if (e->hports_problem)
+        buf_appendf(foot, "! %s: %s\n", who, e->hports_problem);
+    for (size_t j = 0; j < e->nhports; j++) {
+        const ls_hostport *h = &e->hports[j];
+        if (!h->problem)
+            continue;
+        char hp[320];
+        format_host_port(h, false, hp, sizeof(hp));
+        buf_appendf(foot, "! %s %s: %s\n", who, hp, h->problem);
+    }
+}
+
+enum { COL_NAME, COL_IP, COL_PORTS, COL_HOST, COL_CONTAINER, COL_NOTE, NCOLS };
+
 void ls_format(const ls_list *l, bool all, bool color, buf *out)
 {
-    static const char *const headers[] = {"DNS NAME", "IP", "PORTS", "CONTAINER", "NOTE"};
-    bool any_note = false;
+    static const char *const all_headers[NCOLS] = {"DNS NAME",   "IP",        "PORTS",
+                                                   "HOST PORTS", "CONTAINER", "NOTE"};
+    bool any_note = false, any_host = false;
     size_t shown = 0;
     for (size_t i = 0; i < l->n; i++) {
         if (!all && !ls_visible(&l->v[i]))
@@ -184,6 +273,8 @@ void ls_format(const ls_list *l, bool all, bool color, buf *out)
         shown++;
         if (entry_note(&l->v[i]))
             any_note = true;
+        if (l->v[i].nhports || l->v[i].hports_problem)
+            any_host = true;
     }
     if (shown == 0) {
         if (all || l->n == 0)
@@ -194,8 +285,16 @@ void ls_format(const ls_list *l, bool all, bool color, buf *out)
         return;
     }
 
+    /* The optional columns appear only when some row fills them, so the
+     * common table stays narrow. */
+    bool on[NCOLS] = {true, true, true, any_host, true, any_note};
+    const char *headers[NCOLS];
+    size_t ncols = 0;
+    for (size_t c = 0; c < NCOLS; c++)
+        if (on[c])
+            headers[ncols++] = all_headers[c];
     out_table t;
-    out_table_init(&t, any_note ? 5 : 4, headers);
+    out_table_init(&t, ncols, headers);
     buf foot = {0};
     for (size_t i = 0; i < l->n; i++) {
         const ls_entry *e = &l->v[i];
@@ -211,19 +310,44 @@ void ls_format(const ls_list *l, bool all, bool color, buf *out)
             ls_format_port(&e->ports[j], p, sizeof(p));
             buf_appendf(&ports, "%s%s", ports.len ? ", " : "", p);
         }
+        buf hosts = {0};
+        for (size_t j = 0; j < e->nhports; j++) {
+            char h[320];
+            ls_format_host_port(&e->hports[j], h, sizeof(h));
+            buf_appendf(&hosts, "%s%s", hosts.len ? ", " : "", h);
+        }
+        if (!hosts.len && e->hports_problem)
+            buf_appendf(&hosts, "- !");
+        bool trouble = host_ports_trouble(e);
         const char *note = entry_note(e);
-        const char *texts[] = {name, e->ip ? e->ip : "-", ports.len ? ports.data : "-",
-                               e->container ? e->container : "-", note};
-        const char *styles[] = {e->nconflicts ? OUT_YELLOW : NULL, e->ip ? NULL : OUT_RED, NULL,
-                                NULL, OUT_DIM};
+        const char *all_texts[NCOLS] = {name,
+                                        e->ip ? e->ip : "-",
+                                        ports.len ? ports.data : "-",
+                                        hosts.len ? hosts.data : "-",
+                                        e->container ? e->container : "-",
+                                        note};
+        const char *all_styles[NCOLS] = {e->nconflicts ? OUT_YELLOW : NULL,
+                                         e->ip || !any_served(e) ? NULL : OUT_RED,
+                                         NULL,
+                                         trouble ? OUT_YELLOW : NULL,
+                                         NULL,
+                                         OUT_DIM};
+        const char *texts[NCOLS], *styles[NCOLS];
+        for (size_t c = 0, k = 0; c < NCOLS; c++)
+            if (on[c]) {
+                texts[k] = all_texts[c];
+                styles[k++] = all_styles[c];
+            }
         out_table_add(&t, texts, styles);
         buf_free(&ports);
+        buf_free(&hosts);
         if (e->nconflicts) {
             buf_appendf(&foot, "! %s also wanted ", e->container ? e->container : "-");
             for (size_t j = 0; j < e->nconflicts; j++)
                 buf_appendf(&foot, "%s%s", j ? ", " : "", e->conflicts[j]);
             buf_appendf(&foot, ", held by another container\n");
         }
+        host_port_footnotes(e, &foot);
     }
     out_table_render(&t, color, out);
     out_table_free(&t);

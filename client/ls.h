@@ -17,6 +17,18 @@ typedef struct ls_port {
     bool kafka;
 } ls_port;
 
+/* One entry of a container's host_ports: the container's CPORT reaches
+ * target on the person's side (issue 12). */
+typedef struct ls_hostport {
+    long port;     /* CPORT, inside the container */
+    char proto[8]; /* "tcp" or "udp" */
+    char *target;  /* "localhost:8000", "127.0.0.5:8000", "[::1]:8000", "pg.x.loop.test:5432" */
+    char *source;  /* "label" or "api"; NULL when absent */
+    char *mode;    /* "netns" or "sidecar"; NULL: not served */
+    char *problem; /* NULL or a sentence */
+    long active, total;
+} ls_hostport;
+
 typedef struct ls_entry {
     char *name; /* primary DNS name, NULL when it has none */
     char *ip;   /* NULL: no address (pool exhausted) */
@@ -27,6 +39,9 @@ typedef struct ls_entry {
     size_t nconflicts;
     ls_port *ports;
     size_t nports;
+    ls_hostport *hports;
+    size_t nhports;
+    char *hports_problem; /* host_ports_problem: NULL or a sentence */
 } ls_entry;
 
 typedef struct ls_list {
@@ -44,10 +59,17 @@ void ls_list_free(ls_list *l);
 /* "5432→49312", "53/udp→49000", "5432 (shared)", "9092→49200 (kafka)",
  * "80 (not published)". */
 void ls_format_port(const ls_port *p, char *dst, size_t cap);
-/* Whether the entry shows without -a: not skipped and a port is served. */
+/* "8000←host:8000" (the target "localhost:PORT" is the person's machine),
+ * "53/udp←host:53", "5432←pg.billing.loop.test:5432", with " !" when the
+ * entry has a problem. */
+void ls_format_host_port(const ls_hostport *h, char *dst, size_t cap);
+/* Whether the entry shows without -a: not skipped, and a port is served or
+ * it asks for host ports (a container that only calls back has no
+ * published port). */
 bool ls_visible(const ls_entry *e);
-/* Renders the table (DNS NAME, IP, PORTS, CONTAINER and, when some row
- * needs it, NOTE), conflict footnotes, or a one-line hint when empty. */
+/* Renders the table (DNS NAME, IP, PORTS, HOST PORTS when some row has
+ * any, CONTAINER and, when some row needs it, NOTE), footnotes for
+ * conflicts and host port problems, or a one-line hint when empty. */
 void ls_format(const ls_list *l, bool all, bool color, buf *out);
 
 #endif

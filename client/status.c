@@ -209,6 +209,36 @@ int status_format(const char *json, size_t len, bool color, buf *out)
         line(&l, counts[i], NULL, "%s", a);
     }
 
+    /* Host services inside containers (issue 12): how many, and whether the
+     * direct path into the containers' network namespaces is open. */
+    yajl_val hp = get(root, "host_ports", NULL);
+    if (hp && YAJL_IS_OBJECT(hp)) {
+        char ex[64], li[64], sc[64];
+        text(get(hp, "exposures", NULL), ex, sizeof(ex));
+        text(get(hp, "listeners", NULL), li, sizeof(li));
+        text(get(hp, "sidecars", NULL), sc, sizeof(sc));
+        line(&l, "host ports", NULL, "%s wanted, %s listening, %s sidecars", ex, li, sc);
+        text(get(hp, "mode", NULL), a, sizeof(a));
+        line(&l, "  mode", NULL, "%s", a);
+        yajl_val ns = get(hp, "netns", NULL);
+        int avail = -1;
+        bool bv;
+        if (json_bool(ns, &bv, "available", NULL) == 0)
+            avail = bv;
+        text(get(ns, "reason", NULL), b, sizeof(b));
+        bool why = strcmp(b, "-") != 0;
+        if (avail == 1)
+            line(&l, "  netns", OUT_GREEN, "available");
+        else
+            line(&l, "  netns", OUT_YELLOW, "%s%s%s", avail == 0 ? "unavailable" : "unknown",
+                 why ? ": " : "", why ? b : "");
+        text(get(hp, "sidecar_image", NULL), c, sizeof(c));
+        line(&l, "  image", NULL, "%s", c);
+        static const char *const hp_known[] = {
+            "mode", "netns", "exposures", "sidecar_image", "listeners", "sidecars", NULL};
+        extras(&l, hp, hp_known, "  ");
+    }
+
     yajl_val pr = get(root, "problems", NULL);
     if (!pr || !YAJL_IS_ARRAY(pr) || YAJL_GET_ARRAY(pr)->len == 0) {
         line(&l, "problems", OUT_GREEN, "none");
@@ -219,9 +249,9 @@ int status_format(const char *json, size_t len, bool color, buf *out)
         }
     }
 
-    static const char *const top_known[] = {"version",   "uptime_s",    "docker",   "dns",
-                                            "resolver",  "alias",       "pool",     "containers",
-                                            "listeners", "connections", "problems", NULL};
+    static const char *const top_known[] = {
+        "version",    "uptime_s",  "docker",      "dns",      "resolver",   "alias", "pool",
+        "containers", "listeners", "connections", "problems", "host_ports", NULL};
     extras(&l, root, top_known, "");
     json_free(root);
     return 0;

@@ -14,10 +14,11 @@ _loophole()
         cword=$COMP_CWORD
     fi
 
-    local commands="ls status resolve-install resolve-uninstall doctor serve version help"
+    local commands="ls status expose unexpose resolve-install resolve-uninstall doctor serve version help"
     local serve_flags="--config --control-socket --state-dir --dns-listen --domain --dns-ttl
         --pool --docker-host --user --resolver --resolver-root --alias --dial-timeout-ms
-        --udp-idle-s --udp-max-sessions --admin-group --log-level --help -h --version"
+        --udp-idle-s --udp-max-sessions --admin-group --log-level --host-ports-mode
+        --sidecar-image --help -h --version"
 
     # The subcommand: the first word after the global options.
     local i cmd="" cmd_at=0
@@ -56,6 +57,17 @@ _loophole()
     status)
         COMPREPLY=($(compgen -W "--json -h --help" -- "$cur"))
         ;;
+    expose | unexpose)
+        # The container first (running ones, as Docker names them); the
+        # specs and ports after it are the person's own.
+        if ((cword == cmd_at + 1)); then
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "-h --help" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "$(docker ps --format '{{.Names}}' 2>/dev/null)" -- "$cur"))
+            fi
+        fi
+        ;;
     doctor | resolve-install | resolve-uninstall)
         ((cword == cmd_at + 1)) && COMPREPLY=($(compgen -W "-h --help" -- "$cur"))
         ;;
@@ -79,6 +91,9 @@ _loophole()
         --log-level)
             COMPREPLY=($(compgen -W "error warn info debug" -- "$cur"))
             ;;
+        --host-ports-mode)
+            COMPREPLY=($(compgen -W "auto netns sidecar" -- "$cur"))
+            ;;
         --user)
             COMPREPLY=($(compgen -u -- "$cur"))
             ;;
@@ -86,7 +101,7 @@ _loophole()
             COMPREPLY=($(compgen -g -- "$cur"))
             ;;
         --dns-listen | --domain | --dns-ttl | --pool | --docker-host | --dial-timeout-ms | \
-            --udp-idle-s | --udp-max-sessions) ;;
+            --udp-idle-s | --udp-max-sessions | --sidecar-image) ;;
         *)
             COMPREPLY=($(compgen -W "$serve_flags" -- "$cur"))
             ;;

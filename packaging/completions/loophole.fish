@@ -1,7 +1,7 @@
 # fish completion for loophole(1).
 # Installed to <datadir>/fish/vendor_completions.d/loophole.fish.
 
-set -l loophole_commands ls status resolve-install resolve-uninstall doctor serve version help
+set -l loophole_commands ls status expose unexpose resolve-install resolve-uninstall doctor serve version help
 
 complete -c loophole -f
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -l socket -r -F -d 'Control socket of the daemon'
@@ -10,6 +10,8 @@ complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -l 
 
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a ls -d 'List containers with their names and addresses'
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a status -d 'Show the state of the daemon'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a expose -d 'Let a container reach a host port at its localhost'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a unexpose -d 'Take back a port given with expose'
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a resolve-install -d 'Install the system resolver entry'
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a resolve-uninstall -d 'Remove the system resolver entry'
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a doctor -d 'Check the setup and explain problems'
@@ -21,7 +23,9 @@ complete -c loophole -n '__fish_seen_subcommand_from ls' -s a -l all -d 'Also co
 complete -c loophole -n '__fish_seen_subcommand_from ls' -l json -d 'Machine-readable output'
 complete -c loophole -n '__fish_seen_subcommand_from ls' -s w -l watch -d 'Follow changes'
 complete -c loophole -n '__fish_seen_subcommand_from status' -l json -d 'Machine-readable output'
-complete -c loophole -n '__fish_seen_subcommand_from ls status doctor resolve-install resolve-uninstall' -s h -l help -d 'Show the usage'
+# expose and unexpose: the container first (running ones), then the person's specs.
+complete -c loophole -n '__fish_seen_subcommand_from expose unexpose; and test (count (commandline -opc)) -le 2' -a '(docker ps --format "{{.Names}}" 2>/dev/null)' -d 'Container'
+complete -c loophole -n '__fish_seen_subcommand_from ls status expose unexpose doctor resolve-install resolve-uninstall' -s h -l help -d 'Show the usage'
 complete -c loophole -n '__fish_seen_subcommand_from help' -a "$loophole_commands"
 
 # serve passes its options to loopholed(8).
@@ -43,5 +47,7 @@ complete -c loophole -n $serve -l udp-idle-s -x -d 'Idle UDP session expiry in s
 complete -c loophole -n $serve -l udp-max-sessions -x -d 'UDP sessions per port'
 complete -c loophole -n $serve -l admin-group -x -a '(__fish_complete_groups)' -d 'Group allowed to change settings'
 complete -c loophole -n $serve -l log-level -x -a 'error warn info debug' -d 'Log level'
+complete -c loophole -n $serve -l host-ports-mode -x -a 'auto netns sidecar' -d 'How containers reach host ports'
+complete -c loophole -n $serve -l sidecar-image -x -d 'Relay image with socat'
 complete -c loophole -n $serve -s h -l help -d 'Show the daemon options'
 complete -c loophole -n $serve -l version -d 'Show the daemon version'

@@ -2,6 +2,9 @@
  * lines, JSON pretty printing, and the mapping of failures to messages. */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -370,4 +373,316 @@ TEST(color_policy)
     setenv("NO_COLOR", "1", 1);
     CHECK(!out_use_color(STDERR_FILENO));
     unsetenv("NO_COLOR");
+}
+
+/* ---- host services inside containers (issue 12) ---- */
+
+#define LARROW "\xe2\x86\x90"
+
+/* Shaped as the daemon's /v1/containers: one container publishing a port and
+ * calling back to the host, one calling back only (no address), one whose
+ * label the daemon refused as a whole. */
+static const char *hp_sample =
+    "["
+    "{\"name\":\"web.myapp.loop.test\",\"ip\":\"127.0.0.3\",\"container\":\"myapp-web-1\","
+    "\"ports\":[{\"port\":80,\"host_port\":49100,\"proto\":\"tcp\",\"mode\":\"proxy\"}],"
+    "\"host_ports\":["
+    "{\"port\":8000,\"proto\":\"tcp\",\"target\":\"localhost:8000\",\"source\":\"label\","
+    "\"mode\":\"netns\",\"connections\":{\"active\":1,\"total\":7},\"bytes\":{\"in\":10,"
+    "\"out\":20},\"problem\":null},"
+    "{\"port\":5432,\"proto\":\"tcp\",\"target\":\"pg.billing.loop.test:5432\",\"source\":"
+    "\"api\",\"mode\":\"sidecar\",\"connections\":{\"active\":0,\"total\":0},\"problem\":null},"
+    "{\"port\":53,\"proto\":\"udp\",\"target\":\"127.0.0.5:5353\",\"source\":\"api\","
+    "\"mode\":null,\"problem\":\"port 53/udp is already in use inside the container\"}],"
+    "\"host_ports_problem\":null,\"conflicts\":[],\"skipped\":null},"
+    "{\"name\":null,\"ip\":null,\"container\":\"tests\",\"ports\":[],"
+    "\"host_ports\":[{\"port\":9000,\"proto\":\"tcp\",\"target\":\"[::1]:9000\","
+    "\"source\":\"label\",\"mode\":\"netns\",\"problem\":null}],\"host_ports_problem\":null},"
+    "{\"name\":\"img.loop.test\",\"ip\":null,\"container\":\"img\",\"ports\":[],"
+    "\"host_ports\":[],\"host_ports_problem\":\"the image sets loophole.host-ports itself; "
+    "ignored\"}"
+    "]";
+
+TEST(host_ports_parse)
+{
+    ls_list l;
+    char err[256];
+    REQUIRE(ls_parse(hp_sample, strlen(hp_sample), &l, err, sizeof(err)) == 0);
+    REQUIRE(l.n == 3);
+    const ls_entry *w = &l.v[0];
+    REQUIRE(w->nhports == 3);
+    CHECK_INT(w->hports[0].port, 8000);
+    CHECK_STR(w->hports[0].proto, "tcp");
+    CHECK_STR(w->hports[0].target, "localhost:8000");
+    CHECK_STR(w->hports[0].source, "label");
+    CHECK_STR(w->hports[0].mode, "netns");
+    CHECK(w->hports[0].problem == NULL);
+    CHECK_INT(w->hports[0].active, 1);
+    CHECK_INT(w->hports[0].total, 7);
+    CHECK_STR(w->hports[1].mode, "sidecar");
+    CHECK_STR(w->hports[2].proto, "udp");
+    CHECK(w->hports[2].mode == NULL);
+    CHECK_STR(w->hports[2].problem, "port 53/udp is already in use inside the container");
+    CHECK(w->hports_problem == NULL);
+    CHECK_STR(l.v[2].hports_problem, "the image sets loophole.host-ports itself; ignored");
+    /* Host ports alone make a container worth listing; a refused label too. */
+    CHECK(ls_visible(&l.v[1]));
+    CHECK(ls_visible(&l.v[2]));
+    ls_list_free(&l);
+
+    /* Wrong types are ignored, not trusted. */
+    const char *odd = "[{\"host_ports\":[7,{\"port\":\"8000\",\"target\":1,\"proto\":[]}],"
+                      "\"host_ports_problem\":3}]";
+    REQUIRE(ls_parse(odd, strlen(odd), &l, err, sizeof(err)) == 0);
+    REQUIRE(l.v[0].nhports == 1);
+    CHECK_INT(l.v[0].hports[0].port, 0);
+    CHECK(l.v[0].hports[0].target == NULL);
+    CHECK_STR(l.v[0].hports[0].proto, "tcp");
+    CHECK(l.v[0].hports_problem == NULL);
+    CHECK(ls_visible(&l.v[0]));
+    ls_list_free(&l);
+}
+
+TEST(host_ports_format)
+{
+    char s[320];
+    ls_hostport h = {.port = 8000, .proto = "tcp", .target = "localhost:8000"};
+    ls_format_host_port(&h, s, sizeof(s));
+    CHECK_STR(s, "8000" LARROW "host:8000");
+    CHECK_INT(out_width(s), 14);
+    ls_hostport m = {.port = 15432, .proto = "tcp", .target = "localhost:5432"};
+    ls_format_host_port(&m, s, sizeof(s));
+    CHECK_STR(s, "15432" LARROW "host:5432");
+    ls_hostport n = {.port = 5432, .proto = "tcp", .target = "pg.billing.loop.test:5432"};
+    ls_format_host_port(&n, s, sizeof(s));
+    CHECK_STR(s, "5432" LARROW "pg.billing.loop.test:5432");
+    ls_hostport u = {.port = 53, .proto = "udp", .target = "127.0.0.5:5353", .problem = "x"};
+    ls_format_host_port(&u, s, sizeof(s));
+    CHECK_STR(s, "53/udp" LARROW "127.0.0.5:5353 !");
+    ls_hostport v6 = {.port = 9000, .proto = "tcp", .target = "[::1]:9000"};
+    ls_format_host_port(&v6, s, sizeof(s));
+    CHECK_STR(s, "9000" LARROW "[::1]:9000");
+    /* A name that merely starts with "localhost" is not the host. */
+    ls_hostport lh = {.port = 1, .proto = "tcp", .target = "localhost.loop.test:1"};
+    ls_format_host_port(&lh, s, sizeof(s));
+    CHECK_STR(s, "1" LARROW "localhost.loop.test:1");
+    ls_hostport none = {.port = 2, .proto = "tcp"};
+    ls_format_host_port(&none, s, sizeof(s));
+    CHECK_STR(s, "2" LARROW "?");
+}
+
+TEST(host_ports_table)
+{
+    ls_list l;
+    char err[256];
+    REQUIRE(ls_parse(hp_sample, strlen(hp_sample), &l, err, sizeof(err)) == 0);
+    ls_sort(&l);
+    buf out = {0};
+    ls_format(&l, false, false, &out);
+    /* HOST PORTS sits after PORTS; "localhost" targets read as the host. */
+    const char *hp = "8000" LARROW "host:8000, 5432" LARROW "pg.billing.loop.test:5432, "
+                     "53/udp" LARROW "127.0.0.5:5353 !";
+    int W = (int)out_width(hp);
+    char want[2048];
+    snprintf(want, sizeof(want),
+             "DNS NAME             IP         PORTS     %-*s  CONTAINER\n"
+             "img.loop.test        -          -         %-*s  img\n"
+             "web.myapp.loop.test  127.0.0.3  80" ARROW "49100  %s  myapp-web-1\n"
+             "-                    -          -         9000" LARROW "[::1]:9000%*s  tests\n"
+             "\n"
+             "! img: the image sets loophole.host-ports itself; ignored\n"
+             "! myapp-web-1 53/udp" LARROW "127.0.0.5:5353: port 53/udp is already in use "
+             "inside the container\n",
+             W, "HOST PORTS", W, "- !", hp, W - 15, "");
+    CHECK_STR(out.data, want);
+    buf_free(&out);
+
+    /* Colour: a row with a host port problem has its cell marked. */
+    ls_format(&l, false, true, &out);
+    CHECK(strstr(out.data, OUT_YELLOW "8000" LARROW "host:8000, ") != NULL);
+    CHECK(strstr(out.data, OUT_YELLOW "- !" OUT_RESET) != NULL);
+    /* An address missing for a container that publishes nothing is no fault. */
+    CHECK(strstr(out.data, OUT_RED "-" OUT_RESET) == NULL);
+    buf_free(&out);
+    ls_list_free(&l);
+
+    /* Without host ports anywhere the column does not appear. */
+    REQUIRE(ls_parse(sample, strlen(sample), &l, err, sizeof(err)) == 0);
+    ls_format(&l, false, false, &out);
+    CHECK(strstr(out.data, "HOST PORTS") == NULL);
+    buf_free(&out);
+    ls_list_free(&l);
+}
+
+TEST(host_ports_status)
+{
+    const char *st = "{\"version\":\"0.2.0\",\"problems\":[],\"host_ports\":{\"mode\":\"auto\","
+                     "\"netns\":{\"available\":false,\"reason\":\"setns is refused: the "
+                     "daemon lacks CAP_SYS_ADMIN\"},\"sidecar_image\":\"alpine/socat\","
+                     "\"listeners\":2,\"exposures\":3,\"sidecars\":1,\"later\":true}}";
+    buf out = {0};
+    REQUIRE(status_format(st, strlen(st), false, &out) == 0);
+    const char *want = "host ports:   3 wanted, 2 listening, 1 sidecars\n"
+                       "  mode:       auto\n"
+                       "  netns:      unavailable: setns is refused: the daemon lacks "
+                       "CAP_SYS_ADMIN\n"
+                       "  image:      alpine/socat\n"
+                       "  later:      yes\n"
+                       "problems:     none\n";
+    CHECK(strstr(out.data, want) != NULL);
+    /* Shown once, not again among the unknown fields. */
+    CHECK(strstr(out.data, "host_ports") == NULL);
+    buf_free(&out);
+
+    const char *ok = "{\"host_ports\":{\"mode\":\"netns\",\"netns\":{\"available\":true,"
+                     "\"reason\":null},\"listeners\":0,\"exposures\":0,\"sidecars\":0}}";
+    REQUIRE(status_format(ok, strlen(ok), true, &out) == 0);
+    CHECK(strstr(out.data, "  netns:      " OUT_GREEN "available" OUT_RESET "\n") != NULL);
+    CHECK(strstr(out.data, "  mode:       netns\n") != NULL);
+    CHECK(strstr(out.data, "  image:      -\n") != NULL);
+    buf_free(&out);
+
+    /* An older daemon: no host ports lines at all. */
+    REQUIRE(status_format("{\"problems\":[]}", 15, false, &out) == 0);
+    CHECK(strstr(out.data, "host ports") == NULL);
+    buf_free(&out);
+}
+
+TEST(expose_helpers)
+{
+    buf b = {0};
+    cli_path_escape("web.myapp_1-x~", &b);
+    buf_append(&b, "", 1);
+    CHECK_STR(b.data, "web.myapp_1-x~");
+    buf_free(&b);
+    cli_path_escape("a/b c?%\xc3\xa9", &b);
+    buf_append(&b, "", 1);
+    CHECK_STR(b.data, "a%2Fb%20c%3F%25%C3%A9");
+    buf_free(&b);
+
+    long port = 0;
+    bool udp = true;
+    CHECK_INT(hostports_parse_cport("8000", &port, &udp), 0);
+    CHECK_INT(port, 8000);
+    CHECK(!udp);
+    CHECK_INT(hostports_parse_cport("53/udp", &port, &udp), 0);
+    CHECK_INT(port, 53);
+    CHECK(udp);
+    CHECK_INT(hostports_parse_cport("65535/tcp", &port, &udp), 0);
+    CHECK(!udp);
+    static const char *const bad[] = {"",
+                                      "0",
+                                      "65536",
+                                      "-1",
+                                      "+80",
+                                      " 80",
+                                      "80/sctp",
+                                      "80/",
+                                      "80:90",
+                                      "x",
+                                      "99999999999999999999"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        CHECK_INT(hostports_parse_cport(bad[i], &port, &udp), -EINVAL);
+    CHECK_INT(hostports_parse_cport(NULL, &port, &udp), -EINVAL);
+
+    const char *made = "{\"port\":15432,\"proto\":\"tcp\",\"target\":\"localhost:5432\","
+                       "\"source\":\"api\",\"mode\":\"netns\",\"problem\":null}";
+    CHECK_INT(hostports_format_made("web.myapp", made, strlen(made), &b), 0);
+    buf_append(&b, "", 1);
+    CHECK_STR(b.data, "web.myapp: 15432 -> localhost:5432 (tcp)\n");
+    buf_free(&b);
+    const char *later = "{\"port\":53,\"proto\":\"udp\",\"target\":\"localhost:53\","
+                        "\"mode\":null,\"problem\":\"the container is not running\"}";
+    CHECK_INT(hostports_format_made("dns", later, strlen(later), &b), 0);
+    buf_append(&b, "", 1);
+    CHECK_STR(b.data, "dns: 53 -> localhost:53 (udp)\n"
+                      "  not served yet: the container is not running\n");
+    buf_free(&b);
+    CHECK_INT(hostports_format_made("x", "[]", 2, &b), -EINVAL);
+    CHECK_INT(hostports_format_made("x", "{", 1, &b), -EINVAL);
+    CHECK(b.len == 0);
+    buf_free(&b);
+
+    /* The daemon's sentence about a bad spec is the person's to read. */
+    char m[512];
+    cli_error_message(400, "{\"error\":\"\\\"80:x\\\" is not CPORT[:[HOST:]PORT]\"}", "expose", m,
+                      sizeof(m));
+    CHECK_STR(m, "\"80:x\" is not CPORT[:[HOST:]PORT]");
+    cli_error_message(400, "", "expose", m, sizeof(m));
+    CHECK_STR(m, "the daemon rejected the request (HTTP 400); is it another version?");
+    cli_error_message(409, "{\"error\":\"port 8000 comes from the label\"}", "unexpose", m,
+                      sizeof(m));
+    CHECK_STR(m, "port 8000 comes from the label");
+    cli_error_message(403, "{\"error\":\"only root, the admin group or Docker's users may\"}",
+                      "expose", m, sizeof(m));
+    CHECK_STR(m, "permission denied: only root, the admin group or Docker's users may");
+}
+
+/* cli_request_body against a one-shot server in a child process: the body
+ * arrives whole behind its Content-Length, and the answer is read back. */
+TEST(request_body)
+{
+    char dir[] = "/tmp/lh-cli-XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/s", dir);
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    REQUIRE(lfd >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strlcpy_(sa.sun_path, path, sizeof(sa.sun_path));
+    REQUIRE(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    REQUIRE(listen(lfd, 1) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        /* Echo the request's body (after the blank line, by its length)
+         * back as a 201 answer's body. */
+        int c = accept(lfd, NULL, NULL);
+        char req[4096];
+        size_t n = 0;
+        const char *end = NULL;
+        long want = -1;
+        while (n < sizeof(req) - 1) {
+            ssize_t r = read(c, req + n, sizeof(req) - 1 - n);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+            req[n] = '\0';
+            end = strstr(req, "\r\n\r\n");
+            const char *cl = strstr(req, "Content-Length: ");
+            if (end && cl)
+                want = strtol(cl + 16, NULL, 10);
+            if (end && want >= 0 && n >= (size_t)(end + 4 - req) + (size_t)want)
+                break;
+        }
+        bool typed = strstr(req, "\r\nContent-Type: application/json\r\n") != NULL;
+        static const char first[] = "POST /v1/containers/a%2Fb/host-ports HTTP/1.1\r\n";
+        bool line = strncmp(req, first, strlen(first)) == 0;
+        char head[256];
+        int hl = snprintf(head, sizeof(head),
+                          "HTTP/1.1 %d Created\r\nContent-Length: %ld\r\nConnection: close\r\n\r\n",
+                          typed && line ? 201 : 400, want < 0 ? 0 : want);
+        (void)!write(c, head, (size_t)hl);
+        if (end && want > 0)
+            (void)!write(c, end + 4, (size_t)want);
+        close(c);
+        _exit(0);
+    }
+    close(lfd);
+    const char body[] = "{\"spec\":\"15432:5432/tcp\"}";
+    httpc_response r;
+    int rc = cli_request_body(path, "POST", "/v1/containers/a%2Fb/host-ports", body, strlen(body),
+                              5000, &r);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK_INT(rc, 0);
+    CHECK_INT(r.status, 201);
+    CHECK_INT(r.body.len, strlen(body));
+    if (r.body.data)
+        CHECK_STR(r.body.data, body);
+    httpc_response_free(&r);
+    /* Nobody listening: the same -errno as httpc_request. */
+    unlink(path);
+    CHECK_INT(cli_request_body(path, "POST", "/", "{}", 2, 1000, &r), -ENOENT);
+    rmdir(dir);
 }
