@@ -33,11 +33,6 @@ void cli_error_message(int status, const char *body, const char *command, char *
 int cli_call(const cli_ctx *ctx, const char *method, const char *target, const char *command,
              httpc_response *resp);
 
-/* httpc_request with a JSON body (Content-Type: application/json), for
- * expose. 0 or -errno. */
-int cli_request_body(const char *sock, const char *method, const char *target, const char *body,
-                     size_t len, int timeout_ms, httpc_response *out);
-
 /* Parses a daemon answer under the client's limits (HTTPC_MAX_BODY,
  * JSON_MAX_DEPTH): a daemon of another version, or something else listening
  * on the socket, must not be able to crash the command with a deep, huge,

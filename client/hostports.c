@@ -10,11 +10,6 @@
 #include "client.h"
 #include "protocol.h"
 
-/* Until common/protocol.h names it: the path under LH_API_CONTAINER. */
-#ifndef LH_API_HOST_PORTS
-#define LH_API_HOST_PORTS "/host-ports"
-#endif
-
 void cli_path_escape(const char *s, buf *out)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -76,7 +71,7 @@ static void host_ports_path(const char *container, buf *path)
 {
     buf_appendf(path, "%s/", LH_API_CONTAINERS);
     cli_path_escape(container, path);
-    buf_appendf(path, "%s", LH_API_HOST_PORTS);
+    buf_appendf(path, "%s", LH_API_HOST_PORTS_SEGMENT);
 }
 
 /* "; done before it: 8000, 8001; not tried: 9001" for a stop at args[at]. */
@@ -102,7 +97,7 @@ static void progress(char **args, int n, int at, char *dst, size_t cap)
 static int call(const cli_ctx *ctx, const char *method, const char *path, const char *body,
                 const char *command, httpc_response *r, char *msg, size_t cap)
 {
-    int rc = body ? cli_request_body(ctx->sock, method, path, body, strlen(body), 10000, r)
+    int rc = body ? httpc_request_body(ctx->sock, method, path, body, strlen(body), 10000, r)
                   : httpc_request(ctx->sock, method, path, 10000, r);
     if (rc < 0) {
         cli_conn_message(rc, ctx->sock, msg, cap);

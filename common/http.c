@@ -125,8 +125,9 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
-static int exchange(const char *sock, const char *method, const char *target, int timeout_ms,
-                    httpc_line_cb cb, void *ud, httpc_response *out)
+static int exchange(const char *sock, const char *method, const char *target, const char *body,
+                    size_t body_len, int timeout_ms, httpc_line_cb cb, void *ud,
+                    httpc_response *out)
 {
     memset(out, 0, sizeof(*out));
     int fd = httpc_connect(sock);
@@ -135,13 +136,16 @@ static int exchange(const char *sock, const char *method, const char *target, in
     char req[1024];
     int n = snprintf(req, sizeof(req),
                      "%s %s HTTP/1.1\r\nHost: loophole\r\nUser-Agent: %s\r\n"
-                     "Content-Length: 0\r\nConnection: close\r\n\r\n",
-                     method, target, LH_HTTP_PRODUCT);
+                     "%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     method, target, LH_HTTP_PRODUCT,
+                     body ? "Content-Type: application/json\r\n" : "", body ? body_len : 0);
     if (n < 0 || (size_t)n >= sizeof(req)) {
         close(fd);
         return -ENAMETOOLONG;
     }
     int rc = send_all(fd, req, (size_t)n);
+    if (rc == 0 && body && body_len)
+        rc = send_all(fd, body, body_len);
 
     session s = {.out = out, .cb = cb, .ud = ud};
     http_parser parser;
@@ -197,13 +201,19 @@ static int exchange(const char *sock, const char *method, const char *target, in
 int httpc_request(const char *sock, const char *method, const char *target, int timeout_ms,
                   httpc_response *out)
 {
-    return exchange(sock, method, target, timeout_ms, NULL, NULL, out);
+    return exchange(sock, method, target, NULL, 0, timeout_ms, NULL, NULL, out);
+}
+
+int httpc_request_body(const char *sock, const char *method, const char *target, const char *body,
+                       size_t len, int timeout_ms, httpc_response *out)
+{
+    return exchange(sock, method, target, body, len, timeout_ms, NULL, NULL, out);
 }
 
 int httpc_stream_lines(const char *sock, const char *target, httpc_line_cb cb, void *ud,
                        httpc_response *out)
 {
-    return exchange(sock, "GET", target, 0, cb, ud, out);
+    return exchange(sock, "GET", target, NULL, 0, 0, cb, ud, out);
 }
 
 void httpc_response_free(httpc_response *r)

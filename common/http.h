@@ -29,6 +29,11 @@ int httpc_connect(const char *path);
 int httpc_request(const char *sock, const char *method, const char *target, int timeout_ms,
                   httpc_response *out);
 
+/* The same with a JSON request body of len bytes (Content-Type:
+ * application/json). */
+int httpc_request_body(const char *sock, const char *method, const char *target, const char *body,
+                       size_t len, int timeout_ms, httpc_response *out);
+
 /* GET target and hand every body line to cb while the status is 200 (other
  * statuses are collected into out->body). Returns when the server closes the
  * stream (0), cb returns nonzero (that value), or on -errno. */

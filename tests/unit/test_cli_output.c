@@ -671,7 +671,7 @@ TEST(request_body)
     close(lfd);
     const char body[] = "{\"spec\":\"15432:5432/tcp\"}";
     httpc_response r;
-    int rc = cli_request_body(path, "POST", "/v1/containers/a%2Fb/host-ports", body, strlen(body),
+    int rc = httpc_request_body(path, "POST", "/v1/containers/a%2Fb/host-ports", body, strlen(body),
                               5000, &r);
     int st = 0;
     waitpid(pid, &st, 0);
@@ -683,6 +683,6 @@ TEST(request_body)
     httpc_response_free(&r);
     /* Nobody listening: the same -errno as httpc_request. */
     unlink(path);
-    CHECK_INT(cli_request_body(path, "POST", "/", "{}", 2, 1000, &r), -ENOENT);
+    CHECK_INT(httpc_request_body(path, "POST", "/", "{}", 2, 1000, &r), -ENOENT);
     rmdir(dir);
 }

@@ -229,7 +229,7 @@ TEST(man_pages_state_defaults)
         "control_socket",  "state_dir",  "dns_listen",       "domain",
         "dns_ttl",         "pool",       "resolver",         "alias",
         "dial_timeout_ms", "udp_idle_s", "udp_max_sessions", "admin_group",
-        "log_level"};
+        "log_level",       "host_ports_mode", "sidecar_image"};
     static const struct {
         const char *file, *entry, *next; /* an entry runs from entry+name to the next entry */
     } pages[] = {{"loopholed.8", ".It Fl -", "\n.It Fl"},
