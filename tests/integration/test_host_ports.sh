@@ -368,12 +368,15 @@ part_expose() {
     assert_eq 1 "$(printf '%s\n' "$out" | wc -l)" "expose as nobody: lines ($out)"
     printf '%s' "$out" | grep -Eqi 'may|permi|allow|403|group' || fail "expose as nobody does not say why: $out"
     assert_eq "[]" "$(host_ports "$c" | jq -c .)" "host ports of $c after nobody's expose"
-    code=$(as_nobody curl -s -m 5 --unix-socket "$LH_SOCK" -X POST -o "$body" -w '%{http_code}' \
+    # nobody cannot write into the test's directory: the body comes on stdout.
+    out=$(as_nobody curl -s -m 5 --unix-socket "$LH_SOCK" -X POST -w '\n%{http_code}' \
         -d "{\"spec\": \"$P\"}" "http://x/v1/containers/$c/host-ports")
+    code=${out##*$'\n'}
+    printf '%s' "${out%$'\n'*}" >"$body"
     assert_eq 403 "$code" "POST host-ports as nobody"
     is_json_error "$body" || fail "POST host-ports as nobody: not a JSON error: $(cat "$body")"
     # Reading is for everyone.
-    code=$(as_nobody curl -s -m 5 --unix-socket "$LH_SOCK" -o "$body" -w '%{http_code}' \
+    code=$(as_nobody curl -s -m 5 --unix-socket "$LH_SOCK" -o /dev/null -w '%{http_code}' \
         "http://x/v1/containers/$c/host-ports")
     assert_eq 200 "$code" "GET host-ports as nobody"
     log "nobody: expose refused ($out)"
@@ -459,7 +462,12 @@ part_expose() {
     out=$(as_dockerer "$L" --socket "$LH_SOCK" unexpose "$c" "$P" 2>&1) ||
         fail "unexpose $c $P as $u failed: $out"
     assert_eq "[]" "$(host_ports "$c" | jq -c .)" "host ports of $c after unexpose"
-    ctr_refused() { ctr_get "$1" "$2" | grep -qi refused; }
+    # (ctr_get fails with the refusal, and pipefail would count that.)
+    ctr_refused() {
+        local o
+        o=$(ctr_get "$1" "$2")
+        printf "%s" "$o" | grep -qi refused
+    }
     wait_for -t 5 ctr_refused "$c" "http://127.0.0.1:$P/marker" ||
         fail "wget inside $c after unexpose: expected refused, got: $(ctr_get "$c" "http://127.0.0.1:$P/marker")"
     # And it stays gone across a daemon restart.
@@ -676,8 +684,12 @@ part_sidecar() {
     assert_eq "u1-$RUN_ID
 u2-$RUN_ID" "$got" "UDP replies through the sidecar"
 
-    sc=$(docker ps -q --no-trunc --filter "label=loophole.sidecar=$id")
-    assert_eq 1 "$(printf '%s\n' "$sc" | grep -c .)" "relay containers for $c: $sc"
+    # One relay per host port (socat relays one port), labelled with it.
+    all=$(docker ps -q --no-trunc --filter "label=loophole.sidecar=$id")
+    assert_eq 3 "$(printf '%s\n' "$all" | grep -c .)" "relay containers for $c: $all"
+    sc=$(docker ps -q --no-trunc --filter "label=loophole.sidecar=$id" \
+        --filter "label=loophole.sidecar.port=$P/tcp")
+    assert_eq 1 "$(printf '%s\n' "$sc" | grep -c .)" "relay containers for $c port $P: $sc"
     assert_eq "container:$id" "$(docker inspect -f '{{.HostConfig.NetworkMode}}' "$sc")" "the relay's network mode"
     lh ls -a --json | jtrue --arg s "$sc" 'all(.[]; .id != $s)' ||
         fail "loophole ls lists the relay container $sc"
@@ -702,8 +714,8 @@ u2-$RUN_ID" "$got" "UDP replies through the sidecar"
     wait_for -t 30 ctr_gets "$c" "http://127.0.0.1:$P/marker" "marker-$RUN_ID" ||
         fail "wget through the sidecar after docker restart: $(ctr_get "$c" "http://127.0.0.1:$P/marker")"
     relay_count() { docker ps -aq --filter "label=loophole.sidecar=$id" | grep -c .; }
-    one_relay() { [ "$(relay_count)" = 1 ]; }
-    wait_for -t 10 one_relay ||
+    three_relays() { [ "$(relay_count)" = 3 ]; }
+    wait_for -t 10 three_relays ||
         fail "relay containers after the restart: $(docker ps -a --filter "label=loophole.sidecar=$id")"
 
     # The target stops: its relay goes.
