@@ -127,4 +127,3 @@ int cli_call(const cli_ctx *ctx, const char *method, const char *target, const c
     }
     return CLI_OK;
 }
-

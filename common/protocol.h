@@ -21,11 +21,11 @@
 #define LH_API_PREFIX "/v1"
 #define LH_API_STATUS LH_API_PREFIX "/status"
 #define LH_API_CONTAINERS LH_API_PREFIX "/containers"
-#define LH_API_CONTAINER LH_API_CONTAINERS "/{name}" /* a route pattern */
-#define LH_API_HOST_PORTS_SEGMENT "/host-ports"                   /* after a container's path */
+#define LH_API_CONTAINER LH_API_CONTAINERS "/{name}"                 /* a route pattern */
+#define LH_API_HOST_PORTS_SEGMENT "/host-ports"                      /* after a container's path */
 #define LH_API_HOST_PORTS LH_API_CONTAINER LH_API_HOST_PORTS_SEGMENT /* a route pattern */
-#define LH_API_HOST_PORT LH_API_HOST_PORTS "/{port}"            /* a route pattern */
-#define LH_API_HOST_PORT_PROTO LH_API_HOST_PORT "/{proto}"      /* a route pattern */
+#define LH_API_HOST_PORT LH_API_HOST_PORTS "/{port}"                 /* a route pattern */
+#define LH_API_HOST_PORT_PROTO LH_API_HOST_PORT "/{proto}"           /* a route pattern */
 #define LH_API_RESOLVER LH_API_PREFIX "/resolver"
 #define LH_API_EVENTS LH_API_PREFIX "/events"
 

@@ -19,7 +19,8 @@ typedef struct ctr_port {
 typedef struct ctr_net {
     char *name; /* network name */
     char *ip;   /* IPv4 address in that network, "" when none */
-    char *gateway; /* the network's IPv4 gateway (NetworkSettings.Networks.X.Gateway), "" when none */
+    char *
+        gateway; /* the network's IPv4 gateway (NetworkSettings.Networks.X.Gateway), "" when none */
     char **aliases;
     size_t naliases;
 } ctr_net;

@@ -659,8 +659,8 @@ static const control_route routes[] = {
     {CONTROL_GET, LH_API_CONTAINERS, 0, h_containers, NULL, NULL},
     {CONTROL_GET, LH_API_CONTAINER, 0, h_container, "container", NULL},
     {CONTROL_GET, LH_API_HOST_PORTS, 0, h_host_ports, "container", "list"},
-    {CONTROL_POST, LH_API_HOST_PORTS, CONTROL_ROUTE_DOCKER, h_host_port_add, "container's host ports",
-     "expose"},
+    {CONTROL_POST, LH_API_HOST_PORTS, CONTROL_ROUTE_DOCKER, h_host_port_add,
+     "container's host ports", "expose"},
     {CONTROL_DELETE, LH_API_HOST_PORT, CONTROL_ROUTE_DOCKER, h_host_port_remove,
      "container's host ports", "unexpose"},
     {CONTROL_DELETE, LH_API_HOST_PORT_PROTO, CONTROL_ROUTE_DOCKER, h_host_port_remove,
@@ -731,9 +731,8 @@ static bool admin_allowed(client *c, const control_route *r)
                 return true;
             struct group gr, *gres = NULL;
             char gbuf[1024];
-            const char *gname = getgrgid_r(sg, &gr, gbuf, sizeof(gbuf), &gres) == 0 && gres
-                                    ? gres->gr_name
-                                    : NULL;
+            const char *gname =
+                getgrgid_r(sg, &gr, gbuf, sizeof(gbuf), &gres) == 0 && gres ? gres->gr_name : NULL;
             char gshown[64];
             if (gname)
                 snprintf(gshown, sizeof(gshown), "%s", gname);

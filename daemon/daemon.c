@@ -37,7 +37,7 @@ void daemon_save_state(daemon_ctx *d)
     const reg_exposure *exp = reg_exposures(&d->reg, &nexp);
     s.exposures = xcalloc(nexp ? nexp : 1, sizeof(state_exposure));
     s.nexposures = nexp;
-    char (*targets)[300] = xcalloc(nexp ? nexp : 1, sizeof(*targets));
+    char(*targets)[300] = xcalloc(nexp ? nexp : 1, sizeof(*targets));
     for (size_t i = 0; i < nexp; i++) {
         label_host_port_target(&exp[i].spec, targets[i], sizeof(targets[i]));
         s.exposures[i].key = exp[i].key;

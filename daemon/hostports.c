@@ -77,8 +77,8 @@ static void sock_close_fds(hp_sock *s)
  * mode then uses a sidecar), rather than a fault of the port itself. */
 static bool cannot_enter(int err)
 {
-    return err == -ESRCH || err == -ENOENT || err == -EPERM || err == -EACCES ||
-           err == -ENOTSUP || err == -EEXIST;
+    return err == -ESRCH || err == -ENOENT || err == -EPERM || err == -EACCES || err == -ENOTSUP ||
+           err == -EEXIST;
 }
 
 static void on_netns_result(void *ud, netns_result *r)
@@ -201,8 +201,8 @@ static const reg_entry *served_by(const daemon_ctx *d, const reg_entry *e, const
  * sidecar dials to reach it: the engine's host alias (the listener on the
  * host's 127.0.0.1) or the gateway of the container's first network with
  * one (the listener on that gateway address). 0, or -ENOENT with why. */
-static int relay_place(const daemon_ctx *d, const reg_entry *e, uint32_t *listen_addr,
-                       char *host, size_t hostcap, bool *filter, char *why, size_t whylen)
+static int relay_place(const daemon_ctx *d, const reg_entry *e, uint32_t *listen_addr, char *host,
+                       size_t hostcap, bool *filter, char *why, size_t whylen)
 {
     docker_status ds;
     memset(&ds, 0, sizeof(ds));
@@ -253,8 +253,8 @@ static int relay_socket(uint32_t addr, uint8_t proto, char *why, size_t whylen)
         (proto != CTR_UDP && listen(fd, SOMAXCONN) < 0)) {
         int e = -errno;
         close(fd);
-        snprintf(why, whylen, "cannot listen on %s for the relay sidecar: %s",
-                 ip4_format(addr, ip), err_str(e));
+        snprintf(why, whylen, "cannot listen on %s for the relay sidecar: %s", ip4_format(addr, ip),
+                 err_str(e));
         return -1;
     }
     return fd;
@@ -295,8 +295,8 @@ static void plan_netns(daemon_ctx *d, const reg_entry *e, const reg_hostport *h,
         ports_find(d->ports, e->c->id, PORT_ROLE_HOST, h->spec.port, h->spec.proto);
     const port_entry *p6 =
         ports_find(d->ports, e->c->id, PORT_ROLE_HOST6, h->spec.port, h->spec.proto);
-    hp_sock *s = e->c->pid > 0 ? sock_find(d, e->c->id, e->c->pid, h->spec.port, h->spec.proto)
-                               : NULL;
+    hp_sock *s =
+        e->c->pid > 0 ? sock_find(d, e->c->id, e->c->pid, h->spec.port, h->spec.proto) : NULL;
     if (s)
         s->seen = true;
     port_want *w = want_key_push(v, n, cap, e, h, PORT_ROLE_HOST);
@@ -586,8 +586,7 @@ int hp_dial(daemon_ctx *d, const port_key *k, unsigned attempt, const struct soc
         sa4(out, addr, t->target_port);
         return 0;
     }
-    log_debug(MOD, "%s: host port %u: no container is named %s now", e->c->name, k->port,
-              t->host);
+    log_debug(MOD, "%s: host port %u: no container is named %s now", e->c->name, k->port, t->host);
     return -ENOENT;
 }
 
@@ -609,7 +608,8 @@ static void port_stats(const daemon_ctx *d, const reg_entry *e, const reg_hostpo
         return;
     static const int roles[] = {PORT_ROLE_HOST, PORT_ROLE_HOST6, PORT_ROLE_RELAY};
     for (size_t i = 0; i < ARRAY_SIZE(roles); i++) {
-        const port_entry *pe = ports_find(d->ports, e->c->id, roles[i], h->spec.port, h->spec.proto);
+        const port_entry *pe =
+            ports_find(d->ports, e->c->id, roles[i], h->spec.port, h->spec.proto);
         if (pe && pe->listener) {
             proxy_stats one;
             ports_stats(d->ports, pe, &one);
@@ -626,9 +626,8 @@ const char *hp_problem(const daemon_ctx *d, const reg_entry *e, const reg_hostpo
     if (mode == HP_MODE_NONE || served_by(d, e, h))
         return NULL;
     int role = mode == HP_MODE_NETNS ? PORT_ROLE_HOST : PORT_ROLE_RELAY;
-    const port_entry *pe = d->ports ? ports_find(d->ports, e->c->id, role, h->spec.port,
-                                                 h->spec.proto)
-                                    : NULL;
+    const port_entry *pe =
+        d->ports ? ports_find(d->ports, e->c->id, role, h->spec.port, h->spec.proto) : NULL;
     if (pe && pe->listener == NULL && pe->problem[0])
         return pe->problem;
     if (mode == HP_MODE_NETNS) {
@@ -659,10 +658,11 @@ void hp_view_port(const daemon_ctx *d, const reg_entry *e, const reg_hostport *h
     json_kv_str(g, "proto", proto_name(h->spec.proto));
     json_kv_str(g, "target", target);
     json_kv_str(g, "source", h->source == REG_HP_API ? "api" : "label");
-    json_kv_str(g, "mode", h->problem[0]               ? NULL
-                           : mode == HP_MODE_NETNS   ? "netns"
-                           : mode == HP_MODE_SIDECAR ? "sidecar"
-                                                     : NULL);
+    json_kv_str(g, "mode",
+                h->problem[0]             ? NULL
+                : mode == HP_MODE_NETNS   ? "netns"
+                : mode == HP_MODE_SIDECAR ? "sidecar"
+                                          : NULL);
     json_kv_str(g, "shared_with", via ? via->c->name : NULL);
     json_gen_str(g, "connections");
     yajl_gen_map_open(g);
@@ -690,9 +690,9 @@ void hp_totals(const daemon_ctx *d, size_t *listeners, size_t *wanted, size_t *s
         static const int roles[] = {PORT_ROLE_HOST, PORT_ROLE_HOST6, PORT_ROLE_RELAY};
         for (size_t j = 0; j < e->nhostports && d->ports; j++)
             for (size_t r = 0; r < ARRAY_SIZE(roles); r++) {
-                const port_entry *pe = ports_find(d->ports, e->c->id, roles[r],
-                                                  e->hostports[j].spec.port,
-                                                  e->hostports[j].spec.proto);
+                const port_entry *pe =
+                    ports_find(d->ports, e->c->id, roles[r], e->hostports[j].spec.port,
+                               e->hostports[j].spec.proto);
                 if (pe && pe->listener)
                     (*listeners)++;
             }

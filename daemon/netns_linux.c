@@ -167,6 +167,8 @@ void netns_make(netns_result *r)
         return;
     }
     struct stat theirs, ours;
+    memset(&theirs, 0, sizeof(theirs));
+    memset(&ours, 0, sizeof(ours));
     int rc = fstat(nsfd, &theirs) < 0 ? -errno : 0;
     if (rc == 0)
         rc = ns_stat("/proc/self/ns/net", &ours);

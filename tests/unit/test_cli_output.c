@@ -672,7 +672,7 @@ TEST(request_body)
     const char body[] = "{\"spec\":\"15432:5432/tcp\"}";
     httpc_response r;
     int rc = httpc_request_body(path, "POST", "/v1/containers/a%2Fb/host-ports", body, strlen(body),
-                              5000, &r);
+                                5000, &r);
     int st = 0;
     waitpid(pid, &st, 0);
     CHECK_INT(rc, 0);

@@ -225,11 +225,14 @@ TEST(hostile_files)
  * the man pages must state each one in the entry of its flag or key. */
 TEST(man_pages_state_defaults)
 {
-    static const char *const keys[] = {
-        "control_socket",  "state_dir",  "dns_listen",       "domain",
-        "dns_ttl",         "pool",       "resolver",         "alias",
-        "dial_timeout_ms", "udp_idle_s", "udp_max_sessions", "admin_group",
-        "log_level",       "host_ports_mode", "sidecar_image"};
+    static const char *const keys[] = {"control_socket",   "state_dir",
+                                       "dns_listen",       "domain",
+                                       "dns_ttl",          "pool",
+                                       "resolver",         "alias",
+                                       "dial_timeout_ms",  "udp_idle_s",
+                                       "udp_max_sessions", "admin_group",
+                                       "log_level",        "host_ports_mode",
+                                       "sidecar_image"};
     static const struct {
         const char *file, *entry, *next; /* an entry runs from entry+name to the next entry */
     } pages[] = {{"loopholed.8", ".It Fl -", "\n.It Fl"},

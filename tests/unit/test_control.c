@@ -880,23 +880,21 @@ static void sc_host_ports(fixture *f)
     CHECK_INT(rawz(f->path, add, &b), 403);
     CHECK(strstr(body_of(&b), "Docker engine's socket") != NULL);
     buf_free(&b);
-    CHECK_INT(rawz(f->path, "DELETE /v1/containers/web/host-ports/8000 HTTP/1.1\r\n\r\n", &b),
-              403);
+    CHECK_INT(rawz(f->path, "DELETE /v1/containers/web/host-ports/8000 HTTP/1.1\r\n\r\n", &b), 403);
     buf_free(&b);
     CHECK_INT(f->hp_adds, 1);
     CHECK_INT(f->hp_removes, 0);
 
     loop_call(f, do_override, &user);
-    CHECK_INT(rawz(f->path, "DELETE /v1/containers/web/host-ports/8000 HTTP/1.1\r\n\r\n", &b),
-              204);
+    CHECK_INT(rawz(f->path, "DELETE /v1/containers/web/host-ports/8000 HTTP/1.1\r\n\r\n", &b), 204);
     /* A 204 carries no body at all. */
     CHECK(strstr(b.data ? b.data : "", "Content-Length") == NULL);
     CHECK_STR(body_of(&b), "");
     buf_free(&b);
     CHECK_STR(f->hp_port, "8000");
     CHECK_STR(f->hp_proto, "");
-    CHECK_INT(
-        rawz(f->path, "DELETE /v1/containers/web/host-ports/53/udp HTTP/1.1\r\n\r\n", &b), 204);
+    CHECK_INT(rawz(f->path, "DELETE /v1/containers/web/host-ports/53/udp HTTP/1.1\r\n\r\n", &b),
+              204);
     buf_free(&b);
     CHECK_STR(f->hp_port, "53");
     CHECK_STR(f->hp_proto, "udp");
@@ -912,8 +910,7 @@ static void sc_host_ports(fixture *f)
         buf_free(&b);
     }
     f->hp_rc = -EPERM;
-    CHECK_INT(rawz(f->path, "DELETE /v1/containers/web/host-ports/8000 HTTP/1.1\r\n\r\n", &b),
-              409);
+    CHECK_INT(rawz(f->path, "DELETE /v1/containers/web/host-ports/8000 HTTP/1.1\r\n\r\n", &b), 409);
     buf_free(&b);
     f->hp_rc = -ENOENT;
     CHECK_INT(rawz(f->path, "DELETE /v1/containers/web/host-ports/9 HTTP/1.1\r\n\r\n", &b), 404);
@@ -975,7 +972,7 @@ TEST(allowed)
 TEST(docker_allowed)
 {
     peercred c = {.uid = 1000, .gid = 1000, .ngroups = 2, .groups = {27, 999}};
-    CHECK(control_docker_allowed(&c, 0, 999, S_IFSOCK | 0660)); /* the docker group */
+    CHECK(control_docker_allowed(&c, 0, 999, S_IFSOCK | 0660));  /* the docker group */
     CHECK(!control_docker_allowed(&c, 0, 999, S_IFSOCK | 0600)); /* group without rw */
     CHECK(!control_docker_allowed(&c, 0, 998, S_IFSOCK | 0660)); /* another group */
     CHECK(control_docker_allowed(&c, 1000, 0, S_IFSOCK | 0600)); /* the owner (rootless) */
