@@ -22,6 +22,14 @@ static bool same(const state_data *a, const state_data *b)
     for (size_t i = 0; i < a->naliases; i++)
         if (a->aliases[i] != b->aliases[i])
             return false;
+    if (a->nexposures != b->nexposures)
+        return false;
+    for (size_t i = 0; i < a->nexposures; i++)
+        if (strcmp(a->exposures[i].key, b->exposures[i].key) != 0 ||
+            a->exposures[i].port != b->exposures[i].port ||
+            a->exposures[i].proto != b->exposures[i].proto ||
+            strcmp(a->exposures[i].target, b->exposures[i].target) != 0)
+            return false;
     return true;
 }
 
