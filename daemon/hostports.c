@@ -226,11 +226,13 @@ static int relay_place(const daemon_ctx *d, const reg_entry *e, uint32_t *listen
             return 0;
         }
     }
-    const char *nm = e->c->network_mode && e->c->network_mode[0] ? e->c->network_mode : "?";
+    const char *nm = e->c->network_mode ? e->c->network_mode : "";
+    char shown[PRINTABLE_BUF];
+    printable(nm, strlen(nm), shown, sizeof(shown));
     snprintf(why, whylen,
              "the container has no network with a gateway for its relay sidecar to reach the "
-             "daemon (network mode %.80s)",
-             nm);
+             "daemon%s%.80s%s",
+             nm[0] ? " (network mode " : "", nm[0] ? shown : "", nm[0] ? ")" : "");
     return -ENOENT;
 }
 

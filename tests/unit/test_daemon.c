@@ -9,8 +9,13 @@
 #include <unistd.h>
 #include <yajl/yajl_gen.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "daemon.h"
 #include "fake_ports.h"
+#include "hostports.h"
+#include "labels.h"
 #include "kafka_map.h"
 #include "log.h"
 #include "state.h"
@@ -92,6 +97,7 @@ static void env_clear_events(env *x)
 static void env_free(env *x)
 {
     ports_free(x->d.ports);
+    hp_free(&x->d);
     CHECK_INT(x->f.nopen, 0);
     reg_free(&x->d.reg);
     view_free(&x->d);
@@ -493,6 +499,260 @@ TEST(events_diff)
     REQUIRE(x.nevents == 5);
     CHECK_STR(x.events[4], "removed");
     CHECK_INT(x.f.nopen, 0);
+    env_free(&x);
+}
+
+/* ---- The reverse direction (hostports.c) ---- */
+
+static container *mk_hp(const char *id, const char *name, const char *host_ports)
+{
+    container *c = mk(id, name, 1000);
+    c->pid = 4242;
+    if (host_ports)
+        add_label(c, LABEL_HOST_PORTS, host_ports);
+    c->image_labels_known = true; /* the image carries no such label */
+    return c;
+}
+
+static void add_net(container *c, const char *ip_s, const char *gw)
+{
+    c->nets = xrealloc(c->nets, (c->nnets + 1) * sizeof(ctr_net));
+    ctr_net *n = &c->nets[c->nnets++];
+    memset(n, 0, sizeof(*n));
+    n->name = xstrdup("bridge");
+    n->ip = xstrdup(ip_s);
+    n->gateway = xstrdup(gw);
+}
+
+static port_key hp_key(const char *id, int role, int proto, uint16_t port)
+{
+    port_key k;
+    memset(&k, 0, sizeof(k));
+    snprintf(k.id, sizeof(k.id), "%s", id);
+    k.role = (uint8_t)role;
+    k.proto = (uint8_t)proto;
+    k.port = port;
+    return k;
+}
+
+/* "127.0.0.1:8000" or "[::1]:8000" of a dial answer, or "-ENOENT"/"-EPERM". */
+static const char *dial_str(env *x, const port_key *k, unsigned attempt, const char *peer_ip,
+                            char *out, size_t cap)
+{
+    struct sockaddr_in peer;
+    memset(&peer, 0, sizeof(peer));
+    peer.sin_family = AF_INET;
+    inet_pton(AF_INET, peer_ip ? peer_ip : "127.0.0.1", &peer.sin_addr);
+    struct sockaddr_storage ss;
+    int rc = hp_dial(&x->d, k, attempt, (struct sockaddr *)&peer, &ss);
+    if (rc == -ENOENT)
+        return "-ENOENT";
+    if (rc == -EPERM)
+        return "-EPERM";
+    if (rc < 0)
+        return "error";
+    char ip[64];
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+    }
+    return out;
+}
+
+#define ID_APP "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
+#define ID_WEB "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2"
+
+/* Where each connection goes: the host's 127.0.0.1 then [::1] (TCP only), a
+ * loopback address as given, a name resolved when the connection comes
+ * (so it follows the other container, and is refused while nobody has it). */
+TEST(host_ports_dial)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.20");
+    x.d.cfg.host_ports = CONFIG_HOST_PORTS_SIDECAR; /* no netns maker here */
+    reg_update(&x.d.reg,
+               mk_hp(ID_APP, "app",
+                     "8000,15432:5432,7000:127.0.0.9:7001,6000:[::1]:6001,"
+                     "5433:web.loop.test:5432,53/udp"),
+               now_ms());
+    container *w = mk_hp(ID_WEB, "web", NULL);
+    add_port(w, 5432, CTR_TCP, "0.0.0.0", 32768);
+    reg_update(&x.d.reg, w, now_ms());
+    daemon_apply(&x.d);
+    char b[80];
+    port_key k = hp_key(ID_APP, PORT_ROLE_HOST, CTR_TCP, 8000);
+    CHECK_STR(dial_str(&x, &k, 0, NULL, b, sizeof(b)), "127.0.0.1:8000");
+    CHECK_STR(dial_str(&x, &k, 1, NULL, b, sizeof(b)), "[::1]:8000");
+    CHECK_STR(dial_str(&x, &k, 2, NULL, b, sizeof(b)), "-ENOENT");
+    k = hp_key(ID_APP, PORT_ROLE_HOST6, CTR_TCP, 15432);
+    CHECK_STR(dial_str(&x, &k, 0, NULL, b, sizeof(b)), "127.0.0.1:5432");
+    k = hp_key(ID_APP, PORT_ROLE_HOST, CTR_TCP, 7000);
+    CHECK_STR(dial_str(&x, &k, 0, NULL, b, sizeof(b)), "127.0.0.9:7001");
+    CHECK_STR(dial_str(&x, &k, 1, NULL, b, sizeof(b)), "-ENOENT");
+    k = hp_key(ID_APP, PORT_ROLE_HOST, CTR_TCP, 6000);
+    CHECK_STR(dial_str(&x, &k, 0, NULL, b, sizeof(b)), "[::1]:6001");
+    k = hp_key(ID_APP, PORT_ROLE_HOST, CTR_UDP, 53);
+    CHECK_STR(dial_str(&x, &k, 0, NULL, b, sizeof(b)), "127.0.0.1:53");
+    CHECK_STR(dial_str(&x, &k, 1, NULL, b, sizeof(b)), "-ENOENT"); /* no refusal to go by */
+    k = hp_key(ID_APP, PORT_ROLE_HOST, CTR_TCP, 9999);
+    CHECK_STR(dial_str(&x, &k, 0, NULL, b, sizeof(b)), "-ENOENT"); /* not a host port */
+    /* The name target follows web's address. */
+    k = hp_key(ID_APP, PORT_ROLE_HOST, CTR_TCP, 5433);
+    char want[40], ip[16];
+    const reg_entry *we = reg_find(&x.d.reg, "web");
+    REQUIRE(we != NULL && we->has_addr);
+    snprintf(want, sizeof(want), "%s:5432", ip4_format(we->addr, ip));
+    CHECK_STR(dial_str(&x, &k, 0, NULL, b, sizeof(b)), want);
+    CHECK_STR(dial_str(&x, &k, 1, NULL, b, sizeof(b)), "-ENOENT");
+    CHECK(reg_remove(&x.d.reg, ID_WEB, now_ms()));
+    daemon_apply(&x.d);
+    CHECK_STR(dial_str(&x, &k, 0, NULL, b, sizeof(b)), "-ENOENT");
+    /* A container that is gone has nowhere to send anything. */
+    CHECK(reg_remove(&x.d.reg, ID_APP, now_ms()));
+    daemon_apply(&x.d);
+    k = hp_key(ID_APP, PORT_ROLE_HOST, CTR_TCP, 8000);
+    CHECK_STR(dial_str(&x, &k, 0, NULL, b, sizeof(b)), "-ENOENT");
+    env_free(&x);
+}
+
+/* Sidecar mode on a native engine: a relay listener on the container
+ * network's gateway (given to the table as a socket), which serves only the
+ * container's own address; without a gateway, a problem that says so. */
+TEST(host_ports_relay)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.20");
+    x.d.cfg.host_ports = CONFIG_HOST_PORTS_SIDECAR;
+    container *c = mk_hp(ID_APP, "app", "8000,53/udp");
+    add_net(c, "127.0.0.77", "127.0.0.1"); /* a gateway this test may bind */
+    reg_update(&x.d.reg, c, now_ms());
+    daemon_apply(&x.d);
+    const port_entry *pe = ports_find(x.d.ports, ID_APP, PORT_ROLE_RELAY, 8000, CTR_TCP);
+    REQUIRE(pe != NULL);
+    CHECK(pe->listener != NULL);
+    CHECK(pe->dial);
+    char ip[16];
+    CHECK_STR(ip4_format(pe->addr, ip), "127.0.0.1");
+    CHECK(ports_find(x.d.ports, ID_APP, PORT_ROLE_RELAY, 53, CTR_UDP) != NULL);
+    CHECK(ports_find(x.d.ports, ID_APP, PORT_ROLE_HOST, 8000, CTR_TCP) == NULL);
+    char b[80];
+    port_key k = hp_key(ID_APP, PORT_ROLE_RELAY, CTR_TCP, 8000);
+    CHECK_STR(dial_str(&x, &k, 0, "127.0.0.77", b, sizeof(b)), "127.0.0.1:8000");
+    CHECK_STR(dial_str(&x, &k, 0, "127.0.0.78", b, sizeof(b)), "-EPERM");
+    /* A second apply keeps the listener (no new socket, no cut connections). */
+    size_t listens = x.f.listens;
+    daemon_apply(&x.d);
+    CHECK_INT(x.f.listens, listens);
+    CHECK(json_has(&x, "app", "\"mode\":\"sidecar\""));
+    CHECK(json_has(&x, NULL, "\"host_ports\":{\"mode\":null"));
+
+    /* No network with a gateway (e.g. --network none): the port says why. */
+    container *n = mk_hp(ID_WEB, "lonely", "9000");
+    reg_update(&x.d.reg, n, now_ms());
+    daemon_apply(&x.d);
+    CHECK(json_has(&x, "lonely", "no network with a gateway"));
+    CHECK(json_has(&x, NULL, "lonely: host port 9000: the container has no network"));
+    env_free(&x);
+}
+
+/* netns mode where the daemon cannot use namespaces: each port says why;
+ * --network host: the registry's problem, nothing planned. */
+TEST(host_ports_netns_unavailable)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.20");
+    x.d.cfg.host_ports = CONFIG_HOST_PORTS_NETNS;
+    snprintf(x.d.netns_why, sizeof(x.d.netns_why), "loopholed lacks CAP_SYS_ADMIN");
+    reg_update(&x.d.reg, mk_hp(ID_APP, "app", "8000"), now_ms());
+    container *h = mk_hp(ID_WEB, "hostnet", "8000");
+    h->network_mode = xstrdup("host");
+    reg_update(&x.d.reg, h, now_ms());
+    daemon_apply(&x.d);
+    const port_entry *pe = ports_find(x.d.ports, ID_APP, PORT_ROLE_HOST, 8000, CTR_TCP);
+    REQUIRE(pe != NULL);
+    CHECK(pe->listener == NULL);
+    CHECK_STR(pe->problem, "loopholed lacks CAP_SYS_ADMIN");
+    CHECK(json_has(&x, "app", "\"problem\":\"loopholed lacks CAP_SYS_ADMIN\""));
+    CHECK(ports_find(x.d.ports, ID_WEB, PORT_ROLE_HOST, 8000, CTR_TCP) == NULL);
+    CHECK(json_has(&x, "hostnet", "its localhost is the host's already"));
+    /* No pid: nothing to enter. */
+    container *np = mk_hp(ID_APP, "app", "8000");
+    np->pid = 0;
+    reg_update(&x.d.reg, np, now_ms());
+    x.d.netns_ok = true;
+    daemon_apply(&x.d);
+    CHECK(json_has(&x, "app", "Docker reports no process"));
+    env_free(&x);
+}
+
+static int add_body(env *x, const char *key, const char *body, char *err, size_t errlen)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    int rc = hp_prov_add(&x->d, key, body, strlen(body), g, err, errlen);
+    yajl_gen_free(g);
+    return rc;
+}
+
+/* Run-time exposures through the control API's provider: the body forms,
+ * the refusals, removal, and the state file keeping them across a restart. */
+TEST(host_ports_expose)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.20");
+    x.d.cfg.host_ports = CONFIG_HOST_PORTS_SIDECAR;
+    reg_update(&x.d.reg, mk_hp(ID_APP, "app", "7000"), now_ms());
+    daemon_apply(&x.d);
+    char err[512];
+    CHECK_INT(add_body(&x, "app", "{\"spec\": \"8000\"}", err, sizeof(err)), 0);
+    CHECK_INT(add_body(&x, "app", "{\"spec\": \"8000:9000\"}", err, sizeof(err)), -EEXIST);
+    CHECK_INT(add_body(&x, "app", "{\"spec\": \"7000\"}", err, sizeof(err)), -EEXIST);
+    CHECK_INT(add_body(&x, "app",
+                       "{\"port\": 5353, \"target\": \"127.0.0.1:53\", \"proto\": \"udp\"}", err,
+                       sizeof(err)),
+              0);
+    CHECK_INT(add_body(&x, "app", "{\"spec\": \"8001:example.com:80\"}", err, sizeof(err)),
+              -EINVAL);
+    CHECK(strstr(err, "example.com") != NULL);
+    CHECK_INT(add_body(&x, "app", "{\"port\": 0}", err, sizeof(err)), -EINVAL);
+    CHECK_INT(add_body(&x, "app", "{\"port\": 80, \"proto\": \"sctp\"}", err, sizeof(err)),
+              -EINVAL);
+    CHECK_INT(add_body(&x, "app", "[1]", err, sizeof(err)), -EINVAL);
+    CHECK_INT(add_body(&x, "app", "", err, sizeof(err)), -EINVAL);
+    err[0] = '\0';
+    CHECK_INT(add_body(&x, "nobody-here", "{\"spec\": \"1\"}", err, sizeof(err)), -ENOENT);
+    CHECK(json_has(&x, "app",
+                   "\"port\":8000,\"proto\":\"tcp\",\"target\":\"localhost:8000\","
+                   "\"source\":\"api\""));
+    CHECK(json_has(&x, "app", "\"port\":5353,\"proto\":\"udp\",\"target\":\"127.0.0.1:53\""));
+
+    CHECK_INT(hp_prov_remove(&x.d, "app", "7000", NULL, err, sizeof(err)), -EPERM);
+    CHECK(strstr(err, "label") != NULL);
+    CHECK_INT(hp_prov_remove(&x.d, "app", "8000", "udp", err, sizeof(err)), -ENOENT);
+    CHECK_INT(hp_prov_remove(&x.d, "app", "80x", NULL, err, sizeof(err)), -EINVAL);
+    CHECK_INT(hp_prov_remove(&x.d, "app", "8000", "sctp", err, sizeof(err)), -EINVAL);
+    CHECK_INT(hp_prov_remove(&x.d, "app", "5353", "udp", err, sizeof(err)), 0);
+
+    /* The state file keeps the exposure under the container's key: a new
+     * daemon on the same state gives it back to a container of that name. */
+    env y;
+    env_init(&y, "127.0.0.2", "127.0.0.20");
+    char *dir = xstrdup(y.dir);
+    rmdir(y.dir);
+    snprintf(y.dir, sizeof(y.dir), "%s", x.dir);
+    y.d.cfg.state_dir = y.dir;
+    y.d.cfg.host_ports = CONFIG_HOST_PORTS_SIDECAR;
+    daemon_load_state(&y.d);
+    reg_update(&y.d.reg, mk_hp(ID_WEB, "app", NULL), now_ms()); /* recreated: a new id */
+    daemon_apply(&y.d);
+    CHECK(json_has(&y, "app", "\"port\":8000,\"proto\":\"tcp\",\"target\":\"localhost:8000\""));
+    CHECK(!json_has(&y, "app", "5353"));
+    free(dir);
+    env_free(&y);
     env_free(&x);
 }
 
