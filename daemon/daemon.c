@@ -273,6 +273,7 @@ void daemon_docker_update(void *ud, container *c)
 void daemon_docker_gone(void *ud, const char *id)
 {
     daemon_ctx *d = ud;
+    hp_container_gone(d, id);
     if (reg_remove(&d->reg, id, now_ms()))
         daemon_apply(d);
 }

@@ -881,6 +881,12 @@ void hp_start(daemon_ctx *d)
         d->sidecars = sidecar_new(d->docker, d->cfg.sidecar_image, on_sidecars_changed, d);
 }
 
+void hp_container_gone(daemon_ctx *d, const char *id)
+{
+    if (d->sidecars)
+        sidecar_container_gone(d->sidecars, id);
+}
+
 void hp_engine_connected(daemon_ctx *d)
 {
     if (d->sidecars)

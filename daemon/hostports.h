@@ -43,6 +43,9 @@ void hp_stop(struct daemon_ctx *d, void (*cb)(void *arg), void *arg);
 void hp_free(struct daemon_ctx *d);
 /* The engine (re)connected: sidecar leftovers are cleaned. */
 void hp_engine_connected(struct daemon_ctx *d);
+/* A container stopped or went away (relay sidecars are not in the registry,
+ * so this is how one that exited on its own is noticed). */
+void hp_container_gone(struct daemon_ctx *d, const char *id);
 
 /* Appends the port table wants of every host port (roles host, host6 and
  * relay) to *v (n used, cap allocated), asking for sockets that do not

@@ -646,6 +646,25 @@ size_t sidecar_count(const sidecar_manager *m)
     return n;
 }
 
+void sidecar_container_gone(sidecar_manager *m, const char *id)
+{
+    if (m->closing || id == NULL)
+        return;
+    sc_entry *e = find_id(m, id);
+    /* Our own removals (busy) and sidecars still being made say nothing. */
+    if (e == NULL || e->busy || e->state != SIDECAR_RUNNING || !e->wanted)
+        return;
+    char problem[PROBLEM_MAX];
+    snprintf(problem, sizeof(problem),
+             "the relay sidecar %s exited (is port %u/%s already in use inside the container?)",
+             e->name, (unsigned)e->port, proto_name(e->proto));
+    log_warn("sidecar", "%s (for %s)", problem, e->shown);
+    /* FAILED until the next connect or a new dest: no create-exit loop. */
+    set_state(e, SIDECAR_FAILED, problem);
+    advance(e); /* removes what is left of it */
+    notify(m);
+}
+
 void sidecar_engine_connected(sidecar_manager *m)
 {
     if (m->closing)

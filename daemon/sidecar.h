@@ -49,6 +49,11 @@ int sidecar_state(const sidecar_manager *m, const char *target, uint16_t port, u
                   const char **problem);
 /* Running sidecars. */
 size_t sidecar_count(const sidecar_manager *m);
+/* A container stopped or went away (the Docker client's gone report): when
+ * it is one of the running sidecars, which the manager did not remove
+ * itself, its relay is FAILED with a problem (socat exits at once when its
+ * port is taken inside the target) until the next connect or a new dest. */
+void sidecar_container_gone(sidecar_manager *m, const char *id);
 /* Call after each (re)connect of the engine: removes labelled sidecars the
  * manager does not own (a crashed daemon's) or that stopped, retries failed
  * ones, and creates what is wanted. */

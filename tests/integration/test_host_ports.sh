@@ -751,4 +751,30 @@ part_sidecar_pull() {
     log "ok"
 }
 
+# CPORT already in use inside the container (the container's own server
+# holds it): a problem on that port saying so, in both modes, and the daemon
+# and the container's own server keep going.
+part_port_in_use() {
+    local P c prob mode
+    for mode in netns sidecar; do
+        start_daemon --host-ports-mode "$mode" --sidecar-image "$LH_RELAY_IMAGE"
+        [ "$mode" = sidecar ] && ensure_relay_image
+        P=$(free_port)
+        c=lh-hp-busy-$mode-$RUN_ID
+        run_ctr --name "$c" --label "loophole.host-ports=$P" "$LH_IMAGE" \
+            sh -c "mkdir -p /www && echo own-$RUN_ID >/www/index.html && httpd -f -p 127.0.0.1:$P -h /www" >/dev/null
+        entry_problem() { hp_entry "$c" "$P" tcp | jtrue '.problem | type == "string"'; }
+        wait_for -t 30 entry_problem || fail "$mode: no problem for a port the container holds: $(hp_entry "$c" "$P" tcp)"
+        prob=$(hp_entry "$c" "$P" tcp | jq -r .problem)
+        log "$mode: $prob"
+        printf '%s' "$prob" | grep -Eqi 'in use|exited' || fail "$mode: the problem does not say the port is taken: $prob"
+        # The container's own server is untouched.
+        expect_get "$c" "http://127.0.0.1:$P/" "own-$RUN_ID"
+        daemon_alive || fail "loopholed died ($mode)"
+        stop_daemon
+        docker rm -f "$c" >/dev/null 2>&1
+    done
+    log "ok"
+}
+
 run_parts
