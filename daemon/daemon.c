@@ -221,6 +221,11 @@ static void load_zone(daemon_ctx *d)
  * times). Then DNS, state and events. */
 void daemon_apply(daemon_ctx *d)
 {
+    /* Shutting down: the listeners and aliases are gone for good, even
+     * while the Docker client still reports (it closes after the relay
+     * sidecars are removed). */
+    if (d->stopping)
+        return;
     reg_apply_begin(&d->reg, now_ms());
     for (int round = 0; round < APPLY_ROUNDS; round++) {
         sync_aliases(d);
@@ -258,6 +263,11 @@ void daemon_apply(daemon_ctx *d)
 void daemon_docker_sync(void *ud, container **cs, size_t n)
 {
     daemon_ctx *d = ud;
+    if (d->stopping) {
+        for (size_t i = 0; i < n; i++)
+            container_free(cs[i]);
+        return;
+    }
     reg_sync(&d->reg, cs, n, now_ms());
     log_info("registry", "synchronised: %zu running containers", n);
     daemon_apply(d);
@@ -266,6 +276,10 @@ void daemon_docker_sync(void *ud, container **cs, size_t n)
 void daemon_docker_update(void *ud, container *c)
 {
     daemon_ctx *d = ud;
+    if (d->stopping) {
+        container_free(c);
+        return;
+    }
     reg_update(&d->reg, c, now_ms());
     daemon_apply(d);
 }
@@ -273,6 +287,8 @@ void daemon_docker_update(void *ud, container *c)
 void daemon_docker_gone(void *ud, const char *id)
 {
     daemon_ctx *d = ud;
+    if (d->stopping)
+        return;
     hp_container_gone(d, id);
     if (reg_remove(&d->reg, id, now_ms()))
         daemon_apply(d);

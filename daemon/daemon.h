@@ -63,8 +63,9 @@ typedef struct daemon_ctx {
     struct sidecar_manager *sidecars;
     struct hp_sock **hps; /* sockets asked of netns, and what became of them */
     size_t nhps;
-    bool netns_ok;       /* netns_probe: the netns path can work here */
-    char netns_why[256]; /* why not, when !netns_ok */
+    bool netns_ok;        /* netns_probe: the netns path can work here */
+    char netns_why[256];  /* why not, when !netns_ok */
+    char instance_id[17]; /* this daemon's token (state dir), on its relay sidecars */
     int64_t started_ms;
     bool owns_system; /* past the control socket check: aliases, resolver, state are ours */
     int lock_fd;      /* <state_dir>/DAEMON_LOCK_FILE, flock'ed for life; -1 before */

@@ -13,6 +13,7 @@
 
 #include "daemon.h"
 #include "docker_json.h"
+#include "fsutil.h"
 #include "json.h"
 #include "labels.h"
 #include "log.h"
@@ -77,8 +78,9 @@ static void sock_close_fds(hp_sock *s)
  * mode then uses a sidecar), rather than a fault of the port itself. */
 static bool cannot_enter(int err)
 {
-    return err == -ESRCH || err == -ENOENT || err == -EPERM || err == -EACCES || err == -ENOTSUP ||
-           err == -EEXIST;
+    /* Not -EEXIST (the daemon's own namespace): a sidecar there would bind
+     * the host's own 127.0.0.1:CPORT, maybe the very port it should reach. */
+    return err == -ESRCH || err == -ENOENT || err == -EPERM || err == -EACCES || err == -ENOTSUP;
 }
 
 static void on_netns_result(void *ud, netns_result *r)
@@ -209,6 +211,10 @@ static int relay_place(const daemon_ctx *d, const reg_entry *e, uint32_t *listen
     if (d->docker)
         docker_client_status(d->docker, &ds);
     const char *alias = docker_engine_host_alias(ds.engine_kind);
+    /* Podman on this very machine (no VM): host.containers.internal is a
+     * host address that is not loopback, so relay through the gateway. */
+    if (ds.engine_kind == DOCKER_ENGINE_PODMAN && platform_has_netns())
+        alias = NULL;
     if (alias) {
         *listen_addr = 0x7f000001u;
         snprintf(host, hostcap, "%s", alias);
@@ -301,12 +307,19 @@ static void plan_netns(daemon_ctx *d, const reg_entry *e, const reg_hostport *h,
         e->c->pid > 0 ? sock_find(d, e->c->id, e->c->pid, h->spec.port, h->spec.proto) : NULL;
     if (s)
         s->seen = true;
-    port_want *w = want_key_push(v, n, cap, e, h, PORT_ROLE_HOST);
-    if (p4 && p4->listener) {
+    /* A listener is the current process's only when its socket came from
+     * a cell of this pid: after a resync the same container may have a new
+     * process (an engine restart), whose namespace needs new sockets; the
+     * old listener stays until they come (a new fd replaces it). */
+    if (p4 && p4->listener && s && s->state != HPS_READY) {
+        if (s->state == HPS_FAILED)
+            return; /* the old namespace's listener goes; the cell says why */
+        want_key_push(v, n, cap, e, h, PORT_ROLE_HOST);
         if (p6 && p6->listener)
             want_key_push(v, n, cap, e, h, PORT_ROLE_HOST6);
         return;
     }
+    port_want *w = want_key_push(v, n, cap, e, h, PORT_ROLE_HOST);
     if (e->c->pid <= 0) {
         w->problem = "Docker reports no process for the container, so there is no network "
                      "namespace to listen in";
@@ -323,6 +336,8 @@ static void plan_netns(daemon_ctx *d, const reg_entry *e, const reg_hostport *h,
     switch (s->state) {
     case HPS_ASKED:
         w->problem = NULL; /* being made */
+        if (p6 && p6->listener)
+            want_key_push(v, n, cap, e, h, PORT_ROLE_HOST6); /* (w not used after) */
         break;
     case HPS_READY:
         w->fd = s->fd4;
@@ -413,26 +428,6 @@ void hp_plan(daemon_ctx *d, port_want **v, size_t *n, size_t *cap)
                     plan_netns(d, e, h, v, n, cap);
                 else
                     plan_sidecar(d, e, h, v, n, cap);
-            }
-            /* Auto mode learns only now that it cannot enter: plan again as
-             * sidecars (the netns wants of this entry are dropped). */
-            if (mode == HP_MODE_NETNS && hp_mode(d, e) == HP_MODE_SIDECAR) {
-                size_t k = 0;
-                for (size_t j = 0; j < *n; j++) {
-                    port_want *w = &(*v)[j];
-                    bool mine = (w->key.role == PORT_ROLE_HOST || w->key.role == PORT_ROLE_HOST6) &&
-                                strcmp(w->key.id, e->c->id) == 0;
-                    if (mine) {
-                        if (w->fd >= 0)
-                            close(w->fd);
-                        continue;
-                    }
-                    (*v)[k++] = *w;
-                }
-                *n = k;
-                for (size_t j = 0; j < e->nhostports; j++)
-                    if (!e->hostports[j].problem[0] && !served_by(d, e, &e->hostports[j]))
-                        plan_sidecar(d, e, &e->hostports[j], v, n, cap);
             }
         }
     }
@@ -780,6 +775,14 @@ int hp_prov_add(void *ud, const char *key, const char *body, size_t len, yajl_ge
     rc = reg_expose(&d->reg, e, &spec, err, errlen);
     if (rc < 0)
         return rc;
+    if (hostport_of(e, spec.port, spec.proto) == NULL) {
+        /* The registry gives this container no host ports (loophole.enable
+         * is off, or it is not running): nothing is kept. */
+        reg_unexpose(&d->reg, e, spec.port, spec.proto);
+        snprintf(err, errlen, "%s is not served by loophole (%s), so it gets no host ports",
+                 e->c->name, e->skipped ? e->skipped : "not running");
+        return -EEXIST;
+    }
     char target[300];
     label_host_port_target(&spec, target, sizeof(target));
     log_info(MOD, "%s: exposing host %s at its port %u/%s", e->c->name, target, spec.port,
@@ -860,6 +863,56 @@ static void on_sidecars_changed(void *ud)
     view_publish_changes(ud);
 }
 
+/* The token on this daemon's relay sidecars: 16 hex digits kept in the
+ * state directory, so a restarted daemon knows its leftovers and a second
+ * daemon on the same engine leaves them alone. */
+#define INSTANCE_FILE "instance-id"
+
+static bool is_token(const char *s, size_t n)
+{
+    if (n != 16)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static void load_instance_id(daemon_ctx *d)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", d->cfg.state_dir, INSTANCE_FILE);
+    char *text = NULL;
+    size_t len = 0;
+    if (fs_read_small(path, 64, FS_NOFOLLOW, 0, &text, &len, NULL, 0) == 0) {
+        while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+            len--;
+        if (is_token(text, len)) {
+            memcpy(d->instance_id, text, 16);
+            d->instance_id[16] = '\0';
+            free(text);
+            return;
+        }
+    }
+    free(text);
+    unsigned char raw[8];
+    uint64_t seed = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, raw, sizeof(raw)) : -1;
+    if (fd >= 0)
+        close(fd);
+    for (size_t i = 0; i < sizeof(raw); i++)
+        if (got != (ssize_t)sizeof(raw))
+            raw[i] = (unsigned char)(seed >> (8 * i));
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(d->instance_id + 2 * i, 3, "%02x", raw[i]);
+    char line[18];
+    snprintf(line, sizeof(line), "%s\n", d->instance_id);
+    int rc = fs_write_atomic(path, line, strlen(line), 0644);
+    if (rc < 0)
+        log_warn_err(MOD, rc, "cannot write %s (relay sidecars left by a crash will stay)", path);
+}
+
 void hp_start(daemon_ctx *d)
 {
     d->netns_ok = netns_probe(d->netns_why, sizeof(d->netns_why)) == 0;
@@ -877,8 +930,10 @@ void hp_start(daemon_ctx *d)
         d->netns_ok = false;
         snprintf(d->netns_why, sizeof(d->netns_why), "the namespace helper could not start");
     }
+    load_instance_id(d);
     if (d->docker)
-        d->sidecars = sidecar_new(d->docker, d->cfg.sidecar_image, on_sidecars_changed, d);
+        d->sidecars =
+            sidecar_new(d->docker, d->cfg.sidecar_image, d->instance_id, on_sidecars_changed, d);
 }
 
 void hp_container_gone(daemon_ctx *d, const char *id)

@@ -17,6 +17,8 @@
 /* Carried by the daemon's relay sidecars (value: the target container's id):
  * the registry ignores such containers, the daemon removes its leftovers. */
 #define LABEL_SIDECAR "loophole.sidecar"
+/* ... and are named so: the label alone (an image may carry it) marks none. */
+#define LABEL_SIDECAR_NAME_PREFIX "loophole-relay-"
 
 /* The longest label value any parser here reads; longer ones are bad whole. */
 #define LABEL_VALUE_MAX 512

@@ -495,9 +495,12 @@ static void remove_at(registry *r, size_t i, int64_t now)
 
 /* The daemon's own relay sidecars are not containers anyone asked loophole
  * to serve: they would get names, addresses and host ports of their own. */
+/* One of the daemon's relay sidecars: labelled and named so (a label an
+ * image carries does not make a container of it one). */
 static bool is_sidecar(const container *c)
 {
-    return container_label(c, LABEL_SIDECAR) != NULL;
+    return container_label(c, LABEL_SIDECAR) != NULL && c->name &&
+           strncmp(c->name, LABEL_SIDECAR_NAME_PREFIX, strlen(LABEL_SIDECAR_NAME_PREFIX)) == 0;
 }
 
 void reg_sync(registry *r, container **cs, size_t n, int64_t now)

@@ -48,6 +48,7 @@ struct sc_entry {
 struct sidecar_manager {
     docker_client *dc;
     char *image;
+    char *owner;
     void (*changed)(void *ud);
     void *ud;
     sc_entry *entries;
@@ -187,6 +188,7 @@ static char *create_body(const sidecar_manager *m, const sc_entry *e)
     rc |= yajl_gen_map_open(g) != yajl_gen_status_ok;
     rc |= json_kv_str(g, LABEL_SIDECAR, e->target);
     rc |= json_kv_str(g, LABEL_SIDECAR ".port", port_label);
+    rc |= json_kv_str(g, SIDECAR_OWNER_LABEL, m->owner);
     rc |= yajl_gen_map_close(g) != yajl_gen_status_ok;
     rc |= json_gen_str(g, "HostConfig");
     rc |= yajl_gen_map_open(g) != yajl_gen_status_ok;
@@ -477,7 +479,9 @@ static void list_done(sidecar_manager *m, int err, int status, const char *body,
         bool creating = false;
         for (sc_entry *o = m->entries; o; o = o->next)
             creating |= o->busy && strcmp(o->name, v[i].name) == 0;
-        if (creating)
+        /* The list is filtered by our owner label; the name is the second
+         * mark an image's labels cannot give. */
+        if (creating || strncmp(v[i].name, SIDECAR_NAME_PREFIX, strlen(SIDECAR_NAME_PREFIX)) != 0)
             continue;
         char shown[PRINTABLE_BUF], path[128];
         log_info("sidecar", "removing the leftover relay sidecar %s",
@@ -528,12 +532,13 @@ static void on_reply(void *ud, int err, int status, const char *body, size_t len
 
 /* ---- public ---- */
 
-sidecar_manager *sidecar_new(docker_client *dc, const char *image, void (*changed)(void *ud),
-                             void *ud)
+sidecar_manager *sidecar_new(docker_client *dc, const char *image, const char *owner,
+                             void (*changed)(void *ud), void *ud)
 {
     sidecar_manager *m = xcalloc(1, sizeof(*m));
     m->dc = dc;
     m->image = xstrdup(image);
+    m->owner = xstrdup(owner);
     m->changed = changed;
     m->ud = ud;
     uv_timer_init(docker_client_loop(dc), &m->deadline);
@@ -595,7 +600,7 @@ void sidecar_apply(sidecar_manager *m, const sidecar_want *w, size_t n)
             strlcpy_(e->target, w[i].target, sizeof(e->target));
             e->port = w[i].port;
             e->proto = proto;
-            snprintf(e->name, sizeof(e->name), "loophole-relay-%.12s-%u-%s", e->target,
+            snprintf(e->name, sizeof(e->name), SIDECAR_NAME_PREFIX "%.12s-%u-%s", e->target,
                      (unsigned)e->port, proto_name(proto));
             e->state = SIDECAR_PENDING;
             e->next = m->entries;
@@ -678,10 +683,16 @@ void sidecar_engine_connected(sidecar_manager *m)
             e->problem[0] = '\0';
         }
     }
-    /* filters={"label":["loophole.sidecar"]} */
-    if (send_req(m, NULL, OP_LIST, "GET",
-                 "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22" LABEL_SIDECAR "%22%5D%7D",
-                 NULL) < 0)
+    /* filters={"label":["loophole.sidecar.owner=<owner>"]} */
+    buf path = {0};
+    buf_appendf(&path,
+                "/containers/json?all=1&filters=%%7B%%22label%%22%%3A%%5B%%22" SIDECAR_OWNER_LABEL
+                "%%3D");
+    query_escape(&path, m->owner);
+    buf_appendf(&path, "%%22%%5D%%7D");
+    int rc = send_req(m, NULL, OP_LIST, "GET", path.data, NULL);
+    buf_free(&path);
+    if (rc < 0)
         advance_all(m);
 }
 
@@ -715,6 +726,7 @@ static void maybe_finish(sidecar_manager *m)
             while (m->entries)
                 unlink_entry(m->entries);
             free(m->image);
+            free(m->owner);
             free(m);
         }
         return;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "docker.h"
+#include "labels.h"
 
 typedef struct sidecar_manager sidecar_manager;
 
@@ -32,10 +33,19 @@ typedef struct sidecar_want {
 
 enum { SIDECAR_PENDING, SIDECAR_RUNNING, SIDECAR_FAILED };
 
+/* Every sidecar is named SIDECAR_NAME_PREFIX... and labelled LABEL_SIDECAR
+ * (its target) and SIDECAR_OWNER_LABEL (owner: this daemon's instance, kept
+ * in its state directory): leftovers are removed only when all three say
+ * they are this daemon's, so neither an image's own labels nor a second
+ * daemon on the engine can make it remove a container that is not its. */
+#define SIDECAR_NAME_PREFIX LABEL_SIDECAR_NAME_PREFIX
+#define SIDECAR_OWNER_LABEL "loophole.sidecar.owner"
+
 /* changed(ud) runs from the loop (never from inside a sidecar_* call)
- * whenever a sidecar's state changes. image is --sidecar-image. */
-sidecar_manager *sidecar_new(docker_client *dc, const char *image, void (*changed)(void *ud),
-                             void *ud);
+ * whenever a sidecar's state changes. image is --sidecar-image; owner a
+ * short token of letters and digits. */
+sidecar_manager *sidecar_new(docker_client *dc, const char *image, const char *owner,
+                             void (*changed)(void *ud), void *ud);
 /* Makes the set of sidecars match w[0..n) (asynchronously): new wants are
  * created and started, sidecars no longer wanted or whose dest changed are
  * removed (and re-created for the new dest). A want that cannot be used (a

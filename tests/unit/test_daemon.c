@@ -736,6 +736,16 @@ TEST(host_ports_expose)
     CHECK_INT(hp_prov_remove(&x.d, "app", "80x", NULL, err, sizeof(err)), -EINVAL);
     CHECK_INT(hp_prov_remove(&x.d, "app", "8000", "sctp", err, sizeof(err)), -EINVAL);
     CHECK_INT(hp_prov_remove(&x.d, "app", "5353", "udp", err, sizeof(err)), 0);
+    /* A container loophole is told to leave alone gets none, and keeps none. */
+    container *off = mk_hp(ID_WEB, "off", NULL);
+    add_label(off, "loophole.enable", "false");
+    reg_update(&x.d.reg, off, now_ms());
+    CHECK_INT(add_body(&x, "off", "{\"spec\": \"8000\"}", err, sizeof(err)), -EEXIST);
+    CHECK(strstr(err, "not served by loophole") != NULL);
+    size_t nexp = 99;
+    reg_exposures(&x.d.reg, &nexp);
+    CHECK_INT(nexp, 1); /* app's 8000 only */
+    CHECK(reg_remove(&x.d.reg, ID_WEB, now_ms()));
 
     /* The state file keeps the exposure under the container's key: a new
      * daemon on the same state gives it back to a container of that name. */

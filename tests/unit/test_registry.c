@@ -271,6 +271,11 @@ TEST(sidecars_ignored)
     CHECK(reg_find(&r, "5252") == NULL);
     CHECK_INT(lookup(&r, "loophole-relay-db.loop.test"), 0);
     CHECK(reg_find(&r, "web") != NULL);
+    /* The label alone (an image can carry it) does not hide a container. */
+    container *img = mk("5353", "shop", 1, 1);
+    add_label(img, "loophole.sidecar", "aaaa");
+    reg_update(&r, img, 3);
+    CHECK(reg_find(&r, "shop") != NULL);
     reg_free(&r);
 }
 

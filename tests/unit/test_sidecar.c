@@ -22,7 +22,8 @@
 #define T1 "d5a16442f260a51a8c826b9f7fed2da7774f328f46c1976374235844f8d5d3fd"
 #define T2 "aa2001b6dec73586b190b4ea7e407797dcf68cf4f0088ae495dcf44ae8db1350"
 #define LIST_PATH                                                                                  \
-    "/v1.41/containers/json?all=1&filters=%7B%22label%22%3A%5B%22loophole.sidecar%22%5D%7D"
+    "/v1.41/containers/"                                                                           \
+    "json?all=1&filters=%7B%22label%22%3A%5B%22loophole.sidecar.owner%3Dt0ken%22%5D%7D"
 
 /* ---- a small engine: containers by name, one image, pulls ---- */
 
@@ -222,7 +223,7 @@ static int world_start(world *w)
     docker_options opts = {host, NULL};
     if (docker_client_new(&w->loop, &opts, &cbs, &w->d) != 0)
         return -1;
-    w->m = sidecar_new(w->d, "alpine/socat", changed, w);
+    w->m = sidecar_new(w->d, "alpine/socat", "t0ken", changed, w);
     docker_client_start(w->d);
     return 0;
 }
@@ -314,6 +315,7 @@ TEST(create_start_dest_change_remove)
     CHECK_STR(cmd_at(b, 3), "TCP:host.docker.internal:8000");
     CHECK_STR(json_str(b, "Labels", "loophole.sidecar", NULL), T1);
     CHECK_STR(json_str(b, "Labels", "loophole.sidecar.port", NULL), "8000/tcp");
+    CHECK_STR(json_str(b, "Labels", "loophole.sidecar.owner", NULL), "t0ken");
     CHECK_STR(json_str(b, "HostConfig", "NetworkMode", NULL), "container:" T1);
     bool ar = true;
     CHECK(json_bool(b, &ar, "HostConfig", "AutoRemove", NULL) == 0 && !ar);
@@ -446,6 +448,8 @@ TEST(leftovers_removed_on_connect)
             "loophole-relay-d5a16442f260-8000-tcp", true);
     add_ctr(&w, "2222222222222222222222222222222222222222222222222222222222222222",
             "loophole-relay-0123456789ab-9-udp", true);
+    /* Labelled, but not named as a relay: an image's label; never removed. */
+    add_ctr(&w, "3333333333333333333333333333333333333333333333333333333333333333", "shop", true);
     w.on_connected = leftovers_connected;
     w.on_changed = leftovers_changed;
     w.on_deleted = leftovers_deleted;
@@ -458,7 +462,8 @@ TEST(leftovers_removed_on_connect)
     CHECK_INT(w.creates, 2); /* 409, then made again */
     CHECK_INT(w.starts, 1);
     CHECK_INT(w.deletes, 3); /* two leftovers, then ours at close */
-    CHECK_INT(w.nctrs, 0);
+    CHECK_INT(w.nctrs, 1);
+    CHECK(find_ctr(&w, "shop") != NULL);
     CHECK_STR(cmd_at(w.body[1], 3), "TCP:172.17.0.1:40123");
     world_free(&w);
     CHECK(uv_loop_close(&w.loop) == 0);
