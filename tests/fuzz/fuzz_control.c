@@ -37,6 +37,12 @@ static unsigned flags;
 
 /* ---- the fake provider ---- */
 
+/* Whether the peer of this input may change things (byte 0, bits 0-1). */
+static bool allowed_peer_flags(void)
+{
+    return (flags & 3) != 3;
+}
+
 static void p_status(void *ud, yajl_gen g)
 {
     (void)ud;
@@ -82,6 +88,74 @@ static int p_resolver(void *ud, bool install, char *err, size_t errlen)
     default:
         return -EIO;
     }
+}
+
+/* Host ports of "web": a body naming "8000" adds (201), "taken" is 409,
+ * anything else 400; port 8000 removes (204), 7000 is a label's (409). The
+ * Docker socket: root's, group 0, 0660 (so the admin-group peers may, the
+ * plain uid 1000 may not). */
+static int p_host_ports(void *ud, const char *key, yajl_gen g)
+{
+    (void)ud;
+    if (strcmp(key, "web") != 0)
+        return -ENOENT;
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    return 0;
+}
+
+static int p_host_port_add(void *ud, const char *key, const char *body, size_t len, yajl_gen g,
+                           char *err, size_t errlen)
+{
+    (void)ud;
+    if (strcmp(key, "web") != 0)
+        return -ENOENT;
+    if (!allowed_peer_flags()) {
+        fprintf(stderr, "fuzz_control: a host port added for a peer that may not\n");
+        abort();
+    }
+    if (memmem(body, len, "taken", 5)) {
+        snprintf(err, errlen, "port 8000/tcp is taken by the label");
+        return -EEXIST;
+    }
+    if (!memmem(body, len, "8000", 4)) {
+        snprintf(err, errlen, "host port spec: not a port");
+        return -EINVAL;
+    }
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (const unsigned char *)"port", 4);
+    yajl_gen_integer(g, 8000);
+    yajl_gen_map_close(g);
+    return 0;
+}
+
+static int p_host_port_remove(void *ud, const char *key, const char *port, const char *proto,
+                              char *err, size_t errlen)
+{
+    (void)ud;
+    (void)proto;
+    if (strcmp(key, "web") != 0)
+        return -ENOENT;
+    if (!allowed_peer_flags())
+        abort();
+    if (strcmp(port, "7000") == 0) {
+        snprintf(err, errlen, "port 7000/tcp comes from the label");
+        return -EPERM;
+    }
+    if (strcmp(port, "8000") != 0) {
+        snprintf(err, errlen, "no exposure of port %s", "that");
+        return -ENOENT;
+    }
+    return 0;
+}
+
+static int p_docker_socket(void *ud, uid_t *uid, gid_t *gid, mode_t *mode)
+{
+    (void)ud;
+    *uid = 0;
+    *gid = 0;
+    *mode = S_IFSOCK | 0660;
+    return 0;
 }
 
 /* ---- the client ---- */
@@ -212,7 +286,7 @@ static const http_parser_settings rsettings = {
 
 static bool allowed_peer(void)
 {
-    return (flags & 3) != 3;
+    return allowed_peer_flags();
 }
 
 static void check(const buf *in)
@@ -231,7 +305,7 @@ static void check(const buf *in)
         fprintf(stderr, "fuzz_control: the answer is not one HTTP response\n");
         abort();
     }
-    static const int known[] = {200, 400, 403, 404, 405, 409, 413, 431, 500};
+    static const int known[] = {200, 201, 204, 400, 403, 404, 405, 409, 413, 431, 500};
     bool ok = false;
     for (size_t i = 0; i < ARRAY_SIZE(known); i++)
         ok |= r.status == known[i];
@@ -252,6 +326,10 @@ static void check(const buf *in)
             json_free(v);
             at += n + 1;
         }
+    } else if (r.status == 204) {
+        /* No Content: headers only. */
+        if (r.body.len != 0)
+            abort();
     } else {
         if (!r.have_clen || r.clen != r.body.len || r.body.len == 0 ||
             r.body.data[r.body.len - 1] != '\n')
@@ -259,7 +337,7 @@ static void check(const buf *in)
         yajl_val v;
         if (json_parse(r.body.data, r.body.len - 1, 1u << 20, 8, &v, NULL, 0) < 0)
             abort();
-        if (r.status != 200 && !json_str(v, "error", NULL))
+        if (r.status != 200 && r.status != 201 && !json_str(v, "error", NULL))
             abort();
         json_free(v);
     }
@@ -288,7 +366,9 @@ static void start(void)
         .max_clients = 4,
         .idle_timeout_ms = 60000,
     };
-    control_provider prov = {NULL, p_status, p_containers, p_container, p_resolver};
+    control_provider prov = {NULL,           p_status,     p_containers,    p_container,
+                             p_resolver,     p_host_ports, p_host_port_add, p_host_port_remove,
+                             p_docker_socket};
     if (control_start(&loop, &o, &prov, &srv) < 0)
         abort();
 }
