@@ -104,6 +104,16 @@ static int p_host_ports(void *ud, const char *key, yajl_gen g)
     return 0;
 }
 
+/* Whether body[0..len) contains the C string w (C11 has no such search). */
+static bool has(const char *body, size_t len, const char *w)
+{
+    size_t n = strlen(w);
+    for (size_t k = 0; k + n <= len; k++)
+        if (memcmp(body + k, w, n) == 0)
+            return true;
+    return false;
+}
+
 static int p_host_port_add(void *ud, const char *key, const char *body, size_t len, yajl_gen g,
                            char *err, size_t errlen)
 {
@@ -114,11 +124,11 @@ static int p_host_port_add(void *ud, const char *key, const char *body, size_t l
         fprintf(stderr, "fuzz_control: a host port added for a peer that may not\n");
         abort();
     }
-    if (memmem(body, len, "taken", 5)) {
+    if (has(body, len, "taken")) {
         snprintf(err, errlen, "port 8000/tcp is taken by the label");
         return -EEXIST;
     }
-    if (!memmem(body, len, "8000", 4)) {
+    if (!has(body, len, "8000")) {
         snprintf(err, errlen, "host port spec: not a port");
         return -EINVAL;
     }
