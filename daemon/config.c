@@ -67,6 +67,9 @@ static const opt opts[] = {
     U(udp_idle_s, 1, 86400, CONFIG_DEFAULT_UDP_IDLE_S, "idle UDP session expiry in seconds"),
     U(udp_max_sessions, 1, 1000000, CONFIG_DEFAULT_UDP_MAX_SESSIONS, "UDP sessions per port"),
     P(admin_group, platform_admin_group, "group allowed to change settings"),
+    S(serve, CONFIG_DEFAULT_SERVE, "exposed|published: which containers get an address"),
+    S(forward, CONFIG_DEFAULT_FORWARD,
+      "auto|direct|mapped: to the container's own address or Docker's mapped port"),
     S(host_ports_mode, CONFIG_DEFAULT_HOST_PORTS_MODE,
       "auto|netns|sidecar: how host ports are made inside containers"),
     S(sidecar_image, CONFIG_DEFAULT_SIDECAR_IMAGE, "relay image with socat for sidecar mode"),
@@ -259,6 +262,24 @@ static int validate(config *c, char *err, size_t errlen)
         return -EINVAL;
     }
     c->alias_mode = (alias_mode)am;
+    if (strcmp(c->serve, "exposed") == 0) {
+        c->serve_mode = CONFIG_SERVE_EXPOSED;
+    } else if (strcmp(c->serve, "published") == 0) {
+        c->serve_mode = CONFIG_SERVE_PUBLISHED;
+    } else {
+        snprintf(err, errlen, "--serve: \"%s\" must be exposed or published", c->serve);
+        return -EINVAL;
+    }
+    if (strcmp(c->forward, "auto") == 0) {
+        c->forward_mode = CONFIG_FORWARD_AUTO;
+    } else if (strcmp(c->forward, "direct") == 0) {
+        c->forward_mode = CONFIG_FORWARD_DIRECT;
+    } else if (strcmp(c->forward, "mapped") == 0) {
+        c->forward_mode = CONFIG_FORWARD_MAPPED;
+    } else {
+        snprintf(err, errlen, "--forward: \"%s\" must be auto, direct or mapped", c->forward);
+        return -EINVAL;
+    }
     if (strcmp(c->host_ports_mode, "auto") == 0) {
         c->host_ports = CONFIG_HOST_PORTS_AUTO;
     } else if (strcmp(c->host_ports_mode, "netns") == 0) {

@@ -27,6 +27,15 @@ typedef enum config_host_ports {
     CONFIG_HOST_PORTS_SIDECAR
 } config_host_ports;
 
+/* Which containers get an address (--serve) and where connections go
+ * (--forward): see loopholed(8). */
+typedef enum config_serve { CONFIG_SERVE_EXPOSED = 0, CONFIG_SERVE_PUBLISHED } config_serve;
+typedef enum config_forward {
+    CONFIG_FORWARD_AUTO = 0,
+    CONFIG_FORWARD_DIRECT,
+    CONFIG_FORWARD_MAPPED
+} config_forward;
+
 typedef struct config {
     char *config_file;
     char *control_socket;
@@ -45,6 +54,8 @@ typedef struct config {
     unsigned udp_idle_s;
     unsigned udp_max_sessions;
     char *admin_group;
+    char *serve;           /* "exposed" or "published", as given (see serve_mode) */
+    char *forward;         /* "auto", "direct", "mapped", as given (see forward_mode) */
     char *host_ports_mode; /* "auto", "netns", "sidecar", as given (see host_ports) */
     char *sidecar_image;   /* the relay image for sidecar mode */
     char *log_level;       /* as given (see level) */
@@ -53,6 +64,8 @@ typedef struct config {
     config_resolver resolver_mode;
     alias_mode alias_mode;
     config_host_ports host_ports;
+    config_serve serve_mode;
+    config_forward forward_mode;
     enum log_level level;
 } config;
 
@@ -71,6 +84,8 @@ typedef struct config {
 #define CONFIG_DEFAULT_UDP_IDLE_S 60
 #define CONFIG_DEFAULT_UDP_MAX_SESSIONS 1024
 #define CONFIG_DEFAULT_LOG_LEVEL "info"
+#define CONFIG_DEFAULT_SERVE "exposed"
+#define CONFIG_DEFAULT_FORWARD "auto"
 #define CONFIG_DEFAULT_HOST_PORTS_MODE "auto"
 #define CONFIG_DEFAULT_SIDECAR_IMAGE "alpine/socat"
 

@@ -73,8 +73,14 @@ TEST(defaults)
     CHECK_STR(c.host_ports_mode, "auto");
     CHECK_INT(c.host_ports, CONFIG_HOST_PORTS_AUTO);
     CHECK_STR(c.sidecar_image, "alpine/socat");
+    CHECK_INT(c.serve_mode, CONFIG_SERVE_EXPOSED);
+    CHECK_INT(c.forward_mode, CONFIG_FORWARD_AUTO);
     config_free(&c);
     rc_sidecar_mode();
+    CHECK_INT(load(&c, err, sizeof(err), 4, "--serve", "published", "--forward", "mapped"), 0);
+    CHECK_INT(c.serve_mode, CONFIG_SERVE_PUBLISHED);
+    CHECK_INT(c.forward_mode, CONFIG_FORWARD_MAPPED);
+    config_free(&c);
 }
 
 TEST(file_and_flags)
@@ -127,6 +133,12 @@ TEST(errors)
     config_free(&c);
     rc = load(&c, err, sizeof(err), 2, "--alias", "sometimes");
     expect_err("--alias", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 2, "--serve", "all");
+    expect_err("must be exposed or published", rc, err);
+    config_free(&c);
+    rc = load(&c, err, sizeof(err), 2, "--forward", "fast");
+    expect_err("must be auto, direct or mapped", rc, err);
     config_free(&c);
     rc = load(&c, err, sizeof(err), 2, "--host-ports-mode", "tunnel");
     expect_err("must be auto, netns or sidecar", rc, err);
