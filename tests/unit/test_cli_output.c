@@ -50,7 +50,7 @@ TEST(parse)
     CHECK_INT(pg->ports[0].port, 5432);
     CHECK_INT(pg->ports[0].host_port, 49312);
     CHECK_STR(pg->ports[0].proto, "tcp");
-    CHECK_STR(pg->ports[0].mode, "proxy");
+    CHECK_STR(pg->ports[0].mode, "mapped"); /* an older daemon's "proxy" */
     CHECK(!pg->ports[0].kafka);
     const ls_entry *dns = &l.v[1];
     CHECK_INT(dns->nconflicts, 2);
@@ -90,17 +90,17 @@ TEST(parse)
 TEST(ports)
 {
     char s[64];
-    ls_port p = {.port = 5432, .host_port = 49312, .proto = "tcp", .mode = "proxy"};
+    ls_port p = {.port = 5432, .host_port = 49312, .proto = "tcp", .mode = "mapped"};
     ls_format_port(&p, s, sizeof(s));
     CHECK_STR(s, "5432" ARROW "49312");
     CHECK_INT(out_width(s), 10);
-    ls_port u = {.port = 53, .host_port = 49000, .proto = "udp", .mode = "proxy"};
+    ls_port u = {.port = 53, .host_port = 49000, .proto = "udp", .mode = "mapped"};
     ls_format_port(&u, s, sizeof(s));
     CHECK_STR(s, "53/udp" ARROW "49000");
     ls_port sh = {.port = 5432, .host_port = 5432, .proto = "tcp", .mode = "shared"};
     ls_format_port(&sh, s, sizeof(s));
     CHECK_STR(s, "5432 (shared)");
-    ls_port k = {.port = 9092, .host_port = 49200, .proto = "tcp", .mode = "proxy", .kafka = true};
+    ls_port k = {.port = 9092, .host_port = 49200, .proto = "tcp", .mode = "mapped", .kafka = true};
     ls_format_port(&k, s, sizeof(s));
     CHECK_STR(s, "9092" ARROW "49200 (kafka)");
     ls_port n = {.port = 80, .host_port = -1, .proto = "tcp", .mode = "none"};
@@ -133,7 +133,7 @@ TEST(table)
     CHECK(strstr(out.data, "\nhost.loop.test      -          -    ") != NULL);
     CHECK(strstr(out.data, "  hostnet     network mode host\n") != NULL);
     CHECK(strstr(out.data, "idle.loop.test      127.0.0.6  -") != NULL);
-    CHECK(strstr(out.data, "no published ports\n") != NULL);
+    CHECK(strstr(out.data, "no ports to serve\n") != NULL);
     CHECK(strstr(out.data, "9000 (not published)") != NULL);
     buf_free(&out);
 
@@ -153,7 +153,7 @@ TEST(table)
     const char *one = "[{\"name\":\"x.loop.test\",\"ports\":[]}]";
     REQUIRE(ls_parse(one, strlen(one), &l, err, sizeof(err)) == 0);
     ls_format(&l, false, false, &out);
-    CHECK_STR(out.data, "no containers with published ports (loophole ls -a shows all 1)\n");
+    CHECK_STR(out.data, "no containers with ports to serve (loophole ls -a shows all 1)\n");
     buf_free(&out);
     ls_list_free(&l);
 }
