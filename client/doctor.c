@@ -402,9 +402,12 @@ enum doctor_result doctor_unreachable(const ls_entry *e, const char *forward, bo
     char net[160] = "";
     if (network)
         snprintf(net, sizeof(net), " on network %s", network);
-    snprintf(detail, dcap, "port%s %s%s: %s", n == 1 ? "" : "s", ports.data, net,
-             problem ? problem
-                     : "the container's address does not answer and the port is not published");
+    if (problem)
+        snprintf(detail, dcap, "port%s %s%s: %s", n == 1 ? "" : "s", ports.data, net, problem);
+    else
+        snprintf(detail, dcap,
+                 "port%s %s%s: the container's address does not answer and %s not published",
+                 n == 1 ? "" : "s", ports.data, net, n == 1 ? "the port is" : "the ports are");
     buf_free(&ports);
 
     char pt[32];
