@@ -71,6 +71,18 @@ enum doctor_result { DOCTOR_OK, DOCTOR_WARN, DOCTOR_FAIL, DOCTOR_SKIP };
 enum doctor_result doctor_host_ports(yajl_val st, bool linux_host, char *detail, size_t dcap,
                                      char *fix, size_t fcap);
 
+struct ls_entry;
+/* doctor's check of one container's unreachable ports (issue 13): WARN
+ * with what ("web.myapp.loop.test reachable from the daemon"), detail (the
+ * ports, their network and the daemon's problem) and fix (publish the port;
+ * on macOS an L3 route such as docker-mac-net-connect; with --forward
+ * direct, --forward auto), or OK with nothing written when no port is
+ * unreachable (pure). forward is the status's forwarding.forward (may be
+ * NULL); macos says where Docker runs in a VM. */
+enum doctor_result doctor_unreachable(const struct ls_entry *e, const char *forward, bool macos,
+                                      char *what, size_t wcap, char *detail, size_t dcap, char *fix,
+                                      size_t fcap);
+
 struct ifaddrs;
 /* Whether ip (dotted quad) is an IPv4 address of the interface named ifname
  * in a getifaddrs(3) list (pure; doctor's lo0 alias check). */

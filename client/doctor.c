@@ -335,7 +335,9 @@ static void check_listeners(doctor *d, const ls_list *l)
             continue;
         for (size_t j = 0; j < e->nports; j++) {
             const ls_port *p = &e->ports[j];
-            if (strcmp(p->mode, "proxy") != 0 || strcmp(p->proto, "tcp") != 0)
+            /* Both forward through a listener of ours on the address. */
+            bool ours = strcmp(p->mode, "direct") == 0 || strcmp(p->mode, "mapped") == 0;
+            if (!ours || strcmp(p->proto, "tcp") != 0)
                 continue;
             total++;
             int rc = try_connect(e->ip, p->port, 2000);
@@ -357,6 +359,112 @@ static void check_listeners(doctor *d, const ls_list *l)
         report(d, CHK_SKIP, "listeners accepting", "no proxied TCP ports", NULL);
     else if (bad == 0)
         report(d, CHK_OK, "listeners accepting", detail, NULL);
+}
+
+static void port_text(const ls_port *p, char *dst, size_t cap)
+{
+    if (strcmp(p->proto, "tcp") == 0)
+        snprintf(dst, cap, "%ld", p->port);
+    else
+        snprintf(dst, cap, "%ld/%s", p->port, p->proto);
+}
+
+enum doctor_result doctor_unreachable(const ls_entry *e, const char *forward, bool macos,
+                                      char *what, size_t wcap, char *detail, size_t dcap, char *fix,
+                                      size_t fcap)
+{
+    what[0] = detail[0] = fix[0] = '\0';
+    buf ports = {0};
+    const ls_port *first = NULL;
+    const char *problem = NULL, *network = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < e->nports; i++) {
+        const ls_port *p = &e->ports[i];
+        if (strcmp(p->mode, "unreachable") != 0)
+            continue;
+        char pt[32];
+        port_text(p, pt, sizeof(pt));
+        buf_appendf(&ports, "%s%s", ports.len ? ", " : "", pt);
+        if (!first)
+            first = p;
+        if (!problem)
+            problem = p->problem;
+        if (!network)
+            network = p->network;
+        n++;
+    }
+    if (!first) {
+        buf_free(&ports);
+        return DOCTOR_OK;
+    }
+    const char *who = e->name ? e->name : e->container ? e->container : "?";
+    snprintf(what, wcap, "%s reachable from the daemon", who);
+    char net[160] = "";
+    if (network)
+        snprintf(net, sizeof(net), " on network %s", network);
+    if (problem)
+        snprintf(detail, dcap, "port%s %s%s: %s", n == 1 ? "" : "s", ports.data, net, problem);
+    else
+        snprintf(detail, dcap,
+                 "port%s %s%s: the container's address does not answer and %s not published",
+                 n == 1 ? "" : "s", ports.data, net, n == 1 ? "the port is" : "the ports are");
+    buf_free(&ports);
+
+    char pt[32];
+    port_text(first, pt, sizeof(pt));
+    char publish[160];
+    snprintf(publish, sizeof(publish),
+             "publish the port (docker run -p %s, or \"ports:\" in compose) so it goes through "
+             "Docker's mapped port",
+             pt);
+    if (forward && strcmp(forward, "direct") == 0)
+        snprintf(fix, fcap,
+                 "the daemon runs with --forward direct, which never uses mapped ports: run it "
+                 "with --forward auto and %s, or make the container's network reachable from "
+                 "the host",
+                 publish);
+    else if (macos)
+        /* Docker Desktop and Colima keep container networks inside their VM. */
+        snprintf(fix, fcap,
+                 "%s, or install an L3 route into Docker's VM such as docker-mac-net-connect "
+                 "(OrbStack routes container networks by itself)",
+                 publish);
+    else
+        snprintf(fix, fcap,
+                 "%s, or make the container's network reachable from the daemon (a rootless "
+                 "engine or Docker Desktop keeps it in a namespace or VM; a firewall rule may "
+                 "reject the daemon's connections)",
+                 publish);
+    return DOCTOR_WARN;
+}
+
+/* One warning per container with an unreachable port, or one ok line that
+ * counts where the served ports go. */
+static void check_unreachable(doctor *d, const ls_list *l, const char *forward, bool macos)
+{
+    size_t warned = 0, direct = 0, mapped = 0, shared = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const ls_entry *e = &l->v[i];
+        if (e->skipped)
+            continue;
+        for (size_t j = 0; j < e->nports; j++) {
+            const char *m = e->ports[j].mode;
+            direct += strcmp(m, "direct") == 0;
+            mapped += strcmp(m, "mapped") == 0;
+            shared += strcmp(m, "shared") == 0;
+        }
+        char what[400], detail[1200], fix[600];
+        if (doctor_unreachable(e, forward, macos, what, sizeof(what), detail, sizeof(detail), fix,
+                               sizeof(fix)) == DOCTOR_WARN) {
+            report(d, CHK_WARN, what, detail, fix);
+            warned++;
+        }
+    }
+    if (warned)
+        return;
+    char detail[128];
+    snprintf(detail, sizeof(detail), "%zu direct, %zu mapped, %zu shared", direct, mapped, shared);
+    report(d, CHK_OK, "container ports reachable", detail, NULL);
 }
 
 int cmd_doctor(const cli_ctx *ctx, int argc, char **argv)
@@ -441,6 +549,7 @@ int cmd_doctor(const cli_ctx *ctx, int argc, char **argv)
         check_aliases(&d, &l);
 #endif
         check_listeners(&d, &l);
+        check_unreachable(&d, &l, jstr(st, "forwarding", "forward"), !linux_host);
         ls_list_free(&l);
     } else {
         report(&d, CHK_FAIL, "container list", "the daemon did not return it", NULL);

@@ -56,10 +56,15 @@ static void parse_entry(yajl_val o, ls_entry *e)
             char *s = str_or_null(p, "proto");
             strlcpy_(lp->proto, s ? s : "tcp", sizeof(lp->proto));
             free(s);
-            s = str_or_null(p, "mode");
-            strlcpy_(lp->mode, s ? s : "proxy", sizeof(lp->mode));
-            free(s);
+            /* "proxy" is what daemons before issue 13 called "mapped". */
+            const char *mode = json_str(p, "mode", NULL);
+            if (!mode || strcmp(mode, "proxy") == 0)
+                mode = "mapped";
+            strlcpy_(lp->mode, mode, sizeof(lp->mode));
             lp->kafka = YAJL_IS_TRUE(json_member(p, "kafka"));
+            lp->target = str_or_null(p, "target");
+            lp->network = str_or_null(p, "network");
+            lp->problem = str_or_null(p, "problem");
         }
     }
 
@@ -147,6 +152,11 @@ void ls_list_free(ls_list *l)
         for (size_t j = 0; j < e->nconflicts; j++)
             free(e->conflicts[j]);
         free(e->conflicts);
+        for (size_t j = 0; j < e->nports; j++) {
+            free(e->ports[j].target);
+            free(e->ports[j].network);
+            free(e->ports[j].problem);
+        }
         free(e->ports);
         for (size_t j = 0; j < e->nhports; j++) {
             free(e->hports[j].target);
@@ -162,24 +172,50 @@ void ls_list_free(ls_list *l)
     l->n = 0;
 }
 
+static bool mode_is(const ls_port *p, const char *mode)
+{
+    return strcmp(p->mode, mode) == 0;
+}
+
+/* A listener is open for it (or Docker's own, for shared). */
 static bool port_served(const ls_port *p)
 {
-    return strcmp(p->mode, "proxy") == 0 || strcmp(p->mode, "shared") == 0;
+    return mode_is(p, "direct") || mode_is(p, "mapped") || mode_is(p, "shared");
+}
+
+bool ls_port_listed(const ls_port *p)
+{
+    return port_served(p) || mode_is(p, "unreachable");
+}
+
+static void port_name(const ls_port *p, char *dst, size_t cap)
+{
+    if (strcmp(p->proto, "tcp") == 0)
+        snprintf(dst, cap, "%ld", p->port);
+    else
+        snprintf(dst, cap, "%ld/%s", p->port, p->proto);
 }
 
 void ls_format_port(const ls_port *p, char *dst, size_t cap)
 {
     char port[32];
-    if (strcmp(p->proto, "tcp") == 0)
-        snprintf(port, sizeof(port), "%ld", p->port);
-    else
-        snprintf(port, sizeof(port), "%ld/%s", p->port, p->proto);
-    if (strcmp(p->mode, "shared") == 0)
-        snprintf(dst, cap, "%s (shared)", port);
-    else if (strcmp(p->mode, "proxy") == 0 && p->host_port >= 0)
-        snprintf(dst, cap, "%s\xe2\x86\x92%ld%s", port, p->host_port, p->kafka ? " (kafka)" : "");
-    else
-        snprintf(dst, cap, "%s (not published)", port);
+    port_name(p, port, sizeof(port));
+    const char *kafka = p->kafka ? " (kafka)" : "";
+    /* An unreachable port says so in its text; any other port with a
+     * problem gets a mark that points at the footnote. */
+    const char *mark = p->problem && !mode_is(p, "unreachable") ? " !" : "";
+    if (mode_is(p, "shared"))
+        snprintf(dst, cap, "%s (shared)%s", port, mark);
+    else if (mode_is(p, "mapped") && p->host_port >= 0)
+        snprintf(dst, cap, "%s\xe2\x86\x92%ld%s%s", port, p->host_port, kafka, mark);
+    else if (mode_is(p, "direct"))
+        snprintf(dst, cap, "%s%s%s", port, kafka, mark);
+    else if (mode_is(p, "unreachable"))
+        snprintf(dst, cap, "%s (unreachable)", port);
+    else if (mode_is(p, "none") || mode_is(p, "mapped"))
+        snprintf(dst, cap, "%s (not published)%s", port, mark);
+    else /* a mode of a newer daemon */
+        snprintf(dst, cap, "%s (%s)%s", port, p->mode, mark);
 }
 
 static void format_host_port(const ls_hostport *h, bool mark, char *dst, size_t cap)
@@ -205,10 +241,11 @@ void ls_format_host_port(const ls_hostport *h, char *dst, size_t cap)
     format_host_port(h, true, dst, cap);
 }
 
-static bool any_served(const ls_entry *e)
+/* Whether some port asks for the container's own address. */
+static bool any_listed(const ls_entry *e)
 {
     for (size_t i = 0; i < e->nports; i++)
-        if (port_served(&e->ports[i]))
+        if (ls_port_listed(&e->ports[i]))
             return true;
     return false;
 }
@@ -217,7 +254,7 @@ bool ls_visible(const ls_entry *e)
 {
     if (e->skipped)
         return false;
-    return any_served(e) || e->nhports > 0 || e->hports_problem != NULL;
+    return any_listed(e) || e->nhports > 0 || e->hports_problem != NULL;
 }
 
 /* Why a row is special, or NULL. */
@@ -226,9 +263,9 @@ static const char *entry_note(const ls_entry *e)
     if (e->skipped)
         return e->skipped;
     if (!ls_visible(e))
-        return "no published ports";
+        return "no ports to serve";
     /* A container with host ports only needs no address of its own. */
-    if (!e->ip && any_served(e))
+    if (!e->ip && any_listed(e))
         return "no address: the pool is exhausted";
     return NULL;
 }
@@ -259,6 +296,40 @@ static void host_port_footnotes(const ls_entry *e, buf *foot)
     }
 }
 
+static const char *port_problem(const ls_port *p)
+{
+    if (p->problem)
+        return p->problem;
+    if (mode_is(p, "unreachable"))
+        return "the container's address is not reachable from the daemon and the port is not "
+               "published";
+    return NULL;
+}
+
+static bool ports_trouble(const ls_entry *e, bool all)
+{
+    for (size_t j = 0; j < e->nports; j++)
+        if ((all || ls_port_listed(&e->ports[j])) && port_problem(&e->ports[j]))
+            return true;
+    return false;
+}
+
+/* "! web 8080: ..." lines for the port problems of one row (the ports it
+ * shows). */
+static void port_footnotes(const ls_entry *e, bool all, buf *foot)
+{
+    const char *who = e->container ? e->container : e->name ? e->name : "-";
+    for (size_t j = 0; j < e->nports; j++) {
+        const ls_port *p = &e->ports[j];
+        const char *why = port_problem(p);
+        if (!why || (!all && !ls_port_listed(p)))
+            continue;
+        char port[32];
+        port_name(p, port, sizeof(port));
+        buf_appendf(foot, "! %s %s: %s\n", who, port, why);
+    }
+}
+
 enum { COL_NAME, COL_IP, COL_PORTS, COL_HOST, COL_CONTAINER, COL_NOTE, NCOLS };
 
 void ls_format(const ls_list *l, bool all, bool color, buf *out)
@@ -280,7 +351,7 @@ void ls_format(const ls_list *l, bool all, bool color, buf *out)
         if (all || l->n == 0)
             buf_appendf(out, "no containers\n");
         else
-            buf_appendf(out, "no containers with published ports (loophole ls -a shows all %zu)\n",
+            buf_appendf(out, "no containers with ports to serve (loophole ls -a shows all %zu)\n",
                         l->n);
         return;
     }
@@ -304,7 +375,7 @@ void ls_format(const ls_list *l, bool all, bool color, buf *out)
         snprintf(name, sizeof(name), "%s%s", e->name ? e->name : "-", e->nconflicts ? " !" : "");
         buf ports = {0};
         for (size_t j = 0; j < e->nports; j++) {
-            if (!all && !port_served(&e->ports[j]))
+            if (!all && !ls_port_listed(&e->ports[j]))
                 continue;
             char p[64];
             ls_format_port(&e->ports[j], p, sizeof(p));
@@ -327,8 +398,8 @@ void ls_format(const ls_list *l, bool all, bool color, buf *out)
                                         e->container ? e->container : "-",
                                         note};
         const char *all_styles[NCOLS] = {e->nconflicts ? OUT_YELLOW : NULL,
-                                         e->ip || !any_served(e) ? NULL : OUT_RED,
-                                         NULL,
+                                         e->ip || !any_listed(e) ? NULL : OUT_RED,
+                                         ports_trouble(e, all) ? OUT_YELLOW : NULL,
                                          trouble ? OUT_YELLOW : NULL,
                                          NULL,
                                          OUT_DIM};
@@ -347,6 +418,7 @@ void ls_format(const ls_list *l, bool all, bool color, buf *out)
                 buf_appendf(&foot, "%s%s", j ? ", " : "", e->conflicts[j]);
             buf_appendf(&foot, ", held by another container\n");
         }
+        port_footnotes(e, all, &foot);
         host_port_footnotes(e, &foot);
     }
     out_table_render(&t, color, out);

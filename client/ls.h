@@ -13,8 +13,14 @@ typedef struct ls_port {
     long port;
     long host_port; /* -1: none */
     char proto[8];  /* "tcp" or "udp" */
-    char mode[16];  /* "proxy", "shared" or "none" */
+    /* "direct", "mapped", "shared", "unreachable", "none" or what a newer
+     * daemon sends; an older daemon's "proxy" (and a missing mode) is read
+     * as "mapped". */
+    char mode[16];
     bool kafka;
+    char *target;  /* "172.17.0.3:5432", "127.0.0.1:49312"; NULL when absent */
+    char *network; /* the network direct forwarding uses; NULL when absent */
+    char *problem; /* NULL or a sentence */
 } ls_port;
 
 /* One entry of a container's host_ports: the container's CPORT reaches
@@ -56,20 +62,26 @@ int ls_parse(const char *json, size_t len, ls_list *out, char *err, size_t errle
 void ls_sort(ls_list *l);
 void ls_list_free(ls_list *l);
 
-/* "5432→49312", "53/udp→49000", "5432 (shared)", "9092→49200 (kafka)",
- * "80 (not published)". */
+/* "5432" (direct), "5432→49312" (mapped, to Docker's host port),
+ * "53/udp→49000", "5432 (shared)", "9092→49200 (kafka)", "9092 (kafka)",
+ * "8080 (unreachable)", "80 (not published)", with " !" when a served port
+ * has a problem. */
 void ls_format_port(const ls_port *p, char *dst, size_t cap);
 /* "8000←host:8000" (the target "localhost:PORT" is the person's machine),
  * "53/udp←host:53", "5432←pg.billing.loop.test:5432", with " !" when the
  * entry has a problem. */
 void ls_format_host_port(const ls_hostport *h, char *dst, size_t cap);
-/* Whether the entry shows without -a: not skipped, and a port is served or
- * it asks for host ports (a container that only calls back has no
- * published port). */
+/* Whether a port is listed without -a: served (direct, mapped, shared) or
+ * unreachable (listed so its problem shows). */
+bool ls_port_listed(const ls_port *p);
+/* Whether the entry shows without -a: not skipped, and a port is listed or
+ * it asks for host ports (a container that only calls back has no port of
+ * its own). */
 bool ls_visible(const ls_entry *e);
 /* Renders the table (DNS NAME, IP, PORTS, HOST PORTS when some row has
  * any, CONTAINER and, when some row needs it, NOTE), footnotes for
- * conflicts and host port problems, or a one-line hint when empty. */
+ * conflicts, port problems (an unreachable port, a held address) and host
+ * port problems, or a one-line hint when empty. */
 void ls_format(const ls_list *l, bool all, bool color, buf *out);
 
 #endif

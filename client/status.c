@@ -127,6 +127,63 @@ static void extras(lines *l, yajl_val obj, const char *const *known, const char 
     }
 }
 
+/* "bridge yes, backend no, web not probed": whether each container
+ * network is reachable from the daemon. Returns whether some is not. */
+static bool networks_text(yajl_val nets, buf *b)
+{
+    bool bad = false;
+    size_t n = YAJL_IS_ARRAY(nets) ? YAJL_GET_ARRAY(nets)->len : 0;
+    for (size_t i = 0; i < n; i++) {
+        yajl_val net = YAJL_GET_ARRAY(nets)->values[i];
+        const char *name = json_str(net, "name", NULL);
+        if (!name)
+            continue;
+        bool ok;
+        const char *state = "not probed";
+        if (json_bool(net, &ok, "reachable", NULL) == 0) {
+            state = ok ? "yes" : "no";
+            bad |= !ok;
+        }
+        buf_appendf(b, "%s%s %s", b->len ? ", " : "", name, state);
+    }
+    return bad;
+}
+
+/* The forwarding settings (issue 13): which ports get served (--serve),
+ * where connections go (--forward), and whether each container network
+ * is reachable for direct forwarding. Absent from older daemons. */
+static void forwarding(lines *l, yajl_val fw)
+{
+    if (!fw || !YAJL_IS_OBJECT(fw))
+        return;
+    const char *forward = json_str(fw, "forward", NULL);
+    buf nets = {0};
+    bool bad = networks_text(json_member(fw, "networks"), &nets);
+    const char *list = nets.len ? nets.data : "no container networks seen yet";
+    if (!forward)
+        line(l, "forwarding", NULL, "-");
+    else if (strcmp(forward, "auto") == 0)
+        line(l, "forwarding", bad ? OUT_YELLOW : NULL, "auto (direct where reachable: %s)", list);
+    else if (strcmp(forward, "direct") == 0)
+        line(l, "forwarding", bad ? OUT_RED : NULL, "direct (container addresses only: %s)", list);
+    else if (strcmp(forward, "mapped") == 0)
+        line(l, "forwarding", NULL, "mapped (Docker's published ports only)");
+    else
+        line(l, "forwarding", NULL, "%s (%s)", forward, list);
+    buf_free(&nets);
+    const char *serve = json_str(fw, "serve", NULL);
+    if (!serve)
+        line(l, "  serve", NULL, "-");
+    else if (strcmp(serve, "exposed") == 0)
+        line(l, "  serve", NULL, "exposed (published, exposed and loophole.ports ports)");
+    else if (strcmp(serve, "published") == 0)
+        line(l, "  serve", NULL, "published (published ports only)");
+    else
+        line(l, "  serve", NULL, "%s", serve);
+    static const char *const fw_known[] = {"serve", "forward", "networks", NULL};
+    extras(l, fw, fw_known, "  ");
+}
+
 int status_format(const char *json, size_t len, bool color, buf *out)
 {
     yajl_val root = NULL;
@@ -209,6 +266,8 @@ int status_format(const char *json, size_t len, bool color, buf *out)
         line(&l, counts[i], NULL, "%s", a);
     }
 
+    forwarding(&l, get(root, "forwarding", NULL));
+
     /* Host services inside containers (issue 12): how many, and whether the
      * direct path into the containers' network namespaces is open. */
     yajl_val hp = get(root, "host_ports", NULL);
@@ -250,8 +309,8 @@ int status_format(const char *json, size_t len, bool color, buf *out)
     }
 
     static const char *const top_known[] = {
-        "version",    "uptime_s",  "docker",      "dns",      "resolver",   "alias", "pool",
-        "containers", "listeners", "connections", "problems", "host_ports", NULL};
+        "version",    "uptime_s",  "docker",      "dns",      "resolver",   "alias",      "pool",
+        "containers", "listeners", "connections", "problems", "host_ports", "forwarding", NULL};
     extras(&l, root, top_known, "");
     json_free(root);
     return 0;

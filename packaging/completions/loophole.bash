@@ -18,7 +18,7 @@ _loophole()
     local serve_flags="--config --control-socket --state-dir --dns-listen --domain --dns-ttl
         --pool --docker-host --user --resolver --resolver-root --alias --dial-timeout-ms
         --udp-idle-s --udp-max-sessions --admin-group --log-level --host-ports-mode
-        --sidecar-image --help -h --version"
+        --sidecar-image --serve --forward --help -h --version"
 
     # The subcommand: the first word after the global options.
     local i cmd="" cmd_at=0
@@ -93,6 +93,12 @@ _loophole()
             ;;
         --host-ports-mode)
             COMPREPLY=($(compgen -W "auto netns sidecar" -- "$cur"))
+            ;;
+        --serve)
+            COMPREPLY=($(compgen -W "exposed published" -- "$cur"))
+            ;;
+        --forward)
+            COMPREPLY=($(compgen -W "auto direct mapped" -- "$cur"))
             ;;
         --user)
             COMPREPLY=($(compgen -u -- "$cur"))

@@ -49,5 +49,7 @@ complete -c loophole -n $serve -l admin-group -x -a '(__fish_complete_groups)' -
 complete -c loophole -n $serve -l log-level -x -a 'error warn info debug' -d 'Log level'
 complete -c loophole -n $serve -l host-ports-mode -x -a 'auto netns sidecar' -d 'How containers reach host ports'
 complete -c loophole -n $serve -l sidecar-image -x -d 'Relay image with socat'
+complete -c loophole -n $serve -l serve -x -a 'exposed published' -d 'Which containers get names'
+complete -c loophole -n $serve -l forward -x -a 'auto direct mapped' -d 'Where connections go'
 complete -c loophole -n $serve -s h -l help -d 'Show the daemon options'
 complete -c loophole -n $serve -l version -d 'Show the daemon version'

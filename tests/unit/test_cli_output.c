@@ -50,7 +50,7 @@ TEST(parse)
     CHECK_INT(pg->ports[0].port, 5432);
     CHECK_INT(pg->ports[0].host_port, 49312);
     CHECK_STR(pg->ports[0].proto, "tcp");
-    CHECK_STR(pg->ports[0].mode, "proxy");
+    CHECK_STR(pg->ports[0].mode, "mapped"); /* an older daemon's "proxy" */
     CHECK(!pg->ports[0].kafka);
     const ls_entry *dns = &l.v[1];
     CHECK_INT(dns->nconflicts, 2);
@@ -90,17 +90,17 @@ TEST(parse)
 TEST(ports)
 {
     char s[64];
-    ls_port p = {.port = 5432, .host_port = 49312, .proto = "tcp", .mode = "proxy"};
+    ls_port p = {.port = 5432, .host_port = 49312, .proto = "tcp", .mode = "mapped"};
     ls_format_port(&p, s, sizeof(s));
     CHECK_STR(s, "5432" ARROW "49312");
     CHECK_INT(out_width(s), 10);
-    ls_port u = {.port = 53, .host_port = 49000, .proto = "udp", .mode = "proxy"};
+    ls_port u = {.port = 53, .host_port = 49000, .proto = "udp", .mode = "mapped"};
     ls_format_port(&u, s, sizeof(s));
     CHECK_STR(s, "53/udp" ARROW "49000");
     ls_port sh = {.port = 5432, .host_port = 5432, .proto = "tcp", .mode = "shared"};
     ls_format_port(&sh, s, sizeof(s));
     CHECK_STR(s, "5432 (shared)");
-    ls_port k = {.port = 9092, .host_port = 49200, .proto = "tcp", .mode = "proxy", .kafka = true};
+    ls_port k = {.port = 9092, .host_port = 49200, .proto = "tcp", .mode = "mapped", .kafka = true};
     ls_format_port(&k, s, sizeof(s));
     CHECK_STR(s, "9092" ARROW "49200 (kafka)");
     ls_port n = {.port = 80, .host_port = -1, .proto = "tcp", .mode = "none"};
@@ -133,7 +133,7 @@ TEST(table)
     CHECK(strstr(out.data, "\nhost.loop.test      -          -    ") != NULL);
     CHECK(strstr(out.data, "  hostnet     network mode host\n") != NULL);
     CHECK(strstr(out.data, "idle.loop.test      127.0.0.6  -") != NULL);
-    CHECK(strstr(out.data, "no published ports\n") != NULL);
+    CHECK(strstr(out.data, "no ports to serve\n") != NULL);
     CHECK(strstr(out.data, "9000 (not published)") != NULL);
     buf_free(&out);
 
@@ -153,7 +153,7 @@ TEST(table)
     const char *one = "[{\"name\":\"x.loop.test\",\"ports\":[]}]";
     REQUIRE(ls_parse(one, strlen(one), &l, err, sizeof(err)) == 0);
     ls_format(&l, false, false, &out);
-    CHECK_STR(out.data, "no containers with published ports (loophole ls -a shows all 1)\n");
+    CHECK_STR(out.data, "no containers with ports to serve (loophole ls -a shows all 1)\n");
     buf_free(&out);
     ls_list_free(&l);
 }
@@ -685,4 +685,225 @@ TEST(request_body)
     unlink(path);
     CHECK_INT(httpc_request_body(path, "POST", "/", "{}", 2, 1000, &r), -ENOENT);
     rmdir(dir);
+}
+
+/* ---- every container by name, direct forwarding (issue 13) ---- */
+
+/* Shaped as the daemon's /v1/containers after issue 13: a published port
+ * served direct, one mapped, an exposed-only port that is unreachable, a
+ * direct port whose address a host program holds, and a container that
+ * only exposes ports, all unreachable. */
+static const char *fw_sample =
+    "["
+    "{\"name\":\"pg.myapp.loop.test\",\"ip\":\"127.0.0.3\",\"container\":\"myapp-pg-1\","
+    "\"ports\":[{\"port\":5432,\"host_port\":49312,\"proto\":\"tcp\",\"mode\":\"direct\","
+    "\"target\":\"172.17.0.3:5432\",\"network\":\"bridge\",\"kafka\":false,\"problem\":null},"
+    "{\"port\":9092,\"host_port\":null,\"proto\":\"tcp\",\"mode\":\"direct\",\"kafka\":true,"
+    "\"target\":\"172.17.0.3:9092\",\"network\":\"bridge\"},"
+    "{\"port\":8080,\"host_port\":null,\"proto\":\"tcp\",\"mode\":\"direct\","
+    "\"target\":\"172.17.0.3:8080\",\"network\":\"bridge\",\"problem\":\"a program on the host "
+    "listens on *:8080 (nginx), which holds the port on every address\"}]},"
+    "{\"name\":\"web.app.loop.test\",\"ip\":\"127.0.0.4\",\"container\":\"app-web-1\","
+    "\"ports\":[{\"port\":80,\"host_port\":49100,\"proto\":\"tcp\",\"mode\":\"mapped\","
+    "\"target\":\"127.0.0.1:49100\",\"network\":null},"
+    "{\"port\":9000,\"host_port\":null,\"proto\":\"udp\",\"mode\":\"unreachable\","
+    "\"target\":null,\"network\":\"backend\",\"problem\":\"network backend is not reachable "
+    "from the daemon and 9000/udp is not published\"}]},"
+    "{\"name\":\"api.loop.test\",\"ip\":\"127.0.0.5\",\"container\":\"api\","
+    "\"ports\":[{\"port\":3000,\"host_port\":null,\"proto\":\"tcp\",\"mode\":\"unreachable\"},"
+    "{\"port\":3001,\"host_port\":null,\"proto\":\"tcp\",\"mode\":\"none\"}]}"
+    "]";
+
+TEST(forward_parse)
+{
+    ls_list l;
+    char err[256];
+    REQUIRE(ls_parse(fw_sample, strlen(fw_sample), &l, err, sizeof(err)) == 0);
+    REQUIRE(l.n == 3);
+    const ls_entry *pg = &l.v[0];
+    REQUIRE(pg->nports == 3);
+    CHECK_STR(pg->ports[0].mode, "direct");
+    CHECK_STR(pg->ports[0].target, "172.17.0.3:5432");
+    CHECK_STR(pg->ports[0].network, "bridge");
+    CHECK(pg->ports[0].problem == NULL);
+    CHECK(pg->ports[1].kafka);
+    CHECK(strstr(pg->ports[2].problem, "*:8080 (nginx)") != NULL);
+    const ls_entry *web = &l.v[1];
+    CHECK_STR(web->ports[0].mode, "mapped");
+    CHECK_STR(web->ports[0].target, "127.0.0.1:49100");
+    CHECK(web->ports[0].network == NULL); /* null */
+    CHECK_STR(web->ports[1].mode, "unreachable");
+    CHECK(web->ports[1].target == NULL);
+    CHECK_STR(web->ports[1].network, "backend");
+    /* Only unreachable ports: listed, so the container still shows. */
+    CHECK(ls_visible(&l.v[2]));
+    CHECK(ls_port_listed(&l.v[2].ports[0]));
+    CHECK(!ls_port_listed(&l.v[2].ports[1]));
+    ls_list_free(&l);
+
+    /* An older daemon: "proxy", or no mode at all, is mapped. */
+    const char *old = "[{\"name\":\"x.loop.test\",\"ip\":\"127.0.0.9\",\"ports\":["
+                      "{\"port\":1,\"host_port\":2,\"mode\":\"proxy\"},{\"port\":3,"
+                      "\"host_port\":4}]}]";
+    REQUIRE(ls_parse(old, strlen(old), &l, err, sizeof(err)) == 0);
+    CHECK_STR(l.v[0].ports[0].mode, "mapped");
+    CHECK_STR(l.v[0].ports[1].mode, "mapped");
+    CHECK(l.v[0].ports[0].target == NULL);
+    CHECK(ls_visible(&l.v[0]));
+    ls_list_free(&l);
+
+    /* Wrong types are dropped, and a long mode is cut, not overflowed. */
+    const char *odd = "[{\"ports\":[{\"port\":1,\"mode\":\"a-mode-longer-than-sixteen\","
+                      "\"target\":5,\"network\":[],\"problem\":{}}]}]";
+    REQUIRE(ls_parse(odd, strlen(odd), &l, err, sizeof(err)) == 0);
+    CHECK_STR(l.v[0].ports[0].mode, "a-mode-longer-t");
+    CHECK(l.v[0].ports[0].target == NULL);
+    CHECK(l.v[0].ports[0].network == NULL);
+    CHECK(l.v[0].ports[0].problem == NULL);
+    CHECK(!ls_port_listed(&l.v[0].ports[0]));
+    ls_list_free(&l);
+}
+
+TEST(forward_ports)
+{
+    char s[64];
+    ls_port d = {.port = 5432, .host_port = 49312, .proto = "tcp", .mode = "direct"};
+    ls_format_port(&d, s, sizeof(s));
+    CHECK_STR(s, "5432"); /* direct: the host port plays no part */
+    ls_port du = {.port = 53, .host_port = -1, .proto = "udp", .mode = "direct"};
+    ls_format_port(&du, s, sizeof(s));
+    CHECK_STR(s, "53/udp");
+    ls_port dk = {.port = 9092, .host_port = -1, .proto = "tcp", .mode = "direct", .kafka = true};
+    ls_format_port(&dk, s, sizeof(s));
+    CHECK_STR(s, "9092 (kafka)");
+    ls_port m = {.port = 5432, .host_port = 49312, .proto = "tcp", .mode = "mapped"};
+    ls_format_port(&m, s, sizeof(s));
+    CHECK_STR(s, "5432" ARROW "49312");
+    ls_port u = {.port = 8080, .host_port = -1, .proto = "tcp", .mode = "unreachable"};
+    ls_format_port(&u, s, sizeof(s));
+    CHECK_STR(s, "8080 (unreachable)");
+    /* The problem of an unreachable port is in its text already; others
+     * get a mark pointing at the footnote. */
+    u.problem = "x";
+    ls_format_port(&u, s, sizeof(s));
+    CHECK_STR(s, "8080 (unreachable)");
+    d.problem = "held";
+    ls_format_port(&d, s, sizeof(s));
+    CHECK_STR(s, "5432 !");
+    m.problem = "held";
+    ls_format_port(&m, s, sizeof(s));
+    CHECK_STR(s, "5432" ARROW "49312 !");
+    ls_port sh = {.port = 5432, .host_port = 5432, .proto = "tcp", .mode = "shared"};
+    ls_format_port(&sh, s, sizeof(s));
+    CHECK_STR(s, "5432 (shared)");
+    ls_port f = {.port = 7, .host_port = -1, .proto = "tcp", .mode = "future"};
+    ls_format_port(&f, s, sizeof(s));
+    CHECK_STR(s, "7 (future)");
+    CHECK(!ls_port_listed(&f));
+    CHECK(ls_port_listed(&d) && ls_port_listed(&m) && ls_port_listed(&sh) && ls_port_listed(&u));
+}
+
+TEST(forward_table)
+{
+    ls_list l;
+    char err[256];
+    REQUIRE(ls_parse(fw_sample, strlen(fw_sample), &l, err, sizeof(err)) == 0);
+    ls_sort(&l);
+    buf out = {0};
+    ls_format(&l, false, false, &out);
+    const char *want =
+        "DNS NAME            IP         PORTS                             CONTAINER\n"
+        "api.loop.test       127.0.0.5  3000 (unreachable)                api\n"
+        "pg.myapp.loop.test  127.0.0.3  5432, 9092 (kafka), 8080 !        myapp-pg-1\n"
+        "web.app.loop.test   127.0.0.4  80" ARROW "49100, 9000/udp (unreachable)  app-web-1\n"
+        "\n"
+        "! api 3000: the container's address is not reachable from the daemon and the port is "
+        "not published\n"
+        "! myapp-pg-1 8080: a program on the host listens on *:8080 (nginx), which holds the "
+        "port on every address\n"
+        "! app-web-1 9000/udp: network backend is not reachable from the daemon and 9000/udp is "
+        "not published\n";
+    CHECK_STR(out.data, want);
+    buf_free(&out);
+
+    /* -a adds the port that is not served. */
+    ls_format(&l, true, false, &out);
+    CHECK(strstr(out.data, "3000 (unreachable), 3001 (not published)") != NULL);
+    buf_free(&out);
+
+    /* Colour: a PORTS cell with a problem is yellow, a clean one plain. */
+    ls_format(&l, false, true, &out);
+    CHECK(strstr(out.data, OUT_YELLOW "3000 (unreachable)" OUT_RESET) != NULL);
+    CHECK(strstr(out.data, OUT_YELLOW "5432, 9092 (kafka), 8080 !" OUT_RESET) != NULL);
+    buf_free(&out);
+    ls_list_free(&l);
+
+    const char *clean = "[{\"name\":\"a.loop.test\",\"ip\":\"127.0.0.2\",\"container\":\"a\","
+                        "\"ports\":[{\"port\":1,\"mode\":\"direct\"}]}]";
+    REQUIRE(ls_parse(clean, strlen(clean), &l, err, sizeof(err)) == 0);
+    ls_format(&l, false, true, &out);
+    CHECK(strstr(out.data, "  1" OUT_RESET) == NULL);
+    CHECK(strstr(out.data, OUT_YELLOW) == NULL);
+    CHECK(strstr(out.data, "\n!") == NULL);
+    buf_free(&out);
+    ls_list_free(&l);
+}
+
+static void status_of(const char *json, buf *out)
+{
+    buf_free(out);
+    if (status_format(json, strlen(json), false, out) < 0)
+        buf_appendf(out, "(not an object)");
+}
+
+TEST(forward_status)
+{
+    buf out = {0};
+    status_of("{\"forwarding\":{\"serve\":\"exposed\",\"forward\":\"auto\",\"networks\":["
+              "{\"name\":\"bridge\",\"reachable\":true},{\"name\":\"backend\",\"reachable\":"
+              "false},{\"name\":\"new\",\"reachable\":null},{\"reachable\":true}],"
+              "\"probe_ms\":250}}",
+              &out);
+    CHECK(strstr(out.data, "\nforwarding:   auto (direct where reachable: bridge yes, backend no, "
+                           "new not probed)\n"
+                           "  serve:      exposed (published, exposed and loophole.ports "
+                           "ports)\n"
+                           "  probe_ms:   250\n") != NULL);
+    /* The object is known: not printed again as an extra field. */
+    CHECK(strstr(out.data, "forwarding: {") == NULL && strstr(out.data, "{serve") == NULL);
+
+    status_of("{\"forwarding\":{\"serve\":\"published\",\"forward\":\"mapped\",\"networks\":[]}}",
+              &out);
+    CHECK(strstr(out.data, "\nforwarding:   mapped (Docker's published ports only)\n"
+                           "  serve:      published (published ports only)\n") != NULL);
+    status_of("{\"forwarding\":{\"serve\":\"exposed\",\"forward\":\"direct\",\"networks\":["
+              "{\"name\":\"bridge\",\"reachable\":true}]}}",
+              &out);
+    CHECK(strstr(out.data, "\nforwarding:   direct (container addresses only: bridge yes)\n") !=
+          NULL);
+    status_of("{\"forwarding\":{\"forward\":\"auto\"}}", &out);
+    CHECK(strstr(out.data, "\nforwarding:   auto (direct where reachable: no container networks "
+                           "seen yet)\n  serve:      -\n") != NULL);
+    status_of("{\"forwarding\":{\"forward\":\"sideways\",\"serve\":\"all\",\"networks\":5}}", &out);
+    CHECK(strstr(out.data, "\nforwarding:   sideways (no container networks seen yet)\n"
+                           "  serve:      all\n") != NULL);
+    /* An older daemon says nothing about forwarding: no line. */
+    status_of("{\"version\":\"0.1.0\"}", &out);
+    CHECK(strstr(out.data, "forwarding") == NULL);
+    status_of("{\"forwarding\":\"weird\"}", &out);
+    CHECK(strstr(out.data, "forwarding") == NULL);
+
+    /* Colour: an unreachable network is worth a look in auto, a fault in
+     * direct. */
+    const char *bad = "{\"forwarding\":{\"forward\":\"auto\",\"networks\":[{\"name\":\"b\","
+                      "\"reachable\":false}]}}";
+    buf_free(&out);
+    REQUIRE(status_format(bad, strlen(bad), true, &out) == 0);
+    CHECK(strstr(out.data, OUT_YELLOW "auto (direct where reachable: b no)" OUT_RESET) != NULL);
+    const char *badd = "{\"forwarding\":{\"forward\":\"direct\",\"networks\":[{\"name\":\"b\","
+                       "\"reachable\":false}]}}";
+    buf_free(&out);
+    REQUIRE(status_format(badd, strlen(badd), true, &out) == 0);
+    CHECK(strstr(out.data, OUT_RED "direct (container addresses only: b no)" OUT_RESET) != NULL);
+    buf_free(&out);
 }

@@ -1,5 +1,6 @@
 /* doctor's portable pieces: the alias check's matcher over a getifaddrs(3)
- * list, built here by hand, and the host ports check over /v1/status. */
+ * list, built here by hand, the host ports check over /v1/status, and the
+ * unreachable ports check over /v1/containers. */
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -7,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "client.h"
+#include "ls.h"
 #include "test.h"
 
 typedef struct fake_if {
@@ -108,4 +110,67 @@ TEST(host_ports_check)
     CHECK_INT(host_ports(NULL, true, detail, fix), DOCTOR_SKIP);
     CHECK_INT(host_ports("{\"host_ports\":{\"netns\":{\"available\":\"no\"}}}", true, detail, fix),
               DOCTOR_SKIP);
+}
+
+/* What doctor_unreachable says about the first container of a
+ * /v1/containers answer. */
+static enum doctor_result unreachable(const char *json, const char *forward, bool macos, char *what,
+                                      char *detail, char *fix)
+{
+    ls_list l;
+    char err[256];
+    if (ls_parse(json, strlen(json), &l, err, sizeof(err)) < 0 || l.n == 0)
+        return DOCTOR_SKIP;
+    enum doctor_result r =
+        doctor_unreachable(&l.v[0], forward, macos, what, 400, detail, 1200, fix, 600);
+    ls_list_free(&l);
+    return r;
+}
+
+TEST(unreachable_ports)
+{
+    char what[400], detail[1200], fix[600];
+    const char *one = "[{\"name\":\"web.app.loop.test\",\"container\":\"app-web-1\","
+                      "\"ports\":[{\"port\":80,\"host_port\":49100,\"mode\":\"mapped\"},"
+                      "{\"port\":8080,\"proto\":\"tcp\",\"mode\":\"unreachable\","
+                      "\"network\":\"bridge\",\"problem\":\"172.17.0.4:8080 did not answer "
+                      "within 250 ms and 8080 is not published\"}]}]";
+    /* Linux: the daemon's problem, the port and network, and the fixes:
+     * publish it, or make the network reachable. */
+    CHECK_INT(unreachable(one, "auto", false, what, detail, fix), DOCTOR_WARN);
+    CHECK_STR(what, "web.app.loop.test reachable from the daemon");
+    CHECK_STR(detail, "port 8080 on network bridge: 172.17.0.4:8080 did not answer within 250 ms "
+                      "and 8080 is not published");
+    CHECK(strstr(fix, "docker run -p 8080") != NULL);
+    CHECK(strstr(fix, "rootless") != NULL);
+    CHECK(strstr(fix, "docker-mac-net-connect") == NULL);
+    /* macOS: an L3 route into the VM, and OrbStack needs none. */
+    CHECK_INT(unreachable(one, "auto", true, what, detail, fix), DOCTOR_WARN);
+    CHECK(strstr(fix, "docker run -p 8080") != NULL);
+    CHECK(strstr(fix, "docker-mac-net-connect") != NULL);
+    CHECK(strstr(fix, "OrbStack") != NULL);
+    /* --forward direct never falls back: publishing alone does not help. */
+    CHECK_INT(unreachable(one, "direct", true, what, detail, fix), DOCTOR_WARN);
+    CHECK(strstr(fix, "--forward auto") != NULL);
+
+    /* Several ports, no problem text from the daemon, no DNS name. */
+    const char *two = "[{\"name\":null,\"container\":\"api\",\"ports\":["
+                      "{\"port\":3000,\"mode\":\"unreachable\"},{\"port\":53,\"proto\":\"udp\","
+                      "\"mode\":\"unreachable\",\"problem\":null}]}]";
+    CHECK_INT(unreachable(two, NULL, false, what, detail, fix), DOCTOR_WARN);
+    CHECK_STR(what, "api reachable from the daemon");
+    CHECK(strncmp(detail, "ports 3000, 53/udp: ", 20) == 0);
+    CHECK(strstr(detail, "not published") != NULL);
+    CHECK(strstr(fix, "docker run -p 3000") != NULL);
+
+    /* Nothing unreachable: ok, and nothing written. An older daemon's
+     * "proxy" is mapped, not unreachable. */
+    const char *fine = "[{\"name\":\"pg.loop.test\",\"ports\":[{\"port\":5432,\"mode\":"
+                       "\"direct\"},{\"port\":1,\"mode\":\"proxy\"},{\"port\":2,\"mode\":"
+                       "\"shared\"},{\"port\":3,\"mode\":\"none\"}]}]";
+    CHECK_INT(unreachable(fine, "auto", false, what, detail, fix), DOCTOR_OK);
+    CHECK_STR(what, "");
+    CHECK_STR(detail, "");
+    CHECK_STR(fix, "");
+    CHECK_INT(unreachable("[{\"ports\":[]}]", "auto", true, what, detail, fix), DOCTOR_OK);
 }
