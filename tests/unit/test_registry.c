@@ -76,7 +76,7 @@ TEST(basic_and_eligibility)
     CHECK_INT(lookup(&r, "quiet.loop.test"), 0);
     reg_entry *q = reg_find(&r, "quiet");
     REQUIRE(q != NULL);
-    CHECK_STR(q->skipped, "publishes no ports");
+    CHECK_STR(q->skipped, "publishes no ports and has no IPv4 address of its own");
     CHECK(!q->has_addr);
     CHECK(reg_find(&r, "pg") == reg_find(&r, "pg.loop.test"));
     CHECK(reg_find(&r, "aaaa") != NULL);
@@ -289,7 +289,7 @@ TEST(host_ports_from_label)
     reg_entry *e = reg_find(&r, "app");
     REQUIRE(e != NULL);
     CHECK(!e->has_addr);
-    CHECK_STR(e->skipped, "publishes no ports");
+    CHECK_STR(e->skipped, "publishes no ports and has no IPv4 address of its own");
     CHECK_STR(e->hostports_problem, "");
     REQUIRE(e->nhostports == 3);
     CHECK_INT(e->hostports[0].spec.port, 8000);
