@@ -8,7 +8,7 @@
  * key of one digit stands for a label the parsers read ("0" compose
  * project, "1" service, "2" container-number, "3" oneoff, "4"
  * loophole.enable, "5" loophole.names, "6" loophole.kafka, "7"
- * loophole.host-ports).
+ * loophole.host-ports, "8" loophole.ports, "9" loophole.network).
  * Checked on every input: every name derived is a valid DNS name (labels of
  * [a-z0-9-], 1..63 bytes, no '-' at either end; 253 bytes at most) inside
  * the domain, without duplicates; the service alias likewise and never among
@@ -40,6 +40,8 @@ static const char *const known[] = {
     "loophole.names",
     LABEL_KAFKA,
     LABEL_HOST_PORTS,
+    LABEL_PORTS,
+    LABEL_NETWORK,
 };
 
 static void need(bool ok, const char *what, const char *s)
@@ -190,7 +192,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else {
             char *eq = strchr(p, '=');
             char *key = eq ? xstrndup(p, (size_t)(eq - p)) : xstrdup(p);
-            if (key[0] >= '0' && key[0] <= '7' && key[1] == '\0') {
+            if (key[0] >= '0' && key[0] <= '9' && key[1] == '\0') {
                 free(key);
                 key = xstrdup(known[p[0] - '0']);
             }
