@@ -107,6 +107,71 @@ static bool dns_label_ok(const char *s, size_t n)
     return true;
 }
 
+/* ---- loophole.ports ---- */
+
+/* One entry [s, s+n) of loophole.ports, spaces around it already cut. */
+static bool port_entry(const char *s, size_t n, uint16_t *port, uint8_t *proto)
+{
+    const char *slash = memchr(s, '/', n);
+    size_t pl = slash ? (size_t)(slash - s) : n;
+    *proto = CTR_TCP;
+    if (slash) {
+        size_t rl = n - pl - 1;
+        if (rl == 3 && strncasecmp(slash + 1, "udp", 3) == 0)
+            *proto = CTR_UDP;
+        else if (rl != 3 || strncasecmp(slash + 1, "tcp", 3) != 0)
+            return false;
+    }
+    return host_port_num(s, pl, port);
+}
+
+int label_ports(const char *v, uint16_t *ports, uint8_t *protos, size_t cap, int *nbad)
+{
+    int bad = 0, n = 0;
+    if (nbad)
+        *nbad = 0;
+    if (v == NULL)
+        return 0;
+    if (strnlen(v, LABEL_VALUE_MAX + 1) > LABEL_VALUE_MAX) {
+        if (nbad)
+            *nbad = 1;
+        return 0;
+    }
+    for (const char *s = v; *s;) {
+        const char *comma = strchr(s, ',');
+        const char *end = comma ? comma : s + strlen(s);
+        const char *next = comma ? comma + 1 : end;
+        while (s < end && isspace((unsigned char)*s))
+            s++;
+        while (end > s && isspace((unsigned char)end[-1]))
+            end--;
+        if (s == end) {
+            s = next;
+            continue;
+        }
+        uint16_t port;
+        uint8_t proto;
+        if (!port_entry(s, (size_t)(end - s), &port, &proto)) {
+            bad++;
+        } else {
+            bool dup = false;
+            for (int i = 0; i < n && !dup; i++)
+                dup = ports[i] == port && protos[i] == proto;
+            if (!dup && (size_t)n >= cap) {
+                bad++;
+            } else if (!dup) {
+                ports[n] = port;
+                protos[n] = proto;
+                n++;
+            }
+        }
+        s = next;
+    }
+    if (nbad)
+        *nbad = bad;
+    return n;
+}
+
 /* What HOST [h, h+n) stands for, written into out (254 bytes): "" for the
  * host's loopback, a dotted quad, "::1" or a lower-case name under domain.
  * Returns NULL or the reason it is refused (static text, or why[] filled). */

@@ -14,6 +14,10 @@
 #define LABEL_KAFKA "loophole.kafka"
 /* The reverse direction: "8000,15432:5432,5432:pg.billing.loop.test:5432/tcp". */
 #define LABEL_HOST_PORTS "loophole.host-ports"
+/* Ports a container serves even when its image exposes none: "8080,9000/udp". */
+#define LABEL_PORTS "loophole.ports"
+/* The network direct forwarding uses, for a container on several. */
+#define LABEL_NETWORK "loophole.network"
 /* Carried by the daemon's relay sidecars (value: the target container's id):
  * the registry ignores such containers, the daemon removes its leftovers. */
 #define LABEL_SIDECAR "loophole.sidecar"
@@ -32,6 +36,21 @@
  * longer than LABEL_VALUE_MAX is bad whole (SNIFF). */
 enum { LABEL_KAFKA_OFF = 0, LABEL_KAFKA_SNIFF = 1, LABEL_KAFKA_FORCE = 2 };
 int label_kafka_mode(const char *v, uint16_t port, int *bad);
+
+/* ---- loophole.ports ---- */
+
+/* At most this many entries are taken from one loophole.ports label. */
+#define LABEL_PORTS_MAX 64
+
+/* Parses the comma list v (NULL: none) of "PORT[/tcp|/udp]" entries (the
+ * protocol any case, TCP by default, spaces allowed around an entry) into
+ * ports[] and protos[] (CTR_TCP/CTR_UDP), at most cap of them, in the order
+ * given. Returns the number of good entries. A repeated (port, proto) is
+ * taken once and is not bad; empty entries are ignored; every other entry
+ * that is not a port 1-65535 with tcp or udp, and every entry past cap, is
+ * counted in *nbad (may be NULL). A value longer than LABEL_VALUE_MAX is bad
+ * whole (returns 0, *nbad 1). */
+int label_ports(const char *v, uint16_t *ports, uint8_t *protos, size_t cap, int *nbad);
 
 /* ---- loophole.host-ports: the reverse direction ---- */
 

@@ -39,6 +39,8 @@ void reg_init(registry *r, const char *domain, uint32_t first, uint32_t last)
     r->domain = xstrdup(domain);
     alloc_init(&r->pool, first, last);
     r->share_wildcard = platform_shares_wildcard_ports();
+    r->serve_exposed = true;
+    r->forward = REG_FORWARD_AUTO;
 }
 
 void reg_free(registry *r)
@@ -47,6 +49,7 @@ void reg_free(registry *r)
         entry_free(r->entries[i]);
     free(r->entries);
     free(r->blocks);
+    free(r->reach);
     free_strv(r->owner_names, r->nowners);
     free_strv(r->owner_ids, r->nowners);
     for (size_t i = 0; i < r->nexposures; i++)
@@ -57,12 +60,42 @@ void reg_free(registry *r)
     memset(r, 0, sizeof(*r));
 }
 
-static bool publishes(const container *c)
+/* A network direct forwarding can use: an IPv4 address, and a name that
+ * fits reg_port.network. */
+static bool usable_net(const ctr_net *n)
 {
-    for (size_t i = 0; i < c->nports; i++)
-        if (c->ports[i].host_port != 0)
+    return n->name && n->ip && n->ip[0] && strlen(n->name) < REG_NETWORK_MAX &&
+           strlen(n->ip) < sizeof(((reg_port *)0)->target_ip);
+}
+
+static bool has_ipv4(const container *c)
+{
+    for (size_t i = 0; i < c->nnets; i++)
+        if (usable_net(&c->nets[i]))
             return true;
     return false;
+}
+
+/* Why e gets no address for want of ports (static text), or NULL: it
+ * publishes one, or has an address of its own and exposes one (with --serve
+ * exposed) or names one in loophole.ports. A container with no address of
+ * its own (host network, network_mode container:X, none) cannot be reached
+ * on an exposed port, and the pool is small. */
+static const char *ineligible(const registry *r, const reg_entry *e)
+{
+    bool exposed = false;
+    for (size_t i = 0; i < e->nports; i++) {
+        const reg_port *p = &e->ports[i];
+        if (p->host_port != 0)
+            return NULL;
+        if ((p->proto == CTR_TCP || p->proto == CTR_UDP) && (r->serve_exposed || p->labelled))
+            exposed = true;
+    }
+    if (exposed && has_ipv4(e->c))
+        return NULL;
+    if (exposed)
+        return "publishes no ports and has no IPv4 address of its own";
+    return r->serve_exposed ? "has no ports" : "publishes no ports";
 }
 
 static int cmp_started(const void *a, const void *b)
@@ -266,8 +299,8 @@ static void recompute(registry *r, int64_t now)
             e->skipped = e->names.skipped;
         else if (!e->c->running)
             e->skipped = "not running";
-        else if (!publishes(e->c))
-            e->skipped = "publishes no ports";
+        else
+            e->skipped = ineligible(r, e);
         if (e->skipped)
             release(r, e, now);
     }
@@ -332,18 +365,23 @@ static bool wildcard(const char *ip)
 int reg_port_target(const reg_port *p, struct sockaddr_storage *out)
 {
     const char *ip = p->host_ip;
-    if (wildcard(ip))
+    uint16_t port = p->host_port;
+    if (p->plan == REG_PORT_DIRECT) {
+        ip = p->target_ip;
+        port = p->port;
+    } else if (wildcard(ip)) {
         ip = p->ipv6_only ? "::1" : "127.0.0.1";
+    }
     memset(out, 0, sizeof(*out));
     if (strchr(ip, ':')) {
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
         s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(p->host_port);
+        s6->sin6_port = htons(port);
         return inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1 ? 0 : -EINVAL;
     }
     struct sockaddr_in *s4 = (struct sockaddr_in *)out;
     s4->sin_family = AF_INET;
-    s4->sin_port = htons(p->host_port);
+    s4->sin_port = htons(port);
     return inet_pton(AF_INET, ip, &s4->sin_addr) == 1 ? 0 : -EINVAL;
 }
 
@@ -352,40 +390,192 @@ static const char *proto_name(int proto)
     return proto == CTR_UDP ? "udp" : "tcp";
 }
 
-/* What the registry wants for p, with the reason when a published port
- * cannot be served at all. */
-static void plan_port(const registry *r, const container *c, reg_port *p)
+int reg_reachability(const registry *r, const char *network)
+{
+    for (size_t i = 0; network && i < r->nreach; i++)
+        if (strcmp(r->reach[i].network, network) == 0)
+            return r->reach[i].state;
+    return REG_REACH_UNKNOWN;
+}
+
+/* Whether network a comes before b in the fixed order direct forwarding
+ * tries: the engine's default bridge, then the others sorted by name. */
+static bool net_before(const ctr_net *a, const ctr_net *b)
+{
+    bool ab = strcmp(a->name, "bridge") == 0, bb = strcmp(b->name, "bridge") == 0;
+    if (ab != bb)
+        return ab;
+    return strcmp(a->name, b->name) < 0;
+}
+
+/* The network direct forwarding uses for c: the one loophole.network names,
+ * when c has an address on it (even when it is unreachable: the person
+ * chose it); else the first in the fixed order that is not known to be
+ * unreachable; else the first in that order (unreachable). NULL when c has
+ * no IPv4 address. problem gets a loophole.network that names no network
+ * of c ("" when none). */
+static const ctr_net *choose_net(const registry *r, const container *c, char *problem, size_t plen)
+{
+    problem[0] = '\0';
+    const char *want = container_label(c, LABEL_NETWORK);
+    if (want && want[0]) {
+        for (size_t i = 0; i < c->nnets; i++)
+            if (usable_net(&c->nets[i]) && strcmp(c->nets[i].name, want) == 0)
+                return &c->nets[i];
+        char shown[PRINTABLE_BUF];
+        snprintf(problem, plen,
+                 "loophole.network names \"%s\", which the container is not on (or has no IPv4 "
+                 "address on)",
+                 printable(want, strnlen(want, LABEL_VALUE_MAX), shown, sizeof(shown)));
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const ctr_net *best = NULL;
+        for (size_t i = 0; i < c->nnets; i++) {
+            const ctr_net *n = &c->nets[i];
+            if (!usable_net(n) ||
+                (pass == 0 && reg_reachability(r, n->name) == REG_REACH_UNREACHABLE))
+                continue;
+            if (best == NULL || net_before(n, best))
+                best = n;
+        }
+        if (best)
+            return best;
+    }
+    return NULL;
+}
+
+/* What the registry wants for p, on network net (choose_net's; netproblem
+ * its problem), with the reason when it cannot be served or what is wrong
+ * with how it is. */
+static void plan_port(const registry *r, const container *c, const ctr_net *net,
+                      const char *netproblem, reg_port *p)
 {
     p->problem[0] = '\0';
     p->plan = REG_PORT_NONE;
-    if (p->host_port == 0 || (p->proto != CTR_TCP && p->proto != CTR_UDP))
+    p->network[0] = '\0';
+    p->target_ip[0] = '\0';
+    bool published = p->host_port != 0;
+    if (p->proto != CTR_TCP && p->proto != CTR_UDP)
         return;
+    if (!published && !r->serve_exposed && !p->labelled)
+        return; /* --serve published: an exposed port is only listed */
     if (p->proto == CTR_TCP)
         p->kafka_mode = label_kafka_mode(container_label(c, LABEL_KAFKA), p->port, NULL);
     /* -p 5432:5432 on a wildcard address: Docker's own listener already
      * answers on every 127.x address, and binding a specific address would
-     * fail with EADDRINUSE on all of them. */
-    if (r->share_wildcard && p->host_port == p->port && wildcard(p->host_ip)) {
+     * fail with EADDRINUSE on all of them. So in every forwarding mode. */
+    if (published && r->share_wildcard && p->host_port == p->port && wildcard(p->host_ip)) {
         p->plan = REG_PORT_SHARED;
         return;
     }
-    struct sockaddr_storage ss;
-    if (reg_port_target(p, &ss) < 0) {
-        char shown[64];
+    unsigned port = p->port;
+    const char *pn = proto_name(p->proto);
+    /* "-p 8080" or "-p 8080/udp", as the person would type it. */
+    const char *flag = p->proto == CTR_UDP ? "/udp" : "";
+    int state = net ? reg_reachability(r, net->name) : REG_REACH_UNREACHABLE;
+    int plan;
+    if (r->forward == REG_FORWARD_MAPPED) {
+        plan = published ? REG_PORT_MAPPED : REG_PORT_UNREACHABLE;
+        if (!published)
+            snprintf(p->problem, sizeof(p->problem),
+                     "port %u/%s is not published, and --forward mapped serves only published "
+                     "ports: publish it (-p %u%s) or run loopholed with --forward auto",
+                     port, pn, port, flag);
+    } else if (net == NULL) {
+        plan = published ? REG_PORT_MAPPED : REG_PORT_UNREACHABLE;
+        if (!published)
+            snprintf(p->problem, sizeof(p->problem),
+                     "port %u/%s is not published and the container has no IPv4 address of its "
+                     "own: publish it (-p %u%s)",
+                     port, pn, port, flag);
+    } else if (r->forward == REG_FORWARD_DIRECT) {
+        plan = REG_PORT_DIRECT;
+        char shown[PRINTABLE_BUF];
+        if (state == REG_REACH_UNREACHABLE)
+            snprintf(p->problem, sizeof(p->problem),
+                     "port %u/%s goes to %s on network %s (--forward direct), but the probe of "
+                     "that network from the host failed",
+                     port, pn, net->ip,
+                     printable(net->name, strlen(net->name), shown, sizeof(shown)));
+    } else if (state == REG_REACH_OK) {
+        plan = REG_PORT_DIRECT;
+    } else if (published) {
+        plan = REG_PORT_MAPPED; /* unknown or unreachable: Docker's mapped port, as always */
+    } else if (state == REG_REACH_UNREACHABLE) {
+        plan = REG_PORT_UNREACHABLE;
         snprintf(p->problem, sizeof(p->problem),
-                 "port %u/%s: Docker's host address \"%s\" is not usable", p->port,
-                 proto_name(p->proto),
-                 printable(p->host_ip, strlen(p->host_ip), shown, sizeof(shown)));
-        return;
+                 "port %u/%s is not published and the container's network is not reachable from "
+                 "the host: publish it (-p %u%s) or route container networks to the host (e.g. "
+                 "docker-mac-net-connect)",
+                 port, pn, port, flag);
+    } else if (p->proto == CTR_UDP) {
+        /* UDP cannot be probed (nothing answers a datagram for sure); a
+         * network's state comes from a TCP probe. Until one answered, an
+         * exposed-only UDP port is served direct, optimistically: it has no
+         * other path, and a failed probe turns it unreachable. */
+        plan = REG_PORT_DIRECT;
+    } else {
+        plan = REG_PORT_NONE; /* waiting for the probe of its network */
     }
-    p->plan = REG_PORT_PROXY;
+    if (plan == REG_PORT_MAPPED) {
+        struct sockaddr_storage ss;
+        p->plan = plan;
+        if (reg_port_target(p, &ss) < 0) {
+            char shown[64];
+            snprintf(p->problem, sizeof(p->problem),
+                     "port %u/%s: Docker's host address \"%s\" is not usable", port, pn,
+                     printable(p->host_ip, strlen(p->host_ip), shown, sizeof(shown)));
+            plan = REG_PORT_NONE;
+        }
+    }
+    if (plan == REG_PORT_DIRECT) {
+        snprintf(p->network, sizeof(p->network), "%s", net->name);
+        snprintf(p->target_ip, sizeof(p->target_ip), "%s", net->ip);
+    }
+    p->plan = plan;
+    if (p->problem[0] == '\0' && netproblem[0])
+        snprintf(p->problem, sizeof(p->problem), "%s", netproblem);
 }
 
-/* One reg_port per (port, proto), carrying over the Kafka flag of a port that
- * is still there. */
+/* Plans every port of e (of container c) again, without logging. */
+static void plan_ports(const registry *r, const container *c, reg_port *ports, size_t n)
+{
+    char netproblem[sizeof(((reg_port *)0)->problem)];
+    const ctr_net *net = choose_net(r, c, netproblem, sizeof(netproblem));
+    for (size_t j = 0; j < n; j++)
+        plan_port(r, c, net, netproblem, &ports[j]);
+}
+
+static const reg_port *find_port(const reg_port *v, size_t n, uint16_t port, uint8_t proto)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].port == port && v[i].proto == proto)
+            return &v[i];
+    return NULL;
+}
+
+/* Logs the problems of ports that old (nold) did not have, so a problem is
+ * logged when it appears, not at every Docker update or probe. */
+static void log_new_problems(const container *c, const reg_port *ports, size_t n,
+                             const reg_port *old, size_t nold)
+{
+    for (size_t j = 0; j < n; j++) {
+        const reg_port *p = &ports[j];
+        const reg_port *o = find_port(old, nold, p->port, p->proto);
+        if (p->problem[0] && (o == NULL || strcmp(o->problem, p->problem) != 0))
+            log_warn("registry", "%s: %s", c->name, p->problem);
+    }
+}
+
+/* One reg_port per (port, proto), with the ports of the loophole.ports
+ * label added as exposed ones, in numeric order, carrying over the Kafka
+ * flag of a port that is still there. */
 static void set_ports(registry *r, reg_entry *e, const container *c)
 {
-    reg_port *ports = xcalloc(c->nports, sizeof(reg_port));
+    uint16_t lports[LABEL_PORTS_MAX];
+    uint8_t lprotos[LABEL_PORTS_MAX];
+    int nl = label_ports(container_label(c, LABEL_PORTS), lports, lprotos, LABEL_PORTS_MAX, NULL);
+    reg_port *ports = xcalloc(c->nports + (size_t)nl + 1, sizeof(reg_port));
     size_t n = 0;
     for (size_t i = 0; i < c->nports; i++) {
         const ctr_port *cp = &c->ports[i];
@@ -408,16 +598,31 @@ static void set_ports(registry *r, reg_entry *e, const container *c)
         snprintf(p->host_ip, sizeof(p->host_ip), "%s", cp->host_ip);
         p->ipv6_only = cp->host_port && is_v6(cp->host_ip);
     }
+    for (int i = 0; i < nl; i++) {
+        reg_port *p = (reg_port *)find_port(ports, n, lports[i], lprotos[i]);
+        if (p == NULL) {
+            p = &ports[n++];
+            p->port = lports[i];
+            p->proto = lprotos[i];
+        }
+        p->labelled = true;
+    }
+    /* Numeric order, the label's ports among Docker's (insertion sort). */
+    for (size_t i = 1; i < n; i++) {
+        reg_port t = ports[i];
+        size_t j = i;
+        while (j > 0 && (ports[j - 1].port > t.port ||
+                         (ports[j - 1].port == t.port && ports[j - 1].proto > t.proto))) {
+            ports[j] = ports[j - 1];
+            j--;
+        }
+        ports[j] = t;
+    }
+    plan_ports(r, c, ports, n);
+    log_new_problems(c, ports, n, e->ports, e->nports);
     for (size_t j = 0; j < n; j++) {
         reg_port *p = &ports[j];
-        plan_port(r, c, p);
-        const reg_port *old = NULL;
-        for (size_t i = 0; i < e->nports && !old; i++)
-            if (e->ports[i].port == p->port && e->ports[i].proto == p->proto)
-                old = &e->ports[i];
-        /* Logged when it appears, not at every Docker update. */
-        if (p->problem[0] && (old == NULL || strcmp(old->problem, p->problem) != 0))
-            log_warn("registry", "%s: %s", c->name, p->problem);
+        const reg_port *old = find_port(e->ports, e->nports, p->port, p->proto);
         if (old)
             p->kafka = old->kafka && p->kafka_mode != LABEL_KAFKA_OFF;
         if (p->kafka_mode == LABEL_KAFKA_FORCE)
@@ -426,6 +631,121 @@ static void set_ports(registry *r, reg_entry *e, const container *c)
     free(e->ports);
     e->ports = ports;
     e->nports = n;
+}
+
+/* A loophole.ports label with entries that are not ports is logged once per
+ * value (printable only: a label can hold anything). */
+static void check_ports_label(const container *old, const container *c)
+{
+    const char *v = container_label(c, LABEL_PORTS);
+    if (v == NULL)
+        return;
+    const char *was = old ? container_label(old, LABEL_PORTS) : NULL;
+    if (was && strcmp(was, v) == 0)
+        return;
+    uint16_t ports[LABEL_PORTS_MAX];
+    uint8_t protos[LABEL_PORTS_MAX];
+    int bad = 0;
+    label_ports(v, ports, protos, LABEL_PORTS_MAX, &bad);
+    if (bad) {
+        char shown[PRINTABLE_BUF];
+        log_warn("registry",
+                 "%s: label loophole.ports=\"%s\" has %d entries that are not ports (want a list "
+                 "like \"8080,9000/udp\", at most %d); the others are served",
+                 c->name, printable(v, strlen(v), shown, sizeof(shown)), bad, LABEL_PORTS_MAX);
+    }
+}
+
+/* Plans e's ports again (after a reachability change). A port whose plan
+ * stays keeps a held problem (the port table reported it this apply).
+ * Returns whether any plan, target or problem changed. */
+static bool replan_entry(registry *r, reg_entry *e)
+{
+    if (e->nports == 0)
+        return false;
+    reg_port *old = xmalloc(e->nports * sizeof(reg_port));
+    memcpy(old, e->ports, e->nports * sizeof(reg_port));
+    plan_ports(r, e->c, e->ports, e->nports);
+    bool changed = false;
+    for (size_t j = 0; j < e->nports; j++) {
+        reg_port *p = &e->ports[j];
+        const reg_port *o = &old[j];
+        bool same = p->plan == o->plan && strcmp(p->target_ip, o->target_ip) == 0 &&
+                    strcmp(p->network, o->network) == 0;
+        if (o->held && same) {
+            p->held = true;
+            memcpy(p->problem, o->problem, sizeof(p->problem));
+        } else {
+            p->held = false;
+        }
+        changed |= !same || strcmp(p->problem, o->problem) != 0;
+    }
+    log_new_problems(e->c, e->ports, e->nports, old, e->nports);
+    free(old);
+    return changed;
+}
+
+bool reg_set_reachability(registry *r, const char *network, int state)
+{
+    if (network == NULL || strlen(network) >= REG_NETWORK_MAX)
+        return false;
+    size_t i = 0;
+    while (i < r->nreach && strcmp(r->reach[i].network, network) != 0)
+        i++;
+    if (state == REG_REACH_UNKNOWN) {
+        if (i < r->nreach)
+            r->reach[i] = r->reach[--r->nreach];
+    } else {
+        if (i == r->nreach) {
+            r->reach = xrealloc(r->reach, (r->nreach + 1) * sizeof(*r->reach));
+            snprintf(r->reach[i].network, sizeof(r->reach[i].network), "%s", network);
+            r->nreach++;
+        }
+        r->reach[i].state = state;
+    }
+    bool changed = false;
+    for (size_t k = 0; k < r->n; k++)
+        changed |= replan_entry(r, r->entries[k]);
+    return changed;
+}
+
+size_t reg_probe_wants(const registry *r, reg_probe_want **out)
+{
+    *out = NULL;
+    if (r->forward == REG_FORWARD_MAPPED)
+        return 0;
+    size_t n = 0;
+    reg_probe_want *v = NULL;
+    for (size_t i = 0; i < r->n; i++) {
+        const reg_entry *e = r->entries[i];
+        if (!served(e))
+            continue;
+        uint16_t port = 9; /* discard: refused is an answer too */
+        for (size_t j = 0; j < e->nports; j++)
+            if (e->ports[j].proto == CTR_TCP) {
+                port = e->ports[j].port;
+                break;
+            }
+        for (size_t k = 0; k < e->c->nnets; k++) {
+            const ctr_net *net = &e->c->nets[k];
+            if (!usable_net(net) || reg_reachability(r, net->name) != REG_REACH_UNKNOWN)
+                continue;
+            bool dup = false;
+            for (size_t m = 0; m < n && !dup; m++)
+                dup = strcmp(v[m].network, net->name) == 0;
+            if (dup)
+                continue;
+            v = xrealloc(v, (n + 1) * sizeof(*v));
+            reg_probe_want *w = &v[n++];
+            memset(w, 0, sizeof(*w));
+            snprintf(w->network, sizeof(w->network), "%s", net->name);
+            snprintf(w->ip, sizeof(w->ip), "%s", net->ip);
+            w->port = port;
+            w->proto = CTR_TCP;
+        }
+    }
+    *out = v;
+    return n;
 }
 
 /* A loophole.kafka label that is not "off" or a port list is logged once per
@@ -466,6 +786,7 @@ static void set_container(registry *r, reg_entry *e, container *c, int64_t now)
         (nr.lease_key == NULL || !same_key(e->lease_key, nr.lease_key)))
         release(r, e, now); /* renamed: its old lease stays with the old name */
     check_kafka_label(e->c, c);
+    check_ports_label(e->c, c);
     set_ports(r, e, c);
     container_free(e->c);
     names_result_free(&e->names);
@@ -677,11 +998,14 @@ void reg_apply_begin(registry *r, int64_t now)
     for (size_t i = 0; i < r->n; i++) {
         reg_entry *e = r->entries[i];
         e->apply_moves = 0;
-        for (size_t j = 0; j < e->nports; j++)
-            if (e->ports[j].held) {
-                e->ports[j].held = false;
-                e->ports[j].problem[0] = '\0';
-            }
+        bool held = false;
+        for (size_t j = 0; j < e->nports; j++) {
+            held |= e->ports[j].held;
+            e->ports[j].held = false;
+        }
+        /* Planning again puts back the problem a held one replaced. */
+        if (held)
+            plan_ports(r, e->c, e->ports, e->nports);
     }
 }
 
@@ -705,6 +1029,16 @@ bool reg_port_held(registry *r, const char *id, uint16_t port, uint8_t proto, co
             p = &e->ports[i];
     char from[16], to[16];
     ip4_format(e->addr, from);
+    if (p && p->host_port == 0) {
+        /* Exposed, not published: one of possibly many such ports, which a
+         * host program listening on *:P holds on every address alike. */
+        snprintf(p->problem, sizeof(p->problem),
+                 "%s is held by another program (loophole moves a container only for a port it "
+                 "publishes)",
+                 where);
+        p->held = true;
+        return false;
+    }
     if (!e->settled && !r->final_round && e->apply_moves < REG_MAX_MOVES &&
         reg_move(r, e, now) == 0) {
         e->apply_moves++;
@@ -741,6 +1075,27 @@ void reg_apply_end(registry *r)
         if (!held)
             e->settled = false;
     }
+}
+
+bool reg_port_held_everywhere(registry *r, const char *id, uint16_t port, uint8_t proto,
+                              const char *holder)
+{
+    reg_entry *e = find_id(r, id, NULL);
+    if (e == NULL || !served(e))
+        return false;
+    reg_port *p = (reg_port *)find_port(e->ports, e->nports, port, proto);
+    if (p == NULL)
+        return false;
+    char shown[64], who[sizeof(shown) + 4] = "";
+    if (holder && holder[0])
+        snprintf(who, sizeof(who), " (%s)",
+                 printable(holder, strnlen(holder, 200), shown, sizeof(shown)));
+    snprintf(p->problem, sizeof(p->problem),
+             "another program on the host%s holds port %u/%s on every address (it listens on "
+             "*:%u); loophole cannot serve %u for this container",
+             who, port, proto_name(proto), port, port);
+    p->held = true;
+    return true;
 }
 
 bool reg_port_kafka_seen(registry *r, const char *id, uint16_t port)

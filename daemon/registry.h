@@ -22,10 +22,27 @@
 
 struct sockaddr_storage;
 
-/* What the registry wants for a port: nothing (not published, SCTP, or an
- * unusable binding), a loophole listener on the container's address, or
- * nothing because Docker's own listener already answers there (shared). */
-enum { REG_PORT_NONE = 0, REG_PORT_PROXY, REG_PORT_SHARED };
+/* What the registry wants for a port: nothing (not served, SCTP, an
+ * unusable binding, or an exposed-only port waiting for its network's
+ * probe), a loophole listener on the container's address that forwards to
+ * Docker's mapped port (mapped) or to the container's own address (direct),
+ * nothing because Docker's own listener already answers there (shared), or
+ * nothing because no path reaches it (unreachable: the problem says how to
+ * fix it). */
+enum { REG_PORT_NONE = 0, REG_PORT_MAPPED, REG_PORT_SHARED, REG_PORT_DIRECT, REG_PORT_UNREACHABLE };
+/* The old name of REG_PORT_MAPPED, for the transition. */
+#define REG_PORT_PROXY REG_PORT_MAPPED
+
+/* --forward: direct when the container's network is reachable, else mapped
+ * (auto); always direct; always mapped (the behaviour before direct). */
+enum { REG_FORWARD_AUTO = 0, REG_FORWARD_DIRECT, REG_FORWARD_MAPPED };
+
+/* Whether the daemon reaches a container network (by name): not probed yet,
+ * a connect answered (refused counts), or it timed out or was unreachable. */
+enum { REG_REACH_UNKNOWN = 0, REG_REACH_OK, REG_REACH_UNREACHABLE };
+
+/* Network names longer than this are never used for direct forwarding. */
+#define REG_NETWORK_MAX 128
 
 /* How many addresses a container may walk in one apply when other programs
  * hold its ports. */
@@ -34,18 +51,27 @@ enum { REG_PORT_NONE = 0, REG_PORT_PROXY, REG_PORT_SHARED };
 #define REG_BLOCK_MS (10 * 60 * 1000)
 
 /* One exposed port of a container, once per (port, proto): Docker lists a port
- * published on 0.0.0.0 and :: twice; the IPv4 binding is preferred. */
+ * published on 0.0.0.0 and :: twice; the IPv4 binding is preferred. The
+ * ports of the loophole.ports label are added as exposed ports. */
 typedef struct reg_port {
     uint16_t port;      /* container port */
     uint8_t proto;      /* CTR_TCP or CTR_UDP (SCTP ports are listed, never proxied) */
     uint16_t host_port; /* 0 when not published */
     char host_ip[46];   /* the binding used: "0.0.0.0", "::", "127.0.0.1", ... */
     bool ipv6_only;     /* only an IPv6 binding exists */
-    int plan;           /* REG_PORT_NONE, _PROXY or _SHARED */
-    int kafka_mode;     /* LABEL_KAFKA_* from the loophole.kafka label (TCP) */
-    bool kafka;         /* carries Kafka: forced by the label or seen by the proxy */
-    bool held;          /* problem says another program holds it (cleared each apply) */
-    char problem[160];  /* the registry's reason a published port is not served */
+    bool labelled;      /* named by the loophole.ports label */
+    int plan;           /* REG_PORT_* */
+    /* For REG_PORT_DIRECT: the network used and the container's IPv4
+     * address on it ("" otherwise). */
+    char network[REG_NETWORK_MAX];
+    char target_ip[16];
+    int kafka_mode; /* LABEL_KAFKA_* from the loophole.kafka label (TCP) */
+    bool kafka;     /* carries Kafka: forced by the label or seen by the proxy */
+    bool held;      /* problem says another program holds it (cleared each apply) */
+    /* Why a port is not served, or what is wrong with how it is (a direct
+     * port whose probe failed, a loophole.network naming another network);
+     * "" when nothing is. */
+    char problem[240];
 } reg_port;
 
 /* Where a host port came from: the container's loophole.host-ports label or
@@ -119,6 +145,17 @@ typedef struct registry {
      * own port number is REG_PORT_SHARED: true on Linux, where Docker's
      * listener answers on every 127.x address (reg_init sets it). */
     bool share_wildcard;
+    /* --serve: whether a port a container exposes but does not publish
+     * makes it eligible and is served (true by default, reg_init). The
+     * loophole.ports label counts either way. */
+    bool serve_exposed;
+    int forward; /* --forward: REG_FORWARD_* (AUTO by default) */
+    /* What reg_set_reachability was told, per network name. */
+    struct reg_reach {
+        char network[REG_NETWORK_MAX];
+        int state;
+    } * reach;
+    size_t nreach;
     unsigned round;   /* decide round counter (reg_decide_round) */
     bool final_round; /* the current round moves nothing */
     /* Addresses alloc_move blocked, and when (for reg_apply_begin). */
@@ -164,10 +201,36 @@ uint32_t *reg_addresses(const registry *r, size_t *n);
 /* Whether an entry is served (has an address and is not skipped). */
 bool reg_served(const reg_entry *e);
 
-/* Where connections to a REG_PORT_PROXY port go: Docker's mapped port, on
- * loopback for a wildcard binding (::1 when only an IPv6 binding exists).
- * 0, or -EINVAL for a host address that is no IP address. */
+/* Where connections to a port go: for REG_PORT_DIRECT the container's own
+ * address and port (target_ip:port); else Docker's mapped port, on loopback
+ * for a wildcard binding (::1 when only an IPv6 binding exists). 0, or
+ * -EINVAL for an address that is no IP address. */
 int reg_port_target(const reg_port *p, struct sockaddr_storage *out);
+
+/* ---- Reachability of container networks ---- */
+
+/* Records what a probe of network found (REG_REACH_*; UNKNOWN forgets it,
+ * so the network is probed again) and plans every container's ports again.
+ * Returns whether any port's plan, target or problem changed (then the
+ * daemon applies). */
+bool reg_set_reachability(registry *r, const char *network, int state);
+/* What is known of network (REG_REACH_UNKNOWN when nothing). */
+int reg_reachability(const registry *r, const char *network);
+
+/* One probe the daemon should make: a TCP connect to ip:port, a container's
+ * address on network. */
+typedef struct reg_probe_want {
+    char network[REG_NETWORK_MAX];
+    char ip[16];
+    uint16_t port;
+    uint8_t proto; /* CTR_TCP */
+} reg_probe_want;
+/* The probes wanted: one per network whose state is UNKNOWN and on which a
+ * served container has an IPv4 address, with that container's first TCP
+ * port (or port 9 when it has none: a refused connect counts as reachable).
+ * None with --forward mapped (nothing would use the answer). *out is
+ * malloc'd (NULL when none); returns how many. */
+size_t reg_probe_wants(const registry *r, reg_probe_want **out);
 
 /* ---- The reverse direction: host ports ---- */
 
@@ -211,9 +274,19 @@ void reg_decide_round(registry *r, bool final);
  * program holds it (where: "127.0.0.2:5432/tcp"). The registry moves the
  * container to the next free address, once per round, unless it has moved
  * REG_MAX_MOVES times in this apply or no address is free; then the port
- * gets a problem. Returns true when the container moved. */
+ * gets a problem. A port that is not published never moves the container
+ * (it is one of possibly many exposed ports, and a program holding it on
+ * the wildcard holds it on every address): it only gets the problem.
+ * Returns true when the container moved. */
 bool reg_port_held(registry *r, const char *id, uint16_t port, uint8_t proto, const char *where,
                    int64_t now);
+/* A port of container id could not be bound on its address because another
+ * program listens on the wildcard (*:port), so it fails on every address:
+ * the port gets a problem naming the holder (holder: e.g. "pid 123
+ * (python3)", or NULL when unknown) and the container never moves for it.
+ * Returns whether the port is known. */
+bool reg_port_held_everywhere(registry *r, const char *id, uint16_t port, uint8_t proto,
+                              const char *holder);
 /* The proxy saw Kafka on a TCP port. Returns true when the flag changed. */
 bool reg_port_kafka_seen(registry *r, const char *id, uint16_t port);
 

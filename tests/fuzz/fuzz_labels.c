@@ -1,6 +1,6 @@
 /* libFuzzer driver: the parsers of what anyone who can start a container
- * controls: labels (label_kafka_mode, label_host_ports and
- * label_host_port_spec) and names (names_derive from a container's name and
+ * controls: labels (label_kafka_mode, label_host_ports,
+ * label_host_port_spec and label_ports) and names (names_derive from a container's name and
  * labels, names_sanitize_label/_name).
  *
  * Input: port(2, big-endian) domain(1: picks one of three), then
@@ -8,7 +8,7 @@
  * key of one digit stands for a label the parsers read ("0" compose
  * project, "1" service, "2" container-number, "3" oneoff, "4"
  * loophole.enable, "5" loophole.names, "6" loophole.kafka, "7"
- * loophole.host-ports).
+ * loophole.host-ports, "8" loophole.ports, "9" loophole.network).
  * Checked on every input: every name derived is a valid DNS name (labels of
  * [a-z0-9-], 1..63 bytes, no '-' at either end; 253 bytes at most) inside
  * the domain, without duplicates; the service alias likewise and never among
@@ -18,7 +18,8 @@
  * has ports 1-65535, TCP or UDP, and a host that is "", a 127/8 dotted quad,
  * "::1" or a valid lower-case name strictly under the domain; a bad entry
  * comes with a one-line reason; and each target string reads back as the
- * same entry. */
+ * same entry; label_ports gives at most its cap of distinct ports 1-65535,
+ * TCP or UDP, and never more entries than the value has commas plus one. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ static const char *const known[] = {
     "loophole.names",
     LABEL_KAFKA,
     LABEL_HOST_PORTS,
+    LABEL_PORTS,
+    LABEL_NETWORK,
 };
 
 static void need(bool ok, const char *what, const char *s)
@@ -127,6 +130,31 @@ static void fuzz_host_ports(const char *p, size_t len, const char *domain)
     }
 }
 
+static void fuzz_ports(const char *p, size_t len)
+{
+    /* A small cap too, so the past-the-cap path is taken. */
+    static const size_t caps[] = {LABEL_PORTS_MAX, 2};
+    for (size_t c = 0; c < ARRAY_SIZE(caps); c++) {
+        uint16_t ports[LABEL_PORTS_MAX];
+        uint8_t protos[LABEL_PORTS_MAX];
+        int nbad = -1;
+        int n = label_ports(p, ports, protos, caps[c], &nbad);
+        size_t commas = 0;
+        for (size_t i = 0; i < len; i++)
+            commas += p[i] == ',';
+        need(n >= 0 && (size_t)n <= caps[c] && nbad >= 0 && (size_t)n <= commas + 1,
+             "label_ports: bad counts", p);
+        need(len <= LABEL_VALUE_MAX || (n == 0 && nbad == 1), "label_ports: an overlong value", p);
+        for (int i = 0; i < n; i++) {
+            need(ports[i] != 0 && (protos[i] == CTR_TCP || protos[i] == CTR_UDP),
+                 "label_ports: no such port", p);
+            for (int j = 0; j < i; j++)
+                need(ports[i] != ports[j] || protos[i] != protos[j], "label_ports: a port twice",
+                     p);
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_quiet();
@@ -164,7 +192,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else {
             char *eq = strchr(p, '=');
             char *key = eq ? xstrndup(p, (size_t)(eq - p)) : xstrdup(p);
-            if (key[0] >= '0' && key[0] <= '7' && key[1] == '\0') {
+            if (key[0] >= '0' && key[0] <= '9' && key[1] == '\0') {
                 free(key);
                 key = xstrdup(known[p[0] - '0']);
             }
@@ -178,6 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              "label_kafka_mode: no such mode", p);
         need(bad == 0 || bad == 1, "label_kafka_mode: *bad not set", p);
         fuzz_host_ports(p, len, domain);
+        fuzz_ports(p, len);
         p += len + 1;
     }
     need(label_kafka_mode(NULL, port, NULL) == LABEL_KAFKA_SNIFF, "no label is not SNIFF", "");

@@ -228,3 +228,48 @@ TEST(host_port_target_round_trip)
         CHECK(memcmp(&a, &b, sizeof(a)) == 0);
     }
 }
+
+TEST(ports)
+{
+    uint16_t ports[LABEL_PORTS_MAX];
+    uint8_t protos[LABEL_PORTS_MAX];
+    int nbad = -1;
+    CHECK_INT(label_ports(NULL, ports, protos, LABEL_PORTS_MAX, &nbad), 0);
+    CHECK_INT(nbad, 0);
+    CHECK_INT(label_ports("8080,9000/udp", ports, protos, LABEL_PORTS_MAX, &nbad), 2);
+    CHECK_INT(nbad, 0);
+    CHECK_INT(ports[0], 8080);
+    CHECK_INT(protos[0], CTR_TCP);
+    CHECK_INT(ports[1], 9000);
+    CHECK_INT(protos[1], CTR_UDP);
+    /* Spaces around entries, any case, empty entries, repeats taken once
+     * (and not bad); the same port on both protocols is two ports. */
+    CHECK_INT(label_ports(" 80/TCP ,,80, 80/Udp ,", ports, protos, LABEL_PORTS_MAX, &nbad), 2);
+    CHECK_INT(nbad, 0);
+    CHECK_INT(protos[0], CTR_TCP);
+    CHECK_INT(protos[1], CTR_UDP);
+    /* Bad entries are counted, the good ones kept. */
+    CHECK_INT(label_ports("0,65536,x,8 0,80/sctp,80/,/tcp,-1,+5,81,99999999999999999999", ports,
+                          protos, LABEL_PORTS_MAX, &nbad),
+              1);
+    CHECK_INT(nbad, 10);
+    CHECK_INT(ports[0], 81);
+    CHECK_INT(label_ports("65535", ports, protos, LABEL_PORTS_MAX, &nbad), 1);
+    CHECK_INT(ports[0], 65535);
+    CHECK_INT(label_ports("8080\nforged", ports, protos, LABEL_PORTS_MAX, &nbad), 0);
+    CHECK_INT(nbad, 1);
+    /* Past the cap: bad; a repeat past the cap is still only a repeat. */
+    CHECK_INT(label_ports("1,2,3,1", ports, protos, 2, &nbad), 2);
+    CHECK_INT(nbad, 1);
+    /* An overlong value is bad whole. */
+    char big[LABEL_VALUE_MAX + 2];
+    memset(big, ' ', sizeof(big) - 1);
+    memcpy(big, "8000", 4);
+    big[sizeof(big) - 1] = '\0';
+    CHECK_INT(label_ports(big, ports, protos, LABEL_PORTS_MAX, &nbad), 0);
+    CHECK_INT(nbad, 1);
+    big[LABEL_VALUE_MAX] = '\0';
+    CHECK_INT(label_ports(big, ports, protos, LABEL_PORTS_MAX, &nbad), 1);
+    CHECK_INT(nbad, 0);
+    CHECK_INT(label_ports("1,x", ports, protos, LABEL_PORTS_MAX, NULL), 1);
+}

@@ -1,7 +1,10 @@
 /* The registry: eligibility, leases, name owners, conflicts, service aliases,
  * exhaustion and resync, from containers built in memory. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "registry.h"
@@ -76,7 +79,7 @@ TEST(basic_and_eligibility)
     CHECK_INT(lookup(&r, "quiet.loop.test"), 0);
     reg_entry *q = reg_find(&r, "quiet");
     REQUIRE(q != NULL);
-    CHECK_STR(q->skipped, "publishes no ports");
+    CHECK_STR(q->skipped, "publishes no ports and has no IPv4 address of its own");
     CHECK(!q->has_addr);
     CHECK(reg_find(&r, "pg") == reg_find(&r, "pg.loop.test"));
     CHECK(reg_find(&r, "aaaa") != NULL);
@@ -289,7 +292,7 @@ TEST(host_ports_from_label)
     reg_entry *e = reg_find(&r, "app");
     REQUIRE(e != NULL);
     CHECK(!e->has_addr);
-    CHECK_STR(e->skipped, "publishes no ports");
+    CHECK_STR(e->skipped, "publishes no ports and has no IPv4 address of its own");
     CHECK_STR(e->hostports_problem, "");
     REQUIRE(e->nhostports == 3);
     CHECK_INT(e->hostports[0].spec.port, 8000);
@@ -550,6 +553,442 @@ TEST(resolve_name)
     CHECK_INT(reg_resolve_name(&r, "billing.loop.test", &a), -ENOENT);
     CHECK_INT(reg_resolve_name(&r, "", &a), -ENOENT);
     CHECK_INT(reg_resolve_name(&r, ".", &a), -ENOENT);
+    reg_free(&r);
+}
+
+/* ---- Serving exposed ports, direct and mapped forwarding (issue 13) ---- */
+
+static container *mk_bare(const char *id, const char *name, int64_t started)
+{
+    container *c = container_new();
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    c->name = xstrdup(name);
+    c->running = true;
+    c->started_at = started;
+    return c;
+}
+
+static void add_port(container *c, uint16_t port, uint8_t proto, const char *hip, uint16_t hport)
+{
+    c->ports = xrealloc(c->ports, (c->nports + 1) * sizeof(ctr_port));
+    ctr_port *p = &c->ports[c->nports++];
+    memset(p, 0, sizeof(*p));
+    p->port = port;
+    p->proto = proto;
+    snprintf(p->host_ip, sizeof(p->host_ip), "%s", hip);
+    p->host_port = hport;
+}
+
+static void add_net(container *c, const char *name, const char *addr)
+{
+    c->nets = xrealloc(c->nets, (c->nnets + 1) * sizeof(ctr_net));
+    ctr_net *n = &c->nets[c->nnets++];
+    memset(n, 0, sizeof(*n));
+    n->name = xstrdup(name);
+    n->ip = xstrdup(addr);
+    n->gateway = xstrdup("");
+}
+
+static void init(registry *r)
+{
+    reg_init(r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    r->share_wildcard = false; /* the same on every platform the tests run on */
+}
+
+static const reg_port *port_of(registry *r, const char *name, uint16_t port, uint8_t proto)
+{
+    const reg_entry *e = reg_find(r, name);
+    for (size_t i = 0; e && i < e->nports; i++)
+        if (e->ports[i].port == port && e->ports[i].proto == proto)
+            return &e->ports[i];
+    return NULL;
+}
+
+/* "a.b.c.d:port" of reg_port_target (IPv4 only). */
+static const char *target_of(const reg_port *p, char *tb, size_t n)
+{
+    struct sockaddr_storage ss;
+    if (reg_port_target(p, &ss) < 0 || ss.ss_family != AF_INET)
+        return "(none)";
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+    char a[16];
+    snprintf(tb, n, "%s:%u", ip4_format(ntohl(s4->sin_addr.s_addr), a), ntohs(s4->sin_port));
+    return tb;
+}
+
+TEST(eligible_by_exposed_label_or_published)
+{
+    registry r;
+    init(&r);
+    container *exp = mk_bare("e1", "exposed", 1);
+    add_port(exp, 8080, CTR_TCP, "", 0);
+    add_net(exp, "bridge", "172.17.0.3");
+    container *lab = mk_bare("e2", "labelled", 2);
+    add_label(lab, "loophole.ports", "8080, 80, 9000/udp, x");
+    add_port(lab, 80, CTR_TCP, "", 0);
+    add_net(lab, "bridge", "172.17.0.4");
+    container *none = mk_bare("e3", "portless", 3);
+    add_net(none, "bridge", "172.17.0.5");
+    container *hostnet = mk_bare("e4", "hostnet", 4);
+    add_port(hostnet, 8080, CTR_TCP, "", 0);
+    add_net(hostnet, "host", "");
+    container *sctp = mk_bare("e5", "sctp", 5);
+    add_port(sctp, 36412, CTR_SCTP, "", 0);
+    add_net(sctp, "bridge", "172.17.0.6");
+    reg_update(&r, exp, 1);
+    reg_update(&r, lab, 1);
+    reg_update(&r, none, 1);
+    reg_update(&r, hostnet, 1);
+    reg_update(&r, sctp, 1);
+    CHECK(reg_served(reg_find(&r, "exposed")));
+    CHECK(reg_served(reg_find(&r, "labelled")));
+    CHECK_STR(reg_find(&r, "portless")->skipped, "has no ports");
+    CHECK_STR(reg_find(&r, "hostnet")->skipped,
+              "publishes no ports and has no IPv4 address of its own");
+    CHECK_STR(reg_find(&r, "sctp")->skipped, "has no ports");
+    /* The label's ports join the exposed ones, once each, in order. */
+    const reg_entry *l = reg_find(&r, "labelled");
+    REQUIRE(l->nports == 3);
+    CHECK_INT(l->ports[0].port, 80);
+    CHECK(l->ports[0].labelled);
+    CHECK_INT(l->ports[1].port, 8080);
+    CHECK_INT(l->ports[2].port, 9000);
+    CHECK_INT(l->ports[2].proto, CTR_UDP);
+    CHECK(!port_of(&r, "exposed", 8080, CTR_TCP)->labelled);
+    reg_free(&r);
+
+    /* --serve published: exposed ports neither make a container eligible
+     * nor are served; the label's and published ones are. */
+    init(&r);
+    r.serve_exposed = false;
+    exp = mk_bare("e1", "exposed", 1);
+    add_port(exp, 8080, CTR_TCP, "", 0);
+    add_net(exp, "bridge", "172.17.0.3");
+    lab = mk_bare("e2", "labelled", 2);
+    add_label(lab, "loophole.ports", "9000");
+    add_port(lab, 80, CTR_TCP, "", 0);
+    add_net(lab, "bridge", "172.17.0.4");
+    container *pub = mk("e3", "pub", 3, 1);
+    add_port(pub, 81, CTR_TCP, "", 0);
+    add_net(pub, "bridge", "172.17.0.5");
+    reg_update(&r, exp, 1);
+    reg_update(&r, lab, 1);
+    reg_update(&r, pub, 1);
+    CHECK_STR(reg_find(&r, "exposed")->skipped, "publishes no ports");
+    CHECK(reg_served(reg_find(&r, "labelled")));
+    CHECK(reg_served(reg_find(&r, "pub")));
+    CHECK(reg_set_reachability(&r, "bridge", REG_REACH_OK));
+    CHECK_INT(port_of(&r, "labelled", 80, CTR_TCP)->plan, REG_PORT_NONE);
+    CHECK_STR(port_of(&r, "labelled", 80, CTR_TCP)->problem, "");
+    CHECK_INT(port_of(&r, "labelled", 9000, CTR_TCP)->plan, REG_PORT_DIRECT);
+    CHECK_INT(port_of(&r, "pub", 80, CTR_TCP)->plan, REG_PORT_DIRECT);
+    CHECK_INT(port_of(&r, "pub", 81, CTR_TCP)->plan, REG_PORT_NONE);
+    reg_free(&r);
+}
+
+TEST(network_order_and_label)
+{
+    registry r;
+    init(&r);
+    container *c = mk_bare("n1", "multi", 1);
+    add_port(c, 80, CTR_TCP, "0.0.0.0", 32768);
+    add_net(c, "zeta", "10.0.2.2");
+    add_net(c, "noaddr", "");
+    add_net(c, "bridge", "172.17.0.3");
+    add_net(c, "alpha", "10.0.1.2");
+    container *d = container_dup(c);
+    reg_update(&r, c, 1);
+    /* Every network reachable: the default bridge first. */
+    reg_set_reachability(&r, "zeta", REG_REACH_OK);
+    reg_set_reachability(&r, "alpha", REG_REACH_OK);
+    reg_set_reachability(&r, "bridge", REG_REACH_OK);
+    const reg_port *p = port_of(&r, "multi", 80, CTR_TCP);
+    CHECK_INT(p->plan, REG_PORT_DIRECT);
+    CHECK_STR(p->network, "bridge");
+    CHECK_STR(p->target_ip, "172.17.0.3");
+    char tb[32];
+    CHECK_STR(target_of(p, tb, sizeof(tb)), "172.17.0.3:80");
+    /* The bridge unreachable: the others by name. */
+    CHECK(reg_set_reachability(&r, "bridge", REG_REACH_UNREACHABLE));
+    p = port_of(&r, "multi", 80, CTR_TCP);
+    CHECK_STR(p->network, "alpha");
+    CHECK_STR(target_of(p, tb, sizeof(tb)), "10.0.1.2:80");
+    CHECK_STR(p->problem, "");
+    /* loophole.network wins over the order. */
+    add_label(d, "loophole.network", "zeta");
+    container *bad = container_dup(d);
+    reg_update(&r, d, 2);
+    p = port_of(&r, "multi", 80, CTR_TCP);
+    CHECK_STR(p->network, "zeta");
+    CHECK_STR(p->target_ip, "10.0.2.2");
+    /* ... when the container is on it; else a problem and the order. */
+    free(bad->labels[bad->nlabels - 1].value);
+    bad->labels[bad->nlabels - 1].value = xstrdup("noaddr");
+    container *bad2 = container_dup(bad);
+    reg_update(&r, bad, 3);
+    p = port_of(&r, "multi", 80, CTR_TCP);
+    CHECK_STR(p->network, "alpha");
+    CHECK_INT(p->plan, REG_PORT_DIRECT);
+    CHECK_STR(p->problem, "loophole.network names \"noaddr\", which the container is not on (or "
+                          "has no IPv4 address on)");
+    free(bad2->labels[bad2->nlabels - 1].value);
+    bad2->labels[bad2->nlabels - 1].value = xstrdup("elsewhere\n");
+    reg_update(&r, bad2, 4);
+    CHECK_STR(port_of(&r, "multi", 80, CTR_TCP)->problem,
+              "loophole.network names \"elsewhere\\x0a\", which the container is not on (or has no "
+              "IPv4 address on)");
+    reg_free(&r);
+}
+
+TEST(forward_auto)
+{
+    registry r;
+    init(&r);
+    container *c = mk_bare("a1", "app", 1);
+    add_port(c, 5432, CTR_TCP, "0.0.0.0", 49312);
+    add_port(c, 8080, CTR_TCP, "", 0);
+    add_net(c, "bridge", "172.17.0.3");
+    reg_update(&r, c, 1);
+    /* Nothing probed yet: published is mapped, exposed-only waits. */
+    const reg_port *pub = port_of(&r, "app", 5432, CTR_TCP),
+                   *exp = port_of(&r, "app", 8080, CTR_TCP);
+    char tb[32];
+    CHECK_INT(pub->plan, REG_PORT_MAPPED);
+    CHECK_STR(pub->network, "");
+    CHECK_STR(target_of(pub, tb, sizeof(tb)), "127.0.0.1:49312");
+    CHECK_INT(exp->plan, REG_PORT_NONE);
+    CHECK_STR(exp->problem, "");
+    /* Reachable: both direct; telling the same again changes nothing. */
+    CHECK(reg_set_reachability(&r, "bridge", REG_REACH_OK));
+    CHECK(!reg_set_reachability(&r, "bridge", REG_REACH_OK));
+    CHECK(!reg_set_reachability(&r, "other", REG_REACH_UNREACHABLE));
+    CHECK_INT(reg_reachability(&r, "bridge"), REG_REACH_OK);
+    CHECK_INT(reg_reachability(&r, "nope"), REG_REACH_UNKNOWN);
+    pub = port_of(&r, "app", 5432, CTR_TCP);
+    exp = port_of(&r, "app", 8080, CTR_TCP);
+    CHECK_INT(pub->plan, REG_PORT_DIRECT);
+    CHECK_STR(target_of(pub, tb, sizeof(tb)), "172.17.0.3:5432");
+    CHECK_INT(exp->plan, REG_PORT_DIRECT);
+    CHECK_STR(target_of(exp, tb, sizeof(tb)), "172.17.0.3:8080");
+    /* Unreachable: published falls back to mapped, exposed-only is
+     * unreachable with the fix in its problem. */
+    CHECK(reg_set_reachability(&r, "bridge", REG_REACH_UNREACHABLE));
+    pub = port_of(&r, "app", 5432, CTR_TCP);
+    exp = port_of(&r, "app", 8080, CTR_TCP);
+    CHECK_INT(pub->plan, REG_PORT_MAPPED);
+    CHECK_STR(pub->problem, "");
+    CHECK_INT(exp->plan, REG_PORT_UNREACHABLE);
+    CHECK_STR(exp->problem, "port 8080/tcp is not published and the container's network is not "
+                            "reachable from the host: publish it (-p 8080) or route container "
+                            "networks to the host (e.g. docker-mac-net-connect)");
+    CHECK(reg_served(reg_find(&r, "app"))); /* still listed, with its address */
+    /* Forgotten (to be probed again): back to waiting. */
+    CHECK(reg_set_reachability(&r, "bridge", REG_REACH_UNKNOWN));
+    CHECK_INT(port_of(&r, "app", 8080, CTR_TCP)->plan, REG_PORT_NONE);
+    CHECK_INT(port_of(&r, "app", 5432, CTR_TCP)->plan, REG_PORT_MAPPED);
+    reg_free(&r);
+}
+
+TEST(forward_direct_and_mapped)
+{
+    registry r;
+    init(&r);
+    r.forward = REG_FORWARD_DIRECT;
+    container *c = mk_bare("a1", "app", 1);
+    add_port(c, 5432, CTR_TCP, "0.0.0.0", 49312);
+    add_port(c, 8080, CTR_TCP, "", 0);
+    add_net(c, "bridge", "172.17.0.3");
+    container *c2 = container_dup(c);
+    container *nonet = mk("a2", "nonet", 2, 1); /* published 80, no network */
+    reg_update(&r, c, 1);
+    reg_update(&r, nonet, 1);
+    /* Direct even before a probe answered. */
+    CHECK_INT(port_of(&r, "app", 5432, CTR_TCP)->plan, REG_PORT_DIRECT);
+    CHECK_INT(port_of(&r, "app", 8080, CTR_TCP)->plan, REG_PORT_DIRECT);
+    CHECK_STR(port_of(&r, "app", 8080, CTR_TCP)->problem, "");
+    CHECK_INT(port_of(&r, "nonet", 80, CTR_TCP)->plan, REG_PORT_MAPPED);
+    /* ... and after it failed, with a problem saying so. */
+    CHECK(reg_set_reachability(&r, "bridge", REG_REACH_UNREACHABLE));
+    const reg_port *p = port_of(&r, "app", 8080, CTR_TCP);
+    CHECK_INT(p->plan, REG_PORT_DIRECT);
+    CHECK_STR(p->problem, "port 8080/tcp goes to 172.17.0.3 on network bridge (--forward direct), "
+                          "but the probe of that network from the host failed");
+    CHECK_INT(port_of(&r, "app", 5432, CTR_TCP)->plan, REG_PORT_DIRECT);
+    reg_free(&r);
+
+    /* --forward mapped: today's behaviour, whatever the probes say. */
+    init(&r);
+    r.forward = REG_FORWARD_MAPPED;
+    reg_update(&r, c2, 1);
+    reg_set_reachability(&r, "bridge", REG_REACH_OK);
+    CHECK_INT(port_of(&r, "app", 5432, CTR_TCP)->plan, REG_PORT_MAPPED);
+    p = port_of(&r, "app", 8080, CTR_TCP);
+    CHECK_INT(p->plan, REG_PORT_UNREACHABLE);
+    CHECK_STR(p->problem, "port 8080/tcp is not published, and --forward mapped serves only "
+                          "published ports: publish it (-p 8080) or run loopholed with --forward "
+                          "auto");
+    reg_probe_want *w;
+    CHECK_INT(reg_probe_wants(&r, &w), 0);
+    CHECK(w == NULL);
+    reg_free(&r);
+}
+
+TEST(shared_stays_shared)
+{
+    static const int modes[] = {REG_FORWARD_AUTO, REG_FORWARD_DIRECT, REG_FORWARD_MAPPED};
+    for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+        registry r;
+        init(&r);
+        r.share_wildcard = true;
+        r.forward = modes[i];
+        container *c = mk_bare("s1", "pg", 1);
+        add_port(c, 5432, CTR_TCP, "0.0.0.0", 5432);
+        add_port(c, 5433, CTR_TCP, "0.0.0.0", 15433);
+        add_net(c, "bridge", "172.17.0.3");
+        reg_update(&r, c, 1);
+        reg_set_reachability(&r, "bridge", REG_REACH_OK);
+        CHECK_INT(port_of(&r, "pg", 5432, CTR_TCP)->plan, REG_PORT_SHARED);
+        CHECK_INT(port_of(&r, "pg", 5433, CTR_TCP)->plan,
+                  modes[i] == REG_FORWARD_MAPPED ? REG_PORT_MAPPED : REG_PORT_DIRECT);
+        reg_free(&r);
+    }
+}
+
+TEST(udp_ports)
+{
+    registry r;
+    init(&r);
+    container *c = mk_bare("u1", "dns", 1);
+    add_port(c, 53, CTR_UDP, "", 0);
+    add_port(c, 54, CTR_UDP, "0.0.0.0", 30054);
+    add_net(c, "bridge", "172.17.0.3");
+    reg_update(&r, c, 1);
+    /* Unknown network (UDP cannot be probed): published is mapped, an
+     * exposed-only one is direct, optimistically. */
+    CHECK_INT(port_of(&r, "dns", 53, CTR_UDP)->plan, REG_PORT_DIRECT);
+    CHECK_INT(port_of(&r, "dns", 54, CTR_UDP)->plan, REG_PORT_MAPPED);
+    /* The TCP probe (port 9: it has no TCP port) decides for UDP too. */
+    reg_probe_want *w;
+    REQUIRE(reg_probe_wants(&r, &w) == 1);
+    CHECK_INT(w[0].port, 9);
+    CHECK_INT(w[0].proto, CTR_TCP);
+    free(w);
+    CHECK(reg_set_reachability(&r, "bridge", REG_REACH_UNREACHABLE));
+    CHECK_INT(port_of(&r, "dns", 53, CTR_UDP)->plan, REG_PORT_UNREACHABLE);
+    CHECK(strstr(port_of(&r, "dns", 53, CTR_UDP)->problem, "publish it (-p 53/udp)") != NULL);
+    CHECK_INT(port_of(&r, "dns", 54, CTR_UDP)->plan, REG_PORT_MAPPED);
+    CHECK(reg_set_reachability(&r, "bridge", REG_REACH_OK));
+    CHECK_INT(port_of(&r, "dns", 53, CTR_UDP)->plan, REG_PORT_DIRECT);
+    CHECK_INT(port_of(&r, "dns", 54, CTR_UDP)->plan, REG_PORT_DIRECT);
+    reg_free(&r);
+}
+
+TEST(probe_wants)
+{
+    registry r;
+    init(&r);
+    container *a = mk_bare("p1", "a", 1);
+    add_port(a, 53, CTR_UDP, "", 0);
+    add_port(a, 6379, CTR_TCP, "", 0);
+    add_port(a, 8080, CTR_TCP, "", 0);
+    add_net(a, "bridge", "172.17.0.3");
+    add_net(a, "back", "10.1.0.3");
+    container *b = mk_bare("p2", "b", 2);
+    add_port(b, 80, CTR_TCP, "0.0.0.0", 8000);
+    add_net(b, "bridge", "172.17.0.4");
+    add_net(b, "front", "10.2.0.4");
+    add_net(b, "none-ip", "");
+    container *off = mk_bare("p3", "off", 3); /* not served: no ports */
+    add_net(off, "lonely", "10.3.0.2");
+    reg_update(&r, a, 1);
+    reg_update(&r, b, 1);
+    reg_update(&r, off, 1);
+    reg_probe_want *w;
+    size_t n = reg_probe_wants(&r, &w);
+    REQUIRE(n == 3);
+    /* One want per network, from the first served container on it, with
+     * its first TCP port. */
+    CHECK_STR(w[0].network, "bridge");
+    CHECK_STR(w[0].ip, "172.17.0.3");
+    CHECK_INT(w[0].port, 6379);
+    CHECK_STR(w[1].network, "back");
+    CHECK_STR(w[1].ip, "10.1.0.3");
+    CHECK_STR(w[2].network, "front");
+    CHECK_STR(w[2].ip, "10.2.0.4");
+    CHECK_INT(w[2].port, 80);
+    free(w);
+    /* Known networks are not probed again until forgotten. */
+    reg_set_reachability(&r, "bridge", REG_REACH_OK);
+    reg_set_reachability(&r, "back", REG_REACH_UNREACHABLE);
+    n = reg_probe_wants(&r, &w);
+    REQUIRE(n == 1);
+    CHECK_STR(w[0].network, "front");
+    free(w);
+    reg_set_reachability(&r, "front", REG_REACH_OK);
+    CHECK_INT(reg_probe_wants(&r, &w), 0);
+    CHECK(w == NULL);
+    reg_set_reachability(&r, "back", REG_REACH_UNKNOWN);
+    n = reg_probe_wants(&r, &w);
+    REQUIRE(n == 1);
+    CHECK_STR(w[0].network, "back");
+    free(w);
+    reg_free(&r);
+}
+
+TEST(held_exposed_and_everywhere)
+{
+    registry r;
+    init(&r);
+    container *c = mk_bare("h1", "web", 1);
+    add_label(c, "loophole.network", "missing");
+    add_port(c, 8080, CTR_TCP, "", 0);
+    add_port(c, 5432, CTR_TCP, "0.0.0.0", 49312);
+    add_net(c, "bridge", "172.17.0.3");
+    reg_update(&r, c, 1);
+    reg_set_reachability(&r, "bridge", REG_REACH_OK);
+    reg_entry *e = reg_find(&r, "web");
+    uint32_t addr = e->addr;
+    const char *netproblem = "loophole.network names \"missing\", which the container is not on "
+                             "(or has no IPv4 address on)";
+    CHECK_STR(port_of(&r, "web", 8080, CTR_TCP)->problem, netproblem);
+    /* An exposed-only port held on the container's address never moves it. */
+    reg_apply_begin(&r, 10);
+    reg_decide_round(&r, false);
+    CHECK(!reg_port_held(&r, "h1", 8080, CTR_TCP, "127.0.0.2:8080/tcp", 10));
+    CHECK_INT(e->addr, addr);
+    CHECK(port_of(&r, "web", 8080, CTR_TCP)->held);
+    CHECK_STR(port_of(&r, "web", 8080, CTR_TCP)->problem,
+              "127.0.0.2:8080/tcp is held by another program (loophole moves a container only "
+              "for a port it publishes)");
+    /* A reachability change keeps a held problem while the plan stays. */
+    CHECK(!reg_set_reachability(&r, "other", REG_REACH_OK));
+    CHECK(port_of(&r, "web", 8080, CTR_TCP)->held);
+    /* Held on the wildcard: a problem naming the holder, never a move. */
+    CHECK(reg_port_held_everywhere(&r, "h1", 5432, CTR_TCP, "pid 123 (python3)"));
+    CHECK_INT(e->addr, addr);
+    CHECK_STR(port_of(&r, "web", 5432, CTR_TCP)->problem,
+              "another program on the host (pid 123 (python3)) holds port 5432/tcp on every "
+              "address (it listens on *:5432); loophole cannot serve 5432 for this container");
+    CHECK(reg_port_held_everywhere(&r, "h1", 8080, CTR_TCP, NULL));
+    CHECK_STR(port_of(&r, "web", 8080, CTR_TCP)->problem,
+              "another program on the host holds port 8080/tcp on every address (it listens on "
+              "*:8080); loophole cannot serve 8080 for this container");
+    CHECK(!reg_port_held_everywhere(&r, "h1", 9999, CTR_TCP, NULL));
+    CHECK(!reg_port_held_everywhere(&r, "nope", 8080, CTR_TCP, NULL));
+    reg_apply_end(&r);
+    /* The next apply tries again: the planned problem is back. */
+    reg_apply_begin(&r, 20);
+    CHECK(!port_of(&r, "web", 8080, CTR_TCP)->held);
+    CHECK_STR(port_of(&r, "web", 8080, CTR_TCP)->problem, netproblem);
+    CHECK_STR(port_of(&r, "web", 5432, CTR_TCP)->problem, netproblem);
+    CHECK_INT(port_of(&r, "web", 5432, CTR_TCP)->plan, REG_PORT_DIRECT);
+    reg_apply_end(&r);
+    /* A published port held on one address still moves the container. */
+    reg_apply_begin(&r, 30);
+    reg_decide_round(&r, false);
+    CHECK(reg_port_held(&r, "h1", 5432, CTR_TCP, "127.0.0.2:5432/tcp", 30));
+    CHECK(e->addr != addr);
+    reg_apply_end(&r);
     reg_free(&r);
 }
 
