@@ -81,19 +81,10 @@ struct reach_prober {
 
 int reach_classify(int uv_err)
 {
-    switch (uv_err) {
-    case 0:
-    case UV_ECONNREFUSED:
-        return REACH_OK;
-    case UV_ETIMEDOUT:
-    case UV_EHOSTUNREACH:
-    case UV_ENETUNREACH:
-    case UV_EACCES:
-    case UV_EPERM:
-        return REACH_UNREACHABLE;
-    default:
-        return REACH_UNREACHABLE;
-    }
+    /* Nothing listening (refused) still means the address answered. A
+     * timeout, EHOSTUNREACH, ENETUNREACH, EACCES or EPERM (a firewall) is
+     * unreachable, and so is anything else. */
+    return uv_err == 0 || uv_err == UV_ECONNREFUSED ? REACH_OK : REACH_UNREACHABLE;
 }
 
 /* The errors reach_classify names; anything else is logged once. */
