@@ -49,6 +49,11 @@ bool platform_has_netlink(void);
 /* Whether network namespaces exist here (--host-ports-mode netns). */
 bool platform_has_netns(void);
 
+/* Whether some socket listens on the wildcard address (0.0.0.0 or ::) on
+ * port/proto (proto 0 TCP, 1 UDP), which makes every 127.x address's port
+ * taken. false when it cannot be told (macOS: no /proc). */
+bool platform_wildcard_listener(uint16_t port, int proto);
+
 /* Loopback addresses the pool must never hand out (host byte order), e.g.
  * systemd-resolved's stub listeners 127.0.0.53 and 127.0.0.54 on Linux.
  * Returns how many; *out points at static storage. */

@@ -71,3 +71,10 @@ size_t platform_reserved_addresses(const uint32_t **out)
     *out = NULL;
     return 0;
 }
+
+bool platform_wildcard_listener(uint16_t port, int proto)
+{
+    (void)port;
+    (void)proto;
+    return false;
+}

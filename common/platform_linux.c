@@ -1,6 +1,11 @@
 /* Linux's answers to platform.h. */
 #include "platform.h"
 
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "protocol.h"
 
 const char *platform_name(void)
@@ -63,4 +68,38 @@ size_t platform_reserved_addresses(const uint32_t **out)
     static const uint32_t reserved[] = {0x7f000035u, 0x7f000036u};
     *out = reserved;
     return sizeof(reserved) / sizeof(reserved[0]);
+}
+
+/* /proc/net/{tcp,udp}{,6}: "  0: 00000000:1F90 00000000:0000 0A ..." (local
+ * address and port in hex, state 0A = LISTEN for TCP; UDP sockets are state
+ * 07 and count when bound to the wildcard). */
+static bool wildcard_in(const char *path, uint16_t port, bool tcp)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return false;
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        char local[64], remote[64];
+        unsigned st = 0;
+        if (sscanf(line, " %*u: %63s %63s %x", local, remote, &st) != 3)
+            continue;
+        char *colon = strrchr(local, ':');
+        if (colon == NULL)
+            continue;
+        unsigned long p = strtoul(colon + 1, NULL, 16);
+        *colon = '\0';
+        bool any = strspn(local, "0") == strlen(local);
+        found = any && p == port && (tcp ? st == 0x0A : true);
+    }
+    fclose(f);
+    return found;
+}
+
+bool platform_wildcard_listener(uint16_t port, int proto)
+{
+    bool tcp = proto == 0;
+    return wildcard_in(tcp ? "/proc/net/tcp" : "/proc/net/udp", port, tcp) ||
+           wildcard_in(tcp ? "/proc/net/tcp6" : "/proc/net/udp6", port, tcp);
 }

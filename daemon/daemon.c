@@ -10,8 +10,10 @@
 
 #include "hostports.h"
 #include "kafka_map.h"
+#include "reach.h"
 #include "labels.h"
 #include "log.h"
+#include "platform.h"
 #include "state.h"
 #include "util.h"
 
@@ -166,7 +168,7 @@ static int kafka_proxy_mode(int label_mode)
                                              : PROXY_KAFKA_SNIFF;
 }
 
-/* The listeners the registry wants: one per REG_PORT_PROXY port of each
+/* The listeners the registry wants: one per mapped or direct port of each
  * served container, on its address and original port. */
 static port_want *plan_ports(const registry *r, size_t *n, size_t *capp)
 {
@@ -178,7 +180,7 @@ static port_want *plan_ports(const registry *r, size_t *n, size_t *capp)
             continue;
         for (size_t j = 0; j < e->nports; j++) {
             const reg_port *p = &e->ports[j];
-            if (p->plan != REG_PORT_PROXY)
+            if (p->plan != REG_PORT_MAPPED && p->plan != REG_PORT_DIRECT)
                 continue;
             if (k == cap) {
                 cap = cap ? cap * 2 : 16;
@@ -215,6 +217,57 @@ static void load_zone(daemon_ctx *d)
     free(recs);
 }
 
+/* ---- Reachability of container networks ---- */
+
+/* Remembers a network's state for /v1/status and the periodic re-probe. */
+static void note_network(daemon_ctx *d, const char *network, int state)
+{
+    for (size_t i = 0; i < d->nnets; i++)
+        if (strcmp(d->nets[i].name, network) == 0) {
+            d->nets[i].state = state;
+            return;
+        }
+    if (d->nnets == DAEMON_MAX_NETWORKS)
+        return;
+    snprintf(d->nets[d->nnets].name, sizeof(d->nets[0].name), "%s", network);
+    d->nets[d->nnets++].state = state;
+}
+
+void daemon_reach_changed(void *ud, const char *network, int state)
+{
+    daemon_ctx *d = ud;
+    note_network(d, network, state);
+    char shown[PRINTABLE_BUF];
+    printable(network, strlen(network), shown, sizeof(shown));
+    log_info("reach", "container network %s is %s from the host", shown,
+             state == REACH_OK ? "reachable" : "not reachable");
+    if (reg_set_reachability(&d->reg, network, state))
+        daemon_apply(d);
+}
+
+/* Every network a served container is on whose reachability is not known
+ * yet gets a probe (the prober keeps one per network at a time). */
+static void probe_networks(daemon_ctx *d)
+{
+    if (d->reach == NULL)
+        return;
+    reg_probe_want *pw = NULL;
+    size_t n = reg_probe_wants(&d->reg, &pw);
+    for (size_t i = 0; i < n; i++)
+        reach_probe(d->reach, pw[i].network, pw[i].ip, pw[i].port);
+    free(pw);
+}
+
+/* Probes every known network again (a firewall rule or route may have
+ * changed): a state that changes comes back through daemon_reach_changed. */
+void daemon_reprobe(daemon_ctx *d)
+{
+    if (d->reach == NULL)
+        return;
+    for (size_t i = 0; i < d->nnets; i++)
+        reach_failure(d->reach, d->nets[i].name);
+}
+
 /* Aliases first (a new address must exist before anything binds it), then
  * listeners; a port another program holds goes back to the registry, which
  * may move the container, and the round repeats (a bounded number of
@@ -241,17 +294,28 @@ void daemon_apply(daemon_ctx *d)
         bool moved = false;
         /* Only a forward listener's address is the registry's to change; a
          * listener on a socket bound elsewhere has its own failures. */
-        for (size_t i = 0; i < nres; i++)
-            if (res[i].err == UV_EADDRINUSE && res[i].key.role == PORT_ROLE_FORWARD &&
-                reg_port_held(&d->reg, res[i].key.id, res[i].key.port, res[i].key.proto,
-                              res[i].where, now_ms()))
+        for (size_t i = 0; i < nres; i++) {
+            const port_result *pr = &res[i];
+            if (pr->err != UV_EADDRINUSE || pr->key.role != PORT_ROLE_FORWARD)
+                continue;
+            /* A program on *:P holds P on every address: moving never helps. */
+            bool (*everywhere)(uint16_t, int) =
+                d->wildcard_listener ? d->wildcard_listener : platform_wildcard_listener;
+            if (everywhere(pr->key.port, pr->key.proto == CTR_UDP ? 1 : 0)) {
+                reg_port_held_everywhere(&d->reg, pr->key.id, pr->key.port, pr->key.proto, NULL);
+                continue;
+            }
+            if (reg_port_held(&d->reg, pr->key.id, pr->key.port, pr->key.proto, pr->where,
+                              now_ms()))
                 moved = true;
+        }
         free(res);
         if (!moved)
             break;
     }
     reg_apply_end(&d->reg);
     hp_after_apply(d);
+    probe_networks(d);
     if (d->zone)
         load_zone(d);
     daemon_save_state(d);

@@ -25,6 +25,10 @@
 /* The lock file in the state directory: one daemon per state directory,
  * held (flock LOCK_EX) for the daemon's life. */
 #define DAEMON_LOCK_FILE "loopholed.lock"
+/* Container networks whose reachability the status shows. */
+#define DAEMON_MAX_NETWORKS 64
+/* How often every known network is probed again. */
+#define DAEMON_REPROBE_MS 30000
 
 typedef struct hp_sock hp_sock;
 
@@ -66,6 +70,18 @@ typedef struct daemon_ctx {
     bool netns_ok;        /* netns_probe: the netns path can work here */
     char netns_why[256];  /* why not, when !netns_ok */
     char instance_id[17]; /* this daemon's token (state dir), on its relay sidecars */
+    /* Whether a socket listens on *:port (NULL: platform_wildcard_listener;
+     * the unit tests put in their own, so the machine's listeners do not
+     * matter). */
+    bool (*wildcard_listener)(uint16_t port, int proto);
+    /* Container networks' reachability (reach.c), as last reported. */
+    struct reach_prober *reach;
+    uv_timer_t reprobe;
+    struct {
+        char name[128];
+        int state; /* REACH_* */
+    } nets[DAEMON_MAX_NETWORKS];
+    size_t nnets;
     int64_t started_ms;
     bool owns_system; /* past the control socket check: aliases, resolver, state are ours */
     int lock_fd;      /* <state_dir>/DAEMON_LOCK_FILE, flock'ed for life; -1 before */
@@ -86,6 +102,9 @@ void daemon_docker_update(void *ud, container *c);
 void daemon_docker_gone(void *ud, const char *id);
 /* The state file: leases, aliases, the resolver choice. */
 void daemon_save_state(daemon_ctx *d);
+/* The prober's changed() callback; and probing every known network again. */
+void daemon_reach_changed(void *ud, const char *network, int state);
+void daemon_reprobe(daemon_ctx *d);
 void daemon_load_state(daemon_ctx *d);
 
 /* view.c: the JSON shapes of DESIGN.md. */

@@ -12,15 +12,17 @@
 #define HOST_MAX 253
 
 /* Reachable at the container's loophole address on its container port:
- * proxied (the port table has a listener) or shared (Docker's own listener
+ * proxied, direct or mapped (the port table has a listener), or shared (Docker's own listener
  * answers on every 127.x address). */
 static bool port_live(const kafka_map_ctx *ctx, const reg_entry *e, const reg_port *p)
 {
-    if (p->proto != CTR_TCP || p->host_port == 0)
+    if (p->proto != CTR_TCP)
         return false;
     if (p->plan == REG_PORT_SHARED)
-        return true;
-    return p->plan == REG_PORT_PROXY &&
+        return p->host_port != 0;
+    /* Direct ports need no published port: the listener dials the
+     * container's own address. */
+    return (p->plan == REG_PORT_MAPPED || p->plan == REG_PORT_DIRECT) &&
            (ctx->live == NULL || ctx->live(ctx->live_ud, e->c->id, p->port));
 }
 

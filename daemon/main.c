@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "fdlimit.h"
 #include "hostports.h"
+#include "reach.h"
 #include "fsutil.h"
 #include "log.h"
 #include "platform.h"
@@ -180,6 +181,11 @@ static void publish_event(void *ud, const char *type, const char *json)
 
 /* ---- Life ---- */
 
+static void on_reprobe(uv_timer_t *t)
+{
+    daemon_reprobe(t->data);
+}
+
 static void close_docker(void *arg)
 {
     daemon_ctx *d = arg;
@@ -200,6 +206,11 @@ static void close_services(daemon_ctx *d)
     }
     if (d->ports)
         ports_close_all(d->ports);
+    if (d->reach) {
+        reach_close(d->reach);
+        d->reach = NULL;
+        uv_close((uv_handle_t *)&d->reprobe, NULL);
+    }
     /* The relay sidecars are removed through the Docker client, which
      * closes after them. */
     hp_stop(d, close_docker, d);
@@ -448,6 +459,18 @@ static int start(daemon_ctx *d)
         log_error_err("docker", rc, "cannot set up the Docker client");
         return rc;
     }
+    rc = reach_new(d->loop, 0, daemon_reach_changed, d, &d->reach);
+    if (rc < 0) {
+        log_error_err("reach", rc, "cannot set up the reachability prober");
+        return rc;
+    }
+    uv_timer_init(d->loop, &d->reprobe);
+    d->reprobe.data = d;
+    uv_timer_start(&d->reprobe, on_reprobe, DAEMON_REPROBE_MS, DAEMON_REPROBE_MS);
+    d->reg.serve_exposed = d->cfg.serve_mode == CONFIG_SERVE_EXPOSED;
+    d->reg.forward = d->cfg.forward_mode == CONFIG_FORWARD_DIRECT   ? REG_FORWARD_DIRECT
+                     : d->cfg.forward_mode == CONFIG_FORWARD_MAPPED ? REG_FORWARD_MAPPED
+                                                                    : REG_FORWARD_AUTO;
     hp_start(d);
     docker_client_start(d->docker);
 

@@ -1,5 +1,6 @@
 /* The JSON the control API serves, in the shapes DESIGN.md fixes (fields may
  * be added, never renamed), and the /v1/events change feed. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +10,26 @@
 #include "daemon.h"
 #include "hostports.h"
 #include "json.h"
+#include "reach.h"
 #include "platform.h"
 #include "splice.h"
 #include "protocol.h"
 #include "util.h"
+
+/* "172.17.0.3:5432" or "[::1]:5432". */
+static void sa_format(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char ip[64] = "";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        uv_ip4_name(a, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        uv_ip6_name(a, ip, sizeof(ip));
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+    }
+}
 
 /* "key": [strings]. */
 static void kv_strv(yajl_gen g, const char *key, char *const *v, size_t n)
@@ -51,18 +68,25 @@ static void kv_time(yajl_gen g, const char *key, int64_t ms)
 }
 
 /* A port's mode joins the plan (registry) and the listener (port table). */
+static bool listened(const reg_port *p)
+{
+    return p->plan == REG_PORT_MAPPED || p->plan == REG_PORT_DIRECT;
+}
+
 static const char *mode_name(const reg_port *p, const port_entry *pe)
 {
     if (p->plan == REG_PORT_SHARED)
         return "shared";
-    if (p->plan == REG_PORT_PROXY && pe && pe->listener)
-        return "proxy";
+    if (p->plan == REG_PORT_UNREACHABLE)
+        return "unreachable";
+    if (listened(p) && pe && pe->listener)
+        return p->plan == REG_PORT_DIRECT ? "direct" : "mapped";
     return "none";
 }
 
 static const port_entry *port_of(const daemon_ctx *d, const reg_entry *e, const reg_port *p)
 {
-    if (d->ports == NULL || p->plan != REG_PORT_PROXY || !reg_served(e))
+    if (d->ports == NULL || !listened(p) || !reg_served(e))
         return NULL;
     return ports_find(d->ports, e->c->id, PORT_ROLE_FORWARD, p->port, p->proto);
 }
@@ -116,7 +140,14 @@ void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g)
         const char *mode = served ? mode_name(p, pe) : "none";
         json_kv_str(g, "mode", mode);
         /* Only a port loophole proxies is rewritten, so only it is "kafka". */
-        json_kv_bool(g, "kafka", p->kafka && strcmp(mode, "proxy") == 0);
+        bool proxied = strcmp(mode, "direct") == 0 || strcmp(mode, "mapped") == 0;
+        json_kv_bool(g, "kafka", p->kafka && proxied);
+        struct sockaddr_storage ts;
+        char tgt[64] = "";
+        if (listened(p) && reg_port_target(p, &ts) == 0)
+            sa_format((const struct sockaddr *)&ts, tgt, sizeof(tgt));
+        json_kv_str(g, "target", tgt[0] ? tgt : NULL);
+        json_kv_str(g, "network", p->plan == REG_PORT_DIRECT && p->network[0] ? p->network : NULL);
         json_gen_str(g, "connections");
         yajl_gen_map_open(g);
         json_kv_int(g, "active", (long long)st.conns_active);
@@ -241,6 +272,24 @@ void view_status(daemon_ctx *d, yajl_gen g)
     json_kv_int(g, "connections", (long long)active);
     /* splice(2) is Linux-only; macOS relays with read/write. */
     json_kv_bool(g, "splice", d->popts.splice && splice_available());
+
+    json_gen_str(g, "forwarding");
+    yajl_gen_map_open(g);
+    json_kv_str(g, "serve", d->cfg.serve);
+    json_kv_str(g, "forward", d->cfg.forward);
+    json_gen_str(g, "networks");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < d->nnets; i++) {
+        yajl_gen_map_open(g);
+        json_kv_str(g, "name", d->nets[i].name);
+        if (d->nets[i].state == REACH_UNKNOWN)
+            json_kv_null(g, "reachable");
+        else
+            json_kv_bool(g, "reachable", d->nets[i].state == REACH_OK);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
 
     size_t hl = 0, hw = 0, hs = 0;
     hp_totals(d, &hl, &hw, &hs);

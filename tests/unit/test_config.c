@@ -244,7 +244,8 @@ TEST(man_pages_state_defaults)
                                        "dial_timeout_ms",  "udp_idle_s",
                                        "udp_max_sessions", "admin_group",
                                        "log_level",        "host_ports_mode",
-                                       "sidecar_image"};
+                                       "sidecar_image",    "serve",
+                                       "forward"};
     static const struct {
         const char *file, *entry, *next; /* an entry runs from entry+name to the next entry */
     } pages[] = {{"loopholed.8", ".It Fl -", "\n.It Fl"},

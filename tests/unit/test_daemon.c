@@ -61,6 +61,13 @@ static void on_publish(void *ud, const char *type, const char *json)
     x->event_json[x->nevents++] = xstrdup(json);
 }
 
+static bool no_wildcard_listener(uint16_t port, int proto)
+{
+    (void)port;
+    (void)proto;
+    return false;
+}
+
 static void env_init(env *x, const char *first, const char *last)
 {
     memset(x, 0, sizeof(*x));
@@ -85,6 +92,7 @@ static void env_init(env *x, const char *first, const char *last)
     x->d.zone = dns_zone_new("loop.test", 5);
     x->d.publish = on_publish;
     x->d.publish_ud = x;
+    x->d.wildcard_listener = no_wildcard_listener;
 }
 
 static void env_clear_events(env *x)
@@ -202,7 +210,7 @@ TEST(move_after_eaddrinuse)
     CHECK_INT(zone_addr(&x, "pg.loop.test"), ip("127.0.0.3"));
     CHECK(json_has(&x, "pg", "\"ip\":\"127.0.0.3\""));
     CHECK(json_has(&x, "pg", "\"moves\":1"));
-    CHECK(json_has(&x, "pg", "\"mode\":\"proxy\""));
+    CHECK(json_has(&x, "pg", "\"mode\":\"mapped\""));
     CHECK(json_has(&x, NULL, "\"problems\":[\"Docker unreachable since start\"]}"));
     /* Watchers saw it once, at its final address. */
     REQUIRE(x.nevents == 1);
@@ -313,10 +321,11 @@ TEST(shared_ports)
                    "\"proto\":\"tcp\",\"mode\":\"shared\""));
     CHECK(json_has(&x, "pg",
                    "{\"port\":6379,\"host_port\":6379,\"host_ip\":\"127.0.0.1\","
-                   "\"proto\":\"tcp\",\"mode\":\"proxy\""));
+                   "\"proto\":\"tcp\",\"mode\":\"mapped\""));
+    /* Exposed only, and no address of its own to go to directly. */
     CHECK(json_has(&x, "pg",
                    "{\"port\":9000,\"host_port\":null,\"host_ip\":null,"
-                   "\"proto\":\"tcp\",\"mode\":\"none\""));
+                   "\"proto\":\"tcp\",\"mode\":\"unreachable\""));
     CHECK(json_has(&x, NULL, "\"listeners\":1"));
     env_free(&x);
     /* Where Docker's listener does not cover 127/8 (macOS), it is proxied. */
@@ -326,7 +335,7 @@ TEST(shared_ports)
     add_port(c, 5432, CTR_TCP, "0.0.0.0", 5432);
     daemon_docker_update(&x.d, c);
     CHECK(fake_find(&x.f, ip("127.0.0.2"), 5432) != NULL);
-    CHECK(json_has(&x, "pg", "\"mode\":\"proxy\""));
+    CHECK(json_has(&x, "pg", "\"mode\":\"mapped\""));
     env_free(&x);
 }
 
@@ -378,17 +387,17 @@ TEST(kafka_flag)
     CHECK_INT(forced->kafka.mode, PROXY_KAFKA_FORCE);
     CHECK(json_has(&x, "kafka",
                    "{\"port\":9092,\"host_port\":32768,\"host_ip\":\"0.0.0.0\","
-                   "\"proto\":\"tcp\",\"mode\":\"proxy\",\"kafka\":false"));
+                   "\"proto\":\"tcp\",\"mode\":\"mapped\",\"kafka\":false"));
     CHECK(json_has(&x, "kafka",
                    "\"port\":9093,\"host_port\":32769,\"host_ip\":\"0.0.0.0\","
-                   "\"proto\":\"tcp\",\"mode\":\"proxy\",\"kafka\":true"));
+                   "\"proto\":\"tcp\",\"mode\":\"mapped\",\"kafka\":true"));
     env_clear_events(&x);
     /* The proxy sees Kafka on 9092: the registry flags it and watchers hear. */
     sniff->kafka.detected(sniff->kafka.ud, NULL);
     REQUIRE(x.nevents == 1);
     CHECK_STR(x.events[0], "changed");
     CHECK(strstr(x.event_json[0], "\"port\":9092,\"host_port\":32768,\"host_ip\":\"0.0.0.0\","
-                                  "\"proto\":\"tcp\",\"mode\":\"proxy\",\"kafka\":true") != NULL);
+                                  "\"proto\":\"tcp\",\"mode\":\"mapped\",\"kafka\":true") != NULL);
     /* The broker mapping goes through the registry: the container's own port. */
     char nh[64] = "";
     int32_t np = 0;
@@ -404,7 +413,7 @@ TEST(kafka_flag)
     daemon_docker_update(&x.d, c2);
     CHECK(json_has(&x, "kafka",
                    "\"port\":9092,\"host_port\":32768,\"host_ip\":\"0.0.0.0\","
-                   "\"proto\":\"tcp\",\"mode\":\"proxy\",\"kafka\":true"));
+                   "\"proto\":\"tcp\",\"mode\":\"mapped\",\"kafka\":true"));
     /* A move reopens every listener at the new address with its hooks: 9093
      * changes mode (reopened), finds its port held and moves the container. */
     x.f.held[0].addr = ip("127.0.0.2");
