@@ -743,17 +743,22 @@ start_daemon_as_gid() {
         fail "pid $LH_DAEMON_PID is $(readlink "/proc/$LH_DAEMON_PID/exe"), not $LOOPHOLED"
 }
 
-# gid_block GID CIDR [reject|drop]: locally made packets from sockets of
-# group GID to CIDR are rejected with an ICMP host-unreachable (connect()
-# fails with EHOSTUNREACH at once; a plain REJECT would answer
-# port-unreachable, i.e. ECONNREFUSED, which counts as reachable) or dropped
-# (connect() times out). Packets Docker's NAT rewrote to CIDR (a mapped port
-# without docker-proxy) are left alone, so the mapped path stays open.
-# The cleanup removes the rule; gid_unblock with the same arguments earlier.
-lh_gid_rule() { # lh_gid_rule -I|-D GID CIDR [reject|drop]
-    local target=(-j REJECT --reject-with icmp-host-unreachable)
+# gid_block GID DEST [reject|drop]: locally made packets from sockets of
+# group GID to DEST (CIDR, or CIDR:PORT for one TCP port) are rejected with
+# an ICMP host-unreachable (connect() fails with EHOSTUNREACH at once; a plain
+# REJECT answers port-unreachable, i.e. ECONNREFUSED, which counts as
+# reachable) or dropped (connect() times out). Packets Docker's NAT rewrote
+# to DEST (a mapped port without docker-proxy) are left alone, so the mapped
+# path stays open. Name a port for loopback destinations: the daemon's
+# replies to its own clients on 127.0.0.1 are its packets too. The cleanup
+# removes the rule; gid_unblock with the same arguments does it earlier.
+lh_gid_rule() { # lh_gid_rule -I|-D GID DEST [reject|drop]
+    local match=(-d "${3%%:*}") target=(-j REJECT --reject-with icmp-host-unreachable)
+    case $3 in
+    *:*) match+=(-p tcp --dport "${3#*:}") ;;
+    esac
     [ "${4:-reject}" = drop ] && target=(-j DROP)
-    iptables -w 10 "$1" OUTPUT -d "$3" -m owner --gid-owner "$2" \
+    iptables -w 10 "$1" OUTPUT "${match[@]}" -m owner --gid-owner "$2" \
         -m conntrack ! --ctstate DNAT "${target[@]}"
 }
 gid_block() {
