@@ -7,7 +7,8 @@
 # closed to the daemon); --forward mapped; a network made unreachable for the
 # daemon alone (fallback to the mapped port, a problem for an exposed-only
 # port, direct again once reachable); network connect/disconnect while a
-# client is connected; a container restarted with a new IP. Each part runs
+# client is connected (and a mapped port moved by it); a container restarted
+# with a new IP; a refused probe counting as reachable. Each part runs
 # its own daemon.
 #
 # Written before the daemon side was merged: the JSON fields (mode "direct" /
@@ -419,6 +420,31 @@ part_connect_disconnect() {
     log "ok"
 }
 
+# --forward mapped across a network connect: Docker (20.10 at least) moves a
+# published port's mapping to the newly connected network and gives it a new
+# host port (docker-proxy restarted: connections over the old one are cut by
+# Docker, not checked here); the target follows the new host port.
+part_mapped_network_change() {
+    local net=lh-dx-mn-$RUN_ID c a hp hp2 bip
+    lh_network "$net"
+    c=lh-dx-mn-$RUN_ID
+    start_daemon --forward mapped
+    echo_srv "$c" --network "$net" -p 8080 >/dev/null
+    a=$(expect_address "$c.$D")
+    hp=$(mapped_port "$c" 8080)
+    expect_port "$c" 8080 tcp mapped "127.0.0.1:$hp" null
+    expect_greets "$a" "$(ctr_net_ip "$c" "$net")"
+    docker network connect bridge "$c" || fail "docker network connect bridge $c failed"
+    bip=$(ctr_net_ip "$c" bridge)
+    hp2=$(mapped_port "$c" 8080)
+    [ -n "$hp2" ] || fail "no host port for $c 8080/tcp after the connect: $(docker port "$c")"
+    log "host port $hp -> $hp2 after connecting the bridge"
+    expect_port "$c" 8080 tcp mapped "127.0.0.1:$hp2" null
+    expect_greets "$a" "$bip"
+    stop_daemon
+    log "ok"
+}
+
 # A container restarted with a new IP (its old one taken by another container
 # in the meantime): the listener follows it to the new address, nothing goes
 # to the old one, the loophole address stays the same.
@@ -477,7 +503,7 @@ part_refused_reachable() {
     a=$(expect_address "$c.$D")
     cip=$(ctr_net_ip "$c" "$net")
     expect_port "$c" 8080 tcp direct "$cip:8080" "$net"
-    docker exec "$c" touch /tmp/go || fail "docker exec $c failed"
+    docker exec "$c" sh -c ': >/tmp/go' || fail "docker exec $c failed"
     expect_http "$a"
     expect_port "$c" 8080 tcp direct "$cip:8080" "$net"
     stop_daemon
