@@ -642,3 +642,172 @@ ensure_relay_image() {
         rm -rf "$root"
     ) 9>/tmp/loophole-test-relay-image.lock || exit 1
 }
+
+# ---- Direct forwarding (test_direct.sh, issue 13) -----------------------------
+
+# port_json CONTAINER-NAME PORT [PROTO]: that port's object in GET
+# /v1/containers (one line of compact JSON), or empty when the API, the
+# container or the port is not there. The issue-13 fields: mode ("direct",
+# "mapped", "shared", "unreachable", "none"), target ("IP:PORT" or null),
+# network (the network direct forwarding uses, or null), problem.
+port_json() {
+    curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/containers 2>/dev/null |
+        jq -c --arg n "$1" --argjson p "$2" --arg proto "${3:-tcp}" \
+            'first(.[] | select(.container == $n) | .ports[]
+             | select(.port == $p and .proto == $proto)) // empty' 2>/dev/null
+}
+
+# port_field CONTAINER-NAME PORT PROTO FIELD: one field of port_json, raw
+# ("null" when null, empty when the port is not listed).
+port_field() { port_json "$1" "$2" "$3" | jq -r --arg f "$4" '.[$f]' 2>/dev/null; }
+
+# port_is CONTAINER-NAME PORT PROTO MODE [TARGET [NETWORK]]: the port is in
+# MODE, with TARGET and NETWORK when given ("null" for null); for wait_for.
+port_is() {
+    local j
+    j=$(port_json "$1" "$2" "$3")
+    [ -n "$j" ] || return 1
+    [ "$(jq -r .mode <<<"$j")" = "$4" ] || return 1
+    [ $# -lt 5 ] || [ "$(jq -r .target <<<"$j")" = "$5" ] || return 1
+    [ $# -lt 6 ] || [ "$(jq -r .network <<<"$j")" = "$6" ]
+}
+
+# expect_port CONTAINER-NAME PORT PROTO MODE [TARGET [NETWORK]]: waits (20 s)
+# until port_is; fails naming what the daemon says instead.
+expect_port() {
+    wait_for -t 20 port_is "$@" ||
+        fail "$1 $2/$3 should be mode $4${5:+ target $5}${6:+ network $6}, got: $(port_json "$1" "$2" "$3")"
+}
+
+# ctr_net_ip CONTAINER NETWORK: the container's IPv4 address on NETWORK
+# (empty when it is not on it).
+ctr_net_ip() {
+    docker inspect -f "{{with index .NetworkSettings.Networks \"$2\"}}{{.IPAddress}}{{end}}" "$1" \
+        2>/dev/null
+}
+
+# net_subnet NETWORK: the network's first IPv4 subnet (CIDR).
+net_subnet() {
+    docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' "$1" 2>/dev/null |
+        tr ' ' '\n' | grep -E '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$' | head -n1
+}
+
+# lh_network NAME [DOCKER-NETWORK-CREATE-ARGS...]: creates a bridge network
+# labelled with the run id; the cleanup removes it (after removing this run's
+# containers, which would otherwise keep it in use).
+lh_network() {
+    local n=$1
+    shift
+    docker network create --label "loophole.test=$RUN_ID" "$@" "$n" >/dev/null ||
+        fail "docker network create $n failed"
+    on_exit "lh_network_rm $n"
+}
+lh_network_rm() {
+    local ids
+    ids=$(docker ps -aq --filter "label=loophole.test=$RUN_ID" --filter "network=$1")
+    # shellcheck disable=SC2086
+    [ -z "$ids" ] || docker rm -f -v $ids
+    docker network rm "$1"
+}
+
+# lh_free_gid: a group id no group in the group database has, for a daemon
+# whose sockets an owner-match firewall rule can single out.
+lh_free_gid() {
+    local g _
+    for _ in $(seq 1 50); do
+        g=$((40000 + RANDOM % 20000))
+        getent group "$g" >/dev/null 2>&1 || {
+            echo "$g"
+            return 0
+        }
+    done
+    fail "no free group id found"
+}
+
+# start_daemon_as_gid GID [EXTRA-FLAGS...]: start_daemon, with the daemon's
+# real, effective, saved and file-system group id GID and no supplementary
+# groups (still uid 0 with all its capabilities), so `iptables -m owner
+# --gid-owner GID` matches its sockets and no other process's. A wrapper
+# script execs setpriv, which execs loopholed: LH_DAEMON_PID is the daemon.
+start_daemon_as_gid() {
+    local gid=$1 w=$LH_TMP/loopholed-gid-$1
+    shift
+    need_tool setpriv
+    printf '#!/bin/sh\nexec setpriv --regid=%s --clear-groups -- %q "$@"\n' "$gid" "$LOOPHOLED" >"$w"
+    chmod 755 "$w"
+    LOOPHOLED=$w start_daemon "$@"
+    local g
+    g=$(awk '/^Gid:/ {print $2 "," $3 "," $4 "," $5}' "/proc/$LH_DAEMON_PID/status" 2>/dev/null)
+    assert_eq "$gid,$gid,$gid,$gid" "$g" "group ids of loopholed $LH_DAEMON_PID"
+    [ "$(readlink "/proc/$LH_DAEMON_PID/exe")" = "$(readlink -f "$LOOPHOLED")" ] ||
+        fail "pid $LH_DAEMON_PID is $(readlink "/proc/$LH_DAEMON_PID/exe"), not $LOOPHOLED"
+}
+
+# gid_block GID DEST [reject|drop]: locally made packets from sockets of
+# group GID to DEST (CIDR, or CIDR:PORT for one TCP port) are rejected with
+# an ICMP host-unreachable (connect() fails with EHOSTUNREACH at once; a plain
+# REJECT answers port-unreachable, i.e. ECONNREFUSED, which counts as
+# reachable) or dropped (connect() times out). Packets Docker's NAT rewrote
+# to DEST (a mapped port without docker-proxy) are left alone, so the mapped
+# path stays open. Name a port for loopback destinations: the daemon's
+# replies to its own clients on 127.0.0.1 are its packets too. The cleanup
+# removes the rule; gid_unblock with the same arguments does it earlier.
+lh_gid_rule() { # lh_gid_rule -I|-D GID DEST [reject|drop]
+    local match=(-d "${3%%:*}") target=(-j REJECT --reject-with icmp-host-unreachable)
+    case $3 in
+    *:*) match+=(-p tcp --dport "${3#*:}") ;;
+    esac
+    [ "${4:-reject}" = drop ] && target=(-j DROP)
+    iptables -w 10 "$1" OUTPUT "${match[@]}" -m owner --gid-owner "$2" \
+        -m conntrack ! --ctstate DNAT "${target[@]}"
+}
+gid_block() {
+    if ! lh_gid_rule -I "$@" 2>"$LH_TMP/iptables.err"; then
+        fail "iptables cannot add an owner rule for group $1 to $2: $(cat "$LH_TMP/iptables.err")"
+    fi
+    on_exit "lh_gid_rule -D $*"
+    log "blocked $2 for group $1 (${3:-reject})"
+}
+gid_unblock() {
+    lh_gid_rule -D "$@" || fail "iptables could not remove the owner rule for group $1 to $2"
+    log "unblocked $2 for group $1"
+}
+
+# ---- Held connections (test_direct.sh) ----------------------------------------
+
+# conn_open NAME HOST PORT: a TCP connection held open in the background
+# (socat; its input is a fifo this shell keeps open, what comes back
+# accumulates in $LH_TMP/conn-NAME.out). conn_send NAME LINE writes a line,
+# conn_expect NAME LINE waits (5 s) until that line came back, conn_close
+# NAME closes our side. The cleanup kills what is left.
+declare -A LH_CONN_FD=() LH_CONN_PID=()
+conn_open() {
+    local n=$1 fifo=$LH_TMP/conn-$1.in fd
+    rm -f "$fifo"
+    mkfifo "$fifo" || fail "mkfifo $fifo failed"
+    socat -T 120 - "TCP:$2:$3,connect-timeout=3" <"$fifo" >"$LH_TMP/conn-$n.out" \
+        2>"$LH_TMP/conn-$n.err" &
+    LH_CONN_PID[$n]=$!
+    on_exit "kill ${LH_CONN_PID[$n]}"
+    # Opening the fifo for writing lets socat's open for reading return.
+    exec {fd}>"$fifo"
+    LH_CONN_FD[$n]=$fd
+}
+# A subshell: a write after the peer went away kills it with SIGPIPE, not us.
+conn_send() {
+    (printf '%s\n' "$2" >&"${LH_CONN_FD[$1]}") 2>/dev/null || fail "cannot write to connection $1 (closed)"
+}
+conn_has() { grep -qxF -- "$2" "$LH_TMP/conn-$1.out"; }
+conn_expect() {
+    wait_for -t 5 conn_has "$1" "$2" ||
+        fail "connection $1: no '$2' came back (got: $(tr '\n' '|' <"$LH_TMP/conn-$1.out"); $(cat "$LH_TMP/conn-$1.err"))"
+}
+# conn_alive NAME: its socat has not exited (the connection is open).
+conn_alive() { ! lh_exited "${LH_CONN_PID[$1]}"; }
+conn_close() {
+    local fd=${LH_CONN_FD[$1]}
+    exec {fd}>&-
+    lh_wait_exit "${LH_CONN_PID[$1]}" 5 || kill "${LH_CONN_PID[$1]}" 2>/dev/null
+    wait "${LH_CONN_PID[$1]}" 2>/dev/null
+    return 0
+}
