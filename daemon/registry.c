@@ -410,8 +410,9 @@ static bool net_before(const ctr_net *a, const ctr_net *b)
 
 /* The network direct forwarding uses for c: the one loophole.network names,
  * when c has an address on it (even when it is unreachable: the person
- * chose it); else the first in the fixed order that is not known to be
- * unreachable; else the first in that order (unreachable). NULL when c has
+ * chose it); else the first in the fixed order that is known to be
+ * reachable, else the first not known to be unreachable, else the first in
+ * that order (unreachable). NULL when c has
  * no IPv4 address. problem gets a loophole.network that names no network
  * of c ("" when none). */
 static const ctr_net *choose_net(const registry *r, const container *c, char *problem, size_t plen)
@@ -428,12 +429,16 @@ static const ctr_net *choose_net(const registry *r, const container *c, char *pr
                  "address on)",
                  printable(want, strnlen(want, LABEL_VALUE_MAX), shown, sizeof(shown)));
     }
-    for (int pass = 0; pass < 2; pass++) {
+    /* Pass 0: the first known to be reachable (a network just connected is
+     * not preferred before its probe answered, so open connections keep
+     * their listener); 1: the first not known to be unreachable; 2: any. */
+    for (int pass = 0; pass < 3; pass++) {
         const ctr_net *best = NULL;
         for (size_t i = 0; i < c->nnets; i++) {
             const ctr_net *n = &c->nets[i];
-            if (!usable_net(n) ||
-                (pass == 0 && reg_reachability(r, n->name) == REG_REACH_UNREACHABLE))
+            int st = reg_reachability(r, n->name);
+            if (!usable_net(n) || (pass == 0 && st != REG_REACH_OK) ||
+                (pass == 1 && st == REG_REACH_UNREACHABLE))
                 continue;
             if (best == NULL || net_before(n, best))
                 best = n;

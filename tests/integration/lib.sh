@@ -472,7 +472,8 @@ lh_tcp_conns() {
 # control_up: the test daemon's control API answers.
 control_up() { curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/status >/dev/null 2>&1; }
 
-# port_mode CONTAINER-ID PORT [PROTO]: "proxy", "shared" or "none" from
+# port_mode CONTAINER-ID PORT [PROTO]: "direct", "mapped", "shared",
+# "unreachable" or "none" from
 # GET /v1/containers; empty when the API or the port is not there.
 port_mode() {
     curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/containers 2>/dev/null |

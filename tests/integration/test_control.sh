@@ -126,6 +126,9 @@ jq -e --arg listen "$LH_DNS_IP:$LH_DNS_PORT" --arg domain "$D" \
 
 # ---- GET /v1/containers and /v1/containers/{name or id} ---------------------------------
 
+# A's port goes direct once its network answered the probe.
+wait_for -t 10 port_mode_is "$A_ID" 8080 tcp direct ||
+    fail "A's 8080/tcp: mode $(port_mode "$A_ID" 8080 tcp), expected direct"
 code=$(ctl_http GET /v1/containers "$body")
 assert_eq 200 "$code" "GET /v1/containers"
 peer json "$body" || fail "/v1/containers is not valid JSON"
@@ -142,7 +145,7 @@ jq -e --arg c "$A" --arg id "$A_ID" --arg name "$A_DNS" --arg ip "$a_ip" \
     .id == $id and .name == $name and .ip == $ip and (.names | index($extra) != null) and
     .project == null and .service == null and .skipped == null and
     (.ports | length == 1) and .ports[0].port == 8080 and .ports[0].host_port == $hp and
-    .ports[0].proto == "tcp" and .ports[0].mode == "proxy" and .ports[0].kafka == false and
+    .ports[0].proto == "tcp" and .ports[0].mode == "direct" and .ports[0].kafka == false and
     (.ports[0].connections | has("active") and has("total")) and
     (.ports[0].bytes | has("in") and has("out")))' "$body" >/dev/null ||
     fail "/v1/containers: wrong entry for $A: $(jq -c --arg c "$A" '.[] | select(.container == $c)' "$body")"
@@ -197,13 +200,13 @@ done <<<"$mine"
 lh ls >"$body" || fail "loophole ls failed"
 head -n1 "$body" | grep -Eq '^DNS NAME +IP +PORTS +CONTAINER' ||
     fail "ls: unexpected header: $(head -n1 "$body")"
-hp=$(host_port "$A" 8080)
-grep -Eq "^$A_DNS +$a_ip +8080→$hp +$A\$" "$body" ||
-    fail "ls: no row '$A_DNS $a_ip 8080→$hp $A' in:
+# Served direct (auto on a reachable network): the port alone, no "→host port".
+grep -Eq "^$A_DNS +$a_ip +8080 +$A\$" "$body" ||
+    fail "ls: no row '$A_DNS $a_ip 8080 $A' in:
 $(cat "$body")"
 b_row=$(grep -E "^$B_DNS " "$body") || fail "ls: no row for $B"
 for p in 5432 6379; do
-    printf '%s' "$b_row" | grep -q "$p→$(host_port "$B" $p)" || fail "ls: row of $B lacks $p→...: $b_row"
+    printf '%s' "$b_row" | grep -Eq "(^| |,)$p(,| |$)" || fail "ls: row of $B lacks $p: $b_row"
 done
 tail -n +2 "$body" | awk '{print $1}' | LC_ALL=C sort -c 2>/dev/null ||
     fail "ls is not sorted by name:

@@ -52,7 +52,8 @@ assert_eq "intruder-$RUN_ID" "$got" "the intruder on $next:$P"
 got=$(curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/containers |
     jq -r --arg id "$id" '.[] | select(.id as $c | $c != null and ($id | startswith($c))) | .ip')
 assert_eq "$m" "$got" "ip in /v1/containers"
-assert_eq proxy "$(port_mode "$id" "$P" tcp)" "mode of $P/tcp after the move"
+wait_for -t 10 port_mode_is "$id" "$P" tcp direct ||
+    fail "mode of $P/tcp after the move: $(port_mode "$id" "$P" tcp), expected direct"
 
 # One log line about the move, naming the held address.
 n=$(grep -Ei 'mov' "$LH_LOG" | grep -c -- "$next:$P" || true)

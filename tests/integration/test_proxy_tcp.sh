@@ -51,7 +51,9 @@ got=$(lh_tcp send "$a" 6379 'PING\r\n' 5 | tr -d '\r') || fail "inline PING thro
 assert_eq "+PONG" "$got" "inline PING (6 bytes) through $a:6379"
 
 control_up || fail "the control API does not answer on $LH_SOCK"
-assert_eq proxy "$(port_mode "$ra" 6379 tcp)" "mode of redis a's 6379/tcp in /v1/containers"
+# auto: straight to the container once its network answered the probe.
+wait_for -t 10 port_mode_is "$ra" 6379 tcp direct ||
+    fail "mode of redis a's 6379/tcp in /v1/containers: $(port_mode "$ra" 6379 tcp), expected direct"
 
 # ---- Server speaks first; half-close ----------------------------------------
 

@@ -34,8 +34,8 @@ wait_for -t 10 tcp_side_ok ||
     fail "9999/tcp through $u answered '$(lh_tcp banner "$u" 9999 '' 3)', expected tcp-$RUN_ID"
 
 control_up || fail "the control API does not answer on $LH_SOCK"
-assert_eq proxy "$(port_mode "$id" 9999 udp)" "mode of 9999/udp"
-assert_eq proxy "$(port_mode "$id" 9999 tcp)" "mode of 9999/tcp"
+wait_for -t 10 port_mode_is "$id" 9999 tcp direct || fail "mode of 9999/tcp: $(port_mode "$id" 9999 tcp)"
+wait_for -t 10 port_mode_is "$id" 9999 udp direct || fail "mode of 9999/udp: $(port_mode "$id" 9999 udp)"
 
 docker stop -t 1 "$id" >/dev/null || fail "docker stop failed"
 wait_for -t 10 not lh_listens udp "$u" 9999 || fail "loopholed keeps $u:9999/udp after the container stopped"

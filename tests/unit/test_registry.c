@@ -740,6 +740,32 @@ TEST(network_order_and_label)
     reg_free(&r);
 }
 
+/* A network just connected (not probed yet) does not take over from one
+ * known to be reachable until its own probe answers: the listener, and the
+ * connections on it, stay. */
+TEST(network_known_reachable_first)
+{
+    registry r;
+    init(&r);
+    container *c = mk_bare("n2", "web", 1);
+    add_port(c, 8080, CTR_TCP, "", 0); /* exposed only */
+    add_net(c, "backend", "10.0.9.2");
+    container *d = container_dup(c);
+    reg_update(&r, c, 1);
+    reg_set_reachability(&r, "backend", REG_REACH_OK);
+    CHECK_STR(port_of(&r, "web", 8080, CTR_TCP)->network, "backend");
+    add_net(d, "bridge", "172.17.0.9"); /* docker network connect bridge */
+    reg_update(&r, d, 2);
+    const reg_port *p = port_of(&r, "web", 8080, CTR_TCP);
+    CHECK_INT(p->plan, REG_PORT_DIRECT);
+    CHECK_STR(p->network, "backend");
+    CHECK(reg_set_reachability(&r, "bridge", REG_REACH_OK));
+    p = port_of(&r, "web", 8080, CTR_TCP);
+    CHECK_STR(p->network, "bridge");
+    CHECK_STR(p->target_ip, "172.17.0.9");
+    reg_free(&r);
+}
+
 TEST(forward_auto)
 {
     registry r;
