@@ -81,17 +81,20 @@ static bool wildcard_in(const char *path, uint16_t port, bool tcp)
     char line[512];
     bool found = false;
     while (!found && fgets(line, sizeof(line), f)) {
-        char local[64], remote[64];
-        unsigned st = 0;
-        if (sscanf(line, " %*u: %63s %63s %x", local, remote, &st) != 3)
-            continue;
-        char *colon = strrchr(local, ':');
-        if (colon == NULL)
+        /* "sl: local remote st ...": the second and fourth fields. */
+        char *save = NULL;
+        char *sl = strtok_r(line, " \t", &save);
+        char *local = sl ? strtok_r(NULL, " \t", &save) : NULL;
+        char *remote = local ? strtok_r(NULL, " \t", &save) : NULL;
+        char *st = remote ? strtok_r(NULL, " \t", &save) : NULL;
+        char *colon = local ? strrchr(local, ':') : NULL;
+        if (st == NULL || colon == NULL)
             continue;
         unsigned long p = strtoul(colon + 1, NULL, 16);
+        unsigned long state = strtoul(st, NULL, 16);
         *colon = '\0';
         bool any = strspn(local, "0") == strlen(local);
-        found = any && p == port && (tcp ? st == 0x0A : true);
+        found = any && p == port && (tcp ? state == 0x0A : true);
     }
     fclose(f);
     return found;

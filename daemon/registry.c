@@ -502,7 +502,12 @@ static void plan_port(const registry *r, const container *c, const ctr_net *net,
                      "that network from the host failed",
                      port, pn, net->ip,
                      printable(net->name, strlen(net->name), shown, sizeof(shown)));
-    } else if (state == REG_REACH_OK) {
+    } else if (state == REG_REACH_OK ||
+               (!published && p->proto == CTR_UDP && state != REG_REACH_UNREACHABLE)) {
+        /* UDP cannot be probed (nothing answers a datagram for sure); a
+         * network's state comes from a TCP probe. Until one answered, an
+         * exposed-only UDP port is served direct, optimistically: it has no
+         * other path, and a failed probe turns it unreachable. */
         plan = REG_PORT_DIRECT;
     } else if (published) {
         plan = REG_PORT_MAPPED; /* unknown or unreachable: Docker's mapped port, as always */
@@ -513,12 +518,6 @@ static void plan_port(const registry *r, const container *c, const ctr_net *net,
                  "the host: publish it (-p %u%s) or route container networks to the host (e.g. "
                  "docker-mac-net-connect)",
                  port, pn, port, flag);
-    } else if (p->proto == CTR_UDP) {
-        /* UDP cannot be probed (nothing answers a datagram for sure); a
-         * network's state comes from a TCP probe. Until one answered, an
-         * exposed-only UDP port is served direct, optimistically: it has no
-         * other path, and a failed probe turns it unreachable. */
-        plan = REG_PORT_DIRECT;
     } else {
         plan = REG_PORT_NONE; /* waiting for the probe of its network */
     }

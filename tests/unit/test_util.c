@@ -3,6 +3,12 @@
  * reaches the log. */
 #include <stdbool.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "platform.h"
 #include "test.h"
 #include "util.h"
 
@@ -84,4 +90,42 @@ TEST(printable_all_bytes)
         ok = ok && *p >= 0x20 && *p <= 0x7e;
     CHECK(ok);
     CHECK(strstr(out, "...") == NULL); /* 256 * 4 fits in 2048 */
+}
+
+/* A TCP listener of port on addr (host order); its fd, and the port bound
+ * in *port (0: the kernel picks). */
+static int listen_on(uint32_t addr, uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(*port)};
+    sa.sin_addr.s_addr = htonl(addr);
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* Whether something listens on *:port, read from the kernel's socket
+ * tables (Linux); macOS cannot tell and says no. */
+TEST(wildcard_listener)
+{
+    uint16_t any = 0, lo = 0;
+    int fa = listen_on(INADDR_ANY, &any);
+    int fl = listen_on(INADDR_LOOPBACK, &lo);
+    REQUIRE(fa >= 0 && fl >= 0);
+#ifdef __linux__
+    CHECK(platform_wildcard_listener(any, 0));
+    CHECK(!platform_wildcard_listener(lo, 0));  /* a specific address is not every address */
+    CHECK(!platform_wildcard_listener(any, 1)); /* TCP only */
+#else
+    CHECK(!platform_wildcard_listener(any, 0));
+#endif
+    close(fa);
+    close(fl);
+    CHECK(!platform_wildcard_listener(any, 0));
 }
