@@ -236,17 +236,14 @@ static void note_network(daemon_ctx *d, const char *network, int state)
 void daemon_reach_changed(void *ud, const char *network, int state)
 {
     daemon_ctx *d = ud;
-    note_network(d, network, state);
-    char shown[PRINTABLE_BUF];
-    printable(network, strlen(network), shown, sizeof(shown));
-    log_info("reach", "container network %s is %s from the host", shown,
-             state == REACH_OK ? "reachable" : "not reachable");
+    note_network(d, network, state); /* (reach.c has logged the change) */
     if (reg_set_reachability(&d->reg, network, state))
         daemon_apply(d);
 }
 
-/* Every network a served container is on whose reachability is not known
- * yet gets a probe (the prober keeps one per network at a time). */
+/* Every network a served container is on gets a current probe target: the
+ * prober probes the ones not known yet and re-probes the others at these
+ * targets (the prober keeps one probe per network at a time). */
 static void probe_networks(daemon_ctx *d)
 {
     if (d->reach == NULL)

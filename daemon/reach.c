@@ -50,6 +50,7 @@ typedef struct reach_net {
     uint64_t last_failure_ms; /* when reach_failure last re-probed */
     unsigned recheck_ms;      /* the next re-check interval while unreachable */
     bool other_logged;        /* an unexpected error was logged for it */
+    bool confirming;          /* a reachable network failed once: checking again */
 } reach_net;
 
 struct probe {
@@ -312,6 +313,16 @@ static void deliver(probe *op)
                      shown(net->name, tmp, sizeof(tmp)), op->target);
     }
     int old = net->state;
+    /* One failed probe of a reachable network (a server whose accept queue
+     * is full drops SYNs; a moment of load) is checked once more, soon,
+     * before the network is called unreachable and its direct ports change. */
+    if (old == REACH_OK && state == REACH_UNREACHABLE && !net->confirming) {
+        net->confirming = true;
+        free(op);
+        plan(p, net, now + REACH_CONFIRM_MS, false);
+        return;
+    }
+    net->confirming = false;
     net->state = state;
     if (state == REACH_UNREACHABLE) {
         plan(p, net, now + net->recheck_ms, false);

@@ -35,6 +35,9 @@
  * reach.c checks that with static asserts. */
 enum { REACH_UNKNOWN = 0, REACH_OK = 1, REACH_UNREACHABLE = 2 };
 
+/* A reachable network whose probe fails is probed once more after this
+ * long before it counts as unreachable. */
+#define REACH_CONFIRM_MS 1000
 #define REACH_DEFAULT_TIMEOUT_MS 300u
 /* reach_failure re-probes a network at most once per this interval. */
 #define REACH_REPROBE_MIN_MS 5000u

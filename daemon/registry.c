@@ -732,7 +732,7 @@ size_t reg_probe_wants(const registry *r, reg_probe_want **out)
             }
         for (size_t k = 0; k < e->c->nnets; k++) {
             const ctr_net *net = &e->c->nets[k];
-            if (!usable_net(net) || reg_reachability(r, net->name) != REG_REACH_UNKNOWN)
+            if (!usable_net(net))
                 continue;
             bool dup = false;
             for (size_t m = 0; m < n && !dup; m++)

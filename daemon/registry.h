@@ -225,11 +225,14 @@ typedef struct reg_probe_want {
     uint16_t port;
     uint8_t proto; /* CTR_TCP */
 } reg_probe_want;
-/* The probes wanted: one per network whose state is UNKNOWN and on which a
- * served container has an IPv4 address, with that container's first TCP
- * port (or port 9 when it has none: a refused connect counts as reachable).
- * None with --forward mapped (nothing would use the answer). *out is
- * malloc'd (NULL when none); returns how many. */
+/* A probe target per network on which a served container has an IPv4
+ * address, whatever the network's state: that container's first TCP port
+ * (or port 9 when it has none: a refused connect counts as reachable). The
+ * prober probes networks whose state is unknown and keeps the others'
+ * targets current for its re-probes (a target that went away would make a
+ * working network look unreachable). None with --forward mapped (nothing
+ * would use the answer). *out is malloc'd (NULL when none); returns how
+ * many. */
 size_t reg_probe_wants(const registry *r, reg_probe_want **out);
 
 /* ---- The reverse direction: host ports ---- */

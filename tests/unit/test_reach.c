@@ -284,6 +284,46 @@ TEST(timeout_is_unreachable_then_rechecked)
     close(fd);
 }
 
+/* A reachable network whose re-probe times out once is probed again after
+ * REACH_CONFIRM_MS before it counts as unreachable: one changed() call, at
+ * the second failure, not at the first. */
+TEST(reachable_needs_two_failures)
+{
+    uint16_t port;
+    int filler = -1;
+    const char *why = NULL;
+    int fd = hanging_listener(&port, &filler, &why);
+    if (fd < 0)
+        TEST_SKIP("%s", why);
+    uint16_t refused;
+    int rfd = loopback_socket(-1, &refused);
+    REQUIRE(rfd >= 0);
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    seen s = {0};
+    reach_prober *p;
+    REQUIRE(reach_new(&loop, 200, on_changed, &s, &p) == 0);
+    reach_set_intervals(p, 1, 50, 100);
+    reach_probe(p, "busy", "127.0.0.1", refused);
+    while (s.calls < 1)
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK_INT(s.state, REACH_OK);
+    /* The target now hangs (a full accept queue). */
+    uv_update_time(&loop);
+    uint64_t t0 = uv_now(&loop);
+    reach_failure_at(p, "busy", "127.0.0.1", port);
+    while (s.calls < 2)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_update_time(&loop);
+    CHECK_INT(s.state, REACH_UNREACHABLE);
+    /* two timeouts and the confirmation's wait */
+    CHECK(uv_now(&loop) - t0 >= 2 * 190 + REACH_CONFIRM_MS - 10);
+    CHECK_INT(close_all(&loop, p), 0);
+    close(filler);
+    close(fd);
+    close(rfd);
+}
+
 TEST(close_with_probe_in_flight)
 {
     uint16_t port;

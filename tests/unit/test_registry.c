@@ -943,21 +943,25 @@ TEST(probe_wants)
     CHECK_STR(w[2].ip, "10.2.0.4");
     CHECK_INT(w[2].port, 80);
     free(w);
-    /* Known networks are not probed again until forgotten. */
+    /* Known networks keep a target too (the prober re-probes them), and it
+     * follows the containers: a gone one is no target. */
     reg_set_reachability(&r, "bridge", REG_REACH_OK);
     reg_set_reachability(&r, "back", REG_REACH_UNREACHABLE);
     n = reg_probe_wants(&r, &w);
-    REQUIRE(n == 1);
-    CHECK_STR(w[0].network, "front");
+    REQUIRE(n == 3);
     free(w);
-    reg_set_reachability(&r, "front", REG_REACH_OK);
+    CHECK(reg_remove(&r, "p1", 2));
+    n = reg_probe_wants(&r, &w);
+    REQUIRE(n == 2);
+    CHECK_STR(w[0].network, "bridge");
+    CHECK_STR(w[0].ip, "172.17.0.4");
+    CHECK_INT(w[0].port, 80);
+    CHECK_STR(w[1].network, "front");
+    free(w);
+    /* --forward mapped uses no answer: no probes. */
+    r.forward = REG_FORWARD_MAPPED;
     CHECK_INT(reg_probe_wants(&r, &w), 0);
     CHECK(w == NULL);
-    reg_set_reachability(&r, "back", REG_REACH_UNKNOWN);
-    n = reg_probe_wants(&r, &w);
-    REQUIRE(n == 1);
-    CHECK_STR(w[0].network, "back");
-    free(w);
     reg_free(&r);
 }
 
