@@ -34,6 +34,18 @@ static yajl_val parse(const char *json, size_t len, char *err, size_t errlen)
     return v;
 }
 
+/* A GET /containers/json reply: parse() and an array, or NULL with err. */
+static yajl_val parse_list(const char *json, size_t len, char *err, size_t errlen)
+{
+    yajl_val root = parse(json, len, err, errlen);
+    if (root != NULL && !YAJL_IS_ARRAY(root)) {
+        set_err(err, errlen, "list reply is not an array");
+        json_free(root);
+        return NULL;
+    }
+    return root;
+}
+
 /* An optional string member: NULL when absent or null, -1 when of another
  * type. Anything but an object (say a missing Config) has no members. */
 static int opt_str(yajl_val obj, const char *key, const char **out)
@@ -390,14 +402,9 @@ int docker_decode_list(const char *json, size_t len, char ***ids, size_t *n, cha
 {
     *ids = NULL;
     *n = 0;
-    yajl_val root = parse(json, len, err, errlen);
+    yajl_val root = parse_list(json, len, err, errlen);
     if (root == NULL)
         return -EINVAL;
-    if (!YAJL_IS_ARRAY(root)) {
-        set_err(err, errlen, "list reply is not an array");
-        json_free(root);
-        return -EINVAL;
-    }
     size_t cnt = root->u.array.len;
     char **v = xcalloc(cnt, sizeof(char *));
     for (size_t i = 0; i < cnt; i++) {
@@ -789,14 +796,9 @@ int docker_decode_listed(const char *json, size_t len, docker_listed **out, size
 {
     *out = NULL;
     *n = 0;
-    yajl_val root = parse(json, len, err, errlen);
+    yajl_val root = parse_list(json, len, err, errlen);
     if (root == NULL)
         return -EINVAL;
-    if (!YAJL_IS_ARRAY(root)) {
-        set_err(err, errlen, "list reply is not an array");
-        json_free(root);
-        return -EINVAL;
-    }
     size_t cnt = json_len(root);
     docker_listed *v = xcalloc(cnt ? cnt : 1, sizeof(*v));
     for (size_t i = 0; i < cnt; i++) {
