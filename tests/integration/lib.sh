@@ -812,3 +812,158 @@ conn_close() {
     wait "${LH_CONN_PID[$1]}" 2>/dev/null
     return 0
 }
+
+# ---- Leases, bound addresses, projects (test_leases/bound/project.sh, issue 14) --
+
+# lhc ARGS...: the loophole client against the test daemon.
+lhc() { "$LOOPHOLE_BIN/loophole" --socket "$LH_SOCK" "$@"; }
+
+# lh_capture CMD...: runs CMD with its stdout in $LH_TMP/cap.out and its
+# stderr in $LH_TMP/cap.err; sets LH_RC to its exit status. Main shell only
+# (it sets a variable).
+LH_RC=
+lh_capture() {
+    "$@" >"$LH_TMP/cap.out" 2>"$LH_TMP/cap.err"
+    LH_RC=$?
+}
+
+# expect_cli_ok LABEL CMD...: CMD exits 0 (lh_capture; stdout stays in
+# $LH_TMP/cap.out).
+expect_cli_ok() {
+    local label=$1
+    shift
+    lh_capture "$@"
+    [ "$LH_RC" -eq 0 ] ||
+        fail "$label: exit status $LH_RC (stdout '$(cat "$LH_TMP/cap.out")', stderr '$(cat "$LH_TMP/cap.err")')"
+}
+
+# expect_cli_error LABEL REGEX CMD...: CMD exits 1 with nothing on stdout and
+# one line on stderr (the daemon's sentence) matching REGEX (grep -Ei).
+expect_cli_error() {
+    local label=$1 re=$2 err
+    shift 2
+    lh_capture "$@"
+    err=$(cat "$LH_TMP/cap.err")
+    assert_eq 1 "$LH_RC" "$label: exit status (stderr '$err')"
+    assert_eq "" "$(cat "$LH_TMP/cap.out")" "$label: stdout"
+    [ "$(grep -c . "$LH_TMP/cap.err")" -eq 1 ] || fail "$label: expected one line on stderr, got '$err'"
+    grep -Eiq -- "$re" "$LH_TMP/cap.err" || fail "$label: stderr does not match /$re/: '$err'"
+}
+
+# lease_add_ok LABEL NAME [ARGS...]: `loophole lease add NAME ARGS...` exits
+# 0 and prints exactly one address and a newline on stdout (checked byte for
+# byte); prints that address.
+lease_add_ok() {
+    local label=$1 a
+    shift
+    expect_cli_ok "$label" lhc lease add "$@"
+    a=$(cat "$LH_TMP/cap.out")
+    printf '%s' "$a" | grep -Eqx '[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+' ||
+        fail "$label: stdout is not one address: '$a'"
+    printf '%s\n' "$a" | cmp -s - "$LH_TMP/cap.out" ||
+        fail "$label: stdout is not exactly '$a\\n': $(od -c "$LH_TMP/cap.out" | head -n3)"
+    echo "$a"
+}
+
+# api_leases: GET /v1/leases (the JSON array), empty when the API does not
+# answer 200.
+api_leases() { curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/leases 2>/dev/null; }
+
+# lease_json NAME: GET /v1/leases/NAME as one line of compact JSON, empty on
+# an error.
+lease_json() {
+    curl -sf -m 3 --unix-socket "$LH_SOCK" "http://x/v1/leases/$1" 2>/dev/null | jq -c . 2>/dev/null
+}
+# lease_field NAME FIELD: one field of it (raw; "null" for null).
+lease_field() { lease_json "$1" | jq -r --arg f "$2" '.[$f]' 2>/dev/null; }
+
+# lease_post JSON-BODY BODY-FILE: POST /v1/leases; prints the HTTP status.
+lease_post() {
+    curl -s -m 5 --unix-socket "$LH_SOCK" -X POST -H 'Content-Type: application/json' \
+        --data-binary "$1" -o "$2" -w '%{http_code}' http://x/v1/leases 2>/dev/null
+}
+
+# ctr_json CONTAINER-NAME: its object in GET /v1/containers (compact), empty
+# when not listed.
+ctr_json() {
+    curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/containers 2>/dev/null |
+        jq -c --arg c "$1" 'first(.[] | select(.container == $c)) // empty' 2>/dev/null
+}
+# ctr_field CONTAINER-NAME JQ-FILTER: the filter applied to ctr_json (raw).
+ctr_field() { ctr_json "$1" | jq -r "$2" 2>/dev/null; }
+# ctr_ip CONTAINER-NAME: its address in /v1/containers ("null" when none,
+# empty when not listed).
+ctr_ip() { ctr_field "$1" .ip; }
+ctr_ip_is() { [ "$(ctr_ip "$1")" = "$2" ]; }
+
+# expect_ctr_ip CONTAINER-NAME: waits (20 s) until the daemon gives the
+# container an address; prints it.
+expect_ctr_ip() {
+    wait_for -t 20 lh_ctr_has_ip "$1" || fail "$1 got no address: $(ctr_json "$1")"
+    ctr_ip "$1"
+}
+lh_ctr_has_ip() {
+    local a
+    a=$(ctr_ip "$1")
+    [ -n "$a" ] && [ "$a" != null ]
+}
+
+# status_field JQ-FILTER: GET /v1/status through the filter (raw).
+status_field() {
+    curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/status 2>/dev/null | jq -r "$1" 2>/dev/null
+}
+
+# lo_has_addr ADDR: ADDR/32 is on lo (of this network namespace).
+lo_has_addr() { ip -4 -o addr show dev lo | grep -q " $1/32 "; }
+
+# www_page DIR TEXT: DIR/index.html says TEXT, readable by busybox httpd.
+www_page() {
+    mkdir -p "$1"
+    printf '%s\n' "$2" >"$1/index.html"
+    chmod -R a+rX "$1"
+}
+
+# http_body ADDR PORT: GET / on ADDR:PORT, the body (empty on failure).
+http_body() { curl -sf -m 3 "http://$1:$2/" 2>/dev/null; }
+http_says() { [ "$(http_body "$1" "$2")" = "$3" ]; }
+# expect_http_says ADDR PORT TEXT: waits (20 s) until GET / returns TEXT.
+expect_http_says() {
+    wait_for -t 20 http_says "$1" "$2" "$3" ||
+        fail "http://$1:$2/ should say '$3', got '$(curl -s -m 3 "http://$1:$2/" 2>&1)'"
+}
+
+# run_web NAME TEXT DOCKER-RUN-ARGS... -- PORT...: a container running busybox
+# httpd on each PORT, every one serving TEXT; prints the id.
+run_web() {
+    local n=$1 text=$2 args=() cmd="" p
+    shift 2
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        args+=("$1")
+        shift
+    done
+    [ "${1:-}" = -- ] || fail "run_web: missing --"
+    shift
+    www_page "$LH_TMP/www-$n" "$text"
+    for p in "$@"; do
+        cmd+="httpd -p $p -h /www; "
+    done
+    run_ctr --name "$n" "${args[@]}" -v "$LH_TMP/www-$n:/www:ro" "$LH_IMAGE" \
+        sh -c "${cmd}exec sleep 3600"
+}
+
+# compose_labels PROJECT SERVICE NUMBER: the labels docker compose sets, as
+# docker-run arguments (one per line; no spaces in them), for containers made
+# by hand (the tests do not need docker-compose for them).
+compose_labels() {
+    printf '%s\n' --label "com.docker.compose.project=$1" --label "com.docker.compose.service=$2" \
+        --label "com.docker.compose.container-number=$3" --label com.docker.compose.oneoff=False
+}
+
+# lh_listens_any tcp|udp ADDR: the test daemon holds a listening (TCP) or
+# bound (UDP) socket on ADDR, any port.
+lh_listens_any() {
+    local flags=-Hltnp
+    [ "$1" = udp ] && flags=-Hlunp
+    [ -n "$LH_DAEMON_PID" ] || return 1
+    ss "$flags" src "$2" 2>/dev/null | grep -q "pid=$LH_DAEMON_PID,"
+}
