@@ -28,5 +28,7 @@
 #define LH_API_HOST_PORT_PROTO LH_API_HOST_PORT "/{proto}"           /* a route pattern */
 #define LH_API_RESOLVER LH_API_PREFIX "/resolver"
 #define LH_API_EVENTS LH_API_PREFIX "/events"
+#define LH_API_LEASES LH_API_PREFIX "/leases"
+#define LH_API_LEASE LH_API_LEASES "/{name}" /* a route pattern */
 
 #endif

@@ -84,6 +84,7 @@ void alloc_free(alloc_pool *p)
     free(p->leases);
     free(p->reserved);
     free(p->blocked);
+    free(p->taken);
     memset(p, 0, sizeof(*p));
 }
 
@@ -122,10 +123,15 @@ static bool is_blocked(const alloc_pool *p, uint32_t a)
     return list_has(p->blocked, p->nblocked, a);
 }
 
+bool alloc_is_taken(const alloc_pool *p, uint32_t a)
+{
+    return list_has(p->taken, p->ntaken, a);
+}
+
 /* Could a new lease be placed on a (ignoring whether a lease holds it)? */
 static bool usable(const alloc_pool *p, uint32_t a)
 {
-    return in_pool(p, a) && !is_reserved(p, a) && !is_blocked(p, a);
+    return in_pool(p, a) && !is_reserved(p, a) && !is_blocked(p, a) && !alloc_is_taken(p, a);
 }
 
 static alloc_lease *find(const alloc_pool *p, const char *key)
@@ -154,7 +160,7 @@ static int cmp_u32(const void *a, const void *b)
  * any lease (active or not). Returns false when there is none. */
 static bool lowest_free(const alloc_pool *p, uint32_t *out)
 {
-    size_t cap = p->nleases + p->nreserved + p->nblocked;
+    size_t cap = p->nleases + p->nreserved + p->nblocked + p->ntaken;
     uint32_t *taken = xmalloc((cap ? cap : 1) * sizeof(*taken));
     size_t n = 0;
     for (size_t i = 0; i < p->nleases; i++)
@@ -163,6 +169,8 @@ static bool lowest_free(const alloc_pool *p, uint32_t *out)
         taken[n++] = p->reserved[i];
     for (size_t i = 0; i < p->nblocked; i++)
         taken[n++] = p->blocked[i];
+    for (size_t i = 0; i < p->ntaken; i++)
+        taken[n++] = p->taken[i];
     qsort(taken, n, sizeof(*taken), cmp_u32);
 
     /* 64-bit so that a pool ending at 127.255.255.255 cannot wrap. */
@@ -188,7 +196,7 @@ static alloc_lease *oldest_inactive(const alloc_pool *p, const alloc_lease *skip
     alloc_lease *best = NULL;
     for (size_t i = 0; i < p->nleases; i++) {
         alloc_lease *l = &p->leases[i];
-        if (l == skip || l->active || !usable(p, l->addr))
+        if (l == skip || l->active || l->pinned || !usable(p, l->addr))
             continue;
         if (best == NULL || l->stopped_at < best->stopped_at ||
             (l->stopped_at == best->stopped_at && l->addr < best->addr))
@@ -235,6 +243,7 @@ static alloc_lease *append_lease(alloc_pool *p, const char *key, uint32_t addr)
     l->addr = addr;
     l->active = false;
     l->stopped_at = 0;
+    l->pinned = false;
     return l;
 }
 
@@ -260,9 +269,11 @@ int alloc_acquire(alloc_pool *p, const char *key, int64_t now, uint32_t *addr)
     alloc_lease *l = find(p, key);
     if (l != NULL) {
         /* The key keeps its address, even a blocked one (the caller moves it
-         * when it finds the port taken), unless it has since been reserved
-         * or left the pool: those are never handed out. */
-        if (in_pool(p, l->addr) && !is_reserved(p, l->addr)) {
+         * when it finds the port taken), unless it has since been reserved,
+         * left the pool, or a container publishes on it: those are never
+         * handed out. A pinned lease keeps its address whatever happens. */
+        if (l->pinned ||
+            (in_pool(p, l->addr) && !is_reserved(p, l->addr) && !alloc_is_taken(p, l->addr))) {
             l->active = true;
             l->stopped_at = 0;
             *addr = l->addr;
@@ -293,7 +304,7 @@ void alloc_release(alloc_pool *p, const char *key, int64_t now)
     if (key == NULL)
         return;
     alloc_lease *l = find(p, key);
-    if (l == NULL || !l->active)
+    if (l == NULL || !l->active || l->pinned)
         return;
     l->active = false;
     l->stopped_at = now;
@@ -307,6 +318,8 @@ int alloc_move(alloc_pool *p, const char *key, int64_t now, uint32_t *addr)
     alloc_lease *l = find(p, key);
     if (l == NULL)
         return -ENOENT;
+    if (l->pinned)
+        return -EINVAL;
     alloc_block(p, l->addr);
     uint32_t a;
     int rc = take_address(p, &l, &a);
@@ -317,6 +330,83 @@ int alloc_move(alloc_pool *p, const char *key, int64_t now, uint32_t *addr)
     l->stopped_at = 0;
     *addr = a;
     return 0;
+}
+
+int alloc_restore_pinned(alloc_pool *p, const char *key, uint32_t addr)
+{
+    if (key == NULL || key[0] == '\0')
+        return -EINVAL;
+    if (!in_pool(p, addr) || is_reserved(p, addr))
+        return -EINVAL;
+    if (find(p, key) != NULL || addr_leased(p, addr))
+        return -EINVAL;
+    alloc_lease *l = append_lease(p, key, addr);
+    l->active = true;
+    l->pinned = true;
+    return 0;
+}
+
+int alloc_pin(alloc_pool *p, const char *key, uint32_t want, uint32_t *addr)
+{
+    if (key == NULL || key[0] == '\0')
+        return -EINVAL;
+    alloc_lease *l = find(p, key);
+    if (l != NULL) {
+        if (!l->pinned)
+            return -EINVAL;
+        *addr = l->addr;
+        return want == 0 || want == l->addr ? 0 : -EEXIST;
+    }
+    uint32_t a;
+    if (want == 0) {
+        int rc = take_address(p, NULL, &a);
+        if (rc != 0)
+            return rc;
+    } else {
+        if (!in_pool(p, want) || is_reserved(p, want))
+            return -EDOM;
+        if (alloc_is_taken(p, want))
+            return -EADDRINUSE;
+        for (size_t i = 0; i < p->nleases; i++) {
+            alloc_lease *o = &p->leases[i];
+            if (o->addr != want)
+                continue;
+            if (o->active || o->pinned)
+                return -EADDRINUSE;
+            remove_lease(p, o); /* a stopped container's: it gets another next time */
+            break;
+        }
+        a = want;
+    }
+    l = append_lease(p, key, a);
+    l->active = true;
+    l->pinned = true;
+    *addr = a;
+    return 0;
+}
+
+int alloc_forget(alloc_pool *p, const char *key)
+{
+    alloc_lease *l = key ? find(p, key) : NULL;
+    if (l == NULL)
+        return -ENOENT;
+    remove_lease(p, l);
+    return 0;
+}
+
+void alloc_set_taken(alloc_pool *p, const uint32_t *addrs, size_t n)
+{
+    p->ntaken = 0;
+    for (size_t i = 0; i < n; i++)
+        list_add(&p->taken, &p->ntaken, addrs[i]);
+}
+
+const alloc_lease *alloc_holder(const alloc_pool *p, uint32_t addr)
+{
+    for (size_t i = 0; i < p->nleases; i++)
+        if (p->leases[i].addr == addr)
+            return &p->leases[i];
+    return NULL;
 }
 
 const alloc_lease *alloc_find(const alloc_pool *p, const char *key)
@@ -334,6 +424,23 @@ size_t alloc_size(const alloc_pool *p)
     for (size_t i = 0; i < p->nreserved; i++)
         if (in_pool(p, p->reserved[i]))
             n--;
+    return n;
+}
+
+size_t alloc_in_use(const alloc_pool *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->nleases; i++)
+        if (p->leases[i].active && in_pool(p, p->leases[i].addr))
+            n++;
+    for (size_t i = 0; i < p->ntaken; i++) {
+        uint32_t a = p->taken[i];
+        bool leased = false;
+        for (size_t j = 0; j < p->nleases && !leased; j++)
+            leased = p->leases[j].active && p->leases[j].addr == a;
+        if (in_pool(p, a) && !is_reserved(p, a) && !leased)
+            n++;
+    }
     return n;
 }
 

@@ -11,8 +11,12 @@
 typedef struct alloc_lease {
     char *key;
     uint32_t addr;
-    bool active;        /* held by a running container */
+    bool active;        /* held by a running container (a pinned lease always is) */
     int64_t stopped_at; /* Unix ms the lease went inactive; 0 while active */
+    /* A named lease for another tool (loophole lease add): always active,
+     * never reclaimed, never moved, and it keeps its address even when a
+     * container publishes on it (they share it). */
+    bool pinned;
 } alloc_lease;
 
 typedef struct alloc_pool {
@@ -23,6 +27,11 @@ typedef struct alloc_pool {
     size_t nreserved;
     uint32_t *blocked; /* temporarily unusable (an address another program holds) */
     size_t nblocked;
+    /* In use without a lease: addresses running containers publish on
+     * themselves (-p 127.0.0.16:5432:5432), inside the pool or not. Never
+     * handed out; a container lease found on one moves at its next acquire. */
+    uint32_t *taken;
+    size_t ntaken;
 } alloc_pool;
 
 /* Parses "127.0.0.2-127.0.0.254". Both ends must be in 127.0.0.0/8 and
@@ -61,8 +70,32 @@ void alloc_release(alloc_pool *p, const char *key, int64_t now);
  * where it was, its address blocked), or -ENOENT for an unknown key. */
 int alloc_move(alloc_pool *p, const char *key, int64_t now, uint32_t *addr);
 
+/* Pins key to an address (a named lease): want 0 takes the lowest free
+ * address (reclaiming the oldest inactive container lease when none is),
+ * else exactly want. An existing pinned key keeps its address. Returns 0
+ * with *addr; -EEXIST when key is pinned already on another address than
+ * want (*addr: the one it has); -EDOM when want is outside the pool or
+ * reserved; -EADDRINUSE when want is held by another active or pinned lease
+ * or taken; -ENOSPC when no address is free; -EINVAL for a bad key or a key
+ * that is a container's (not pinned) lease. An inactive container lease on
+ * want is forgotten (the pinned one takes its address). */
+int alloc_pin(alloc_pool *p, const char *key, uint32_t want, uint32_t *addr);
+/* Restores a pinned lease from the state file (same rules as alloc_restore). */
+int alloc_restore_pinned(alloc_pool *p, const char *key, uint32_t addr);
+/* Forgets key's lease (pinned or not). Returns 0 or -ENOENT. */
+int alloc_forget(alloc_pool *p, const char *key);
+/* Replaces the set of taken addresses (see alloc_pool.taken). */
+void alloc_set_taken(alloc_pool *p, const uint32_t *addrs, size_t n);
+/* Whether addr is taken (alloc_set_taken). */
+bool alloc_is_taken(const alloc_pool *p, uint32_t addr);
+/* The lease holding addr (active, inactive or pinned), or NULL. */
+const alloc_lease *alloc_holder(const alloc_pool *p, uint32_t addr);
+
 const alloc_lease *alloc_find(const alloc_pool *p, const char *key);
 size_t alloc_size(const alloc_pool *p); /* addresses in the pool minus reserved */
 size_t alloc_used(const alloc_pool *p); /* active leases */
+/* Distinct pool addresses in use: active and pinned leases, and taken
+ * addresses inside the pool. */
+size_t alloc_in_use(const alloc_pool *p);
 
 #endif

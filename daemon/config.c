@@ -70,6 +70,8 @@ static const opt opts[] = {
     S(serve, CONFIG_DEFAULT_SERVE, "exposed|published: which containers get an address"),
     S(forward, CONFIG_DEFAULT_FORWARD,
       "auto|direct|mapped: to the container's own address or Docker's mapped port"),
+    S(address_per, CONFIG_DEFAULT_ADDRESS_PER,
+      "container|project: one address per container or per compose project"),
     S(host_ports_mode, CONFIG_DEFAULT_HOST_PORTS_MODE,
       "auto|netns|sidecar: how host ports are made inside containers"),
     S(sidecar_image, CONFIG_DEFAULT_SIDECAR_IMAGE, "relay image with socat for sidecar mode"),
@@ -278,6 +280,14 @@ static int validate(config *c, char *err, size_t errlen)
         c->forward_mode = CONFIG_FORWARD_MAPPED;
     } else {
         snprintf(err, errlen, "--forward: \"%s\" must be auto, direct or mapped", c->forward);
+        return -EINVAL;
+    }
+    if (strcmp(c->address_per, "container") == 0) {
+        c->address_per_mode = CONFIG_ADDRESS_PER_CONTAINER;
+    } else if (strcmp(c->address_per, "project") == 0) {
+        c->address_per_mode = CONFIG_ADDRESS_PER_PROJECT;
+    } else {
+        snprintf(err, errlen, "--address-per: \"%s\" must be container or project", c->address_per);
         return -EINVAL;
     }
     if (strcmp(c->host_ports_mode, "auto") == 0) {

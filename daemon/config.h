@@ -36,6 +36,12 @@ typedef enum config_forward {
     CONFIG_FORWARD_MAPPED
 } config_forward;
 
+/* One address per container or per compose project (--address-per). */
+typedef enum config_address_per {
+    CONFIG_ADDRESS_PER_CONTAINER = 0,
+    CONFIG_ADDRESS_PER_PROJECT
+} config_address_per;
+
 typedef struct config {
     char *config_file;
     char *control_socket;
@@ -57,6 +63,7 @@ typedef struct config {
     char *serve;           /* "exposed" or "published", as given (see serve_mode) */
     char *forward;         /* "auto", "direct", "mapped", as given (see forward_mode) */
     char *host_ports_mode; /* "auto", "netns", "sidecar", as given (see host_ports) */
+    char *address_per;     /* "container" or "project", as given (see address_per_mode) */
     char *sidecar_image;   /* the relay image for sidecar mode */
     char *log_level;       /* as given (see level) */
     /* The string settings above parsed once, by config_load: code decides
@@ -66,6 +73,7 @@ typedef struct config {
     config_host_ports host_ports;
     config_serve serve_mode;
     config_forward forward_mode;
+    config_address_per address_per_mode;
     enum log_level level;
 } config;
 
@@ -86,6 +94,7 @@ typedef struct config {
 #define CONFIG_DEFAULT_LOG_LEVEL "info"
 #define CONFIG_DEFAULT_SERVE "exposed"
 #define CONFIG_DEFAULT_FORWARD "auto"
+#define CONFIG_DEFAULT_ADDRESS_PER "container"
 #define CONFIG_DEFAULT_HOST_PORTS_MODE "auto"
 #define CONFIG_DEFAULT_SIDECAR_IMAGE "alpine/socat"
 

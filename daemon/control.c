@@ -637,6 +637,93 @@ static void h_host_port_remove(client *c, const control_params *p)
     }
 }
 
+static void h_leases(client *c, const control_params *p)
+{
+    (void)p;
+    control_server *s = c->srv;
+    if (!s->prov.leases) {
+        respond_error(c, 500, NULL, "the daemon has no data for this path");
+        return;
+    }
+    yajl_gen g = yajl_gen_alloc(NULL);
+    s->prov.leases(s->prov.ud, g);
+    respond_gen(c, 200, g);
+    yajl_gen_free(g);
+}
+
+static void respond_no_lease(client *c, const char *name)
+{
+    char shown[PRINTABLE_BUF], msg[PRINTABLE_BUF + 64];
+    snprintf(msg, sizeof(msg), "no lease is named \"%s\" (loophole lease ls lists them)",
+             printable(name, strlen(name), shown, sizeof(shown)));
+    respond_error(c, 404, NULL, msg);
+}
+
+static void h_lease(client *c, const control_params *p)
+{
+    control_server *s = c->srv;
+    const char *name = control_param(p, "name");
+    if (!s->prov.lease || !name) {
+        respond_error(c, 500, NULL, "the daemon has no data for this path");
+        return;
+    }
+    yajl_gen g = yajl_gen_alloc(NULL);
+    int rc = s->prov.lease(s->prov.ud, name, g);
+    if (rc == -ENOENT)
+        respond_no_lease(c, name);
+    else if (rc < 0)
+        respond_error(c, 500, NULL, "looking up the lease failed");
+    else
+        respond_gen(c, 200, g);
+    yajl_gen_free(g);
+}
+
+static void h_lease_add(client *c, const control_params *p)
+{
+    (void)p;
+    control_server *s = c->srv;
+    if (!s->prov.lease_add) {
+        respond_error(c, 500, NULL, "this daemon cannot lease addresses");
+        return;
+    }
+    char err[512] = "";
+    bool created = false;
+    yajl_gen g = yajl_gen_alloc(NULL);
+    int rc = s->prov.lease_add(s->prov.ud, c->body.data ? c->body.data : "", c->body.len, g,
+                               &created, err, sizeof(err));
+    if (rc == 0) {
+        if (created)
+            log_info(MOD, "address leased at the request of uid %u", (unsigned)c->cred.uid);
+        respond_gen(c, created ? 201 : 200, g);
+    } else {
+        int status = rc == -EINVAL || rc == -EDOM                                          ? 400
+                     : rc == -EEXIST || rc == -EBUSY || rc == -EADDRINUSE || rc == -ENOSPC ? 409
+                                                                                           : 500;
+        respond_error(c, status, NULL, err[0] ? err : "leasing the address failed");
+    }
+    yajl_gen_free(g);
+}
+
+static void h_lease_remove(client *c, const control_params *p)
+{
+    control_server *s = c->srv;
+    const char *name = control_param(p, "name");
+    if (!s->prov.lease_remove || !name) {
+        respond_error(c, 500, NULL, "this daemon cannot lease addresses");
+        return;
+    }
+    char err[512] = "";
+    int rc = s->prov.lease_remove(s->prov.ud, name, err, sizeof(err));
+    if (rc == 0) {
+        log_info(MOD, "lease removed at the request of uid %u", (unsigned)c->cred.uid);
+        respond(c, 204, NULL, "", 0);
+    } else if (rc == -ENOENT) {
+        respond_no_lease(c, name);
+    } else {
+        respond_error(c, 500, NULL, err[0] ? err : "removing the lease failed");
+    }
+}
+
 static void h_events(client *c, const control_params *p)
 {
     (void)p;
@@ -667,6 +754,10 @@ static const control_route routes[] = {
      "container's host ports", "unexpose"},
     {CONTROL_POST, LH_API_RESOLVER, CONTROL_ROUTE_ADMIN, h_resolver_install, "resolver", "install"},
     {CONTROL_DELETE, LH_API_RESOLVER, CONTROL_ROUTE_ADMIN, h_resolver_remove, "resolver", "remove"},
+    {CONTROL_GET, LH_API_LEASES, 0, h_leases, NULL, "list"},
+    {CONTROL_POST, LH_API_LEASES, CONTROL_ROUTE_ADMIN, h_lease_add, "leases", "lease an address"},
+    {CONTROL_GET, LH_API_LEASE, 0, h_lease, "lease", NULL},
+    {CONTROL_DELETE, LH_API_LEASE, CONTROL_ROUTE_ADMIN, h_lease_remove, "leases", "remove"},
     {CONTROL_GET, LH_API_EVENTS, 0, h_events, NULL, NULL},
 };
 

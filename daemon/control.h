@@ -2,7 +2,8 @@
  * Routes (one table in control.c; see "routing" below): GET /v1/status,
  * GET /v1/containers, GET /v1/containers/{name or id}, GET and POST
  * /v1/containers/{name}/host-ports, DELETE .../host-ports/{port}[/udp],
- * POST and DELETE /v1/resolver, GET /v1/events (one JSON object per line,
+ * POST and DELETE /v1/resolver, GET and POST /v1/leases, GET and DELETE
+ * /v1/leases/{name}, GET /v1/events (one JSON object per line,
  * never cut by idle timeouts). Reads for everyone; changes only for uid 0 or
  * members of the admin group, and a container's exposures also for users of
  * the Docker engine's socket (peer credentials on every connection). The data comes from the
@@ -52,6 +53,18 @@ typedef struct control_provider {
      * its owner, group and mode. 0, or -ENOENT when unknown (then only the
      * admin rule applies). */
     int (*docker_socket)(void *ud, uid_t *uid, gid_t *gid, mode_t *mode);
+    /* Named leases (loophole lease): writes the /v1/leases array into g. */
+    void (*leases)(void *ud, yajl_gen g);
+    /* Writes one lease object; 0, or -ENOENT when there is no such lease. */
+    int (*lease)(void *ud, const char *name, yajl_gen g);
+    /* Leases an address from the request body ({"name": ..., "ip": ...});
+     * writes the lease object into g and sets *created (201) or not (200:
+     * it existed). -EINVAL and -EDOM (400), -EEXIST, -EBUSY, -EADDRINUSE and
+     * -ENOSPC (409), anything else (500); err says why for all but 0. */
+    int (*lease_add)(void *ud, const char *body, size_t len, yajl_gen g, bool *created, char *err,
+                     size_t errlen);
+    /* Ends a lease: 0 (204), -ENOENT (404), anything else (500, err). */
+    int (*lease_remove)(void *ud, const char *name, char *err, size_t errlen);
 } control_provider;
 
 typedef struct control_options {

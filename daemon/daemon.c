@@ -27,14 +27,22 @@
 void daemon_save_state(daemon_ctx *d)
 {
     state_data s = {0};
-    s.nleases = d->reg.pool.nleases;
-    s.leases = xcalloc(s.nleases, sizeof(state_lease));
-    for (size_t i = 0; i < s.nleases; i++) {
+    s.leases = xcalloc(d->reg.pool.nleases + 1, sizeof(state_lease));
+    for (size_t i = 0; i < d->reg.pool.nleases; i++) {
         const alloc_lease *l = &d->reg.pool.leases[i];
-        s.leases[i].key = l->key;
-        s.leases[i].addr = l->addr;
-        s.leases[i].stopped_at = l->active ? 0 : l->stopped_at;
+        if (l->pinned)
+            continue; /* a named lease: saved with its name below */
+        s.leases[s.nleases].key = l->key;
+        s.leases[s.nleases].addr = l->addr;
+        s.leases[s.nleases].stopped_at = l->active ? 0 : l->stopped_at;
+        s.nleases++;
     }
+    size_t nnamed = 0;
+    const reg_lease *named = reg_leases(&d->reg, &nnamed);
+    s.named = xcalloc(nnamed + 1, sizeof(state_named));
+    s.nnamed = nnamed;
+    for (size_t i = 0; i < nnamed; i++)
+        s.named[i] = (state_named){named[i].name, named[i].addr, named[i].created_at};
     size_t nexp = 0;
     const reg_exposure *exp = reg_exposures(&d->reg, &nexp);
     s.exposures = xcalloc(nexp ? nexp : 1, sizeof(state_exposure));
@@ -67,6 +75,7 @@ void daemon_save_state(daemon_ctx *d)
         }
     }
     free(s.leases);
+    free(s.named);
     free(s.exposures);
     free(targets);
 }
@@ -84,6 +93,24 @@ void daemon_load_state(daemon_ctx *d)
         log_error("state", "%s; starting fresh", err);
         return;
     }
+    /* Named leases first: an address both claim stays the named lease's. */
+    size_t kept_named = 0;
+    for (size_t i = 0; i < s.nnamed; i++) {
+        char ip[16];
+        if (reg_restore_lease(&d->reg, s.named[i].name, s.named[i].addr, s.named[i].created_at) ==
+            0) {
+            kept_named++;
+            continue;
+        }
+        char shown[PRINTABLE_BUF];
+        log_warn("state",
+                 "dropping the saved lease %s on %s: its name is not valid here, or its address "
+                 "is outside the pool %s or reserved",
+                 printable(s.named[i].name, strlen(s.named[i].name), shown, sizeof(shown)),
+                 ip4_format(s.named[i].addr, ip), d->cfg.pool);
+    }
+    if (s.nnamed)
+        log_info("state", "restored %zu of %zu named leases", kept_named, s.nnamed);
     size_t kept = 0;
     for (size_t i = 0; i < s.nleases; i++) {
         int64_t stopped = s.leases[i].stopped_at ? s.leases[i].stopped_at : now_ms();
@@ -153,7 +180,7 @@ void daemon_ports_init(daemon_ctx *d, const ports_backend *be)
 static void sync_aliases(daemon_ctx *d)
 {
     size_t naddr = 0;
-    uint32_t *addrs = reg_addresses(&d->reg, &naddr);
+    uint32_t *addrs = reg_alias_addresses(&d->reg, &naddr);
     /* An alias we add is in the state file before anything binds it, so a
      * crash now leaves it recorded as ours, for the next start to clean. */
     if (alias_set_sync(&d->aliases, addrs, naddr) > 0)

@@ -385,3 +385,25 @@ void label_host_port_target(const label_hostport *h, char *out, size_t cap)
     else
         snprintf(out, cap, "%s:%u", h->host, h->target_port);
 }
+
+int label_address_mode(const char *v)
+{
+    if (v == NULL)
+        return LABEL_ADDRESS_DEFAULT;
+    size_t n = strnlen(v, LABEL_VALUE_MAX + 1);
+    if (n > LABEL_VALUE_MAX)
+        return LABEL_ADDRESS_BAD;
+    while (n && isspace((unsigned char)*v)) {
+        v++;
+        n--;
+    }
+    while (n && isspace((unsigned char)v[n - 1]))
+        n--;
+    if (n == 0)
+        return LABEL_ADDRESS_DEFAULT;
+    if (n == 7 && strncasecmp(v, "project", 7) == 0)
+        return LABEL_ADDRESS_PROJECT;
+    if (n == 9 && strncasecmp(v, "container", 9) == 0)
+        return LABEL_ADDRESS_CONTAINER;
+    return LABEL_ADDRESS_BAD;
+}

@@ -18,6 +18,9 @@
 #define LABEL_PORTS "loophole.ports"
 /* The network direct forwarding uses, for a container on several. */
 #define LABEL_NETWORK "loophole.network"
+/* One address per compose project or per container, for this container:
+ * "project" or "container" (overrides --address-per). */
+#define LABEL_ADDRESS "loophole.address"
 /* Carried by the daemon's relay sidecars (value: the target container's id):
  * the registry ignores such containers, the daemon removes its leftovers. */
 #define LABEL_SIDECAR "loophole.sidecar"
@@ -26,6 +29,16 @@
 
 /* The longest label value any parser here reads; longer ones are bad whole. */
 #define LABEL_VALUE_MAX 512
+
+/* loophole.address: no label (or an empty one), "project", "container" (any
+ * case, blanks around ignored); anything else is LABEL_ADDRESS_BAD. */
+enum {
+    LABEL_ADDRESS_DEFAULT = 0,
+    LABEL_ADDRESS_PROJECT,
+    LABEL_ADDRESS_CONTAINER,
+    LABEL_ADDRESS_BAD
+};
+int label_address_mode(const char *value);
 
 /* Kafka handling a container asks for on one of its TCP ports, from the
  * loophole.kafka label value v (NULL: no label): "off" (also

@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "fdlimit.h"
 #include "hostports.h"
+#include "leases.h"
 #include "reach.h"
 #include "fsutil.h"
 #include "log.h"
@@ -228,7 +229,16 @@ static void shutdown_daemon(daemon_ctx *d)
     service_notify_stopping();
     log_info("loopholed", "shutting down");
     close_services(d);
-    alias_set_sync(&d->aliases, NULL, 0);
+    /* The aliases of named leases and of containers bound to their own
+     * address stay, so their holders keep working across a restart (a
+     * launchctl kickstart); only lease rm removes a lease's. */
+    size_t nkeep = 0;
+    uint32_t *keep = reg_kept_addresses(&d->reg, &nkeep);
+    alias_set_sync(&d->aliases, keep, nkeep);
+    if (d->aliases.n)
+        log_info("alias", "leaving %zu loopback aliases of leases and bound containers in place",
+                 d->aliases.n);
+    free(keep);
     resolver_teardown(d);
     daemon_save_state(d);
     uv_signal_t *sigs[] = {&d->sigterm, &d->sigint, &d->sighup};
@@ -385,7 +395,11 @@ static int start(daemon_ctx *d)
                              hp_prov_list,
                              hp_prov_add,
                              hp_prov_remove,
-                             hp_prov_docker_socket};
+                             hp_prov_docker_socket,
+                             leases_prov_list,
+                             leases_prov_get,
+                             leases_prov_add,
+                             leases_prov_remove};
     rc = control_start(d->loop, &copts, &prov, &d->control);
     if (rc < 0) {
         /* control_start says nothing on failure: this is the one line. */
@@ -471,7 +485,13 @@ static int start(daemon_ctx *d)
     d->reg.forward = d->cfg.forward_mode == CONFIG_FORWARD_DIRECT   ? REG_FORWARD_DIRECT
                      : d->cfg.forward_mode == CONFIG_FORWARD_MAPPED ? REG_FORWARD_MAPPED
                                                                     : REG_FORWARD_AUTO;
+    d->reg.address_per = d->cfg.address_per_mode == CONFIG_ADDRESS_PER_PROJECT
+                             ? REG_ADDRESS_PER_PROJECT
+                             : REG_ADDRESS_PER_CONTAINER;
     hp_start(d);
+    /* Named leases are served (alias, name) before Docker answers, and
+     * even when it never does. */
+    daemon_apply(d);
     docker_client_start(d->docker);
 
     uv_signal_t *sigs[] = {&d->sigterm, &d->sigint, &d->sighup};

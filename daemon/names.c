@@ -257,8 +257,11 @@ static void set_skipped(names_result *r, const char *why)
     free(r->names);
     r->names = NULL;
     r->nnames = 0;
+    r->nderived = 0;
     free(r->service_alias);
     r->service_alias = NULL;
+    free(r->project_name);
+    r->project_name = NULL;
     r->skipped = xstrdup(why);
 }
 
@@ -311,6 +314,9 @@ int names_derive(const container *c, const char *domain_in, names_result *out)
         buf key = {0};
         buf_appendf(&key, "compose:%s/%s/%d", proj_l, svc_l, out->replica);
         out->lease_key = key.data;
+        buf pkey = {0};
+        buf_appendf(&pkey, "project:%s", proj_l);
+        out->project_key = pkey.data;
     } else {
         buf key = {0};
         if (cname)
@@ -361,6 +367,14 @@ int names_derive(const container *c, const char *domain_in, names_result *out)
     }
     if (cname && names_sanitize_label(cname, rel, sizeof(rel)) > 0 && qualify(rel, domain, fq) > 0)
         add_name(out, fq);
+    out->nderived = out->nnames;
+    if (compose && qualify(proj_l, domain, fq) > 0) {
+        bool own = false;
+        for (size_t i = 0; i < out->nnames; i++)
+            own = own || strcmp(out->names[i], fq) == 0;
+        if (!own)
+            out->project_name = xstrdup(fq);
+    }
 
     const char *extra = container_label(c, LABEL_NAMES);
     if (extra)
@@ -382,6 +396,8 @@ void names_result_free(names_result *r)
     free(r->names);
     free(r->service_alias);
     free(r->project);
+    free(r->project_name);
+    free(r->project_key);
     free(r->service);
     free(r->lease_key);
     free(r->skipped);

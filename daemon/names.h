@@ -29,11 +29,21 @@ typedef struct names_result {
      * character. */
     char **names;
     size_t nnames;
+    /* names[0..nderived) are derived from the container itself (compose
+     * replica name, container name); the rest come from its loophole.names
+     * label. */
+    size_t nderived;
     /* Compose only: "<service>.<project>.<domain>", which the registry gives to
      * the lowest-numbered running replica; NULL otherwise. Not in names[]. */
     char *service_alias;
     int replica;   /* compose container-number (1 when the label is missing), 0 when not compose */
     char *project; /* compose project as given in the label, or NULL */
+    /* Compose only: "<project>.<domain>", the project's name (the registry
+     * gives it to a project sharing one address); NULL otherwise. */
+    char *project_name;
+    /* Compose only: "project:<project sanitised as a label>", the lease key
+     * of the project's shared address; NULL otherwise. */
+    char *project_key;
     char *service; /* compose service as given in the label, or NULL */
     /* Lease key: "compose:<project>/<service>/<n>" (project and service
      * sanitised as labels) or "name:<container name>" ("id:<id>" when the

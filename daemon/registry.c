@@ -25,6 +25,7 @@ static void entry_free(reg_entry *e)
 {
     free(e->ports);
     free(e->hostports);
+    free(e->bound_ips);
     container_free(e->c);
     names_result_free(&e->names);
     free(e->lease_key);
@@ -55,6 +56,11 @@ void reg_free(registry *r)
     for (size_t i = 0; i < r->nexposures; i++)
         free(r->exposures[i].key);
     free(r->exposures);
+    for (size_t i = 0; i < r->nleases; i++) {
+        free(r->leases[i].name);
+        free(r->leases[i].dns);
+    }
+    free(r->leases);
     alloc_free(&r->pool);
     free(r->domain);
     memset(r, 0, sizeof(*r));
@@ -117,14 +123,32 @@ bool reg_served(const reg_entry *e)
 }
 
 static void refresh_hostports(registry *r);
+static int entry_kind(const registry *r, reg_entry *e);
+static void settle_shared(registry *r);
 static bool *exposures_leased(const registry *r);
 static void drop_reclaimed(registry *r, bool *had);
+
+/* Whether another entry than e holds an address under e's lease key (the
+ * containers of a project in project mode share one). */
+static bool key_shared(const registry *r, const reg_entry *e)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const reg_entry *o = r->entries[i];
+        if (o != e && o->has_addr && o->addr_kind == e->addr_kind && o->lease_key &&
+            strcmp(o->lease_key, e->lease_key) == 0)
+            return true;
+    }
+    return false;
+}
 
 static void release(registry *r, reg_entry *e, int64_t now)
 {
     if (e->has_addr && e->lease_key) {
         char ip[16];
-        alloc_release(&r->pool, e->lease_key, now);
+        /* A bound address is no lease; a project's lease stays active
+         * while another of its containers runs. */
+        if (e->addr_kind != REG_ADDR_BOUND && !key_shared(r, e))
+            alloc_release(&r->pool, e->lease_key, now);
         log_info("registry", "%s: released %s", e->c->name, ip4_format(e->addr, ip));
     }
     e->has_addr = false;
@@ -146,10 +170,17 @@ static char *unique_key(registry *r, reg_entry *self, const char *key)
     return xstrdup(key);
 }
 
+/* What a claim is: a name of the container's own (derived or from its
+ * label), its compose service alias (lowest replica wins, no conflict
+ * among the replicas), or its project's name (in project mode; no conflict
+ * among the project's containers). Direct claims come first. */
+enum { CLAIM_DIRECT = 0, CLAIM_SERVICE, CLAIM_PROJECT };
+
 typedef struct claim {
     const char *name;
     reg_entry *e;
-    bool alias; /* a compose service alias (lowest replica wins, no conflict) */
+    int kind;   /* CLAIM_* */
+    bool alias; /* kind != CLAIM_DIRECT */
 } claim;
 
 static int cmp_claim(const void *a, const void *b)
@@ -158,11 +189,26 @@ static int cmp_claim(const void *a, const void *b)
     int c = strcmp(x->name, y->name);
     if (c)
         return c;
-    if (x->alias != y->alias)
-        return x->alias ? 1 : -1;
-    if (x->alias && x->e->names.replica != y->e->names.replica)
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    if (x->kind == CLAIM_SERVICE && x->e->names.replica != y->e->names.replica)
         return x->e->names.replica < y->e->names.replica ? -1 : 1;
     return cmp_started(&x->e, &y->e);
+}
+
+static bool same_project(const reg_entry *a, const reg_entry *b)
+{
+    return a->addr_kind == REG_ADDR_PROJECT && b->addr_kind == REG_ADDR_PROJECT &&
+           a->names.project_key && b->names.project_key &&
+           strcmp(a->names.project_key, b->names.project_key) == 0;
+}
+
+static const reg_lease *lease_by_dns(const registry *r, const char *dns)
+{
+    for (size_t i = 0; i < r->nleases; i++)
+        if (strcmp(r->leases[i].dns, dns) == 0)
+            return &r->leases[i];
+    return NULL;
 }
 
 static const char *owner_of(const registry *r, const char *name)
@@ -202,15 +248,21 @@ static void assign_names(registry *r)
         reg_entry *e = r->entries[i];
         if (!served(e))
             continue;
-        for (size_t j = 0; j <= e->names.nnames; j++) {
-            const char *name = j < e->names.nnames ? e->names.names[j] : e->names.service_alias;
+        for (size_t j = 0; j <= e->names.nnames + 1; j++) {
+            const char *name = j < e->names.nnames                ? e->names.names[j]
+                               : j == e->names.nnames             ? e->names.service_alias
+                               : e->addr_kind == REG_ADDR_PROJECT ? e->names.project_name
+                                                                  : NULL;
             if (name == NULL)
                 continue;
             if (nclaims == cap) {
                 cap = cap ? cap * 2 : 64;
                 claims = xrealloc(claims, cap * sizeof(claim));
             }
-            claims[nclaims++] = (claim){name, e, j == e->names.nnames};
+            int kind = j < e->names.nnames    ? CLAIM_DIRECT
+                       : j == e->names.nnames ? CLAIM_SERVICE
+                                              : CLAIM_PROJECT;
+            claims[nclaims++] = (claim){name, e, kind, kind != CLAIM_DIRECT};
         }
     }
     if (nclaims)
@@ -235,6 +287,17 @@ static void assign_names(registry *r)
         size_t j = i;
         while (j < nclaims && strcmp(claims[j].name, claims[i].name) == 0)
             j++;
+        /* A named lease's name is the lease's: every container claiming it
+         * does without. */
+        if (lease_by_dns(r, claims[i].name)) {
+            for (size_t k = i; k < j; k++) {
+                reg_entry *l = claims[k].e;
+                if (!contains(l->conflicts, l->nconflicts, claims[k].name))
+                    push(&l->conflicts, &l->nconflicts, claims[k].name);
+            }
+            i = j;
+            continue;
+        }
         /* The holder keeps a name while it still claims it directly; else the
          * first in order (direct before alias, earliest start, lowest id). */
         size_t win = i;
@@ -254,7 +317,9 @@ static void assign_names(registry *r)
             reg_entry *l = claims[k].e;
             if (k == win || l == w)
                 continue;
-            if (claims[k].alias && same_service(l, w))
+            if (claims[k].kind == CLAIM_SERVICE && same_service(l, w))
+                continue;
+            if (claims[k].kind == CLAIM_PROJECT && same_project(l, w))
                 continue;
             if (!contains(l->conflicts, l->nconflicts, claims[k].name))
                 push(&l->conflicts, &l->nconflicts, claims[k].name);
@@ -271,8 +336,14 @@ static void assign_names(registry *r)
                     if (strcmp(new_owner_names[m], e->conflicts[k]) == 0)
                         id = new_owner_ids[m];
                 o = id ? reg_find(r, id) : NULL;
-                log_warn("registry", "name conflict: %s is held by %s, so %s does without it",
-                         e->conflicts[k], o ? o->c->name : "another container", e->c->name);
+                if (lease_by_dns(r, e->conflicts[k]))
+                    log_warn("registry",
+                             "name conflict: %s is a named lease's (loophole lease ls), so %s "
+                             "does without it",
+                             e->conflicts[k], e->c->name);
+                else
+                    log_warn("registry", "name conflict: %s is held by %s, so %s does without it",
+                             e->conflicts[k], o ? o->c->name : "another container", e->c->name);
             }
         free_strv(prev_conf[i], prev_nconf[i]);
     }
@@ -304,13 +375,75 @@ static void recompute(registry *r, int64_t now)
         if (e->skipped)
             release(r, e, now);
     }
+    /* How each gets its address; the addresses containers publish on
+     * themselves are nobody else's. */
+    uint32_t *taken = NULL;
+    size_t ntaken = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        if (e->skipped)
+            continue;
+        int kind = entry_kind(r, e);
+        if (e->has_addr && kind != e->addr_kind)
+            release(r, e, now);
+        e->addr_kind = kind;
+        taken = xrealloc(taken, (ntaken + e->nbound + 1) * sizeof(uint32_t));
+        for (size_t k = 0; k < e->nbound; k++)
+            taken[ntaken++] = e->bound_ips[k];
+    }
+    alloc_set_taken(&r->pool, taken, ntaken);
+    free(taken);
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        if (e->skipped || e->addr_kind != REG_ADDR_BOUND)
+            continue;
+        char ip[16];
+        if (!e->has_addr || e->addr != e->bound_ips[0])
+            log_info("registry", "%s -> %s (%s publishes on it itself)",
+                     e->names.nnames ? e->names.names[0] : e->c->name,
+                     ip4_format(e->bound_ips[0], ip), e->c->name);
+        e->has_addr = true;
+        e->addr = e->bound_ips[0];
+        if (e->lease_key == NULL || strcmp(e->lease_key, e->names.lease_key) != 0) {
+            free(e->lease_key);
+            e->lease_key = xstrdup(e->names.lease_key);
+        }
+    }
+    /* A container loophole placed on an address another container now
+     * publishes on moves (its names follow). */
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        if (e->skipped || !e->has_addr || e->addr_kind == REG_ADDR_BOUND ||
+            !alloc_is_taken(&r->pool, e->addr))
+            continue;
+        uint32_t addr, old = e->addr;
+        bool *had = exposures_leased(r);
+        int arc = alloc_acquire(&r->pool, e->lease_key, now, &addr);
+        drop_reclaimed(r, had);
+        char a[16], b[16];
+        for (size_t k = 0; k < r->n; k++) {
+            reg_entry *o = r->entries[k];
+            if (o->has_addr && o->addr_kind == e->addr_kind && o->addr == old &&
+                strcmp(o->lease_key, e->lease_key) == 0) {
+                if (arc == 0)
+                    o->addr = addr;
+                else
+                    o->has_addr = false; /* tried again below, and reported there */
+            }
+        }
+        if (arc == 0)
+            log_warn("registry", "a container publishes on %s itself: moving %s to %s",
+                     ip4_format(old, a), e->c->name, ip4_format(addr, b));
+    }
     r->exhausted = 0;
     for (size_t i = 0; i < r->n; i++) {
         reg_entry *e = r->entries[i];
         if (e->skipped || e->has_addr)
             continue;
         free(e->lease_key);
-        e->lease_key = unique_key(r, e, e->names.lease_key);
+        /* A project's containers share its key on purpose. */
+        e->lease_key = e->addr_kind == REG_ADDR_PROJECT ? xstrdup(e->names.project_key)
+                                                        : unique_key(r, e, e->names.lease_key);
         uint32_t addr;
         char ip[16];
         /* A new key may reclaim a stopped container's lease: its exposures
@@ -338,6 +471,7 @@ static void recompute(registry *r, int64_t now)
                  ip4_format(addr, ip), e->c->name);
     }
     assign_names(r);
+    settle_shared(r);
     refresh_hostports(r);
 }
 
@@ -449,11 +583,35 @@ static const ctr_net *choose_net(const registry *r, const container *c, char *pr
     return NULL;
 }
 
+/* A loopback address a port is published on that is the container's own:
+ * 127/8 but not 127.0.0.1 (which is everyone's). */
+static bool own_loopback(const reg_port *p, uint32_t *addr)
+{
+    uint32_t a;
+    if (p->host_port == 0 || is_v6(p->host_ip) || ip4_parse(p->host_ip, &a) != 0)
+        return false;
+    if ((a & 0xff000000u) != 0x7f000000u || a == 0x7f000001u)
+        return false;
+    *addr = a;
+    return true;
+}
+
+/* The address a container publishing on loopback addresses of its own is
+ * bound to: the first such, in port order (0 when none). */
+static uint32_t first_bound(const reg_port *ports, size_t n)
+{
+    uint32_t a;
+    for (size_t i = 0; i < n; i++)
+        if (own_loopback(&ports[i], &a))
+            return a;
+    return 0;
+}
+
 /* What the registry wants for p, on network net (choose_net's; netproblem
  * its problem), with the reason when it cannot be served or what is wrong
- * with how it is. */
+ * with how it is. bound: the address the container is bound to (0: none). */
 static void plan_port(const registry *r, const container *c, const ctr_net *net,
-                      const char *netproblem, reg_port *p)
+                      const char *netproblem, uint32_t bound, reg_port *p)
 {
     p->problem[0] = '\0';
     p->plan = REG_PORT_NONE;
@@ -471,6 +629,22 @@ static void plan_port(const registry *r, const container *c, const ctr_net *net,
      * fail with EADDRINUSE on all of them. So in every forwarding mode. */
     if (published && r->share_wildcard && p->host_port == p->port && wildcard(p->host_ip)) {
         p->plan = REG_PORT_SHARED;
+        return;
+    }
+    /* -p 127.0.0.16:5432:5432: Docker answers there itself. A port there
+     * under another host port gets a listener on its own number as usual;
+     * one on another address of its own is listed where it is. */
+    uint32_t own;
+    if (own_loopback(p, &own) && (own != bound || p->host_port == p->port)) {
+        p->plan = REG_PORT_BOUND;
+        if (own != bound) {
+            char a[16], b[16];
+            snprintf(p->problem, sizeof(p->problem),
+                     "port %u/%s is published on %s, not on the container's address %s (it takes "
+                     "the first it publishes on): reach it at %s:%u",
+                     p->port, proto_name(p->proto), ip4_format(own, a), ip4_format(bound, b), a,
+                     p->host_port);
+        }
         return;
     }
     unsigned port = p->port;
@@ -546,8 +720,128 @@ static void plan_ports(const registry *r, const container *c, reg_port *ports, s
 {
     char netproblem[sizeof(((reg_port *)0)->problem)];
     const ctr_net *net = choose_net(r, c, netproblem, sizeof(netproblem));
+    uint32_t bound = first_bound(ports, n);
     for (size_t j = 0; j < n; j++)
-        plan_port(r, c, net, netproblem, &ports[j]);
+        plan_port(r, c, net, netproblem, bound, &ports[j]);
+}
+
+/* How e gets its address (REG_ADDR_*), filling e->bound_ips. */
+static int entry_kind(const registry *r, reg_entry *e)
+{
+    free(e->bound_ips);
+    e->bound_ips = NULL;
+    e->nbound = 0;
+    for (size_t i = 0; i < e->nports; i++) {
+        uint32_t a;
+        if (!own_loopback(&e->ports[i], &a))
+            continue;
+        bool dup = false;
+        for (size_t k = 0; k < e->nbound && !dup; k++)
+            dup = e->bound_ips[k] == a;
+        if (dup)
+            continue;
+        e->bound_ips = xrealloc(e->bound_ips, (e->nbound + 1) * sizeof(uint32_t));
+        e->bound_ips[e->nbound++] = a;
+    }
+    if (e->nbound)
+        return REG_ADDR_BOUND;
+    if (e->names.project_key == NULL)
+        return REG_ADDR_CONTAINER;
+    int m = label_address_mode(container_label(e->c, LABEL_ADDRESS));
+    if (m == LABEL_ADDRESS_PROJECT ||
+        (m != LABEL_ADDRESS_CONTAINER && r->address_per == REG_ADDRESS_PER_PROJECT))
+        return REG_ADDR_PROJECT;
+    return REG_ADDR_CONTAINER;
+}
+
+/* One port a served container wants answered on its address. */
+typedef struct slot {
+    uint32_t addr;
+    uint16_t port;
+    uint8_t proto;
+    uint8_t pass; /* 0: Docker answers there itself (bound), 1: a listener */
+    size_t order; /* the entry's place in start order */
+    reg_entry *e;
+    reg_port *p;
+} slot;
+
+static int cmp_slot(const void *a, const void *b)
+{
+    const slot *x = a, *y = b;
+    if (x->addr != y->addr)
+        return x->addr < y->addr ? -1 : 1;
+    if (x->proto != y->proto)
+        return x->proto < y->proto ? -1 : 1;
+    if (x->port != y->port)
+        return x->port < y->port ? -1 : 1;
+    if (x->pass != y->pass)
+        return x->pass < y->pass ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Containers sharing an address (a project's, or a bound one) cannot all
+ * have the same port there: the one Docker binds keeps it, else the one
+ * that started first; the others' port is not served and says why. */
+static void settle_shared(registry *r)
+{
+    size_t n = 0, cap = 0;
+    slot *v = NULL;
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *e = r->entries[i];
+        /* A port that lost a clash is planned afresh: the holder may be
+         * gone. */
+        bool any = false;
+        for (size_t j = 0; j < e->nports; j++)
+            any |= e->ports[j].clashed;
+        if (any) {
+            char netproblem[sizeof(((reg_port *)0)->problem)];
+            const ctr_net *net = choose_net(r, e->c, netproblem, sizeof(netproblem));
+            uint32_t bound = first_bound(e->ports, e->nports);
+            for (size_t j = 0; j < e->nports; j++)
+                if (e->ports[j].clashed)
+                    plan_port(r, e->c, net, netproblem, bound, &e->ports[j]);
+        }
+        for (size_t j = 0; j < e->nports; j++) {
+            reg_port *p = &e->ports[j];
+            bool was = p->clashed;
+            p->clashed = false;
+            if (!served(e) || (p->plan != REG_PORT_MAPPED && p->plan != REG_PORT_DIRECT &&
+                               p->plan != REG_PORT_BOUND))
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 32;
+                v = xrealloc(v, cap * sizeof(slot));
+            }
+            v[n++] = (slot){e->addr, p->port, p->proto, p->plan == REG_PORT_BOUND ? 0 : 1, i, e, p};
+            p->clashed = was; /* kept until decided below, to log only news */
+        }
+    }
+    if (n > 1)
+        qsort(v, n, sizeof(slot), cmp_slot);
+    for (size_t i = 0; i < n; i++) {
+        slot *x = &v[i];
+        bool was = x->p->clashed;
+        x->p->clashed = false;
+        size_t k = i;
+        while (k > 0 && v[k - 1].addr == x->addr && v[k - 1].port == x->port &&
+               v[k - 1].proto == x->proto)
+            k--;
+        if (k == i || v[k].e == x->e)
+            continue;
+        char a[16];
+        ip4_format(x->addr, a);
+        x->p->plan = REG_PORT_NONE;
+        x->p->network[0] = '\0';
+        x->p->target_ip[0] = '\0';
+        x->p->clashed = true;
+        snprintf(x->p->problem, sizeof(x->p->problem),
+                 "port %u/%s on %s is served for %s, which shares this address and has it "
+                 "already",
+                 x->port, proto_name(x->proto), a, v[k].e->c->name);
+        if (!was)
+            log_warn("registry", "%s: %s", x->e->c->name, x->p->problem);
+    }
+    free(v);
 }
 
 static const reg_port *find_port(const reg_port *v, size_t n, uint16_t port, uint8_t proto)
@@ -627,8 +921,10 @@ static void set_ports(registry *r, reg_entry *e, const container *c)
     for (size_t j = 0; j < n; j++) {
         reg_port *p = &ports[j];
         const reg_port *old = find_port(e->ports, e->nports, p->port, p->proto);
-        if (old)
+        if (old) {
             p->kafka = old->kafka && p->kafka_mode != LABEL_KAFKA_OFF;
+            p->clashed = old->clashed;
+        }
         if (p->kafka_mode == LABEL_KAFKA_FORCE)
             p->kafka = true;
     }
@@ -710,6 +1006,7 @@ bool reg_set_reachability(registry *r, const char *network, int state)
     bool changed = false;
     for (size_t k = 0; k < r->n; k++)
         changed |= replan_entry(r, r->entries[k]);
+    settle_shared(r);
     return changed;
 }
 
@@ -773,6 +1070,23 @@ static void check_kafka_label(const container *old, const container *c)
     }
 }
 
+/* A loophole.address label that is neither "project" nor "container" is
+ * logged once per value. */
+static void check_address_label(const container *old, const container *c)
+{
+    const char *v = container_label(c, LABEL_ADDRESS);
+    if (v == NULL || label_address_mode(v) != LABEL_ADDRESS_BAD)
+        return;
+    const char *was = old ? container_label(old, LABEL_ADDRESS) : NULL;
+    if (was && strcmp(was, v) == 0)
+        return;
+    char shown[PRINTABLE_BUF];
+    log_warn("registry",
+             "%s: label " LABEL_ADDRESS "=\"%s\" is neither \"project\" nor \"container\"; "
+             "--address-per decides",
+             c->name, printable(v, strnlen(v, LABEL_VALUE_MAX), shown, sizeof(shown)));
+}
+
 /* Whether a held lease key is key itself or unique_key's "key#<id>" form.
  * A plain prefix test would take "name:web2" for "name:web". */
 static bool same_key(const char *held, const char *key)
@@ -791,6 +1105,7 @@ static void set_container(registry *r, reg_entry *e, container *c, int64_t now)
         release(r, e, now); /* renamed: its old lease stays with the old name */
     check_kafka_label(e->c, c);
     check_ports_label(e->c, c);
+    check_address_label(e->c, c);
     set_ports(r, e, c);
     container_free(e->c);
     names_result_free(&e->names);
@@ -929,12 +1244,16 @@ static bool is_primary(const reg_entry *e, const char *name)
 
 reg_record *reg_records(const registry *r, size_t *n)
 {
-    size_t total = 0;
+    size_t total = r->nleases;
     for (size_t i = 0; i < r->n; i++)
         if (served(r->entries[i]))
             total += r->entries[i]->nowned;
-    reg_record *out = xcalloc(total, sizeof(reg_record));
+    reg_record *out = xcalloc(total ? total : 1, sizeof(reg_record));
     size_t k = 0;
+    /* A lease's name is the primary one of its address (a container bound
+     * to it shares it). */
+    for (size_t i = 0; i < r->nleases; i++)
+        out[k++] = (reg_record){r->leases[i].dns, r->leases[i].addr};
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < r->n; i++) {
             const reg_entry *e = r->entries[i];
@@ -954,15 +1273,52 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static size_t sort_unique(uint32_t *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof(uint32_t), cmp_u32);
+    size_t k = 1;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] != v[k - 1])
+            v[k++] = v[i];
+    return k;
+}
+
 uint32_t *reg_addresses(const registry *r, size_t *n)
 {
-    uint32_t *out = xcalloc(r->n, sizeof(uint32_t));
+    uint32_t *out = xcalloc(r->n + 1, sizeof(uint32_t));
     size_t k = 0;
     for (size_t i = 0; i < r->n; i++)
         if (served(r->entries[i]))
             out[k++] = r->entries[i]->addr;
-    qsort(out, k, sizeof(uint32_t), cmp_u32);
-    *n = k;
+    *n = sort_unique(out, k);
+    return out;
+}
+
+uint32_t *reg_alias_addresses(const registry *r, size_t *n)
+{
+    uint32_t *out = xcalloc(r->n + r->nleases + 1, sizeof(uint32_t));
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (served(r->entries[i]))
+            out[k++] = r->entries[i]->addr;
+    for (size_t i = 0; i < r->nleases; i++)
+        out[k++] = r->leases[i].addr;
+    *n = sort_unique(out, k);
+    return out;
+}
+
+uint32_t *reg_kept_addresses(const registry *r, size_t *n)
+{
+    uint32_t *out = xcalloc(r->n + r->nleases + 1, sizeof(uint32_t));
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (served(r->entries[i]) && r->entries[i]->addr_kind == REG_ADDR_BOUND)
+            out[k++] = r->entries[i]->addr;
+    for (size_t i = 0; i < r->nleases; i++)
+        out[k++] = r->leases[i].addr;
+    *n = sort_unique(out, k);
     return out;
 }
 
@@ -970,7 +1326,7 @@ uint32_t *reg_addresses(const registry *r, size_t *n)
  * not served, or alloc_move's -ENOSPC when no address is free. */
 static int reg_move(registry *r, reg_entry *e, int64_t now)
 {
-    if (!served(e))
+    if (!served(e) || e->addr_kind == REG_ADDR_BOUND)
         return -EINVAL;
     uint32_t addr, old = e->addr;
     bool *had = exposures_leased(r);
@@ -978,7 +1334,15 @@ static int reg_move(registry *r, reg_entry *e, int64_t now)
     drop_reclaimed(r, had);
     if (rc < 0)
         return rc;
-    e->addr = addr;
+    /* A project's containers move together: they share the lease. */
+    for (size_t i = 0; i < r->n; i++) {
+        reg_entry *o = r->entries[i];
+        if (served(o) && o->addr == old && o->addr_kind == e->addr_kind &&
+            strcmp(o->lease_key, e->lease_key) == 0) {
+            o->addr = addr;
+            o->moved_round = r->round;
+        }
+    }
     for (size_t i = 0; i < r->nblocks; i++)
         if (r->blocks[i].addr == old) {
             r->blocks[i].at = now;
@@ -1011,6 +1375,7 @@ void reg_apply_begin(registry *r, int64_t now)
         if (held)
             plan_ports(r, e->c, e->ports, e->nports);
     }
+    settle_shared(r);
 }
 
 void reg_decide_round(registry *r, bool final)
@@ -1039,6 +1404,15 @@ bool reg_port_held(registry *r, const char *id, uint16_t port, uint8_t proto, co
         snprintf(p->problem, sizeof(p->problem),
                  "%s is held by another program (loophole moves a container only for a port it "
                  "publishes)",
+                 where);
+        p->held = true;
+        return false;
+    }
+    if (p && e->addr_kind == REG_ADDR_BOUND) {
+        /* Its address is the one it publishes on: it cannot move. */
+        snprintf(p->problem, sizeof(p->problem),
+                 "%s is held by another program (the container publishes on this address "
+                 "itself, so it does not move)",
                  where);
         p->held = true;
         return false;
@@ -1401,6 +1775,15 @@ int reg_resolve_name(const registry *r, const char *name, uint32_t *addr)
     if (kl == 0)
         return -ENOENT;
     size_t dl = strlen(r->domain);
+    for (size_t i = 0; i < r->nleases; i++) {
+        const char *n = r->leases[i].dns;
+        size_t nl = strlen(n);
+        if ((nl == kl && strncasecmp(n, name, kl) == 0) ||
+            (nl == kl + 1 + dl && strncasecmp(n, name, kl) == 0 && n[kl] == '.')) {
+            *addr = r->leases[i].addr;
+            return 0;
+        }
+    }
     for (size_t i = 0; i < r->n; i++) {
         const reg_entry *e = r->entries[i];
         if (!served(e))
@@ -1418,4 +1801,211 @@ int reg_resolve_name(const registry *r, const char *name, uint32_t *addr)
         }
     }
     return -ENOENT;
+}
+
+/* ---- Named leases (other tools) ---- */
+
+/* The label of a lease name as given ("sb1", "sb1.loop.test", "SB1."):
+ * the domain dropped, then sanitised as one label. Returns its length or
+ * -EINVAL. */
+static int lease_label(const registry *r, const char *name, char out[NAMES_LABEL_MAX + 1])
+{
+    char tmp[NAMES_NAME_MAX + 2];
+    size_t n = strnlen(name, sizeof(tmp));
+    if (n == 0 || n >= sizeof(tmp))
+        return -EINVAL;
+    memcpy(tmp, name, n);
+    tmp[n] = '\0';
+    if (tmp[n - 1] == '.')
+        tmp[--n] = '\0';
+    size_t dl = strlen(r->domain);
+    if (n > dl + 1 && tmp[n - dl - 1] == '.' && strcasecmp(tmp + n - dl, r->domain) == 0)
+        tmp[n - dl - 1] = '\0';
+    return names_sanitize_label(tmp, out, NAMES_LABEL_MAX + 1);
+}
+
+static reg_lease *lease_named(const registry *r, const char *label)
+{
+    for (size_t i = 0; i < r->nleases; i++)
+        if (strcmp(r->leases[i].name, label) == 0)
+            return &r->leases[i];
+    return NULL;
+}
+
+/* The running container that derives dns (its own names, its compose
+ * service alias or project name), or NULL. */
+static const reg_entry *deriver(const registry *r, const char *dns)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const reg_entry *e = r->entries[i];
+        if (!e->c->running || e->names.skipped)
+            continue;
+        for (size_t j = 0; j < e->names.nderived; j++)
+            if (strcmp(e->names.names[j], dns) == 0)
+                return e;
+        if ((e->names.service_alias && strcmp(e->names.service_alias, dns) == 0) ||
+            (e->names.project_name && strcmp(e->names.project_name, dns) == 0))
+            return e;
+    }
+    return NULL;
+}
+
+static reg_lease *add_lease(registry *r, const char *label, uint32_t addr, int64_t created_at)
+{
+    r->leases = xrealloc(r->leases, (r->nleases + 1) * sizeof(reg_lease));
+    reg_lease *l = &r->leases[r->nleases++];
+    size_t n = strlen(label) + strlen(r->domain) + 2;
+    l->name = xstrdup(label);
+    l->dns = xmalloc(n);
+    snprintf(l->dns, n, "%s.%s", label, r->domain);
+    l->addr = addr;
+    l->created_at = created_at;
+    return l;
+}
+
+static void lease_key_of(const char *label, char *key, size_t cap)
+{
+    snprintf(key, cap, "%s%s", REG_LEASE_KEY_PREFIX, label);
+}
+
+int reg_lease_add(registry *r, const char *name, uint32_t want, int64_t now, const reg_lease **out,
+                  bool *created, char *err, size_t errlen)
+{
+    char label[NAMES_LABEL_MAX + 1], a[16], b[16], c[16];
+    *created = false;
+    *out = NULL;
+    if (name == NULL || lease_label(r, name, label) < 0) {
+        set_err(err, errlen, "a lease name needs at least one letter or digit");
+        return -EINVAL;
+    }
+    if (strcmp(label, "ns") == 0) {
+        set_err(err, errlen, "\"ns\" is reserved: ns.%s is the name of loophole's DNS server",
+                r->domain);
+        return -EINVAL;
+    }
+    if (strlen(label) + 1 + strlen(r->domain) > NAMES_NAME_MAX) {
+        set_err(err, errlen, "%s.%s is longer than a DNS name may be", label, r->domain);
+        return -EINVAL;
+    }
+    reg_lease *l = lease_named(r, label);
+    if (l) {
+        if (want && want != l->addr) {
+            set_err(err, errlen,
+                    "lease %s has %s already, not %s (remove it first: loophole lease rm %s)",
+                    label, ip4_format(l->addr, a), ip4_format(want, b), label);
+            return -EEXIST;
+        }
+        *out = l;
+        return 0;
+    }
+    char dns[NAMES_NAME_MAX + 1];
+    snprintf(dns, sizeof(dns), "%s.%s", label, r->domain);
+    const reg_entry *d = deriver(r, dns);
+    if (d) {
+        set_err(err, errlen, "%s is a name of running container %s; pick another lease name", dns,
+                d->c->name);
+        return -EBUSY;
+    }
+    if (want) {
+        if (want < r->pool.first || want > r->pool.last) {
+            set_err(err, errlen, "%s is outside the address pool %s-%s", ip4_format(want, a),
+                    ip4_format(r->pool.first, b), ip4_format(r->pool.last, c));
+            return -EDOM;
+        }
+        for (size_t i = 0; i < r->n; i++) {
+            const reg_entry *e = r->entries[i];
+            bool on = served(e) && e->addr == want;
+            for (size_t k = 0; k < e->nbound && !on; k++)
+                on = e->c->running && e->bound_ips[k] == want;
+            if (on) {
+                set_err(err, errlen, "%s is in use by container %s", ip4_format(want, a),
+                        e->c->name);
+                return -EADDRINUSE;
+            }
+        }
+        for (size_t i = 0; i < r->nleases; i++)
+            if (r->leases[i].addr == want) {
+                set_err(err, errlen, "%s is leased to %s already", ip4_format(want, a),
+                        r->leases[i].name);
+                return -EADDRINUSE;
+            }
+    }
+    char key[NAMES_LABEL_MAX + 16];
+    lease_key_of(label, key, sizeof(key));
+    uint32_t addr = 0;
+    bool *had = exposures_leased(r);
+    int rc = alloc_pin(&r->pool, key, want, &addr);
+    drop_reclaimed(r, had);
+    if (rc == -EDOM) {
+        set_err(err, errlen, "%s is reserved (never handed out)", ip4_format(want, a));
+        return rc;
+    }
+    if (rc == -EADDRINUSE) {
+        set_err(err, errlen, "%s is in use", ip4_format(want, a));
+        return rc;
+    }
+    if (rc == -ENOSPC) {
+        set_err(err, errlen,
+                "the address pool %s-%s (%zu addresses) is full: remove a lease or stop a "
+                "container, or widen it with --pool",
+                ip4_format(r->pool.first, a), ip4_format(r->pool.last, b), alloc_size(&r->pool));
+        return rc;
+    }
+    if (rc < 0) {
+        set_err(err, errlen, "cannot lease %s: %s", label, strerror(-rc));
+        return rc;
+    }
+    add_lease(r, label, addr, now);
+    log_info("registry", "lease %s -> %s", dns, ip4_format(addr, a));
+    recompute(r, now);
+    *out = lease_named(r, label);
+    *created = true;
+    return 0;
+}
+
+const reg_lease *reg_lease_find(const registry *r, const char *name)
+{
+    char label[NAMES_LABEL_MAX + 1];
+    if (name == NULL || lease_label(r, name, label) < 0)
+        return NULL;
+    return lease_named(r, label);
+}
+
+int reg_lease_remove(registry *r, const char *name, int64_t now, uint32_t *addr)
+{
+    reg_lease *l = (reg_lease *)reg_lease_find(r, name);
+    if (l == NULL)
+        return -ENOENT;
+    char key[NAMES_LABEL_MAX + 16], a[16];
+    lease_key_of(l->name, key, sizeof(key));
+    alloc_forget(&r->pool, key);
+    *addr = l->addr;
+    log_info("registry", "lease %s (%s) removed", l->dns, ip4_format(l->addr, a));
+    free(l->name);
+    free(l->dns);
+    size_t i = (size_t)(l - r->leases);
+    memmove(&r->leases[i], &r->leases[i + 1], (r->nleases - i - 1) * sizeof(reg_lease));
+    r->nleases--;
+    recompute(r, now);
+    return 0;
+}
+
+const reg_lease *reg_leases(const registry *r, size_t *n)
+{
+    *n = r->nleases;
+    return r->leases;
+}
+
+int reg_restore_lease(registry *r, const char *name, uint32_t addr, int64_t created_at)
+{
+    char label[NAMES_LABEL_MAX + 1], key[NAMES_LABEL_MAX + 16];
+    if (name == NULL || lease_label(r, name, label) < 0 || strcmp(label, name) != 0 ||
+        strcmp(label, "ns") == 0 || lease_named(r, label) ||
+        strlen(label) + 1 + strlen(r->domain) > NAMES_NAME_MAX)
+        return -EINVAL;
+    lease_key_of(label, key, sizeof(key));
+    if (alloc_restore_pinned(&r->pool, key, addr) < 0)
+        return -EINVAL;
+    add_lease(r, label, addr, created_at);
+    return 0;
 }

@@ -29,7 +29,16 @@ struct sockaddr_storage;
  * nothing because Docker's own listener already answers there (shared), or
  * nothing because no path reaches it (unreachable: the problem says how to
  * fix it). */
-enum { REG_PORT_NONE = 0, REG_PORT_MAPPED, REG_PORT_SHARED, REG_PORT_DIRECT, REG_PORT_UNREACHABLE };
+enum {
+    REG_PORT_NONE = 0,
+    REG_PORT_MAPPED,
+    REG_PORT_SHARED,
+    REG_PORT_DIRECT,
+    REG_PORT_UNREACHABLE,
+    /* Docker publishes it on a loopback address of its own (-p
+     * 127.0.0.16:5432:5432): that binding answers, no loophole listener. */
+    REG_PORT_BOUND
+};
 /* The old name of REG_PORT_MAPPED, for the transition. */
 #define REG_PORT_PROXY REG_PORT_MAPPED
 
@@ -40,6 +49,18 @@ enum { REG_FORWARD_AUTO = 0, REG_FORWARD_DIRECT, REG_FORWARD_MAPPED };
 /* Whether the daemon reaches a container network (by name): not probed yet,
  * a connect answered (refused counts), or it timed out or was unreachable. */
 enum { REG_REACH_UNKNOWN = 0, REG_REACH_OK, REG_REACH_UNREACHABLE };
+
+/* How an entry got its address: its own lease (per container), the lease
+ * of its compose project (shared by the project's containers in project
+ * mode), or an address it publishes on itself (bound). */
+enum { REG_ADDR_CONTAINER = 0, REG_ADDR_PROJECT, REG_ADDR_BOUND };
+
+/* --address-per: one address per container (default) or per compose project. */
+enum { REG_ADDRESS_PER_CONTAINER = 0, REG_ADDRESS_PER_PROJECT };
+
+/* Lease keys of named leases are this prefix and the name; container keys
+ * ("compose:", "name:", "id:", "project:") never start with it. */
+#define REG_LEASE_KEY_PREFIX "lease:"
 
 /* Network names longer than this are never used for direct forwarding. */
 #define REG_NETWORK_MAX 128
@@ -68,6 +89,9 @@ typedef struct reg_port {
     int kafka_mode; /* LABEL_KAFKA_* from the loophole.kafka label (TCP) */
     bool kafka;     /* carries Kafka: forced by the label or seen by the proxy */
     bool held;      /* problem says another program holds it (cleared each apply) */
+    /* Another container sharing the address has this port (its problem
+     * says which); kept to log the clash once. */
+    bool clashed;
     /* Why a port is not served, or what is wrong with how it is (a direct
      * port whose probe failed, a loophole.network naming another network);
      * "" when nothing is. */
@@ -94,13 +118,30 @@ typedef struct reg_exposure {
     label_hostport spec;
 } reg_exposure;
 
+/* A named lease (loophole lease add): an address of the pool for another
+ * tool, with a DNS name, never reclaimed. */
+typedef struct reg_lease {
+    char *name; /* sanitised as one DNS label */
+    char *dns;  /* "<name>.<domain>" */
+    uint32_t addr;
+    int64_t created_at; /* Unix ms */
+} reg_lease;
+
 typedef struct reg_entry {
     container *c;
     names_result names;
-    char *lease_key; /* the key its lease is under (names.lease_key, made unique) */
+    /* The key its lease is under: names.lease_key (made unique), or
+     * names.project_key in project mode (shared), or names.lease_key
+     * without any lease when bound. */
+    char *lease_key;
+    int addr_kind; /* REG_ADDR_*, decided at every recompute */
     bool has_addr;
     uint32_t addr; /* host order, when has_addr */
-    char **owned;  /* names it holds (names[] it won, plus the service alias) */
+    /* Every loopback address (not 127.0.0.1) it publishes on, first the one
+     * it is bound to (addr); none unless addr_kind is REG_ADDR_BOUND. */
+    uint32_t *bound_ips;
+    size_t nbound;
+    char **owned; /* names it holds (names[] it won, plus the service alias) */
     size_t nowned;
     char **conflicts; /* names it wanted that another container holds */
     size_t nconflicts;
@@ -167,6 +208,10 @@ typedef struct registry {
     /* Run-time exposures, in the order they were made. */
     reg_exposure *exposures;
     size_t nexposures;
+    int address_per; /* --address-per: REG_ADDRESS_PER_* (container by default) */
+    /* Named leases, in the order they were made. */
+    reg_lease *leases;
+    size_t nleases;
 } registry;
 
 void reg_init(registry *r, const char *domain, uint32_t first, uint32_t last);
@@ -195,8 +240,46 @@ typedef struct reg_record {
 } reg_record;
 reg_record *reg_records(const registry *r, size_t *n);
 
-/* The addresses in use by served containers (sorted, malloc'd). */
+/* The addresses in use by served containers (sorted, without duplicates,
+ * malloc'd). */
 uint32_t *reg_addresses(const registry *r, size_t *n);
+/* The loopback aliases the machine should have: reg_addresses and every
+ * named lease's (sorted, without duplicates, malloc'd). */
+uint32_t *reg_alias_addresses(const registry *r, size_t *n);
+/* The aliases that stay when the daemon stops, so their holders keep
+ * working across a restart: named leases' and bound containers' (sorted,
+ * without duplicates, malloc'd). */
+uint32_t *reg_kept_addresses(const registry *r, size_t *n);
+
+/* ---- Named leases (other tools) ---- */
+
+/* Leases a tool for name (sanitised like a container name, then
+ * "<name>.<domain>"): want 0 takes the lowest free address, else exactly
+ * want. An existing lease of that name is returned as it is (*created
+ * false) when want is 0 or its address. Returns 0 with *out (valid until
+ * the next mutation); else err gets one sentence and:
+ *   -EINVAL     the name has no valid character, is "ns", or is too long
+ *   -EDOM       want is outside the pool or reserved
+ *   -EEXIST     the name is leased already on another address
+ *   -EBUSY      a running container derives the name (its container name,
+ *               compose replica, service or project name)
+ *   -EADDRINUSE want is held by another lease or a running container
+ *   -ENOSPC     no address is free
+ * Names a container claims through its loophole.names label, or derives
+ * later, go to the lease (a conflict on the container). */
+int reg_lease_add(registry *r, const char *name, uint32_t want, int64_t now, const reg_lease **out,
+                  bool *created, char *err, size_t errlen);
+/* Ends the lease of name (as given or sanitised, with or without the
+ * domain). Returns 0 with *addr (the address it had), or -ENOENT. */
+int reg_lease_remove(registry *r, const char *name, int64_t now, uint32_t *addr);
+/* The lease of name (as reg_lease_remove takes it), or NULL. */
+const reg_lease *reg_lease_find(const registry *r, const char *name);
+/* Every named lease, in the order they were made. */
+const reg_lease *reg_leases(const registry *r, size_t *n);
+/* Restores a lease from the state file; one with a bad name, an address
+ * outside the pool or reserved, or a clash with a known name or address
+ * is dropped (-EINVAL). */
+int reg_restore_lease(registry *r, const char *name, uint32_t addr, int64_t created_at);
 
 /* Whether an entry is served (has an address and is not skipped). */
 bool reg_served(const reg_entry *e);

@@ -39,6 +39,9 @@ void state_data_free(state_data *s)
         free(s->exposures[i].target);
     }
     free(s->exposures);
+    for (size_t i = 0; i < s->nnamed; i++)
+        free(s->named[i].name);
+    free(s->named);
     memset(s, 0, sizeof(*s));
 }
 
@@ -90,6 +93,20 @@ static int encode(yajl_gen g, const state_data *s)
         rc |= json_kv_int(g, "port", x->port);
         rc |= json_kv_str(g, "proto", x->proto == CTR_UDP ? "udp" : "tcp");
         rc |= json_kv_str(g, "target", x->target);
+        rc |= gen_status(yajl_gen_map_close(g));
+    }
+    rc |= gen_status(yajl_gen_array_close(g));
+    rc |= json_gen_str(g, "named_leases");
+    rc |= gen_status(yajl_gen_array_open(g));
+    for (size_t i = 0; rc == 0 && i < s->nnamed; i++) {
+        const state_named *l = &s->named[i];
+        if (l->name == NULL)
+            return -EINVAL;
+        rc |= gen_status(yajl_gen_map_open(g));
+        rc |= json_kv_str(g, "name", l->name);
+        rc |= json_gen_str(g, "ip");
+        rc |= gen_ip(g, l->addr);
+        rc |= json_kv_int(g, "created_at", (long long)l->created_at);
         rc |= gen_status(yajl_gen_map_close(g));
     }
     rc |= gen_status(yajl_gen_array_close(g));
@@ -191,6 +208,35 @@ static int decode_exposure(yajl_val v, size_t i, state_exposure *x, char *err, s
     return 0;
 }
 
+static int decode_named(yajl_val v, size_t i, state_named *l, char *err, size_t errlen)
+{
+    if (!YAJL_IS_OBJECT(v)) {
+        set_err(err, errlen, "named_leases[%zu] is not an object", i);
+        return -EINVAL;
+    }
+    yajl_val name = json_member(v, "name");
+    if (!YAJL_IS_STRING(name) || name->u.string[0] == '\0' || strlen(name->u.string) > 63) {
+        set_err(err, errlen, "named_leases[%zu].name is missing or not a DNS label", i);
+        return -EINVAL;
+    }
+    yajl_val ip = json_member(v, "ip");
+    if (!YAJL_IS_STRING(ip) || !parse_loopback(ip->u.string, &l->addr)) {
+        set_err(err, errlen, "named_leases[%zu].ip is missing or not a 127.x.y.z address", i);
+        return -EINVAL;
+    }
+    yajl_val at = json_member(v, "created_at");
+    l->created_at = 0;
+    if (at != NULL) {
+        if (!YAJL_IS_INTEGER(at) || YAJL_GET_INTEGER(at) < 0) {
+            set_err(err, errlen, "named_leases[%zu].created_at is not a non-negative integer", i);
+            return -EINVAL;
+        }
+        l->created_at = YAJL_GET_INTEGER(at);
+    }
+    l->name = xstrdup(name->u.string);
+    return 0;
+}
+
 static int decode_tree(yajl_val root, state_data *out, char *err, size_t errlen)
 {
     if (!YAJL_IS_OBJECT(root)) {
@@ -267,6 +313,22 @@ static int decode_tree(yajl_val root, state_data *out, char *err, size_t errlen)
             if (rc != 0)
                 return rc;
             out->nexposures++;
+        }
+    }
+
+    yajl_val named = json_member(root, "named_leases");
+    if (named != NULL && !YAJL_IS_NULL(named)) {
+        if (!YAJL_IS_ARRAY(named)) {
+            set_err(err, errlen, "named_leases is not an array");
+            return -EINVAL;
+        }
+        size_t n = named->u.array.len;
+        out->named = xcalloc(n ? n : 1, sizeof(*out->named));
+        for (size_t i = 0; i < n; i++) {
+            int rc = decode_named(named->u.array.values[i], i, &out->named[i], err, errlen);
+            if (rc != 0)
+                return rc;
+            out->nnamed++;
         }
     }
     return 0;

@@ -30,6 +30,13 @@ typedef struct state_exposure {
     char *target;
 } state_exposure;
 
+/* A named lease (loophole lease add): kept until removed. */
+typedef struct state_named {
+    char *name; /* one DNS label */
+    uint32_t addr;
+    int64_t created_at; /* Unix ms */
+} state_named;
+
 typedef struct state_data {
     state_lease *leases;
     size_t nleases;
@@ -38,19 +45,24 @@ typedef struct state_data {
     bool resolver_uninstalled;
     state_exposure *exposures;
     size_t nexposures;
+    state_named *named;
+    size_t nnamed;
 } state_data;
 
 /* Format:
  * {"version":1,"leases":[{"key":"name:pg","ip":"127.0.0.2","stopped_at":0}],
  *  "aliases":["127.0.0.2"],"resolver_uninstalled":false,
- *  "exposures":[{"key":"name:web","port":8000,"proto":"tcp","target":"localhost:8000"}]}
+ *  "exposures":[{"key":"name:web","port":8000,"proto":"tcp","target":"localhost:8000"}],
+ *  "named_leases":[{"name":"sandbox-1","ip":"127.0.0.3","created_at":1764770000000}]}
  * Unknown keys are ignored (forward compatibility); a missing section is
  * empty (files older than exposures have none). */
 int state_encode(const state_data *s, char **out, size_t *len);
 /* Returns 0, or -EINVAL with a one-line reason in err (bad JSON, wrong
  * version, wrong types, bad address). Entries with a bad address are an error,
  * not silently skipped; so are bad exposures (a key or target that is not a
- * non-empty string, a port outside 1-65535, a proto other than "tcp"/"udp"). */
+ * non-empty string, a port outside 1-65535, a proto other than "tcp"/"udp")
+ * and bad named leases (a name that is not a non-empty string of at most 63
+ * bytes, a bad address, a negative created_at). */
 int state_decode(const char *json, size_t len, state_data *out, char *err, size_t errlen);
 
 /* Reads <dir>/state.json. Returns 0; -ENOENT when there is none (out empty);

@@ -79,6 +79,8 @@ static const char *mode_name(const reg_port *p, const port_entry *pe)
         return "shared";
     if (p->plan == REG_PORT_UNREACHABLE)
         return "unreachable";
+    if (p->plan == REG_PORT_BOUND)
+        return "bound";
     if (listened(p) && pe && pe->listener)
         return p->plan == REG_PORT_DIRECT ? "direct" : "mapped";
     return "none";
@@ -119,6 +121,16 @@ void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g)
     json_kv_str(g, "name", primary);
     kv_strv(g, "names", e->owned, e->nowned);
     json_kv_str(g, "ip", served ? ip4_format(e->addr, ip) : NULL);
+    json_kv_str(g, "address",
+                !served                            ? NULL
+                : e->addr_kind == REG_ADDR_BOUND   ? "bound"
+                : e->addr_kind == REG_ADDR_PROJECT ? "project"
+                                                   : "container");
+    json_gen_str(g, "bound_ips");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; served && i < e->nbound; i++)
+        json_gen_str(g, ip4_format(e->bound_ips[i], ip));
+    yajl_gen_array_close(g);
     json_kv_str(g, "container", e->c->name);
     json_kv_str(g, "id", e->c->id);
     json_kv_str(g, "project", e->names.project);
@@ -144,7 +156,7 @@ void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g)
         json_kv_bool(g, "kafka", p->kafka && proxied);
         struct sockaddr_storage ts;
         char tgt[64] = "";
-        if (listened(p) && reg_port_target(p, &ts) == 0)
+        if ((listened(p) || p->plan == REG_PORT_BOUND) && reg_port_target(p, &ts) == 0)
             sa_format((const struct sockaddr *)&ts, tgt, sizeof(tgt));
         json_kv_str(g, "target", tgt[0] ? tgt : NULL);
         json_kv_str(g, "network", p->plan == REG_PORT_DIRECT && p->network[0] ? p->network : NULL);
@@ -256,7 +268,9 @@ void view_status(daemon_ctx *d, yajl_gen g)
     json_kv_int(g, "count", (long long)d->aliases.n);
     yajl_gen_map_close(g);
 
-    size_t size = alloc_size(&d->reg.pool), used = alloc_used(&d->reg.pool);
+    /* Used: distinct pool addresses in use (containers' and named leases,
+     * and addresses containers publish on themselves). */
+    size_t size = alloc_size(&d->reg.pool), used = alloc_in_use(&d->reg.pool);
     json_gen_str(g, "pool");
     yajl_gen_map_open(g);
     json_kv_str(g, "first", ip4_format(d->reg.pool.first, a));
@@ -266,6 +280,9 @@ void view_status(daemon_ctx *d, yajl_gen g)
     json_kv_int(g, "leases", (long long)d->reg.pool.nleases);
     yajl_gen_map_close(g);
 
+    size_t nnamed = 0;
+    reg_leases(&d->reg, &nnamed);
+    json_kv_int(g, "leases", (long long)nnamed);
     json_kv_int(g, "containers", (long long)served);
     json_kv_int(g, "containers_seen", (long long)d->reg.n);
     json_kv_int(g, "listeners", (long long)listeners);

@@ -365,3 +365,66 @@ TEST(bad_keys)
     CHECK_INT(alloc_used(&p), 0);
     alloc_free(&p);
 }
+
+/* Pinned (named) leases: never reclaimed, never released, exact or lowest. */
+TEST(pin)
+{
+    alloc_pool p;
+    alloc_init(&p, IP(127, 0, 0, 2), IP(127, 0, 0, 4));
+    uint32_t a = 0;
+    CHECK_INT(alloc_acquire(&p, "name:old", 1, &a), 0);
+    alloc_release(&p, "name:old", 2);
+    CHECK_INT(alloc_pin(&p, "lease:vm", 0, &a), 0);
+    CHECK_INT(a, IP(127, 0, 0, 3));
+    CHECK_INT(alloc_pin(&p, "lease:vm", 0, &a), 0);
+    CHECK_INT(a, IP(127, 0, 0, 3));
+    CHECK_INT(alloc_pin(&p, "lease:vm", IP(127, 0, 0, 4), &a), -EEXIST);
+    CHECK_INT(alloc_pin(&p, "lease:x", IP(127, 0, 0, 3), &a), -EADDRINUSE);
+    CHECK_INT(alloc_pin(&p, "lease:x", IP(127, 0, 0, 1), &a), -EDOM);
+    CHECK_INT(alloc_pin(&p, "lease:x", IP(127, 0, 1, 1), &a), -EDOM);
+    CHECK_INT(alloc_pin(&p, "name:old", 0, &a), -EINVAL); /* a container's key */
+    /* An inactive container lease on the wanted address gives way. */
+    CHECK_INT(alloc_pin(&p, "lease:x", IP(127, 0, 0, 2), &a), 0);
+    CHECK(alloc_find(&p, "name:old") == NULL);
+    alloc_release(&p, "lease:x", 3);
+    CHECK(alloc_find(&p, "lease:x")->active);
+    CHECK_INT(alloc_acquire(&p, "name:c1", 4, &a), 0);
+    CHECK_INT(a, IP(127, 0, 0, 4));
+    alloc_release(&p, "name:c1", 5);
+    /* Full but for an inactive container lease: it is reclaimed, never a pinned one. */
+    CHECK_INT(alloc_acquire(&p, "name:c2", 6, &a), 0);
+    CHECK_INT(a, IP(127, 0, 0, 4));
+    CHECK_INT(alloc_acquire(&p, "name:c3", 7, &a), -ENOSPC);
+    CHECK_INT(alloc_pin(&p, "lease:y", 0, &a), -ENOSPC);
+    CHECK(alloc_move(&p, "lease:vm", 8, &a) < 0);
+    CHECK_INT(alloc_in_use(&p), 3);
+    CHECK_INT(alloc_forget(&p, "lease:vm"), 0);
+    CHECK_INT(alloc_forget(&p, "lease:vm"), -ENOENT);
+    CHECK_INT(alloc_restore_pinned(&p, "lease:vm", IP(127, 0, 0, 3)), 0);
+    CHECK(alloc_find(&p, "lease:vm")->pinned);
+    alloc_free(&p);
+}
+
+/* Taken addresses (containers publishing on them) are handed to nobody; a
+ * container lease on one gets another at its next acquire. */
+TEST(taken)
+{
+    alloc_pool p;
+    alloc_init(&p, IP(127, 0, 0, 2), IP(127, 0, 0, 10));
+    uint32_t a = 0;
+    CHECK_INT(alloc_acquire(&p, "name:a", 1, &a), 0);
+    CHECK_INT(a, IP(127, 0, 0, 2));
+    uint32_t t[] = {IP(127, 0, 0, 2), IP(127, 0, 0, 3), IP(127, 0, 9, 9)};
+    alloc_set_taken(&p, t, 3);
+    CHECK(alloc_is_taken(&p, IP(127, 0, 0, 3)));
+    CHECK_INT(alloc_acquire(&p, "name:a", 2, &a), 0);
+    CHECK_INT(a, IP(127, 0, 0, 4));
+    CHECK_INT(alloc_acquire(&p, "name:b", 2, &a), 0);
+    CHECK_INT(a, IP(127, 0, 0, 5));
+    CHECK_INT(alloc_pin(&p, "lease:x", IP(127, 0, 0, 3), &a), -EADDRINUSE);
+    CHECK_INT(alloc_in_use(&p), 4); /* a, b, and the two taken in the pool */
+    alloc_set_taken(&p, NULL, 0);
+    CHECK(!alloc_is_taken(&p, IP(127, 0, 0, 3)));
+    CHECK_INT(alloc_in_use(&p), 2);
+    alloc_free(&p);
+}

@@ -245,7 +245,7 @@ TEST(man_pages_state_defaults)
                                        "udp_max_sessions", "admin_group",
                                        "log_level",        "host_ports_mode",
                                        "sidecar_image",    "serve",
-                                       "forward"};
+                                       "forward",          "address_per"};
     static const struct {
         const char *file, *entry, *next; /* an entry runs from entry+name to the next entry */
     } pages[] = {{"loopholed.8", ".It Fl -", "\n.It Fl"},

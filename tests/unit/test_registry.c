@@ -1026,3 +1026,324 @@ TEST_SETUP()
 {
     log_set_level(LOG_ERROR);
 }
+
+/* ---- Issue 14: named leases, bound addresses, one address per project ---- */
+
+static container *mk_bound(const char *id, const char *name, int64_t started, const char *host_ip,
+                           uint16_t port, uint16_t host_port)
+{
+    container *c = mk(id, name, started, 0);
+    snprintf(c->ports[0].host_ip, sizeof(c->ports[0].host_ip), "%s", host_ip);
+    c->ports[0].port = port;
+    c->ports[0].host_port = host_port;
+    return c;
+}
+
+static const reg_port *pport(const reg_entry *e, uint16_t port)
+{
+    for (size_t i = 0; e && i < e->nports; i++)
+        if (e->ports[i].port == port)
+            return &e->ports[i];
+    return NULL;
+}
+
+TEST(lease_add_idempotent_and_resolves)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    reg_update(&r, mk("aaaa", "pg", 1000, 1), 1);
+    const reg_lease *l = NULL;
+    bool created = false;
+    char err[256] = "";
+    CHECK_INT(reg_lease_add(&r, "Sandbox_1", 0, 10, &l, &created, err, sizeof(err)), 0);
+    REQUIRE(l != NULL);
+    CHECK(created);
+    CHECK_STR(l->name, "sandbox-1");
+    CHECK_STR(l->dns, "sandbox-1.loop.test");
+    CHECK_INT(l->addr, ip("127.0.0.3"));
+    CHECK_INT(lookup(&r, "sandbox-1.loop.test"), ip("127.0.0.3"));
+    uint32_t a = 0;
+    CHECK_INT(reg_resolve_name(&r, "sandbox-1", &a), 0);
+    CHECK_INT(a, ip("127.0.0.3"));
+    /* Again, with or without the same address, or the DNS name: the same. */
+    CHECK_INT(reg_lease_add(&r, "sandbox-1", 0, 11, &l, &created, err, sizeof(err)), 0);
+    CHECK(!created);
+    CHECK_INT(l->addr, ip("127.0.0.3"));
+    CHECK_INT(reg_lease_add(&r, "sandbox-1.loop.test", ip("127.0.0.3"), 11, &l, &created, err,
+                            sizeof(err)),
+              0);
+    CHECK(!created);
+    /* Another address for an existing name: refused. */
+    CHECK_INT(reg_lease_add(&r, "sandbox-1", ip("127.0.0.9"), 12, &l, &created, err, sizeof(err)),
+              -EEXIST);
+    CHECK(strstr(err, "127.0.0.3") != NULL);
+    /* Aliases the machine should have include the lease's; they stay at stop. */
+    size_t n = 0;
+    uint32_t *v = reg_alias_addresses(&r, &n);
+    CHECK_INT(n, 2);
+    free(v);
+    v = reg_kept_addresses(&r, &n);
+    CHECK_INT(n, 1);
+    CHECK_INT(n ? v[0] : 0, ip("127.0.0.3"));
+    free(v);
+    uint32_t gone = 0;
+    CHECK_INT(reg_lease_remove(&r, "SANDBOX-1", 20, &gone), 0);
+    CHECK_INT(gone, ip("127.0.0.3"));
+    CHECK_INT(lookup(&r, "sandbox-1.loop.test"), 0);
+    CHECK_INT(reg_lease_remove(&r, "sandbox-1", 21, &gone), -ENOENT);
+    reg_free(&r);
+}
+
+TEST(lease_refusals)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.4"));
+    reg_update(&r, mk("aaaa", "pg", 1000, 1), 1);
+    const reg_lease *l = NULL;
+    bool created = false;
+    char err[256] = "";
+    CHECK_INT(reg_lease_add(&r, "ns", 0, 2, &l, &created, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "reserved") != NULL);
+    CHECK_INT(reg_lease_add(&r, "___", 0, 2, &l, &created, err, sizeof(err)), -EINVAL);
+    CHECK_INT(reg_lease_add(&r, "pg", 0, 2, &l, &created, err, sizeof(err)), -EBUSY);
+    CHECK(strstr(err, "running container pg") != NULL);
+    CHECK_INT(reg_lease_add(&r, "x", ip("127.0.1.9"), 2, &l, &created, err, sizeof(err)), -EDOM);
+    CHECK(strstr(err, "outside the address pool 127.0.0.2-127.0.0.4") != NULL);
+    CHECK_INT(reg_lease_add(&r, "x", ip("127.0.0.2"), 2, &l, &created, err, sizeof(err)),
+              -EADDRINUSE);
+    CHECK(strstr(err, "container pg") != NULL);
+    CHECK_INT(reg_lease_add(&r, "a", 0, 2, &l, &created, err, sizeof(err)), 0);
+    CHECK_INT(reg_lease_add(&r, "b", ip("127.0.0.3"), 2, &l, &created, err, sizeof(err)),
+              -EADDRINUSE);
+    CHECK(strstr(err, "leased to a") != NULL);
+    CHECK_INT(reg_lease_add(&r, "b", 0, 2, &l, &created, err, sizeof(err)), 0);
+    /* Three addresses, three holders: full. */
+    CHECK_INT(reg_lease_add(&r, "c", 0, 2, &l, &created, err, sizeof(err)), -ENOSPC);
+    CHECK(strstr(err, "127.0.0.2-127.0.0.4 (3 addresses) is full") != NULL);
+    reg_free(&r);
+}
+
+/* A lease is never reclaimed for a container, and its name beats a
+ * container that derives or claims it later. */
+TEST(lease_survives_flood_and_keeps_its_name)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.4"));
+    const reg_lease *l = NULL;
+    bool created = false;
+    char err[256] = "";
+    CHECK_INT(reg_lease_add(&r, "vm", 0, 1, &l, &created, err, sizeof(err)), 0);
+    CHECK_INT(l->addr, ip("127.0.0.2"));
+    char id[8], name[16];
+    for (int i = 0; i < 4; i++) {
+        snprintf(id, sizeof(id), "c%03d", i);
+        snprintf(name, sizeof(name), "c%d", i);
+        reg_update(&r, mk(id, name, 100 + i, 1), 2 + i);
+    }
+    CHECK_INT(r.exhausted, 2);
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof(name), "c%d", i);
+        const reg_entry *e = reg_find(&r, name);
+        CHECK(e && (!e->has_addr || e->addr != ip("127.0.0.2")));
+    }
+    /* Stop them all and start others: still not the lease's address. */
+    for (int i = 0; i < 4; i++) {
+        snprintf(id, sizeof(id), "c%03d", i);
+        reg_remove(&r, id, 20 + i);
+    }
+    container *vm = mk("dddd", "vm", 300, 1);
+    add_label(vm, "loophole.names", "other");
+    reg_update(&r, vm, 30);
+    const reg_entry *e = reg_find(&r, "dddd");
+    REQUIRE(e && e->has_addr);
+    CHECK(e->addr != ip("127.0.0.2"));
+    CHECK_INT(lookup(&r, "vm.loop.test"), ip("127.0.0.2"));
+    CHECK_INT(e->nconflicts, 1);
+    CHECK_STR(e->nconflicts ? e->conflicts[0] : "", "vm.loop.test");
+    reg_free(&r);
+}
+
+TEST(lease_restore)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    CHECK_INT(reg_restore_lease(&r, "vm", ip("127.0.0.9"), 5), 0);
+    CHECK_INT(reg_restore_lease(&r, "vm", ip("127.0.0.10"), 5), -EINVAL); /* name taken */
+    CHECK_INT(reg_restore_lease(&r, "vm2", ip("127.0.0.9"), 5), -EINVAL); /* address taken */
+    CHECK_INT(reg_restore_lease(&r, "x", ip("127.0.1.9"), 5), -EINVAL);   /* outside */
+    CHECK_INT(reg_restore_lease(&r, "Bad_Name", ip("127.0.0.8"), 5), -EINVAL);
+    CHECK_INT(reg_restore_lease(&r, "ns", ip("127.0.0.8"), 5), -EINVAL);
+    /* A container lease restored on the same address afterwards is refused. */
+    CHECK(alloc_restore(&r.pool, "name:pg", ip("127.0.0.9"), 1) < 0);
+    reg_update(&r, mk("aaaa", "pg", 1000, 1), 10);
+    CHECK_INT(reg_find(&r, "pg")->addr, ip("127.0.0.2"));
+    CHECK_INT(lookup(&r, "vm.loop.test"), ip("127.0.0.9"));
+    reg_free(&r);
+}
+
+TEST(bound_address_taken_and_moves_others)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    /* pg got 127.0.0.2 first; then db publishes on 127.0.0.2 itself. */
+    reg_update(&r, mk("aaaa", "pg", 1000, 1), 1);
+    CHECK_INT(reg_find(&r, "pg")->addr, ip("127.0.0.2"));
+    reg_update(&r, mk_bound("bbbb", "db", 1001, "127.0.0.2", 5432, 5432), 2);
+    const reg_entry *db = reg_find(&r, "db"), *pg = reg_find(&r, "pg");
+    REQUIRE(db && pg);
+    CHECK_INT(db->addr_kind, REG_ADDR_BOUND);
+    CHECK_INT(db->addr, ip("127.0.0.2"));
+    CHECK_INT(pport(db, 5432)->plan, REG_PORT_BOUND);
+    CHECK(pg->addr != ip("127.0.0.2"));
+    CHECK_INT(lookup(&r, "db.loop.test"), ip("127.0.0.2"));
+    CHECK_INT(lookup(&r, "pg.loop.test"), pg->addr);
+    /* Nobody else gets it while db runs, not even pg's old lease back. */
+    reg_remove(&r, "aaaa", 3);
+    reg_update(&r, mk("cccc", "pg", 1002, 1), 4);
+    CHECK(reg_find(&r, "pg")->addr != ip("127.0.0.2"));
+    const reg_lease *l = NULL;
+    bool created = false;
+    char err[256] = "";
+    CHECK_INT(reg_lease_add(&r, "vm", ip("127.0.0.2"), 5, &l, &created, err, sizeof(err)),
+              -EADDRINUSE);
+    CHECK_INT(reg_lease_add(&r, "vm", 0, 5, &l, &created, err, sizeof(err)), 0);
+    CHECK(l->addr != ip("127.0.0.2"));
+    /* Outside the pool works the same, and is kept at stop. */
+    reg_update(&r, mk_bound("dddd", "far", 1003, "127.0.9.1", 80, 80), 6);
+    CHECK_INT(reg_find(&r, "far")->addr, ip("127.0.9.1"));
+    size_t n = 0;
+    uint32_t *v = reg_kept_addresses(&r, &n);
+    CHECK_INT(n, 3); /* db, far, and the lease */
+    free(v);
+    reg_free(&r);
+}
+
+TEST(bound_ports_other_address_and_other_host_port)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    container *c = mk_bound("aaaa", "multi", 1000, "127.0.0.16", 5432, 5432);
+    c->ports = xrealloc(c->ports, 4 * sizeof(ctr_port));
+    memset(&c->ports[1], 0, 3 * sizeof(ctr_port));
+    c->ports[1] = (ctr_port){.port = 6000, .host_port = 16000, .proto = CTR_TCP};
+    snprintf(c->ports[1].host_ip, sizeof(c->ports[1].host_ip), "127.0.0.16");
+    c->ports[2] = (ctr_port){.port = 7000, .host_port = 7000, .proto = CTR_TCP};
+    snprintf(c->ports[2].host_ip, sizeof(c->ports[2].host_ip), "127.0.0.17");
+    c->ports[3] = (ctr_port){.port = 8000, .host_port = 8000, .proto = CTR_TCP};
+    snprintf(c->ports[3].host_ip, sizeof(c->ports[3].host_ip), "127.0.0.1");
+    c->nports = 4;
+    reg_update(&r, c, 1);
+    const reg_entry *e = reg_find(&r, "multi");
+    REQUIRE(e && e->has_addr);
+    CHECK_INT(e->addr, ip("127.0.0.16"));
+    CHECK_INT(e->nbound, 2);
+    CHECK_INT(pport(e, 5432)->plan, REG_PORT_BOUND);
+    /* Another host port on its own address: a listener on the original port. */
+    CHECK_INT(pport(e, 6000)->plan, REG_PORT_MAPPED);
+    CHECK_INT(pport(e, 7000)->plan, REG_PORT_BOUND);
+    CHECK(strstr(pport(e, 7000)->problem, "127.0.0.17") != NULL);
+    /* 127.0.0.1 is everyone's: served as usual. */
+    CHECK_INT(pport(e, 8000)->plan, REG_PORT_MAPPED);
+    reg_update(&r, mk("bbbb", "next", 1001, 1), 2);
+    CHECK_INT(reg_find(&r, "next")->addr, ip("127.0.0.2"));
+    reg_free(&r);
+}
+
+TEST(bound_on_a_lease_shares_it)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    const reg_lease *l = NULL;
+    bool created = false;
+    char err[256] = "";
+    CHECK_INT(reg_lease_add(&r, "sandbox", 0, 1, &l, &created, err, sizeof(err)), 0);
+    uint32_t la = l->addr;
+    container *c = mk_bound("aaaa", "sbx-web", 1000, "127.0.0.2", 8080, 8080);
+    add_label(c, "loophole.names", "sandbox");
+    reg_update(&r, c, 2);
+    const reg_entry *e = reg_find(&r, "sbx-web");
+    REQUIRE(e && e->has_addr);
+    CHECK_INT(e->addr, la);
+    CHECK_INT(lookup(&r, "sandbox.loop.test"), la);
+    CHECK_INT(lookup(&r, "sbx-web.loop.test"), la);
+    CHECK_INT(e->nconflicts, 1);
+    /* The lease keeps its address after the container stops, and the
+     * address is not handed out meanwhile. */
+    reg_update(&r, mk("bbbb", "other", 1001, 1), 3);
+    CHECK(reg_find(&r, "other")->addr != la);
+    reg_remove(&r, "aaaa", 4);
+    CHECK_INT(lookup(&r, "sandbox.loop.test"), la);
+    reg_free(&r);
+}
+
+TEST(project_mode_shares_one_address)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    r.address_per = REG_ADDRESS_PER_PROJECT;
+    container *web = mk_compose("aaaa", "shop", "web", 1, 1000);
+    web->ports[0].port = 3000;
+    container *db = mk_compose("bbbb", "shop", "db", 1, 1001);
+    db->ports[0].port = 5432;
+    container *solo = mk_compose("cccc", "shop", "cache", 1, 1002);
+    solo->ports[0].port = 6379;
+    add_label(solo, "loophole.address", "container");
+    reg_update(&r, web, 1);
+    reg_update(&r, db, 2);
+    reg_update(&r, solo, 3);
+    reg_update(&r, mk("dddd", "alone", 1003, 1), 4);
+    const reg_entry *w = reg_find(&r, "aaaa"), *d = reg_find(&r, "bbbb"), *s = reg_find(&r, "cccc"),
+                    *a = reg_find(&r, "alone");
+    REQUIRE(w && d && s && a);
+    CHECK_INT(w->addr_kind, REG_ADDR_PROJECT);
+    CHECK_INT(w->addr, d->addr);
+    CHECK_INT(s->addr_kind, REG_ADDR_CONTAINER);
+    CHECK(s->addr != w->addr);
+    CHECK(a->addr != w->addr && a->addr != s->addr);
+    CHECK_INT(lookup(&r, "shop.loop.test"), w->addr);
+    CHECK_INT(lookup(&r, "web.shop.loop.test"), w->addr);
+    CHECK_INT(lookup(&r, "db-1.shop.loop.test"), w->addr);
+    CHECK_INT(lookup(&r, "cache.shop.loop.test"), s->addr);
+    CHECK_INT(pport(w, 3000)->plan, REG_PORT_MAPPED);
+    CHECK_INT(pport(d, 5432)->plan, REG_PORT_MAPPED);
+    CHECK_INT(w->nconflicts + d->nconflicts, 0);
+    /* The project's address stays while one of them runs. */
+    uint32_t pa = w->addr;
+    reg_remove(&r, "aaaa", 5);
+    CHECK_INT(reg_find(&r, "bbbb")->addr, pa);
+    CHECK_INT(lookup(&r, "shop.loop.test"), pa);
+    const alloc_lease *pl = alloc_find(&r.pool, "project:shop");
+    REQUIRE(pl != NULL);
+    CHECK(pl->active);
+    reg_remove(&r, "bbbb", 6);
+    CHECK(!alloc_find(&r.pool, "project:shop")->active);
+    /* Back again: the same address (the lease key is the project). */
+    reg_update(&r, mk_compose("eeee", "shop", "web", 1, 2000), 7);
+    CHECK_INT(reg_find(&r, "eeee")->addr, pa);
+    reg_free(&r);
+}
+
+TEST(project_port_clash_first_started_keeps_it)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    container *a = mk_compose("aaaa", "shop", "api", 1, 1000);
+    add_label(a, "loophole.address", "project");
+    container *b = mk_compose("bbbb", "shop", "admin", 1, 900);
+    add_label(b, "loophole.address", "project");
+    reg_update(&r, a, 1);
+    reg_update(&r, b, 2);
+    const reg_entry *ea = reg_find(&r, "aaaa"), *eb = reg_find(&r, "bbbb");
+    REQUIRE(ea && eb);
+    CHECK_INT(ea->addr, eb->addr);
+    /* Both want 80/tcp: admin started first (900). */
+    CHECK_INT(pport(eb, 80)->plan, REG_PORT_MAPPED);
+    CHECK_INT(pport(ea, 80)->plan, REG_PORT_NONE);
+    CHECK(strstr(pport(ea, 80)->problem, "shop-admin-1") != NULL);
+    CHECK(lookup(&r, "api-1.shop.loop.test") == ea->addr);
+    /* When admin goes, api gets it. */
+    reg_remove(&r, "bbbb", 3);
+    CHECK_INT(pport(reg_find(&r, "aaaa"), 80)->plan, REG_PORT_MAPPED);
+    CHECK_STR(pport(reg_find(&r, "aaaa"), 80)->problem, "");
+    reg_free(&r);
+}

@@ -154,7 +154,7 @@ TEST(encode_format)
     CHECK_INT(strlen(out), len);
     CHECK_STR(out, "{\"version\":1,\"leases\":[{\"key\":\"name:pg\",\"ip\":\"127.0.0.2\","
                    "\"stopped_at\":0}],\"aliases\":[\"127.0.0.2\"],"
-                   "\"resolver_uninstalled\":false,\"exposures\":[]}\n");
+                   "\"resolver_uninstalled\":false,\"exposures\":[],\"named_leases\":[]}\n");
     free(out);
     state_data_free(&s);
     CHECK(s.leases == NULL && s.nleases == 0);
@@ -182,7 +182,7 @@ TEST(exposures_format)
     size_t len = 0;
     REQUIRE(state_encode(&s, &out, &len) == 0);
     CHECK(strstr(out, ",\"exposures\":[{\"key\":\"name:web\",\"port\":8000,\"proto\":\"tcp\","
-                      "\"target\":\"localhost:8000\"}]}") != NULL);
+                      "\"target\":\"localhost:8000\"}],") != NULL);
     free(out);
     state_data_free(&s);
     CHECK(s.exposures == NULL && s.nexposures == 0);
@@ -198,6 +198,38 @@ TEST(exposures_format)
     const char *nul = "{\"version\":1,\"exposures\":null}";
     CHECK_INT(state_decode(nul, strlen(nul), &back, err, sizeof(err)), 0);
     CHECK_INT(back.nexposures, 0);
+    state_data_free(&back);
+}
+
+/* Named leases (loophole lease add) round-trip with their name, address and
+ * creation time; a file from before them has none. */
+TEST(named_leases_format)
+{
+    state_data s, back;
+    memset(&s, 0, sizeof(s));
+    s.nnamed = 2;
+    s.named = xcalloc(2, sizeof(*s.named));
+    s.named[0] = (state_named){xstrdup("sandbox-1"), IP(127, 0, 0, 3), 1764770000000};
+    s.named[1] = (state_named){xstrdup("vm"), IP(127, 0, 0, 9), 0};
+    char *out = NULL;
+    size_t len = 0;
+    REQUIRE(state_encode(&s, &out, &len) == 0);
+    CHECK(strstr(out, ",\"named_leases\":[{\"name\":\"sandbox-1\",\"ip\":\"127.0.0.3\","
+                      "\"created_at\":1764770000000},") != NULL);
+    char err[256];
+    REQUIRE(state_decode(out, len, &back, err, sizeof(err)) == 0);
+    REQUIRE(back.nnamed == 2);
+    CHECK_STR(back.named[0].name, "sandbox-1");
+    CHECK_INT(back.named[0].addr, IP(127, 0, 0, 3));
+    CHECK(back.named[0].created_at == 1764770000000);
+    CHECK_STR(back.named[1].name, "vm");
+    CHECK_INT(back.named[1].addr, IP(127, 0, 0, 9));
+    free(out);
+    state_data_free(&s);
+    state_data_free(&back);
+    const char *old = "{\"version\":1,\"leases\":[],\"exposures\":[]}";
+    CHECK_INT(state_decode(old, strlen(old), &back, err, sizeof(err)), 0);
+    CHECK_INT(back.nnamed, 0);
     state_data_free(&back);
 }
 
@@ -403,6 +435,13 @@ TEST(decode_errors)
         {"{\"version\":1.0}", "version"},
         {"{\"version\":1,\"leases\":{}}", "leases"},
         {"{\"version\":1,\"exposures\":{}}", "exposures is not an array"},
+        {"{\"version\":1,\"named_leases\":{}}", "named_leases is not an array"},
+        {"{\"version\":1,\"named_leases\":[{\"ip\":\"127.0.0.3\"}]}", "named_leases[0].name"},
+        {"{\"version\":1,\"named_leases\":[{\"name\":\"sb\",\"ip\":\"10.0.0.3\"}]}",
+         "named_leases[0].ip"},
+        {"{\"version\":1,\"named_leases\":[{\"name\":\"sb\",\"ip\":\"127.0.0.3\",\"created_at\":-1}"
+         "]}",
+         "named_leases[0].created_at"},
         {"{\"version\":1,\"exposures\":[1]}", "exposures[0]"},
         {"{\"version\":1,\"exposures\":[{\"port\":80,\"proto\":\"tcp\",\"target\":\"localhost:80\"}"
          "]}",
