@@ -967,3 +967,14 @@ lh_listens_any() {
     [ -n "$LH_DAEMON_PID" ] || return 1
     ss "$flags" src "$2" 2>/dev/null | grep -q "pid=$LH_DAEMON_PID,"
 }
+
+# pool_used_expected: how many distinct pool addresses running containers (of
+# any run: their ip and bound_ips in /v1/containers) and leases hold, which
+# is what /v1/status counts as pool.used.
+pool_used_expected() {
+    {
+        curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/containers |
+            jq -r '.[] | select(.state == "running") | (.ip // empty), (.bound_ips // [] | .[])'
+        api_leases | jq -r '.[].ip'
+    } | sort -u | while read -r a; do in_pool "$a" && echo "$a"; done | grep -c . || true
+}

@@ -43,16 +43,6 @@ expect_bound() {
         fail "loopholed listens on $2 although $1 binds it: $(ss -Hltnp src "$2" | grep "pid=$LH_DAEMON_PID,")"
 }
 
-# pool_used_expected: distinct pool addresses held by running containers (of
-# any run: their ip in /v1/containers) and leases.
-pool_used_expected() {
-    {
-        curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/containers |
-            jq -r '.[] | select(.state == "running") | (.ip // empty), (.bound_ips // [] | .[])'
-        api_leases | jq -r '.[].ip'
-    } | sort -u | while read -r a; do in_pool "$a" && echo "$a"; done | grep -c . || true
-}
-
 # port_proxied CONTAINER PORT: PORT/tcp has a loophole listener (mode direct
 # or mapped).
 port_proxied() {
@@ -104,6 +94,8 @@ part_bound() {
     for i in 1 2 3; do
         c=$(expect_address "lh-bd-o$i-$RUN_ID.$D")
         assert_ne 127.0.92.16 "$c" "address of lh-bd-o$i (127.0.92.16 is bound by $b)"
+        assert_eq "container []" "$(ctr_field "lh-bd-o$i-$RUN_ID" '"\(.address) \(.bound_ips | tostring)"')" \
+            "address mode and bound_ips of lh-bd-o$i"
         ips+="$c "
     done
     for i in 1 2; do
@@ -257,7 +249,8 @@ part_lease_share() {
     run_web "lh-bd-sh-o-$RUN_ID" "o-$RUN_ID" --expose 9000 -- 9000 >/dev/null
     o=$(expect_address "lh-bd-sh-o-$RUN_ID.$D")
     assert_ne "$l" "$o" "a new container on the shared address $l"
-    expect_cli_error "lease add --addr $l (held by $s)" "$s" lhc lease add "lh-bd-sh-x-$RUN_ID" --addr "$l"
+    # Held by the lease and the container: the sentence names one of them.
+    expect_cli_error "lease add --addr $l (held by $s and $c)" "$s|$c" lhc lease add "lh-bd-sh-x-$RUN_ID" --addr "$l"
     assert_eq "$l" "$(lease_add_ok "lease add $s again" "$s")" "idempotent add of $s while shared"
 
     # The container goes; the lease stays as it was.

@@ -215,6 +215,7 @@ part_cli() {
     status_field .pool >"$LH_TMP/pool.json"
     jq -e '.used >= 4 and .used + .free == 39' "$LH_TMP/pool.json" >/dev/null ||
         fail "/v1/status pool with 4 leases in a pool of 39: $(cat "$LH_TMP/pool.json")"
+    assert_eq "$(pool_used_expected)" "$(jq -r .used "$LH_TMP/pool.json")" "pool.used with 4 leases"
     # The table: a header, and A's row: address, DNS name, no alias ("-").
     lhc lease ls >"$body" || fail "lease ls failed"
     head -n1 "$body" | grep -Eq '^NAME +ADDRESS +DNS +ALIAS +USED BY *$' ||
@@ -257,6 +258,11 @@ part_cli() {
     # The address is free again.
     assert_eq "$a" "$(lease_add_ok "lease add --addr $a after rm" "lh-ls-again-$RUN_ID" --addr "$a")" \
         "address of a lease on a removed lease's address"
+    # A long name is cut to 63 characters, as a DNS label.
+    n=lh-long-$RUN_ID-$(printf 'x%.0s' $(seq 1 70))
+    lease_add_ok "lease add of a ${#n}-character name" "$n" >/dev/null
+    assert_eq 200 "$(ctl_http GET "/v1/leases/${n:0:63}" "$body")" "GET /v1/leases/ of the first 63 characters of $n"
+    wait_for resolves "${n:0:63}.$D" || fail "${n:0:63}.$D does not resolve"
     stop_daemon
     log "ok"
 }
@@ -404,28 +410,30 @@ part_alias() {
     log "ok"
 }
 
-# A pool of four: one lease, then six containers with exposed ports. The
-# lease's address never goes to a container; three containers fit, the rest
-# are "address pool exhausted"; a container stopped and a new one started, and
+# A pool of eight: one lease, then ten containers with exposed ports. The
+# lease's address never goes to a container; seven containers fit (fewer when
+# other runs' containers on this engine hold some), the rest are "address pool
+# exhausted"; a container stopped and a new one started, and
 # a daemon restart with the pool still full, change neither. Once the lease is
 # removed, a waiting container gets its address.
 part_flood() {
     local l la i c cs=() ips n_ip n_ex ctrs hit
-    LH_POOL=127.0.91.130-127.0.91.133
+    LH_POOL=127.0.91.130-127.0.91.137
     l=lh-fl-$RUN_ID
     start_daemon
     wait_for -t 10 control_up || fail "the control API does not answer"
     # The lowest free address: the one the allocator would hand out first.
     la=$(lease_add_ok "lease add $l" "$l")
-    for i in 1 2 3 4 5 6; do
+    for i in $(seq 1 10); do
         c=lh-fl-c$i-$RUN_ID
         cs+=("$c")
         run_ctr --name "$c" --expose 8080 "$LH_IMAGE" sleep 3600 >/dev/null
     done
     wait_for -t 30 settled "${cs[@]}" || fail "the flood did not settle: $(for c in "${cs[@]}"; do ctr_json "$c"; done)"
 
-    # check_flood WHEN: the lease keeps its address, no container (of any run)
-    # has it, at most 3 of ours have an address, the others are exhausted.
+    # check_flood WHEN RUNNING: the lease keeps its address, no container (of
+    # any run) has it, at most 7 of ours have an address, the others of the
+    # RUNNING ones are exhausted.
     check_flood() {
         ctrs=$(curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/containers) || fail "$1: GET /v1/containers failed"
         hit=$(jq -r --arg a "$la" '.[] | select(.ip == $a) | .container' <<<"$ctrs")
@@ -436,24 +444,26 @@ part_flood() {
         n_ip=$(printf '%s\n' "$ips" | grep -c . || true)
         n_ex=$(jq -r --arg r "lh-fl-c[0-9]+-$RUN_ID" '[.[] | select((.container | test("^" + $r + "$")) and .state == "running" and .skipped == "address pool exhausted")] | length' <<<"$ctrs")
         log "$1: $n_ip of ours with an address ($(tr '\n' ' ' <<<"$ips")), $n_ex exhausted"
-        [ "$n_ip" -le 3 ] || fail "$1: $n_ip containers have an address in a pool of 4 with a lease"
+        [ "$n_ip" -le 7 ] || fail "$1: $n_ip containers have an address in a pool of 8 with a lease"
         assert_eq "$n_ip" "$(printf '%s\n' "$ips" | sort -u | grep -c . || true)" "$1: distinct container addresses"
         for i in $ips; do in_pool "$i" || fail "$1: container address $i outside $LH_POOL"; done
         assert_eq "$2" "$((n_ip + n_ex))" "$1: running containers of ours, with an address or exhausted"
-        [ "$n_ex" -ge $(($2 - 3)) ] || fail "$1: only $n_ex exhausted of $2"
+        [ "$n_ex" -ge $(($2 - 7)) ] || fail "$1: only $n_ex exhausted of $2"
     }
-    check_flood "after the flood" 6
+    check_flood "after the flood" 10
     status_field '.problems[]' | grep -qi 'exhausted' || fail "/v1/status shows no exhausted-pool problem: $(status_field .problems)"
 
-    # One with an address stops, a seventh starts: reclaiming goes to the
-    # stopped container's address, never the lease's.
-    c=$(jq -r --arg r "lh-fl-c[0-9]+-$RUN_ID" 'first(.[] | select((.container | test("^" + $r + "$")) and .ip != null) | .container)' <<<"$ctrs")
+    # One with an address stops, an eleventh starts: reclaiming goes to the
+    # stopped container's address, never the lease's. (Stopped: c1 when
+    # other runs' containers hold every address ours could have had.)
+    c=$(jq -r --arg r "lh-fl-c[0-9]+-$RUN_ID" 'first(.[] | select((.container | test("^" + $r + "$")) and .ip != null) | .container) // empty' <<<"$ctrs")
+    [ -n "$c" ] || c=lh-fl-c1-$RUN_ID
     docker stop -t 1 "$c" >/dev/null || fail "docker stop $c failed"
     wait_for -t 20 not lh_ctr_has_ip "$c" || fail "$c still has an address after it stopped"
-    run_ctr --name "lh-fl-c7-$RUN_ID" --expose 8080 "$LH_IMAGE" sleep 3600 >/dev/null
-    cs+=("lh-fl-c7-$RUN_ID")
-    wait_for -t 30 settled "lh-fl-c7-$RUN_ID" || fail "lh-fl-c7 did not settle: $(ctr_json "lh-fl-c7-$RUN_ID")"
-    check_flood "after a stop and a new container" 6
+    run_ctr --name "lh-fl-c11-$RUN_ID" --expose 8080 "$LH_IMAGE" sleep 3600 >/dev/null
+    cs+=("lh-fl-c11-$RUN_ID")
+    wait_for -t 30 settled "lh-fl-c11-$RUN_ID" || fail "lh-fl-c11 did not settle: $(ctr_json "lh-fl-c11-$RUN_ID")"
+    check_flood "after a stop and a new container" 10
 
     # A restart with the pool full.
     stop_daemon
@@ -461,7 +471,7 @@ part_flood() {
     local running=()
     for i in "${cs[@]}"; do [ "$i" = "$c" ] || running+=("$i"); done
     wait_for -t 30 settled "${running[@]}" || fail "the flood did not settle after the restart"
-    check_flood "after a daemon restart" 6
+    check_flood "after a daemon restart" 10
 
     # Without the lease, a waiting container gets its address.
     expect_cli_ok "lease rm $l" lhc lease rm "$l"

@@ -127,9 +127,8 @@ part_flag() {
     lhc ls --json >"$body" || fail "loophole ls --json failed"
     assert_eq "$w $w" "$(jq -r --arg a "$web" --arg b "$db" '[.[] | select(.container == $a or .container == $b) | .ip] | join(" ")' "$body")" \
         "ls --json addresses of $web and $db"
-    # One address in use for the project.
-    status_field .pool >"$LH_TMP/pool.json"
-    log "pool: $(cat "$LH_TMP/pool.json")"
+    # The project's address counts once in the pool.
+    assert_eq "$(pool_used_expected)" "$(status_field .pool.used)" "pool.used with a project on one address"
 
     # Stable: the containers restarted (the db first this time), then the
     # daemon.
