@@ -913,8 +913,10 @@ status_field() {
     curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/status 2>/dev/null | jq -r "$1" 2>/dev/null
 }
 
-# lo_has_addr ADDR: ADDR/32 is on lo (of this network namespace).
-lo_has_addr() { ip -4 -o addr show dev lo | grep -q " $1/32 "; }
+# lo_has_addr ADDR: ADDR/32 is on lo (of this network namespace). The list
+# is read whole first: `ip ... | grep -q` fails now and then under pipefail
+# (ip, still writing after grep has exited, dies of SIGPIPE).
+lo_has_addr() { grep -q " $1/32 " <<<"$(ip -4 -o addr show dev lo)"; }
 
 # www_page DIR TEXT: DIR/index.html says TEXT, readable by busybox httpd.
 www_page() {
@@ -965,7 +967,7 @@ lh_listens_any() {
     local flags=-Hltnp
     [ "$1" = udp ] && flags=-Hlunp
     [ -n "$LH_DAEMON_PID" ] || return 1
-    ss "$flags" src "$2" 2>/dev/null | grep -q "pid=$LH_DAEMON_PID,"
+    grep -q "pid=$LH_DAEMON_PID," <<<"$(ss "$flags" src "$2" 2>/dev/null)"
 }
 
 # pool_used_expected: how many distinct pool addresses running containers (of

@@ -30,7 +30,7 @@ body=$LH_TMP/body
 
 # docker_listens ADDR PORT: something on the host listens on exactly
 # ADDR:PORT (Docker's docker-proxy, for a published port).
-docker_listens() { ss -Hltn src "$1:$2" 2>/dev/null | grep -q .; }
+docker_listens() { grep -q . <<<"$(ss -Hltn src "$1:$2" 2>/dev/null)"; }
 
 # expect_bound CONTAINER ADDR PORT: the container is served on ADDR with
 # PORT/tcp in mode "bound", target ADDR:PORT, and no loophole socket listens
@@ -240,7 +240,7 @@ part_lease_share() {
     assert_eq "$l" "$(resolve "$s.$D")" "$s.$D"
     assert_eq false "$(ctr_field "$c" ".names | index(\"$s.$D\") != null")" \
         "$c holds the lease's name $s.$D: $(ctr_json "$c")"
-    lhc lease ls | grep -Eq "^$s +$l +$s\\.$D +- +$c *\$" ||
+    grep -Eq "^$s +$l +$s\\.$D +- +$c *\$" <<<"$(lhc lease ls)" ||
         fail "lease ls: no row '$s $l $s.$D - $c': $(lhc lease ls)"
     expect_http_says "$l" 8080 "share-$RUN_ID"
     not lh_listens_any tcp "$l" || fail "loopholed listens on $l, bound by $c"

@@ -353,7 +353,8 @@ part_restart() {
 # as soon as `lease add` has printed it, stays when the daemon stops (a
 # container's alias goes), is added again at start after it was removed while
 # the daemon was down (a reboot), survives a SIGKILL and the next start, and
-# goes with `lease rm`.
+# goes with `lease rm`. The alias of an address a container binds stays at
+# stop too.
 part_alias() {
     local n m c a ma ca
     [ -n "${LH_IN_NETNS:-}" ] || fail "part alias must run in a private network namespace"
@@ -373,14 +374,22 @@ part_alias() {
     lo_has_addr "$ma" || fail "$ma/32 is not on lo when lease add --addr returned"
     wait_for resolves_to "$n.$D" "$a" || fail "$n.$D should resolve to $a"
 
-    # A container's alias, for contrast: it goes on SIGTERM, the leases' stay.
+    # A container's alias, for contrast: it goes on SIGTERM, the leases' stay,
+    # and so does the alias of an address a container binds itself (Docker
+    # binds it in the host's namespace; the daemon's alias is in this one).
     run_ctr --name "$c" --expose 8080 "$LH_IMAGE" sleep 3600 >/dev/null
     ca=$(expect_address "$c.$D")
     wait_for lo_has_addr "$ca" || fail "$ca/32 ($c) never appeared on lo"
+    run_ctr --name "lh-al-b-$RUN_ID" -p 127.0.91.116:8080:8080 "$LH_IMAGE" sleep 3600 >/dev/null
+    wait_for resolves_to "lh-al-b-$RUN_ID.$D" 127.0.91.116 ||
+        fail "lh-al-b-$RUN_ID.$D should resolve to its bound 127.0.91.116, got '$(resolve "lh-al-b-$RUN_ID.$D")'"
+    wait_for lo_has_addr 127.0.91.116 || fail "127.0.91.116/32 (bound by lh-al-b) never appeared on lo"
     stop_daemon
     lo_has_addr "$a" || fail "$a/32 of lease $n went away when the daemon stopped"
     lo_has_addr "$ma" || fail "$ma/32 of lease $m went away when the daemon stopped"
     not lo_has_addr "$ca" || fail "$ca/32 of the container $c is still on lo after SIGTERM"
+    lo_has_addr 127.0.91.116 || fail "127.0.91.116/32, bound by the running lh-al-b, went away when the daemon stopped"
+    docker rm -f "lh-al-b-$RUN_ID" >/dev/null || fail "docker rm -f lh-al-b failed"
 
     # A reboot: the alias is gone while the daemon is down.
     ip addr del "$a/32" dev lo || fail "ip addr del $a/32 failed"
@@ -451,7 +460,7 @@ part_flood() {
         [ "$n_ex" -ge $(($2 - 7)) ] || fail "$1: only $n_ex exhausted of $2"
     }
     check_flood "after the flood" 10
-    status_field '.problems[]' | grep -qi 'exhausted' || fail "/v1/status shows no exhausted-pool problem: $(status_field .problems)"
+    grep -qi 'exhausted' <<<"$(status_field '.problems[]')" || fail "/v1/status shows no exhausted-pool problem: $(status_field .problems)"
 
     # One with an address stops, an eleventh starts: reclaiming goes to the
     # stopped container's address, never the lease's. (Stopped: c1 when
