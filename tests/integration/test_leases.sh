@@ -8,8 +8,8 @@
 # stops, comes back at start after it was removed by hand (a reboot), and goes
 # with `lease rm`; a container flood that fills a tiny pool never gets the
 # lease's address; a lease may not take a name a running container derives,
-# and a container started later loses that name to the lease. Each part runs
-# its own daemon.
+# and a container started later loses that name to the lease; leases work
+# without an engine. Each part runs its own daemon.
 #
 # Written against the issue-14 interface before the daemon side was merged.
 # Checks that rest on daemon behaviour the interface leaves open are marked
@@ -556,6 +556,27 @@ part_names() {
     expect_cli_ok "lease rm $late" lhc lease rm "$late"
     wait_for -t 10 resolves_to "$late.$D" "$lip" ||
         fail "$late.$D should go to the container ($lip) once the lease is gone, got '$(resolve "$late.$D")'"
+    stop_daemon
+    log "ok"
+}
+
+# Without an engine (its socket missing): leases are served all the same,
+# added, resolved, kept across a restart and removed.
+part_no_engine() {
+    local n=lh-ne-$RUN_ID a
+    LH_POOL=127.0.91.180-127.0.91.190
+    LH_DOCKER_HOST=unix://$LH_TMP/no-docker.sock
+    start_daemon
+    wait_for -t 10 control_up || fail "the control API does not answer"
+    a=$(lease_add_ok "lease add $n without an engine" "$n")
+    in_pool "$a" || fail "lease $n got $a, outside $LH_POOL"
+    wait_for resolves_to "$n.$D" "$a" || fail "$n.$D should resolve to $a without an engine, got '$(resolve "$n.$D")'"
+    stop_daemon
+    start_daemon
+    wait_for resolves_to "$n.$D" "$a" || fail "$n.$D should resolve to $a after a restart without an engine"
+    assert_eq "$a" "$(lease_field "$n" ip)" "address of $n after a restart without an engine"
+    expect_cli_ok "lease rm $n" lhc lease rm "$n"
+    expect_nxdomain "$n.$D"
     stop_daemon
     log "ok"
 }
