@@ -757,7 +757,7 @@ static const control_route routes[] = {
     {CONTROL_GET, LH_API_LEASES, 0, h_leases, NULL, "list"},
     {CONTROL_POST, LH_API_LEASES, CONTROL_ROUTE_ADMIN, h_lease_add, "leases", "lease an address"},
     {CONTROL_GET, LH_API_LEASE, 0, h_lease, "lease", NULL},
-    {CONTROL_DELETE, LH_API_LEASE, CONTROL_ROUTE_ADMIN, h_lease_remove, "leases", "remove"},
+    {CONTROL_DELETE, LH_API_LEASE, CONTROL_ROUTE_ADMIN, h_lease_remove, "lease", "remove"},
     {CONTROL_GET, LH_API_EVENTS, 0, h_events, NULL, NULL},
 };
 

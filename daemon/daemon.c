@@ -181,6 +181,17 @@ static void sync_aliases(daemon_ctx *d)
 {
     size_t naddr = 0;
     uint32_t *addrs = reg_alias_addresses(&d->reg, &naddr);
+    if (!d->docker_synced && d->aliases.n) {
+        /* Before Docker's first report: add, never remove. */
+        addrs = xrealloc(addrs, (naddr + d->aliases.n) * sizeof(uint32_t));
+        for (size_t i = 0; i < d->aliases.n; i++) {
+            bool have = false;
+            for (size_t k = 0; k < naddr && !have; k++)
+                have = addrs[k] == d->aliases.addrs[i];
+            if (!have)
+                addrs[naddr++] = d->aliases.addrs[i];
+        }
+    }
     /* An alias we add is in the state file before anything binds it, so a
      * crash now leaves it recorded as ours, for the next start to clean. */
     if (alias_set_sync(&d->aliases, addrs, naddr) > 0)
@@ -357,6 +368,7 @@ void daemon_docker_sync(void *ud, container **cs, size_t n)
         return;
     }
     reg_sync(&d->reg, cs, n, now_ms());
+    d->docker_synced = true;
     log_info("registry", "synchronised: %zu running containers", n);
     daemon_apply(d);
 }
@@ -369,6 +381,7 @@ void daemon_docker_update(void *ud, container *c)
         return;
     }
     reg_update(&d->reg, c, now_ms());
+    d->docker_synced = true; /* (the client lists before it follows events) */
     daemon_apply(d);
 }
 

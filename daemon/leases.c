@@ -89,8 +89,8 @@ int leases_prov_get(void *ud, const char *name, yajl_gen g)
 
 /* {"name": "sb1"} or {"name": "sb1", "ip": "127.0.0.9"} ("addr" is taken
  * for "ip" too). */
-static int parse_body(const char *body, size_t len, char *name, size_t namecap, uint32_t *want,
-                      char *err, size_t errlen)
+static int parse_body(const daemon_ctx *d, const char *body, size_t len, char *name, size_t namecap,
+                      uint32_t *want, char *err, size_t errlen)
 {
     yajl_val v = NULL;
     char jerr[160] = "";
@@ -126,10 +126,17 @@ static int parse_body(const char *body, size_t len, char *name, size_t namecap, 
         if (ip && ip[0]) {
             uint32_t a;
             char shown[PRINTABLE_BUF];
+            char f[16], l[16];
             if (strchr(ip, '.') == NULL || ip4_parse(ip, &a) != 0) {
                 set_err(err, errlen, "\"%s\" is not an IPv4 address",
                         printable(ip, strnlen(ip, 64), shown, sizeof(shown)));
                 rc = -EINVAL;
+            } else if ((a & 0xff000000u) != 0x7f000000u) {
+                /* 0 would mean "any": never let 0.0.0.0 through as that. */
+                set_err(err, errlen, "%s is outside the address pool %s-%s",
+                        printable(ip, strnlen(ip, 64), shown, sizeof(shown)),
+                        ip4_format(d->reg.pool.first, f), ip4_format(d->reg.pool.last, l));
+                rc = -EDOM;
             } else {
                 *want = a;
             }
@@ -145,7 +152,7 @@ int leases_prov_add(void *ud, const char *body, size_t len, yajl_gen g, bool *cr
     daemon_ctx *d = ud;
     char name[300];
     uint32_t want = 0;
-    int rc = parse_body(body, len, name, sizeof(name), &want, err, errlen);
+    int rc = parse_body(d, body, len, name, sizeof(name), &want, err, errlen);
     if (rc < 0)
         return rc;
     const reg_lease *l = NULL;
@@ -164,10 +171,16 @@ int leases_prov_add(void *ud, const char *body, size_t len, yajl_gen g, bool *cr
     if (d->aliases.active && !alias_there(d, addr)) {
         daemon_apply(d);
         if (!alias_there(d, addr)) {
-            set_err(err, errlen,
-                    "cannot add %s to the loopback interface (the daemon's log says why); the "
-                    "lease is not kept",
-                    ip);
+            if (*created)
+                set_err(err, errlen,
+                        "cannot add %s to the loopback interface (the daemon's log says why); "
+                        "the lease is not kept",
+                        ip);
+            else
+                set_err(err, errlen,
+                        "lease %s exists, but %s cannot be put back on the loopback interface "
+                        "(the daemon's log says why)",
+                        label, ip);
             if (*created) {
                 uint32_t gone;
                 reg_lease_remove(&d->reg, label, now_ms(), &gone);

@@ -314,8 +314,19 @@ int names_derive(const container *c, const char *domain_in, names_result *out)
         buf key = {0};
         buf_appendf(&key, "compose:%s/%s/%d", proj_l, svc_l, out->replica);
         out->lease_key = key.data;
+        /* The project as given, so two projects that sanitise alike
+         * ("my_app", "my-app") keep two addresses; bytes other than
+         * [A-Za-z0-9._-] are %XX-escaped (the key goes into the state file,
+         * which must stay valid UTF-8). */
         buf pkey = {0};
-        buf_appendf(&pkey, "project:%s", proj_l);
+        buf_appendf(&pkey, "project:");
+        for (const unsigned char *q = (const unsigned char *)project; *q && pkey.len < 200; q++) {
+            if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+                *q == '.' || *q == '_' || *q == '-')
+                buf_appendf(&pkey, "%c", *q);
+            else
+                buf_appendf(&pkey, "%%%02X", *q);
+        }
         out->project_key = pkey.data;
     } else {
         buf key = {0};

@@ -41,8 +41,9 @@ typedef struct names_result {
     /* Compose only: "<project>.<domain>", the project's name (the registry
      * gives it to a project sharing one address); NULL otherwise. */
     char *project_name;
-    /* Compose only: "project:<project sanitised as a label>", the lease key
-     * of the project's shared address; NULL otherwise. */
+    /* Compose only: "project:<project as given, bytes other than
+     * [A-Za-z0-9._-] %XX-escaped>", the lease key of the project's shared
+     * address; NULL otherwise. */
     char *project_key;
     char *service; /* compose service as given in the label, or NULL */
     /* Lease key: "compose:<project>/<service>/<n>" (project and service

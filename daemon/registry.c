@@ -124,6 +124,7 @@ bool reg_served(const reg_entry *e)
 
 static void refresh_hostports(registry *r);
 static int entry_kind(const registry *r, reg_entry *e);
+static bool own_loopback(const reg_port *p, uint32_t *addr);
 static void settle_shared(registry *r);
 static bool *exposures_leased(const registry *r);
 static void drop_reclaimed(registry *r, bool *had);
@@ -200,7 +201,8 @@ static bool same_project(const reg_entry *a, const reg_entry *b)
 {
     return a->addr_kind == REG_ADDR_PROJECT && b->addr_kind == REG_ADDR_PROJECT &&
            a->names.project_key && b->names.project_key &&
-           strcmp(a->names.project_key, b->names.project_key) == 0;
+           strcmp(a->names.project_key, b->names.project_key) == 0 && a->names.project &&
+           b->names.project && strcmp(a->names.project, b->names.project) == 0;
 }
 
 static const reg_lease *lease_by_dns(const registry *r, const char *dns)
@@ -381,8 +383,17 @@ static void recompute(registry *r, int64_t now)
     size_t ntaken = 0;
     for (size_t i = 0; i < r->n; i++) {
         reg_entry *e = r->entries[i];
-        if (e->skipped)
+        if (e->skipped) {
+            /* Not served, but Docker binds its addresses all the same. */
+            for (size_t k = 0; e->c->running && k < e->nports; k++) {
+                uint32_t a;
+                if (!own_loopback(&e->ports[k], &a))
+                    continue;
+                taken = xrealloc(taken, (ntaken + 1) * sizeof(uint32_t));
+                taken[ntaken++] = a;
+            }
             continue;
+        }
         int kind = entry_kind(r, e);
         if (e->has_addr && kind != e->addr_kind)
             release(r, e, now);
@@ -431,6 +442,8 @@ static void recompute(registry *r, int64_t now)
                     o->has_addr = false; /* tried again below, and reported there */
             }
         }
+        if (arc < 0)
+            alloc_release(&r->pool, e->lease_key, now); /* its address is not its own any more */
         if (arc == 0)
             log_warn("registry", "a container publishes on %s itself: moving %s to %s",
                      ip4_format(old, a), e->c->name, ip4_format(addr, b));
@@ -1100,8 +1113,9 @@ static void set_container(registry *r, reg_entry *e, container *c, int64_t now)
 {
     names_result nr;
     names_derive(c, r->domain, &nr);
-    if (e->c && e->has_addr && e->lease_key &&
-        (nr.lease_key == NULL || !same_key(e->lease_key, nr.lease_key)))
+    /* A project's containers hold their project's key. */
+    const char *key = e->addr_kind == REG_ADDR_PROJECT ? nr.project_key : nr.lease_key;
+    if (e->c && e->has_addr && e->lease_key && (key == NULL || !same_key(e->lease_key, key)))
         release(r, e, now); /* renamed: its old lease stays with the old name */
     check_kafka_label(e->c, c);
     check_ports_label(e->c, c);
@@ -1874,7 +1888,11 @@ int reg_lease_add(registry *r, const char *name, uint32_t want, int64_t now, con
     char label[NAMES_LABEL_MAX + 1], a[16], b[16], c[16];
     *created = false;
     *out = NULL;
-    if (name == NULL || lease_label(r, name, label) < 0) {
+    if (name == NULL || strnlen(name, NAMES_NAME_MAX + 2) > NAMES_NAME_MAX + 1) {
+        set_err(err, errlen, "the lease name is longer than a DNS name may be");
+        return -EINVAL;
+    }
+    if (lease_label(r, name, label) < 0) {
         set_err(err, errlen, "a lease name needs at least one letter or digit");
         return -EINVAL;
     }
@@ -1886,6 +1904,11 @@ int reg_lease_add(registry *r, const char *name, uint32_t want, int64_t now, con
     if (strlen(label) + 1 + strlen(r->domain) > NAMES_NAME_MAX) {
         set_err(err, errlen, "%s.%s is longer than a DNS name may be", label, r->domain);
         return -EINVAL;
+    }
+    if (want && (want < r->pool.first || want > r->pool.last)) {
+        set_err(err, errlen, "%s is outside the address pool %s-%s", ip4_format(want, a),
+                ip4_format(r->pool.first, b), ip4_format(r->pool.last, c));
+        return -EDOM;
     }
     reg_lease *l = lease_named(r, label);
     if (l) {
@@ -1907,16 +1930,14 @@ int reg_lease_add(registry *r, const char *name, uint32_t want, int64_t now, con
         return -EBUSY;
     }
     if (want) {
-        if (want < r->pool.first || want > r->pool.last) {
-            set_err(err, errlen, "%s is outside the address pool %s-%s", ip4_format(want, a),
-                    ip4_format(r->pool.first, b), ip4_format(r->pool.last, c));
-            return -EDOM;
-        }
         for (size_t i = 0; i < r->n; i++) {
             const reg_entry *e = r->entries[i];
             bool on = served(e) && e->addr == want;
-            for (size_t k = 0; k < e->nbound && !on; k++)
-                on = e->c->running && e->bound_ips[k] == want;
+            /* Served or not, a running container publishing there has it. */
+            for (size_t k = 0; e->c->running && k < e->nports && !on; k++) {
+                uint32_t pa;
+                on = own_loopback(&e->ports[k], &pa) && pa == want;
+            }
             if (on) {
                 set_err(err, errlen, "%s is in use by container %s", ip4_format(want, a),
                         e->c->name);
@@ -1937,7 +1958,8 @@ int reg_lease_add(registry *r, const char *name, uint32_t want, int64_t now, con
     int rc = alloc_pin(&r->pool, key, want, &addr);
     drop_reclaimed(r, had);
     if (rc == -EDOM) {
-        set_err(err, errlen, "%s is reserved (never handed out)", ip4_format(want, a));
+        set_err(err, errlen, "%s is reserved in the address pool %s-%s (never handed out)",
+                ip4_format(want, a), ip4_format(r->pool.first, b), ip4_format(r->pool.last, c));
         return rc;
     }
     if (rc == -EADDRINUSE) {

@@ -46,6 +46,9 @@ struct fixture {
     int resolver_rc;
     bool closed;
     /* host ports: what the fake provider saw */
+    int lease_adds, lease_removes, lease_rc;
+    bool lease_created;
+    char lease_body[256], lease_name[128];
     int hp_adds, hp_removes;
     char hp_body[256];
     char hp_port[16], hp_proto[16];
@@ -156,6 +159,53 @@ static int prov_host_port_remove(void *ud, const char *key, const char *port, co
     return 0;
 }
 
+static void prov_leases(void *ud, yajl_gen g)
+{
+    (void)ud;
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+}
+
+static int prov_lease(void *ud, const char *name, yajl_gen g)
+{
+    (void)ud;
+    if (strcmp(name, "vm") != 0)
+        return -ENOENT;
+    yajl_gen_map_open(g);
+    gen_str(g, "name");
+    gen_str(g, "vm");
+    yajl_gen_map_close(g);
+    return 0;
+}
+
+static int prov_lease_add(void *ud, const char *body, size_t len, yajl_gen g, bool *created,
+                          char *err, size_t errlen)
+{
+    fixture *f = ud;
+    f->lease_adds++;
+    snprintf(f->lease_body, sizeof(f->lease_body), "%.*s", (int)len, body);
+    if (f->lease_rc < 0) {
+        snprintf(err, errlen, "fake refusal %d", f->lease_rc);
+        return f->lease_rc;
+    }
+    *created = f->lease_created;
+    yajl_gen_map_open(g);
+    gen_str(g, "ip");
+    gen_str(g, "127.0.0.9");
+    yajl_gen_map_close(g);
+    return 0;
+}
+
+static int prov_lease_remove(void *ud, const char *name, char *err, size_t errlen)
+{
+    fixture *f = ud;
+    (void)err;
+    (void)errlen;
+    f->lease_removes++;
+    snprintf(f->lease_name, sizeof(f->lease_name), "%s", name);
+    return strcmp(name, "vm") == 0 ? 0 : -ENOENT;
+}
+
 static int prov_docker_socket(void *ud, uid_t *uid, gid_t *gid, mode_t *mode)
 {
     fixture *f = ud;
@@ -243,6 +293,10 @@ static const control_provider provider_template = {
     .host_port_add = prov_host_port_add,
     .host_port_remove = prov_host_port_remove,
     .docker_socket = prov_docker_socket,
+    .leases = prov_leases,
+    .lease = prov_lease,
+    .lease_add = prov_lease_add,
+    .lease_remove = prov_lease_remove,
 };
 
 /* Starts a server with opts (path filled in unless inherited) and runs the
@@ -989,6 +1043,65 @@ TEST(host_port_routes)
 {
     control_options o = default_opts();
     run_fixture(o, "hostports", sc_host_ports);
+}
+
+/* /v1/leases: reads for everyone, changes for root and the admin group,
+ * 201 for a new lease and 200 for an existing one, refusals mapped. */
+static void sc_leases(fixture *f)
+{
+    buf b = {0};
+    static const char add[] = "POST /v1/leases HTTP/1.1\r\n"
+                              "Content-Length: 13\r\n\r\n{\"name\":\"vm\"}";
+    peercred user = {.uid = 1000, .gid = 1000, .ngroups = 1, .groups = {1001}};
+    loop_call(f, do_override, &user);
+    CHECK_INT(rawz(f->path, "GET /v1/leases HTTP/1.1\r\n\r\n", &b), 200);
+    CHECK(strncmp(body_of(&b), "[]", 2) == 0);
+    buf_free(&b);
+    CHECK_INT(rawz(f->path, "GET /v1/leases/vm HTTP/1.1\r\n\r\n", &b), 200);
+    buf_free(&b);
+    CHECK_INT(rawz(f->path, "GET /v1/leases/nope HTTP/1.1\r\n\r\n", &b), 404);
+    CHECK(strstr(body_of(&b), "no lease is named") != NULL && strstr(body_of(&b), "nope") != NULL);
+    buf_free(&b);
+    CHECK_INT(rawz(f->path, add, &b), 403);
+    CHECK(strstr(body_of(&b), "root or membership") != NULL);
+    buf_free(&b);
+    CHECK_INT(rawz(f->path, "DELETE /v1/leases/vm HTTP/1.1\r\n\r\n", &b), 403);
+    buf_free(&b);
+    CHECK_INT(f->lease_adds + f->lease_removes, 0);
+
+    peercred root = {.uid = 0, .gid = 0, .ngroups = 0};
+    loop_call(f, do_override, &root);
+    f->lease_created = true;
+    CHECK_INT(rawz(f->path, add, &b), 201);
+    CHECK(strstr(body_of(&b), "127.0.0.9") != NULL);
+    CHECK_STR(f->lease_body, "{\"name\":\"vm\"}");
+    buf_free(&b);
+    f->lease_created = false;
+    CHECK_INT(rawz(f->path, add, &b), 200);
+    buf_free(&b);
+    static const struct {
+        int rc, status;
+    } maps[] = {{-EINVAL, 400},     {-EDOM, 400},   {-EEXIST, 409}, {-EBUSY, 409},
+                {-EADDRINUSE, 409}, {-ENOSPC, 409}, {-EIO, 500}};
+    for (size_t i = 0; i < ARRAY_SIZE(maps); i++) {
+        f->lease_rc = maps[i].rc;
+        CHECK_INT(rawz(f->path, add, &b), maps[i].status);
+        CHECK(strstr(body_of(&b), "fake refusal") != NULL);
+        buf_free(&b);
+    }
+    CHECK_INT(rawz(f->path, "DELETE /v1/leases/vm HTTP/1.1\r\n\r\n", &b), 204);
+    buf_free(&b);
+    CHECK_INT(rawz(f->path, "DELETE /v1/leases/n%6Fpe HTTP/1.1\r\n\r\n", &b), 404);
+    CHECK_STR(f->lease_name, "nope");
+    buf_free(&b);
+    CHECK_INT(rawz(f->path, "PUT /v1/leases HTTP/1.1\r\n\r\n", &b), 405);
+    buf_free(&b);
+}
+
+TEST(lease_routes)
+{
+    control_options o = default_opts();
+    run_fixture(o, "leases", sc_leases);
 }
 
 TEST(routes)

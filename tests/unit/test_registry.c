@@ -1347,3 +1347,67 @@ TEST(project_port_clash_first_started_keeps_it)
     CHECK_STR(pport(reg_find(&r, "aaaa"), 80)->problem, "");
     reg_free(&r);
 }
+
+/* Review regressions: a project member's update keeps the project's
+ * address even with a waiting container; a container displaced with no
+ * address free lets go of its lease; a skipped container's own address is
+ * taken all the same. */
+TEST(project_update_keeps_address)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.3"));
+    r.address_per = REG_ADDRESS_PER_PROJECT;
+    reg_update(&r, mk_compose("aaaa", "shop", "web", 1, 2000), 1);
+    reg_update(&r, mk("bbbb", "x", 2001, 1), 2);
+    reg_update(&r, mk("cccc", "waiting", 1000, 1), 3); /* started earlier, no address left */
+    CHECK(!reg_find(&r, "waiting")->has_addr);
+    uint32_t pa = reg_find(&r, "aaaa")->addr;
+    reg_update(&r, mk_compose("aaaa", "shop", "web", 1, 2000), 4);
+    CHECK(reg_find(&r, "aaaa")->has_addr);
+    CHECK_INT(reg_find(&r, "aaaa")->addr, pa);
+    CHECK(!reg_find(&r, "waiting")->has_addr);
+    /* Two projects that sanitise alike keep two addresses. */
+    reg_free(&r);
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    r.address_per = REG_ADDRESS_PER_PROJECT;
+    reg_update(&r, mk_compose("dddd", "my_app", "web", 1, 100), 1);
+    reg_update(&r, mk_compose("eeee", "my-app", "db", 1, 101), 2);
+    CHECK(reg_find(&r, "dddd")->addr != reg_find(&r, "eeee")->addr);
+    reg_free(&r);
+}
+
+TEST(displaced_without_room_releases)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.3"));
+    reg_update(&r, mk("aaaa", "pg", 1000, 1), 1);
+    reg_update(&r, mk("bbbb", "x", 1001, 1), 2);
+    reg_update(&r, mk_bound("cccc", "db", 1002, "127.0.0.2", 5432, 5432), 3);
+    CHECK(!reg_find(&r, "pg")->has_addr);
+    reg_remove(&r, "aaaa", 4);
+    reg_remove(&r, "cccc", 5);
+    reg_update(&r, mk("dddd", "new", 1003, 1), 6);
+    CHECK(reg_find(&r, "new")->has_addr);
+    CHECK_INT(reg_find(&r, "new")->addr, ip("127.0.0.2"));
+    reg_free(&r);
+}
+
+TEST(skipped_container_address_taken)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    container *c = mk_bound("aaaa", "off", 1000, "127.0.0.2", 5432, 5432);
+    add_label(c, "loophole.enable", "false");
+    reg_update(&r, c, 1);
+    reg_update(&r, mk("bbbb", "web", 1001, 1), 2);
+    CHECK(reg_find(&r, "web")->addr != ip("127.0.0.2"));
+    const reg_lease *l = NULL;
+    bool created = false;
+    char err[256] = "";
+    CHECK_INT(reg_lease_add(&r, "vm", ip("127.0.0.2"), 3, &l, &created, err, sizeof(err)),
+              -EADDRINUSE);
+    CHECK(strstr(err, "container off") != NULL);
+    /* And the pool is checked before the name: outside is 400 whatever the name. */
+    CHECK_INT(reg_lease_add(&r, "web", ip("10.0.0.1"), 3, &l, &created, err, sizeof(err)), -EDOM);
+    reg_free(&r);
+}
