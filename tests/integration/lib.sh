@@ -971,12 +971,14 @@ lh_listens_any() {
 }
 
 # pool_used_expected: how many distinct pool addresses running containers (of
-# any run: their ip and bound_ips in /v1/containers) and leases hold, which
-# is what /v1/status counts as pool.used.
+# any run: their ip in /v1/containers, and the loopback addresses other than
+# 127.0.0.1 they publish on, served or not) and leases hold, which is what
+# /v1/status counts as pool.used.
 pool_used_expected() {
     {
         curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/containers |
-            jq -r '.[] | select(.state == "running") | (.ip // empty), (.bound_ips // [] | .[])'
+            jq -r '.[] | select(.state == "running") | (.ip // empty),
+                (.ports[] | .host_ip // empty | select(startswith("127.") and . != "127.0.0.1"))'
         api_leases | jq -r '.[].ip'
     } | sort -u | while read -r a; do in_pool "$a" && echo "$a"; done | grep -c . || true
 }

@@ -52,6 +52,13 @@ port_proxied() {
     return 1
 }
 
+# ctr_is_skipped CONTAINER: listed, and skipped (not served).
+ctr_is_skipped() {
+    local s
+    s=$(ctr_field "$1" .skipped)
+    [ -n "$s" ] && [ "$s" != null ]
+}
+
 # ctr_moved_off CONTAINER ADDR: it has an address, and not ADDR.
 ctr_moved_off() { lh_ctr_has_ip "$1" && [ "$(ctr_ip "$1")" != "$2" ]; }
 
@@ -86,7 +93,14 @@ part_bound() {
     not lh_listens_any tcp 127.0.92.16 || fail "loopholed listens on 127.0.92.16 after a connection"
     assert_eq 0 "$(lh_tcp_conns dst 127.0.92.16:8080)" "daemon connections to 127.0.92.16:8080"
 
-    # Nobody else gets it while it runs.
+    # An address bound by a container loophole does not serve
+    # (loophole.enable=false) is taken all the same.
+    run_ctr --name "lh-bd-off-$RUN_ID" --label loophole.enable=false -p 127.0.92.17:8080:8080 \
+        "$LH_IMAGE" sleep 3600 >/dev/null
+    wait_for -t 10 ctr_is_skipped "lh-bd-off-$RUN_ID" ||
+        fail "the daemon does not list lh-bd-off: $(ctr_json "lh-bd-off-$RUN_ID")"
+
+    # Nobody else gets them while they run.
     for i in 1 2 3; do
         run_web "lh-bd-o$i-$RUN_ID" "o$i-$RUN_ID" --expose 9000 -- 9000 >/dev/null
     done
@@ -94,6 +108,7 @@ part_bound() {
     for i in 1 2 3; do
         c=$(expect_address "lh-bd-o$i-$RUN_ID.$D")
         assert_ne 127.0.92.16 "$c" "address of lh-bd-o$i (127.0.92.16 is bound by $b)"
+        assert_ne 127.0.92.17 "$c" "address of lh-bd-o$i (127.0.92.17 is bound by lh-bd-off)"
         assert_eq "container []" "$(ctr_field "lh-bd-o$i-$RUN_ID" '"\(.address) \(.bound_ips | tostring)"')" \
             "address mode and bound_ips of lh-bd-o$i"
         ips+="$c "
@@ -101,6 +116,7 @@ part_bound() {
     for i in 1 2; do
         l=$(lease_add_ok "lease add lh-bd-l$i" "lh-bd-l$i-$RUN_ID")
         assert_ne 127.0.92.16 "$l" "address of lease lh-bd-l$i (127.0.92.16 is bound by $b)"
+        assert_ne 127.0.92.17 "$l" "address of lease lh-bd-l$i (127.0.92.17 is bound by lh-bd-off)"
         ips+="$l "
     done
     log "others: $ips"

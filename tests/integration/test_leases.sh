@@ -172,6 +172,9 @@ part_cli() {
     grep -q '127\.0\.91\.2-127\.0\.91\.40' "$body" || fail "400 outside the pool does not name the pool: $(cat "$body")"
     code=$(lease_post "{\"name\": \"$C\", \"ip\": \"127.0.0.1\"}" "$body")
     assert_eq 400 "$code" "POST /v1/leases for 127.0.0.1 (outside the pool, reserved)"
+    for ip in 0.0.0.0 10.0.0.1; do
+        expect_cli_error "lease add --addr $ip" "127\\.0\\.91\\.2-127\\.0\\.91\\.40" lhc lease add "$C" --addr "$ip"
+    done
     expect_cli_error "lease add --addr not-an-address" '.' lhc lease add "$C" --addr not-an-address
     code=$(lease_post "{\"name\": \"$C\", \"ip\": \"not-an-address\"}" "$body")
     assert_eq 400 "$code" "POST /v1/leases with ip not-an-address"

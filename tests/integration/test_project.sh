@@ -155,7 +155,8 @@ part_flag() {
 # The default daemon (container mode) and the label loophole.address=project:
 # the labelled project shares one address; an unlabelled project keeps one
 # address per container; a bad value is a logged problem and the default
-# (container) applies; the label on a non-compose container changes nothing.
+# (container) applies; the label on a non-compose container changes nothing;
+# two projects whose names sanitise alike keep two addresses.
 part_label() {
     local p=lhpl$RUN_ID q=lhpq$RUN_ID r=lhpr$RUN_ID web db q1 q2 r1 r2 n w qa qb ra rb na
     LH_POOL=127.0.93.42-127.0.93.80
@@ -193,6 +194,20 @@ part_label() {
     done
     expect_http_says "$qa" 8080 "q1-$RUN_ID"
     expect_http_says "$qb" 5432 "q2-$RUN_ID"
+
+    # Two projects whose names sanitise alike ("_" and "-") are two projects:
+    # two addresses (the DNS names go to the first, as in any conflict).
+    local s1 s2 sa sb
+    s1=$(svc "lhps_$RUN_ID" web 1 "s1-$RUN_ID" --label loophole.address=project --expose 8080 -- 8080)
+    wait_for -t 20 lh_ctr_has_ip "$s1" || fail "$s1 got no address: $(ctr_json "$s1")"
+    s2=$(svc "lhps-$RUN_ID" web 1 "s2-$RUN_ID" --label loophole.address=project --expose 8080 -- 8080)
+    wait_for -t 20 lh_ctr_has_ip "$s2" || fail "$s2 got no address: $(ctr_json "$s2")"
+    sa=$(ctr_ip "$s1")
+    sb=$(ctr_ip "$s2")
+    assert_ne "$sa" "$sb" "projects lhps_$RUN_ID and lhps-$RUN_ID on one address"
+    wait_for resolves_to "lhps-$RUN_ID.$D" "$sa" || fail "lhps-$RUN_ID.$D should stay the first project's ($sa), got '$(resolve "lhps-$RUN_ID.$D")'"
+    expect_http_says "$sa" 8080 "s1-$RUN_ID"
+    expect_http_says "$sb" 8080 "s2-$RUN_ID"
     stop_daemon
     log "ok"
 }
