@@ -131,8 +131,22 @@ void daemon_load_state(daemon_ctx *d)
     }
     if (s.nexposures)
         log_info("state", "restored %zu host port exposures", s.nexposures);
-    /* Aliases a crashed run left behind. */
+    /* Aliases a crashed run left behind, or a clean one kept for bound
+     * containers and leases: kept until Docker has said which are still
+     * wanted (the named leases' are wanted anyway). */
     alias_set_remove_leftovers(&d->aliases, s.aliases, s.naliases);
+    free(d->pending_aliases);
+    d->pending_aliases = xcalloc(s.naliases + 1, sizeof(uint32_t));
+    d->npending = 0;
+    size_t nnamed = 0;
+    const reg_lease *named = reg_leases(&d->reg, &nnamed);
+    for (size_t i = 0; i < s.naliases; i++) {
+        bool leased = false;
+        for (size_t k = 0; k < nnamed && !leased; k++)
+            leased = named[k].addr == s.aliases[i];
+        if (!leased)
+            d->pending_aliases[d->npending++] = s.aliases[i];
+    }
     d->resolver_uninstalled = s.resolver_uninstalled;
     state_data_free(&s);
 }
@@ -181,15 +195,15 @@ static void sync_aliases(daemon_ctx *d)
 {
     size_t naddr = 0;
     uint32_t *addrs = reg_alias_addresses(&d->reg, &naddr);
-    if (!d->docker_synced && d->aliases.n) {
-        /* Before Docker's first report: add, never remove. */
-        addrs = xrealloc(addrs, (naddr + d->aliases.n) * sizeof(uint32_t));
-        for (size_t i = 0; i < d->aliases.n; i++) {
+    if (!d->docker_synced && d->npending) {
+        /* Before Docker's first report: the last run's aliases stay. */
+        addrs = xrealloc(addrs, (naddr + d->npending) * sizeof(uint32_t));
+        for (size_t i = 0; i < d->npending; i++) {
             bool have = false;
             for (size_t k = 0; k < naddr && !have; k++)
-                have = addrs[k] == d->aliases.addrs[i];
+                have = addrs[k] == d->pending_aliases[i];
             if (!have)
-                addrs[naddr++] = d->aliases.addrs[i];
+                addrs[naddr++] = d->pending_aliases[i];
         }
     }
     /* An alias we add is in the state file before anything binds it, so a
@@ -369,6 +383,9 @@ void daemon_docker_sync(void *ud, container **cs, size_t n)
     }
     reg_sync(&d->reg, cs, n, now_ms());
     d->docker_synced = true;
+    free(d->pending_aliases);
+    d->pending_aliases = NULL;
+    d->npending = 0;
     log_info("registry", "synchronised: %zu running containers", n);
     daemon_apply(d);
 }

@@ -87,9 +87,12 @@ typedef struct daemon_ctx {
     int lock_fd;      /* <state_dir>/DAEMON_LOCK_FILE, flock'ed for life; -1 before */
     int sock_lock_fd; /* <control socket>.lock when we bind the socket ourselves; -1 else */
     bool stopping;
-    /* Docker has reported its containers once: until then no alias is
-     * removed (a leftover may be a running container's, unknown yet). */
+    /* Docker has reported its containers once. Until then the aliases the
+     * last run left (other than named leases', which the state file
+     * explains) stay: one may be a running container's, unknown yet. */
     bool docker_synced;
+    uint32_t *pending_aliases;
+    size_t npending;
     int exit_code;
 } daemon_ctx;
 

@@ -560,6 +560,7 @@ int main(int argc, char **argv)
     reg_free(&d.reg);
     view_free(&d);
     alias_set_free(&d.aliases);
+    free(d.pending_aliases);
     free(d.last_state);
     /* Released last, after the state was saved and the socket removed. */
     if (d.lock_fd >= 0)

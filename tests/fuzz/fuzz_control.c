@@ -104,6 +104,39 @@ static int p_host_ports(void *ud, const char *key, yajl_gen g)
     return 0;
 }
 
+/* Leases: "vm" exists; adding one whose body names "full" is 409, else 201;
+ * only peers that may change things ever get here. */
+static void p_leases(void *ud, yajl_gen g)
+{
+    (void)ud;
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+}
+
+static int p_lease(void *ud, const char *name, yajl_gen g)
+{
+    (void)ud;
+    if (strcmp(name, "vm") != 0)
+        return -ENOENT;
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (const unsigned char *)"name", 4);
+    yajl_gen_string(g, (const unsigned char *)"vm", 2);
+    yajl_gen_map_close(g);
+    return 0;
+}
+
+static int p_lease_remove(void *ud, const char *name, char *err, size_t errlen)
+{
+    (void)ud;
+    (void)err;
+    (void)errlen;
+    if (!allowed_peer_flags()) {
+        fprintf(stderr, "fuzz_control: a lease removed for a peer that may not\n");
+        abort();
+    }
+    return strcmp(name, "vm") == 0 ? 0 : -ENOENT;
+}
+
 /* Whether body[0..len) contains the C string w (C11 has no such search). */
 static bool has(const char *body, size_t len, const char *w)
 {
@@ -156,6 +189,26 @@ static int p_host_port_remove(void *ud, const char *key, const char *port, const
         snprintf(err, errlen, "no exposure of port %s", "that");
         return -ENOENT;
     }
+    return 0;
+}
+
+static int p_lease_add(void *ud, const char *body, size_t len, yajl_gen g, bool *created, char *err,
+                       size_t errlen)
+{
+    (void)ud;
+    if (!allowed_peer_flags()) {
+        fprintf(stderr, "fuzz_control: a lease added for a peer that may not\n");
+        abort();
+    }
+    if (has(body, len, "full")) {
+        snprintf(err, errlen, "the address pool is full");
+        return -ENOSPC;
+    }
+    *created = true;
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (const unsigned char *)"ip", 2);
+    yajl_gen_string(g, (const unsigned char *)"127.0.0.9", 9);
+    yajl_gen_map_close(g);
     return 0;
 }
 
@@ -376,9 +429,10 @@ static void start(void)
         .max_clients = 4,
         .idle_timeout_ms = 60000,
     };
-    control_provider prov = {NULL,           p_status,     p_containers,    p_container,
-                             p_resolver,     p_host_ports, p_host_port_add, p_host_port_remove,
-                             p_docker_socket};
+    control_provider prov = {
+        NULL,         p_status,        p_containers,       p_container,     p_resolver,
+        p_host_ports, p_host_port_add, p_host_port_remove, p_docker_socket, p_leases,
+        p_lease,      p_lease_add,     p_lease_remove};
     if (control_start(&loop, &o, &prov, &srv) < 0)
         abort();
 }

@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "fake_ports.h"
 #include "hostports.h"
+#include "leases.h"
 #include "labels.h"
 #include "kafka_map.h"
 #include "log.h"
@@ -110,6 +111,7 @@ static void env_free(env *x)
     reg_free(&x->d.reg);
     view_free(&x->d);
     alias_set_free(&x->d.aliases);
+    free(x->d.pending_aliases);
     dns_zone_free(x->d.zone);
     free(x->d.last_state);
     env_clear_events(x);
@@ -778,4 +780,105 @@ TEST(host_ports_expose)
 TEST_SETUP()
 {
     log_set_level(LOG_ERROR);
+}
+
+static int failing_alias_add(uint32_t a, int *existed)
+{
+    (void)a;
+    *existed = 0;
+    return -EPERM;
+}
+
+static char *gen_text(yajl_gen g)
+{
+    const unsigned char *out = NULL;
+    size_t len = 0;
+    yajl_gen_get_buf(g, &out, &len);
+    char *s = xmalloc(len + 1);
+    memcpy(s, out, len);
+    s[len] = '\0';
+    return s;
+}
+
+/* A lease's answer comes once its alias exists; an alias that cannot be
+ * added keeps no lease; lease rm takes the alias away; the lease and its
+ * name are in the state file and the zone. */
+TEST(lease_alias_before_answer)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.20");
+    static const char body[] = "{\"name\":\"sandbox-1\"}";
+    char err[256] = "";
+    bool created = false;
+    yajl_gen g = yajl_gen_alloc(NULL);
+    CHECK_INT(leases_prov_add(&x.d, body, strlen(body), g, &created, err, sizeof(err)), 0);
+    CHECK(created);
+    CHECK(strstr(x.f.log, "alias+ 127.0.0.2") != NULL);
+    char *json = gen_text(g);
+    CHECK(strstr(json, "\"ip\":\"127.0.0.2\"") != NULL);
+    CHECK(strstr(json, "\"alias\":true") != NULL);
+    CHECK(strstr(json, "\"dns\":\"sandbox-1.loop.test\"") != NULL);
+    free(json);
+    yajl_gen_free(g);
+    CHECK(x.d.last_state &&
+          strstr(x.d.last_state, "\"named_leases\":[{\"name\":\"sandbox-1\"") != NULL);
+    /* Again: 200, the same address, nothing added twice. */
+    g = yajl_gen_alloc(NULL);
+    CHECK_INT(leases_prov_add(&x.d, body, strlen(body), g, &created, err, sizeof(err)), 0);
+    CHECK(!created);
+    yajl_gen_free(g);
+    /* Bad bodies. */
+    g = yajl_gen_alloc(NULL);
+    static const char zero[] = "{\"name\":\"b\",\"ip\":\"0.0.0.0\"}";
+    CHECK_INT(leases_prov_add(&x.d, zero, strlen(zero), g, &created, err, sizeof(err)), -EDOM);
+    CHECK(strstr(err, "outside the address pool 127.0.0.2-127.0.0.20") != NULL);
+    CHECK_INT(leases_prov_add(&x.d, "[]", 2, g, &created, err, sizeof(err)), -EINVAL);
+    CHECK_INT(leases_prov_add(&x.d, "{}", 2, g, &created, err, sizeof(err)), -EINVAL);
+    yajl_gen_free(g);
+    /* An alias that cannot be added: 500, and no lease is kept. */
+    x.d.aliases.add = failing_alias_add;
+    static const char other[] = "{\"name\":\"vm\"}";
+    g = yajl_gen_alloc(NULL);
+    CHECK_INT(leases_prov_add(&x.d, other, strlen(other), g, &created, err, sizeof(err)), -EIO);
+    CHECK(strstr(err, "the lease is not kept") != NULL);
+    yajl_gen_free(g);
+    CHECK(reg_lease_find(&x.d.reg, "vm") == NULL);
+    x.d.aliases.add = fake_alias_add;
+    CHECK_INT(leases_prov_remove(&x.d, "sandbox-1", err, sizeof(err)), 0);
+    CHECK(strstr(x.f.log, "alias- 127.0.0.2") != NULL);
+    CHECK_INT(leases_prov_remove(&x.d, "sandbox-1", err, sizeof(err)), -ENOENT);
+    env_free(&x);
+}
+
+/* At start, before Docker's first report, the aliases the last run left
+ * stay (one may be a running bound container's); named leases' are added
+ * back; the first report settles the rest. */
+TEST(aliases_kept_until_docker_reports)
+{
+    env x;
+    env_init(&x, "127.0.0.2", "127.0.0.20");
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", x.dir, STATE_FILE);
+    FILE *fp = fopen(path, "w");
+    REQUIRE(fp != NULL);
+    fputs("{\"version\":1,\"leases\":[],\"aliases\":[\"127.0.0.16\",\"127.0.0.9\"],"
+          "\"named_leases\":[{\"name\":\"vm\",\"ip\":\"127.0.0.9\",\"created_at\":1},"
+          "{\"name\":\"sb\",\"ip\":\"127.0.0.5\",\"created_at\":2}]}",
+          fp);
+    fclose(fp);
+    daemon_load_state(&x.d);
+    CHECK_INT(reg_lease_find(&x.d.reg, "vm") ? reg_lease_find(&x.d.reg, "vm")->addr : 0,
+              ip("127.0.0.9"));
+    daemon_apply(&x.d);
+    CHECK(strstr(x.f.log, "alias+ 127.0.0.5") != NULL); /* re-added "after a reboot" */
+    CHECK(strstr(x.f.log, "alias- 127.0.0.16") == NULL);
+    CHECK(strstr(x.f.log, "alias- 127.0.0.9") == NULL);
+    /* lease rm before Docker answers removes the lease's alias all the same. */
+    char err[256];
+    CHECK_INT(leases_prov_remove(&x.d, "sb", err, sizeof(err)), 0);
+    CHECK(strstr(x.f.log, "alias- 127.0.0.5") != NULL);
+    daemon_docker_sync(&x.d, NULL, 0);
+    CHECK(strstr(x.f.log, "alias- 127.0.0.16") != NULL);
+    CHECK(strstr(x.f.log, "alias- 127.0.0.9") == NULL);
+    env_free(&x);
 }
