@@ -500,9 +500,10 @@ part_flood() {
 
 # Names: a lease may not take a name a running container derives (container
 # name, compose container name, project name in project mode) nor a running
-# container's address (409 naming it); a stopped container's name is free; a
-# container started later loses the lease's name to it (a conflict) and keeps
-# its other names.
+# container's address (409 naming it); a stopped container's name and
+# address are free (started again, it gets another address); a container
+# started later loses the lease's name to it (a conflict) and keeps its other
+# names.
 part_names() {
     local c ci p late lip la l2 code
     LH_POOL=127.0.91.140-127.0.91.170
@@ -542,6 +543,21 @@ part_names() {
     wait_for -t 10 ctr_has_conflict "$c" "$c.$D" ||
         fail "$c does not show the conflict over $c.$D: $(ctr_json "$c")"
     assert_eq "$la" "$(resolve "$c.$D")" "$c.$D: the lease keeps its name"
+
+    # A stopped container's address may be leased (409 is for running
+    # holders only); started again, the container gets another address.
+    local s=lh-nm-s-$RUN_ID si sl
+    run_ctr --name "$s" --expose 8080 "$LH_IMAGE" sleep 3600 >/dev/null
+    si=$(expect_address "$s.$D")
+    docker stop -t 1 "$s" >/dev/null || fail "docker stop $s failed"
+    expect_nxdomain "$s.$D"
+    sl=$(lease_add_ok "lease add --addr $si of the stopped $s" "lh-nm-sl-$RUN_ID" --addr "$si")
+    assert_eq "$si" "$sl" "address of the lease on the stopped $s's address"
+    docker start "$s" >/dev/null || fail "docker start $s failed"
+    wait_for -t 20 lh_ctr_has_ip "$s" || fail "$s got no address after docker start: $(ctr_json "$s")"
+    assert_ne "$si" "$(ctr_ip "$s")" "$s after its address was leased"
+    wait_for resolves_to "$s.$D" "$(ctr_ip "$s")" || fail "$s.$D should follow it to $(ctr_ip "$s")"
+    assert_eq "$si" "$(resolve "lh-nm-sl-$RUN_ID.$D")" "the lease on $si after $s came back"
 
     # A container started after the lease, with a second name of its own.
     late=lh-nm-late-$RUN_ID
