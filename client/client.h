@@ -115,6 +115,33 @@ enum doctor_result doctor_unreachable(const struct ls_entry *e, const char *forw
                                       char *what, size_t wcap, char *detail, size_t dcap, char *fix,
                                       size_t fcap);
 
+/* Whether a Docker error text (a container's State.Error) says a port
+ * could not be bound because its loopback address is not on the host, as
+ * moby's port mapper ("listen tcp4 127.0.0.16:5432: bind: cannot assign
+ * requested address", "failed to bind host port 127.0.0.16:5432/tcp: cannot
+ * assign requested address") and Docker Desktop ("Ports are not available:
+ * exposing port TCP 127.0.0.16:5432 -> ...: bind: can't assign requested
+ * address") put it. 1 with the address (127/8, never 127.0.0.1) in
+ * addr_out, else 0 (pure). */
+int doctor_bind_error(const char *docker_error, char *addr_out, size_t cap);
+
+/* A container that Docker created but could not start for want of a
+ * loopback address. */
+typedef struct doctor_bind_hit {
+    char container[128];
+    char addr[16];
+} doctor_bind_hit;
+
+/* How many created containers doctor_bind_scan inspects at most. */
+#define DOCTOR_BIND_MAX 20
+
+/* Asks the Docker engine on the unix socket at sock for the containers in
+ * state "created" and reads each one's State.Error (at most
+ * DOCTOR_BIND_MAX): the number of hits written (at most cap), with how many
+ * containers were inspected in *checked, or -errno when the engine could
+ * not be asked (cannot connect, the list is not 200 or not an array). */
+int doctor_bind_scan(const char *sock, doctor_bind_hit *hits, size_t cap, size_t *checked);
+
 struct ifaddrs;
 /* Whether ip (dotted quad) is an IPv4 address of the interface named ifname
  * in a getifaddrs(3) list (pure; doctor's lo0 alias check). */
