@@ -73,16 +73,30 @@ void cli_error_message(int status, const char *body, const char *command, char *
     char err[512];
     error_text(body, err, sizeof(err));
     bool resolver = command && strncmp(command, "resolve-", 8) == 0;
-    /* expose and unexpose pass the person's spec on: a 400 is about it. */
-    bool spec = command && (strcmp(command, "expose") == 0 || strcmp(command, "unexpose") == 0);
+    bool lease = command && strncmp(command, "lease ", 6) == 0;
+    /* expose, unexpose and lease pass the person's words on: a 400 is
+     * about them (a spec, a lease name, an address outside the pool). */
+    bool spec =
+        command && (strcmp(command, "expose") == 0 || strcmp(command, "unexpose") == 0 || lease);
     switch (status) {
     case 403:
         if (resolver)
             snprintf(out, cap, "changing the resolver needs root: run sudo loophole %s", command);
+        else if (lease)
+            snprintf(out, cap, "%s: run sudo loophole %s ...",
+                     err[0] ? err : "changing leases needs root or the admin group", command);
         else
             snprintf(out, cap, "permission denied%s%s", err[0] ? ": " : "", err);
         break;
     case 404:
+        /* A daemon from before issue 14 has no /v1/leases at all. */
+        if (lease && strcmp(err, "no such path") == 0) {
+            snprintf(out, cap,
+                     "this daemon has no named leases (it is older than this "
+                     "loophole): upgrade loopholed");
+            break;
+        }
+        /* fall through */
     case 409:
         snprintf(out, cap, "%s", err[0] ? err : (status == 404 ? "not found" : "conflict"));
         break;
@@ -111,8 +125,16 @@ void cli_error_message(int status, const char *body, const char *command, char *
 int cli_call(const cli_ctx *ctx, const char *method, const char *target, const char *command,
              httpc_response *resp)
 {
+    return cli_call_body(ctx, method, target, NULL, command, resp);
+}
+
+int cli_call_body(const cli_ctx *ctx, const char *method, const char *target, const char *body,
+                  const char *command, httpc_response *resp)
+{
     char msg[1024];
-    int rc = httpc_request(ctx->sock, method, target, REQUEST_TIMEOUT_MS, resp);
+    int rc = body ? httpc_request_body(ctx->sock, method, target, body, strlen(body),
+                                       REQUEST_TIMEOUT_MS, resp)
+                  : httpc_request(ctx->sock, method, target, REQUEST_TIMEOUT_MS, resp);
     if (rc < 0) {
         cli_conn_message(rc, ctx->sock, msg, sizeof(msg));
         fprintf(stderr, "loophole: %s\n", msg);

@@ -90,6 +90,7 @@ static const command commands[] = {
     {"status", cmd_status, "show the daemon's state and any problems [--json]"},
     {"expose", cmd_expose, "let a container reach a host port at its localhost: CONTAINER SPEC..."},
     {"unexpose", cmd_unexpose, "undo expose: CONTAINER CPORT[/udp]..."},
+    {"lease", cmd_lease, "named addresses outside containers: add NAME [--addr IP], rm NAME, ls"},
     {"doctor", cmd_doctor, "check every link from a name to a container, with fixes"},
     {"resolve-install", cmd_resolve_install, "install the system resolver entry (root)"},
     {"resolve-uninstall", cmd_resolve_uninstall, "remove the system resolver entry (root)"},
@@ -100,9 +101,16 @@ static const command commands[] = {
 
 static int cmd_help(const cli_ctx *ctx, int argc, char **argv)
 {
-    (void)ctx;
-    (void)argc;
-    (void)argv;
+    /* help COMMAND: that command's own usage (its --help). */
+    if (argc > 1 && strcmp(argv[1], "help") != 0) {
+        for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+            if (strcmp(commands[i].name, argv[1]) == 0) {
+                char *av[] = {argv[1], "--help", NULL};
+                return commands[i].fn(ctx, 2, av);
+            }
+        fprintf(stderr, "loophole: help: unknown command \"%s\" (see loophole help)\n", argv[1]);
+        return CLI_USAGE;
+    }
     printf("usage: loophole [--socket PATH] <command> [options]\n\n"
            "Every Docker container that publishes ports gets its own loopback address\n"
            "and a DNS name under loop.test. Commands:\n\n");

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "log.h"
 #include "protocol.h"
 #include "ls.h"
 #include "output.h"
@@ -442,7 +443,7 @@ enum doctor_result doctor_unreachable(const ls_entry *e, const char *forward, bo
  * counts where the served ports go. */
 static void check_unreachable(doctor *d, const ls_list *l, const char *forward, bool macos)
 {
-    size_t warned = 0, direct = 0, mapped = 0, shared = 0;
+    size_t warned = 0, direct = 0, mapped = 0, shared = 0, bound = 0;
     for (size_t i = 0; i < l->n; i++) {
         const ls_entry *e = &l->v[i];
         if (e->skipped)
@@ -452,6 +453,7 @@ static void check_unreachable(doctor *d, const ls_list *l, const char *forward, 
             direct += strcmp(m, "direct") == 0;
             mapped += strcmp(m, "mapped") == 0;
             shared += strcmp(m, "shared") == 0;
+            bound += strcmp(m, "bound") == 0;
         }
         char what[400], detail[1200], fix[600];
         if (doctor_unreachable(e, forward, macos, what, sizeof(what), detail, sizeof(detail), fix,
@@ -462,10 +464,172 @@ static void check_unreachable(doctor *d, const ls_list *l, const char *forward, 
     }
     if (warned)
         return;
-    char detail[128];
+    char detail[160];
     snprintf(detail, sizeof(detail), "%zu direct, %zu mapped, %zu shared", direct, mapped, shared);
+    if (bound)
+        snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), ", %zu bound by Docker",
+                 bound);
     report(d, CHK_OK, "container ports reachable", detail, NULL);
 }
+
+/* ---- Docker could not bind a loopback address (issue 14) ---- */
+
+/* A dotted quad at p, not part of a longer run of digits and dots: 0 with
+ * its four octets, else -EINVAL. */
+static int quad_at(const char *p, unsigned o[4])
+{
+    for (int i = 0; i < 4; i++) {
+        if (i > 0 && *p++ != '.')
+            return -EINVAL;
+        unsigned v = 0;
+        int digits = 0;
+        while (*p >= '0' && *p <= '9' && digits < 4) {
+            v = v * 10 + (unsigned)(*p++ - '0');
+            digits++;
+        }
+        if (digits == 0 || digits > 3 || v > 255)
+            return -EINVAL;
+        o[i] = v;
+    }
+    return (*p >= '0' && *p <= '9') || *p == '.' ? -EINVAL : 0;
+}
+
+int doctor_bind_error(const char *docker_error, char *addr_out, size_t cap)
+{
+    /* EADDRNOTAVAIL as Go spells it: "can't assign requested address" on
+     * macOS (Docker Desktop binds there), "cannot assign requested address"
+     * on Linux (moby's port mapper in a VM); with a capital where a tool
+     * prints strerror(3). */
+    const char *s = docker_error;
+    if (!s || (!strstr(s, "an't assign requested address") &&
+               !strstr(s, "annot assign requested address")))
+        return 0;
+    /* The address comes before the error in every form ("listen tcp4
+     * 127.0.0.16:5432: bind: ...", "exposing port TCP 127.0.0.16:5432 ->
+     * 0.0.0.0:0: ...", "failed to bind host port 127.0.0.16:5432/tcp: ...",
+     * "... host port for 127.0.0.16:5432:172.17.0.2:5432/tcp: ..."): the
+     * first loopback address other than 127.0.0.1 is the one. */
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || (p > s && ((p[-1] >= '0' && p[-1] <= '9') || p[-1] == '.')))
+            continue;
+        unsigned o[4];
+        if (quad_at(p, o) < 0 || o[0] != 127 || (o[1] == 0 && o[2] == 0 && o[3] == 1))
+            continue;
+        char a[16];
+        snprintf(a, sizeof(a), "%u.%u.%u.%u", o[0], o[1], o[2], o[3]);
+        if (strlen(a) >= cap)
+            return 0;
+        strlcpy_(addr_out, a, cap);
+        return 1;
+    }
+    return 0;
+}
+
+#define DOCKER_TIMEOUT_MS 5000
+
+/* A Docker container name (after its "/"), or NULL when it is not one:
+ * the engine's answer is shown on the terminal. */
+static const char *docker_name(const char *s, size_t cap)
+{
+    if (s && s[0] == '/')
+        s++;
+    if (!s || !s[0] || strlen(s) >= cap)
+        return NULL;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || *p == '-'))
+            return NULL;
+    return s;
+}
+
+int doctor_bind_scan(const char *sock, doctor_bind_hit *hits, size_t cap, size_t *checked)
+{
+    *checked = 0;
+    /* GET /containers/json?all=1&filters={"status":["created"]}: a
+     * container whose start failed on its ports stays "created". */
+    httpc_response r;
+    int rc = httpc_request(
+        sock, "GET", "/containers/json?all=1&filters=%7B%22status%22%3A%5B%22created%22%5D%7D",
+        DOCKER_TIMEOUT_MS, &r);
+    yajl_val list = NULL;
+    if (rc == 0 &&
+        (r.status != 200 || !r.body.data ||
+         cli_parse_json(r.body.data, r.body.len, &list, NULL, 0) < 0 || !YAJL_IS_ARRAY(list)))
+        rc = -EPROTO;
+    httpc_response_free(&r);
+    if (rc < 0) {
+        json_free(list);
+        return rc;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < json_len(list) && *checked < DOCTOR_BIND_MAX; i++) {
+        const char *id = json_str(json_at(list, i), "Id", NULL);
+        if (!id || !id[0] || strspn(id, "0123456789abcdef") != strlen(id) || strlen(id) > 64)
+            continue;
+        char path[128];
+        snprintf(path, sizeof(path), "/containers/%s/json", id);
+        yajl_val c = NULL;
+        if (httpc_request(sock, "GET", path, DOCKER_TIMEOUT_MS, &r) == 0 && r.status == 200 &&
+            r.body.data)
+            (void)cli_parse_json(r.body.data, r.body.len, &c, NULL, 0);
+        httpc_response_free(&r);
+        if (!c)
+            continue;
+        (*checked)++;
+        char addr[16];
+        if (n < cap && doctor_bind_error(json_str(c, "State", "Error", NULL), addr, sizeof(addr))) {
+            const char *name = docker_name(json_str(c, "Name", NULL), sizeof(hits[n].container));
+            /* A name the engine should never send: the short id instead. */
+            if (name)
+                strlcpy_(hits[n].container, name, sizeof(hits[n].container));
+            else
+                snprintf(hits[n].container, sizeof(hits[n].container), "%.12s", id);
+            strlcpy_(hits[n].addr, addr, sizeof(hits[n].addr));
+            n++;
+        }
+        json_free(c);
+    }
+    json_free(list);
+    return (int)n;
+}
+
+#ifdef __APPLE__
+/* `docker run -p 127.0.0.16:5432:5432` fails on macOS unless 127.0.0.16
+ * is on lo0: the container stays "created" with Docker's bind error in
+ * State.Error. A named lease puts the alias there. The engine is asked
+ * directly (the daemon's endpoint), when this user may use its socket. */
+static void check_bind_errors(doctor *d, const char *endpoint)
+{
+    if (!endpoint || strncmp(endpoint, "unix://", 7) != 0) {
+        log_debug("doctor", "bind errors: no unix socket endpoint to ask");
+        return;
+    }
+    doctor_bind_hit hits[DOCTOR_BIND_MAX];
+    size_t checked = 0;
+    int n = doctor_bind_scan(endpoint + 7, hits, ARRAY_SIZE(hits), &checked);
+    if (n < 0) {
+        /* Not this user's engine (or not one at all): the check is a bonus. */
+        log_debug("doctor", "bind errors: cannot ask Docker at %s: %s", endpoint, err_str(n));
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        char what[300], fix[200];
+        snprintf(what, sizeof(what), "docker could not bind %s for %s", hits[i].addr,
+                 hits[i].container);
+        snprintf(fix, sizeof(fix),
+                 "run `sudo loophole lease add NAME --addr %s` first, then "
+                 "docker start %s",
+                 hits[i].addr, hits[i].container);
+        report(d, CHK_WARN, what, "that address is not on lo0", fix);
+    }
+    if (n == 0) {
+        char detail[64];
+        snprintf(detail, sizeof(detail), "%zu created container%s checked", checked,
+                 checked == 1 ? "" : "s");
+        report(d, CHK_OK, "Docker bound its loopback addresses", detail, NULL);
+    }
+}
+#endif
 
 int cmd_doctor(const cli_ctx *ctx, int argc, char **argv)
 {
@@ -555,6 +719,9 @@ int cmd_doctor(const cli_ctx *ctx, int argc, char **argv)
         report(&d, CHK_FAIL, "container list", "the daemon did not return it", NULL);
     }
     httpc_response_free(&r);
+#ifdef __APPLE__
+    check_bind_errors(&d, endpoint);
+#endif
     json_free(st);
 
     if (d.failures)

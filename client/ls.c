@@ -23,6 +23,23 @@ static long int_or(yajl_val obj, const char *key, long dflt)
     return json_int(obj, &v, key, NULL) == 0 ? (long)v : dflt;
 }
 
+/* A string array member as a malloc'd vector (entries of other types are
+ * dropped); *n is its length. */
+static char **strv_of(yajl_val o, const char *key, size_t *n)
+{
+    *n = 0;
+    yajl_val a = json_member(o, key);
+    if (!YAJL_IS_ARRAY(a) || json_len(a) == 0)
+        return NULL;
+    char **v = xcalloc(json_len(a), sizeof(char *));
+    for (size_t i = 0; i < json_len(a); i++) {
+        const char *s = json_str(json_at(a, i), NULL);
+        if (s)
+            v[(*n)++] = xstrdup(s);
+    }
+    return v;
+}
+
 static void parse_entry(yajl_val o, ls_entry *e)
 {
     e->name = str_or_null(o, "name");
@@ -30,17 +47,12 @@ static void parse_entry(yajl_val o, ls_entry *e)
     e->container = str_or_null(o, "container");
     e->id = str_or_null(o, "id");
     e->skipped = str_or_null(o, "skipped");
-
-    yajl_val cs = json_member(o, "conflicts");
-    if (YAJL_IS_ARRAY(cs) && json_len(cs) > 0) {
-        size_t n = json_len(cs);
-        e->conflicts = xcalloc(n, sizeof(char *));
-        for (size_t i = 0; i < n; i++) {
-            const char *s = json_str(json_at(cs, i), NULL);
-            if (s)
-                e->conflicts[e->nconflicts++] = xstrdup(s);
-        }
-    }
+    /* "" is no project, as a container outside compose. */
+    const char *project = json_str(o, "project", NULL);
+    e->project = project && project[0] ? xstrdup(project) : NULL;
+    e->address = str_or_null(o, "address");
+    e->conflicts = strv_of(o, "conflicts", &e->nconflicts);
+    e->bound_ips = strv_of(o, "bound_ips", &e->nbound);
 
     yajl_val ps = json_member(o, "ports");
     if (YAJL_IS_ARRAY(ps) && json_len(ps) > 0) {
@@ -126,7 +138,10 @@ static int cmp_str(const char *a, const char *b)
 static int cmp_entry(const void *pa, const void *pb)
 {
     const ls_entry *a = pa, *b = pb;
-    int c = cmp_str(a->name, b->name);
+    /* A compose project's rows together, projects by name, then the rest. */
+    int c = cmp_str(a->project, b->project);
+    if (c == 0)
+        c = cmp_str(a->name, b->name);
     if (c == 0)
         c = cmp_str(a->container, b->container);
     if (c == 0)
@@ -166,6 +181,11 @@ void ls_list_free(ls_list *l)
         }
         free(e->hports);
         free(e->hports_problem);
+        free(e->project);
+        free(e->address);
+        for (size_t j = 0; j < e->nbound; j++)
+            free(e->bound_ips[j]);
+        free(e->bound_ips);
     }
     free(l->v);
     l->v = NULL;
@@ -177,10 +197,11 @@ static bool mode_is(const ls_port *p, const char *mode)
     return strcmp(p->mode, mode) == 0;
 }
 
-/* A listener is open for it (or Docker's own, for shared). */
+/* A listener is open for it (or Docker's own, for shared and bound). */
 static bool port_served(const ls_port *p)
 {
-    return mode_is(p, "direct") || mode_is(p, "mapped") || mode_is(p, "shared");
+    return mode_is(p, "direct") || mode_is(p, "mapped") || mode_is(p, "shared") ||
+           mode_is(p, "bound");
 }
 
 bool ls_port_listed(const ls_port *p)
@@ -196,7 +217,9 @@ static void port_name(const ls_port *p, char *dst, size_t cap)
         snprintf(dst, cap, "%ld/%s", p->port, p->proto);
 }
 
-void ls_format_port(const ls_port *p, char *dst, size_t cap)
+/* ls_format_port, where ip is the row's address (NULL: none): a bound
+ * port on the row's own address and port needs no target. */
+static void format_port(const ls_port *p, const char *ip, char *dst, size_t cap)
 {
     char port[32];
     port_name(p, port, sizeof(port));
@@ -204,18 +227,35 @@ void ls_format_port(const ls_port *p, char *dst, size_t cap)
     /* An unreachable port says so in its text; any other port with a
      * problem gets a mark that points at the footnote. */
     const char *mark = p->problem && !mode_is(p, "unreachable") ? " !" : "";
+    char self[64] = "";
+    if (ip)
+        snprintf(self, sizeof(self), "%s:%ld", ip, p->port);
     if (mode_is(p, "shared"))
         snprintf(dst, cap, "%s (shared)%s", port, mark);
+    else if (mode_is(p, "bound") && p->target && strcmp(p->target, self) != 0)
+        snprintf(dst, cap, "%s (bound to %s)%s", port, p->target, mark);
+    else if (mode_is(p, "bound"))
+        snprintf(dst, cap, "%s (bound)%s", port, mark);
     else if (mode_is(p, "mapped") && p->host_port >= 0)
         snprintf(dst, cap, "%s\xe2\x86\x92%ld%s%s", port, p->host_port, kafka, mark);
     else if (mode_is(p, "direct"))
         snprintf(dst, cap, "%s%s%s", port, kafka, mark);
     else if (mode_is(p, "unreachable"))
         snprintf(dst, cap, "%s (unreachable)", port);
+    else if ((mode_is(p, "none") || mode_is(p, "mapped")) && p->problem)
+        /* Published maybe, but not served: the footnote says why (its
+         * listener failed, another container of its project holds the
+         * port on their shared address). */
+        snprintf(dst, cap, "%s (not served)%s", port, mark);
     else if (mode_is(p, "none") || mode_is(p, "mapped"))
         snprintf(dst, cap, "%s (not published)%s", port, mark);
     else /* a mode of a newer daemon */
         snprintf(dst, cap, "%s (%s)%s", port, p->mode, mark);
+}
+
+void ls_format_port(const ls_port *p, char *dst, size_t cap)
+{
+    format_port(p, NULL, dst, cap);
 }
 
 static void format_host_port(const ls_hostport *h, bool mark, char *dst, size_t cap)
@@ -330,6 +370,51 @@ static void port_footnotes(const ls_entry *e, bool all, buf *foot)
     }
 }
 
+/* In project mode (issue 14) a compose project's containers share one
+ * address. */
+static bool shares_project(const ls_entry *e)
+{
+    return e->ip && e->project && e->address && strcmp(e->address, "project") == 0;
+}
+
+/* Whether Docker publishes the container's ports on loopback addresses
+ * other than its own (bound_ips beyond the row's address). */
+static bool more_bound(const ls_entry *e)
+{
+    for (size_t j = 0; j < e->nbound; j++)
+        if (!e->ip || strcmp(e->bound_ips[j], e->ip) != 0)
+            return true;
+    return false;
+}
+
+/* "* ..." lines for row i: its project's shared address (once per
+ * project and address, at its first row shown) and the other addresses
+ * Docker publishes on. */
+static void row_notes(const ls_list *l, size_t i, bool all, buf *notes)
+{
+    const ls_entry *e = &l->v[i];
+    if (shares_project(e)) {
+        bool first = true;
+        for (size_t k = 0; k < i && first; k++) {
+            const ls_entry *o = &l->v[k];
+            if ((all || ls_visible(o)) && shares_project(o) &&
+                strcmp(o->project, e->project) == 0 && strcmp(o->ip, e->ip) == 0)
+                first = false;
+        }
+        if (first)
+            buf_appendf(notes, "* project %s shares %s among its containers\n", e->project, e->ip);
+    }
+    if (more_bound(e)) {
+        const char *who = e->container ? e->container : e->name ? e->name : "-";
+        buf_appendf(notes, "* %s: Docker also publishes ports on", who);
+        size_t n = 0;
+        for (size_t j = 0; j < e->nbound; j++)
+            if (!e->ip || strcmp(e->bound_ips[j], e->ip) != 0)
+                buf_appendf(notes, "%s %s", n++ ? "," : "", e->bound_ips[j]);
+        buf_appendf(notes, "\n");
+    }
+}
+
 enum { COL_NAME, COL_IP, COL_PORTS, COL_HOST, COL_CONTAINER, COL_NOTE, NCOLS };
 
 void ls_format(const ls_list *l, bool all, bool color, buf *out)
@@ -366,19 +451,22 @@ void ls_format(const ls_list *l, bool all, bool color, buf *out)
             headers[ncols++] = all_headers[c];
     out_table t;
     out_table_init(&t, ncols, headers);
-    buf foot = {0};
+    buf foot = {0}, notes = {0};
     for (size_t i = 0; i < l->n; i++) {
         const ls_entry *e = &l->v[i];
         if (!all && !ls_visible(e))
             continue;
         char name[300];
         snprintf(name, sizeof(name), "%s%s", e->name ? e->name : "-", e->nconflicts ? " !" : "");
+        char ip[64];
+        snprintf(ip, sizeof(ip), "%s%s", e->ip ? e->ip : "-",
+                 shares_project(e) || more_bound(e) ? " *" : "");
         buf ports = {0};
         for (size_t j = 0; j < e->nports; j++) {
             if (!all && !ls_port_listed(&e->ports[j]))
                 continue;
-            char p[64];
-            ls_format_port(&e->ports[j], p, sizeof(p));
+            char p[128];
+            format_port(&e->ports[j], e->ip, p, sizeof(p));
             buf_appendf(&ports, "%s%s", ports.len ? ", " : "", p);
         }
         buf hosts = {0};
@@ -392,7 +480,7 @@ void ls_format(const ls_list *l, bool all, bool color, buf *out)
         bool trouble = host_ports_trouble(e);
         const char *note = entry_note(e);
         const char *all_texts[NCOLS] = {name,
-                                        e->ip ? e->ip : "-",
+                                        ip,
                                         ports.len ? ports.data : "-",
                                         hosts.len ? hosts.data : "-",
                                         e->container ? e->container : "-",
@@ -420,17 +508,22 @@ void ls_format(const ls_list *l, bool all, bool color, buf *out)
         }
         port_footnotes(e, all, &foot);
         host_port_footnotes(e, &foot);
+        row_notes(l, i, all, &notes);
     }
     out_table_render(&t, color, out);
     out_table_free(&t);
-    if (foot.len) {
+    if (foot.len || notes.len)
         buf_append(out, "\n", 1);
+    if (foot.len) {
         if (color)
             buf_appendf(out, "%s%s%s", OUT_YELLOW, foot.data, OUT_RESET);
         else
             buf_append(out, foot.data, foot.len);
     }
+    if (notes.len)
+        buf_append(out, notes.data, notes.len);
     buf_free(&foot);
+    buf_free(&notes);
 }
 
 /* ---- the command ---- */

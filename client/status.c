@@ -259,6 +259,14 @@ int status_format(const char *json, size_t len, bool color, buf *out)
     line(&l, "pool", exhausted ? OUT_RED : NULL, "%s-%s, %s used, %s free", a, b, used, freec);
     static const char *const pool_known[] = {"first", "last", "used", "free", NULL};
     extras(&l, pool, pool_known, "  ");
+    /* Named leases (issue 14), beside the pool they come from; the pool's
+     * own "leases" above counts the addresses kept for containers. Older
+     * daemons have none. */
+    yajl_val nl = get(root, "leases", NULL);
+    if (nl) {
+        text(nl, a, sizeof(a));
+        line(&l, "named leases", NULL, "%s", a);
+    }
 
     static const char *const counts[] = {"containers", "listeners", "connections"};
     for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
@@ -308,9 +316,10 @@ int status_format(const char *json, size_t len, bool color, buf *out)
         }
     }
 
-    static const char *const top_known[] = {
-        "version",    "uptime_s",  "docker",      "dns",      "resolver",   "alias",      "pool",
-        "containers", "listeners", "connections", "problems", "host_ports", "forwarding", NULL};
+    static const char *const top_known[] = {"version",    "uptime_s",    "docker",   "dns",
+                                            "resolver",   "alias",       "pool",     "containers",
+                                            "listeners",  "connections", "problems", "host_ports",
+                                            "forwarding", "leases",      NULL};
     extras(&l, root, top_known, "");
     json_free(root);
     return 0;

@@ -14,11 +14,11 @@ _loophole()
         cword=$COMP_CWORD
     fi
 
-    local commands="ls status expose unexpose resolve-install resolve-uninstall doctor serve version help"
+    local commands="ls status expose unexpose lease resolve-install resolve-uninstall doctor serve version help"
     local serve_flags="--config --control-socket --state-dir --dns-listen --domain --dns-ttl
         --pool --docker-host --user --resolver --resolver-root --alias --dial-timeout-ms
         --udp-idle-s --udp-max-sessions --admin-group --log-level --host-ports-mode
-        --sidecar-image --serve --forward --help -h --version"
+        --sidecar-image --serve --forward --address-per --help -h --version"
 
     # The subcommand: the first word after the global options.
     local i cmd="" cmd_at=0
@@ -68,6 +68,33 @@ _loophole()
             fi
         fi
         ;;
+    lease)
+        # lease add NAME [--addr IP] | rm NAME | ls [--json]
+        local sub=${words[cmd_at + 1]:-}
+        if ((cword == cmd_at + 1)); then
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "-h --help" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "add rm ls" -- "$cur"))
+            fi
+            return
+        fi
+        case $sub in
+        add)
+            [[ $prev == --addr ]] && return
+            [[ $cur == -* ]] && COMPREPLY=($(compgen -W "--addr -h --help" -- "$cur"))
+            ;;
+        rm)
+            # The names leased now (the table's first column).
+            if ((cword == cmd_at + 2)) && [[ $cur != -* ]]; then
+                COMPREPLY=($(compgen -W "$(loophole lease ls 2>/dev/null | awk 'NR > 1 {print $1}')" -- "$cur"))
+            fi
+            ;;
+        ls)
+            COMPREPLY=($(compgen -W "--json -h --help" -- "$cur"))
+            ;;
+        esac
+        ;;
     doctor | resolve-install | resolve-uninstall)
         ((cword == cmd_at + 1)) && COMPREPLY=($(compgen -W "-h --help" -- "$cur"))
         ;;
@@ -99,6 +126,9 @@ _loophole()
             ;;
         --forward)
             COMPREPLY=($(compgen -W "auto direct mapped" -- "$cur"))
+            ;;
+        --address-per)
+            COMPREPLY=($(compgen -W "container project" -- "$cur"))
             ;;
         --user)
             COMPREPLY=($(compgen -u -- "$cur"))

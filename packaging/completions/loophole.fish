@@ -1,7 +1,7 @@
 # fish completion for loophole(1).
 # Installed to <datadir>/fish/vendor_completions.d/loophole.fish.
 
-set -l loophole_commands ls status expose unexpose resolve-install resolve-uninstall doctor serve version help
+set -l loophole_commands ls status expose unexpose lease resolve-install resolve-uninstall doctor serve version help
 
 complete -c loophole -f
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -l socket -r -F -d 'Control socket of the daemon'
@@ -12,6 +12,7 @@ complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a 
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a status -d 'Show the state of the daemon'
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a expose -d 'Let a container reach a host port at its localhost'
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a unexpose -d 'Take back a port given with expose'
+complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a lease -d 'Named addresses for what is not a container'
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a resolve-install -d 'Install the system resolver entry'
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a resolve-uninstall -d 'Remove the system resolver entry'
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a doctor -d 'Check the setup and explain problems'
@@ -19,13 +20,21 @@ complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a 
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a version -d 'Print the version'
 complete -c loophole -n "not __fish_seen_subcommand_from $loophole_commands" -a help -d 'Show the help'
 
-complete -c loophole -n '__fish_seen_subcommand_from ls' -s a -l all -d 'Also containers without a served port, and skipped ones'
-complete -c loophole -n '__fish_seen_subcommand_from ls' -l json -d 'Machine-readable output'
-complete -c loophole -n '__fish_seen_subcommand_from ls' -s w -l watch -d 'Follow changes'
+complete -c loophole -n '__fish_seen_subcommand_from ls; and not __fish_seen_subcommand_from lease' -s a -l all -d 'Also containers without a served port, and skipped ones'
+complete -c loophole -n '__fish_seen_subcommand_from ls; and not __fish_seen_subcommand_from lease' -l json -d 'Machine-readable output'
+complete -c loophole -n '__fish_seen_subcommand_from ls; and not __fish_seen_subcommand_from lease' -s w -l watch -d 'Follow changes'
 complete -c loophole -n '__fish_seen_subcommand_from status' -l json -d 'Machine-readable output'
 # expose and unexpose: the container first (running ones), then the person's specs.
 complete -c loophole -n '__fish_seen_subcommand_from expose unexpose; and test (count (commandline -opc)) -le 2' -a '(docker ps --format "{{.Names}}" 2>/dev/null)' -d 'Container'
-complete -c loophole -n '__fish_seen_subcommand_from ls status expose unexpose doctor resolve-install resolve-uninstall' -s h -l help -d 'Show the usage'
+# lease add NAME [--addr IP] | rm NAME | ls [--json]
+set -l lease '__fish_seen_subcommand_from lease'
+complete -c loophole -n "$lease; and not __fish_seen_subcommand_from add rm ls" -a add -d 'Lease an address under a name and print it'
+complete -c loophole -n "$lease; and not __fish_seen_subcommand_from add rm ls" -a rm -d 'Remove a lease and its alias'
+complete -c loophole -n "$lease; and not __fish_seen_subcommand_from add rm ls" -a ls -d 'List the leases'
+complete -c loophole -n "$lease; and __fish_seen_subcommand_from add" -l addr -x -d 'The address to lease (127.0.0.X)'
+complete -c loophole -n "$lease; and __fish_seen_subcommand_from rm; and test (count (commandline -opc)) -le 3" -a '(loophole lease ls 2>/dev/null | awk \'NR > 1 {print $1}\')' -d 'Lease'
+complete -c loophole -n "$lease; and __fish_seen_subcommand_from ls" -l json -d 'Machine-readable output'
+complete -c loophole -n '__fish_seen_subcommand_from ls status expose unexpose lease doctor resolve-install resolve-uninstall' -s h -l help -d 'Show the usage'
 complete -c loophole -n '__fish_seen_subcommand_from help' -a "$loophole_commands"
 
 # serve passes its options to loopholed(8).
@@ -51,5 +60,6 @@ complete -c loophole -n $serve -l host-ports-mode -x -a 'auto netns sidecar' -d 
 complete -c loophole -n $serve -l sidecar-image -x -d 'Relay image with socat'
 complete -c loophole -n $serve -l serve -x -a 'exposed published' -d 'Which containers get names'
 complete -c loophole -n $serve -l forward -x -a 'auto direct mapped' -d 'Where connections go'
+complete -c loophole -n $serve -l address-per -x -a 'container project' -d 'One address per container or per compose project'
 complete -c loophole -n $serve -s h -l help -d 'Show the daemon options'
 complete -c loophole -n $serve -l version -d 'Show the daemon version'

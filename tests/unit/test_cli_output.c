@@ -66,12 +66,13 @@ TEST(parse)
     CHECK(!ls_visible(&l.v[3])); /* skipped */
     CHECK(ls_visible(&l.v[4]));  /* published, though without an address */
 
+    /* The compose project's rows first, then the rest by name. */
     ls_sort(&l);
-    CHECK_STR(l.v[0].name, "a.loop.test");
-    CHECK_STR(l.v[1].name, "dns.loop.test");
-    CHECK_STR(l.v[2].name, "host.loop.test");
-    CHECK_STR(l.v[3].name, "idle.loop.test");
-    CHECK_STR(l.v[4].name, "pg.myapp.loop.test");
+    CHECK_STR(l.v[0].name, "pg.myapp.loop.test");
+    CHECK_STR(l.v[1].name, "a.loop.test");
+    CHECK_STR(l.v[2].name, "dns.loop.test");
+    CHECK_STR(l.v[3].name, "host.loop.test");
+    CHECK_STR(l.v[4].name, "idle.loop.test");
     ls_list_free(&l);
 
     CHECK_INT(ls_parse("{\"not\":\"an array\"}", 18, &l, err, sizeof(err)), -EINVAL);
@@ -119,10 +120,10 @@ TEST(table)
     /* Columns line up by display width, so the arrow counts as one column. */
     const char *want =
         "DNS NAME            IP         PORTS                        CONTAINER   NOTE\n"
+        "pg.myapp.loop.test  127.0.0.3  5432" ARROW "49312                   myapp-pg-1\n"
         "a.loop.test         -          80" ARROW "32768 (kafka)             a           "
         "no address: the pool is exhausted\n"
         "dns.loop.test !     127.0.0.4  53/udp" ARROW "49000, 8080 (shared)  dns\n"
-        "pg.myapp.loop.test  127.0.0.3  5432" ARROW "49312                   myapp-pg-1\n"
         "\n"
         "! dns also wanted web.loop.test, www.loop.test, held by another container\n";
     CHECK_STR(out.data, want);
@@ -905,5 +906,207 @@ TEST(forward_status)
     buf_free(&out);
     REQUIRE(status_format(badd, strlen(badd), true, &out) == 0);
     CHECK(strstr(out.data, OUT_RED "direct (container addresses only: b no)" OUT_RESET) != NULL);
+    buf_free(&out);
+}
+
+/* ---- named leases, bound addresses, project mode (issue 14) ---- */
+
+/* Shaped as the daemon's /v1/containers after issue 14, in its order (by
+ * name): a container publishing on its own loopback addresses (-p
+ * 127.0.0.16:5432:5432 -p 127.0.0.17:5433:5433 -p 127.0.0.16:16000:6000),
+ * a compose project in project mode whose two containers share 127.0.0.5
+ * (the second's 5432 lost to the first), a project in container mode, a
+ * container of an older daemon (no "address", no "bound_ips"). */
+static const char *l14_sample =
+    "["
+    "{\"name\":\"api.billing.loop.test\",\"ip\":\"127.0.0.6\",\"container\":\"billing-api-1\","
+    "\"project\":\"billing\",\"service\":\"api\",\"replica\":1,\"address\":\"container\","
+    "\"bound_ips\":[],\"ports\":[{\"port\":8080,\"mode\":\"direct\",\"target\":"
+    "\"172.18.0.2:8080\"}]},"
+    "{\"name\":\"cache.loop.test\",\"ip\":\"127.0.0.2\",\"container\":\"cache\",\"project\":null,"
+    "\"ports\":[{\"port\":6379,\"host_port\":49100,\"mode\":\"mapped\"}]},"
+    "{\"name\":\"db.shop.loop.test\",\"ip\":\"127.0.0.5\",\"container\":\"shop-db-1\","
+    "\"project\":\"shop\",\"service\":\"db\",\"replica\":1,\"address\":\"project\","
+    "\"bound_ips\":[],\"ports\":[{\"port\":5432,\"mode\":\"direct\",\"target\":"
+    "\"172.19.0.2:5432\"}]},"
+    "{\"name\":\"pg-main.loop.test\",\"ip\":\"127.0.0.16\",\"container\":\"pg-main\","
+    "\"project\":null,\"address\":\"bound\",\"bound_ips\":[\"127.0.0.16\",\"127.0.0.17\"],"
+    "\"ports\":[{\"port\":5432,\"host_port\":5432,\"host_ip\":\"127.0.0.16\",\"mode\":\"bound\","
+    "\"target\":\"127.0.0.16:5432\"},"
+    "{\"port\":5433,\"host_port\":5433,\"host_ip\":\"127.0.0.17\",\"mode\":\"bound\","
+    "\"target\":\"127.0.0.17:5433\"},"
+    "{\"port\":6000,\"host_port\":16000,\"host_ip\":\"127.0.0.16\",\"mode\":\"direct\","
+    "\"target\":\"172.17.0.5:6000\"}]},"
+    "{\"name\":\"web.shop.loop.test\",\"ip\":\"127.0.0.5\",\"container\":\"shop-web-1\","
+    "\"project\":\"shop\",\"service\":\"web\",\"replica\":1,\"address\":\"project\","
+    "\"bound_ips\":[],\"ports\":[{\"port\":80,\"mode\":\"direct\",\"target\":\"172.19.0.3:80\"},"
+    "{\"port\":5432,\"mode\":\"none\",\"problem\":\"port 5432/tcp on 127.0.0.5 is served for "
+    "shop-db-1\"}]}"
+    "]";
+
+TEST(l14_parse)
+{
+    ls_list l;
+    char err[256];
+    REQUIRE(ls_parse(l14_sample, strlen(l14_sample), &l, err, sizeof(err)) == 0);
+    REQUIRE(l.n == 5);
+    CHECK_STR(l.v[0].project, "billing");
+    CHECK_STR(l.v[0].address, "container");
+    CHECK_INT(l.v[0].nbound, 0);
+    CHECK(l.v[1].project == NULL); /* null */
+    CHECK(l.v[1].address == NULL); /* an older daemon */
+    const ls_entry *pg = &l.v[3];
+    CHECK_STR(pg->address, "bound");
+    REQUIRE(pg->nbound == 2);
+    CHECK_STR(pg->bound_ips[1], "127.0.0.17");
+    CHECK_STR(pg->ports[0].mode, "bound");
+    CHECK_STR(pg->ports[0].target, "127.0.0.16:5432");
+    /* Docker serves a bound port itself: listed, and the row shows. */
+    CHECK(ls_port_listed(&pg->ports[0]));
+    CHECK(ls_visible(pg));
+
+    /* Rows of a project together, projects by name, then the rest. */
+    ls_sort(&l);
+    CHECK_STR(l.v[0].container, "billing-api-1");
+    CHECK_STR(l.v[1].container, "shop-db-1");
+    CHECK_STR(l.v[2].container, "shop-web-1");
+    CHECK_STR(l.v[3].container, "cache");
+    CHECK_STR(l.v[4].container, "pg-main");
+    ls_list_free(&l);
+
+    /* Wrong types are dropped; "" is no project. */
+    const char *odd = "[{\"name\":\"b\",\"project\":\"\",\"address\":7,\"bound_ips\":[1,"
+                      "\"127.0.0.9\",null]},{\"name\":\"a\",\"project\":[],\"bound_ips\":\"x\"},"
+                      "{\"name\":\"z\",\"project\":\"p\"}]";
+    REQUIRE(ls_parse(odd, strlen(odd), &l, err, sizeof(err)) == 0);
+    CHECK(l.v[0].project == NULL);
+    CHECK(l.v[0].address == NULL);
+    REQUIRE(l.v[0].nbound == 1);
+    CHECK_STR(l.v[0].bound_ips[0], "127.0.0.9");
+    CHECK(l.v[1].project == NULL);
+    CHECK_INT(l.v[1].nbound, 0);
+    ls_sort(&l);
+    CHECK_STR(l.v[0].name, "z");
+    CHECK_STR(l.v[1].name, "a");
+    CHECK_STR(l.v[2].name, "b");
+    ls_list_free(&l);
+}
+
+TEST(l14_ports)
+{
+    char s[128];
+    ls_port b = {.port = 5432,
+                 .host_port = 5432,
+                 .proto = "tcp",
+                 .mode = "bound",
+                 .target = "127.0.0.16:5432"};
+    ls_format_port(&b, s, sizeof(s));
+    CHECK_STR(s, "5432 (bound to 127.0.0.16:5432)");
+    ls_port bu = {.port = 53, .host_port = 53, .proto = "udp", .mode = "bound"};
+    ls_format_port(&bu, s, sizeof(s));
+    CHECK_STR(s, "53/udp (bound)");
+    b.problem = "x";
+    ls_format_port(&b, s, sizeof(s));
+    CHECK_STR(s, "5432 (bound to 127.0.0.16:5432) !");
+    CHECK(ls_port_listed(&bu));
+    /* A port not served because of a problem says so, not "not published". */
+    ls_port n = {.port = 5432,
+                 .host_port = -1,
+                 .proto = "tcp",
+                 .mode = "none",
+                 .problem = "port 5432/tcp on 127.0.0.5 is served for shop-db-1"};
+    ls_format_port(&n, s, sizeof(s));
+    CHECK_STR(s, "5432 (not served) !");
+    n.problem = NULL;
+    ls_format_port(&n, s, sizeof(s));
+    CHECK_STR(s, "5432 (not published)");
+}
+
+TEST(l14_table)
+{
+    ls_list l;
+    char err[256];
+    REQUIRE(ls_parse(l14_sample, strlen(l14_sample), &l, err, sizeof(err)) == 0);
+    ls_sort(&l);
+    buf out = {0};
+    ls_format(&l, false, false, &out);
+    /* A bound port on the row's own address needs no target; one on another
+     * address names it, and a note lists the other addresses. The rows of
+     * the project that shares an address carry a mark and one note. */
+    const char *want =
+        "DNS NAME               IP            PORTS                                                "
+        "CONTAINER\n"
+        "api.billing.loop.test  127.0.0.6     8080                                                 "
+        "billing-api-1\n"
+        "db.shop.loop.test      127.0.0.5 *   5432                                                 "
+        "shop-db-1\n"
+        "web.shop.loop.test     127.0.0.5 *   80                                                   "
+        "shop-web-1\n"
+        "cache.loop.test        127.0.0.2     6379" ARROW
+        "49100                                           "
+        "cache\n"
+        "pg-main.loop.test      127.0.0.16 *  5432 (bound), 5433 (bound to 127.0.0.17:5433), 6000  "
+        "pg-main\n"
+        "\n"
+        "* project shop shares 127.0.0.5 among its containers\n"
+        "* pg-main: Docker also publishes ports on 127.0.0.17\n";
+    CHECK_STR(out.data, want);
+    buf_free(&out);
+
+    /* -a: the port the project's other container holds, and why. */
+    ls_format(&l, true, false, &out);
+    CHECK(strstr(out.data, "80, 5432 (not served) !") != NULL);
+    CHECK(strstr(out.data, "\n! shop-web-1 5432: port 5432/tcp on 127.0.0.5 is served for "
+                           "shop-db-1\n* project shop shares") != NULL);
+    buf_free(&out);
+
+    /* Colour: the notes are not problems, so not yellow. */
+    ls_format(&l, false, true, &out);
+    CHECK(strstr(out.data, "\n* project shop shares 127.0.0.5 among its containers\n") != NULL);
+    CHECK(strstr(out.data, OUT_YELLOW) == NULL);
+    buf_free(&out);
+    ls_list_free(&l);
+
+    /* Two projects in project mode get a note each; a project whose rows
+     * are hidden (no ports to serve) none; without an address, no mark. */
+    const char *two =
+        "[{\"name\":\"a.p.loop.test\",\"ip\":\"127.0.0.7\",\"container\":\"p-a-1\",\"project\":"
+        "\"p\",\"address\":\"project\",\"ports\":[{\"port\":1,\"mode\":\"direct\"}]},"
+        "{\"name\":\"b.p.loop.test\",\"ip\":\"127.0.0.7\",\"container\":\"p-b-1\",\"project\":"
+        "\"p\",\"address\":\"project\",\"ports\":[{\"port\":2,\"mode\":\"direct\"}]},"
+        "{\"name\":\"a.q.loop.test\",\"ip\":\"127.0.0.8\",\"container\":\"q-a-1\",\"project\":"
+        "\"q\",\"address\":\"project\",\"ports\":[{\"port\":1,\"mode\":\"direct\"}]},"
+        "{\"name\":\"a.r.loop.test\",\"ip\":\"127.0.0.9\",\"container\":\"r-a-1\",\"project\":"
+        "\"r\",\"address\":\"project\",\"ports\":[]},"
+        "{\"name\":\"a.s.loop.test\",\"ip\":null,\"container\":\"s-a-1\",\"project\":"
+        "\"s\",\"address\":\"project\",\"ports\":[{\"port\":1,\"mode\":\"direct\"}]}]";
+    REQUIRE(ls_parse(two, strlen(two), &l, err, sizeof(err)) == 0);
+    ls_sort(&l);
+    ls_format(&l, false, false, &out);
+    const char *foot = strstr(out.data, "\n\n");
+    CHECK_STR(foot, "\n\n* project p shares 127.0.0.7 among its containers\n"
+                    "* project q shares 127.0.0.8 among its containers\n");
+    CHECK(strstr(out.data, "a.s.loop.test  -    ") != NULL);
+    buf_free(&out);
+    ls_list_free(&l);
+}
+
+TEST(l14_status)
+{
+    buf out = {0};
+    status_of("{\"pool\":{\"first\":\"127.0.0.2\",\"last\":\"127.0.0.254\",\"used\":5,\"free\":248,"
+              "\"leases\":7},\"leases\":2,\"containers\":3}",
+              &out);
+    /* The named leases beside the pool; the pool's own "leases" (kept for
+     * containers) stays under it. */
+    CHECK(strstr(out.data, "pool:         127.0.0.2-127.0.0.254, 5 used, 248 free\n"
+                           "  leases:     7\n"
+                           "named leases: 2\n"
+                           "containers:   3\n") != NULL);
+    /* Known: not printed again among the extra fields. */
+    CHECK(strstr(out.data, "\nleases:") == NULL);
+    /* An older daemon: no line. */
+    status_of("{\"containers\":3}", &out);
+    CHECK(strstr(out.data, "named leases") == NULL);
     buf_free(&out);
 }

@@ -1,11 +1,20 @@
 /* doctor's portable pieces: the alias check's matcher over a getifaddrs(3)
- * list, built here by hand, the host ports check over /v1/status, and the
- * unreachable ports check over /v1/containers. */
+ * list, built here by hand, the host ports check over /v1/status, the
+ * unreachable ports check over /v1/containers, and the bind error check
+ * (issue 14): its matcher over Docker's error texts and its scan against a
+ * fake engine on a unix socket. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "ls.h"
@@ -173,4 +182,229 @@ TEST(unreachable_ports)
     CHECK_STR(detail, "");
     CHECK_STR(fix, "");
     CHECK_INT(unreachable("[{\"ports\":[]}]", "auto", true, what, detail, fix), DOCTOR_OK);
+}
+
+/* ---- Docker could not bind a loopback address (issue 14) ---- */
+
+static const char *bind_addr(const char *text)
+{
+    static char a[16];
+    strlcpy_(a, "untouched", sizeof(a));
+    return doctor_bind_error(text, a, sizeof(a)) == 1 ? a : NULL;
+}
+
+TEST(bind_error_texts)
+{
+    /* The State.Error of a container whose start failed, in the forms
+     * Docker gives it. moby's port mapper, before 27 through docker-proxy
+     * ("Error starting userland proxy: listen tcp4 ADDR:PORT: bind: ..."),
+     * from 27 "failed to bind host port for HOSTIP:HOSTPORT:CIP:CPORT/PROTO",
+     * from 28 "failed to bind host port HOSTIP:HOSTPORT/PROTO"; Linux spells
+     * EADDRNOTAVAIL "cannot assign requested address". Docker Desktop binds
+     * on the Mac ("Ports are not available: exposing port TCP ADDR:PORT ->
+     * ...: listen tcp4 ADDR:PORT: bind: can't assign requested address",
+     * Go's text for the BSD errno). */
+    CHECK_STR(bind_addr("driver failed programming external connectivity on endpoint pg "
+                        "(3f1c0a9e2b7d): Error starting userland proxy: listen tcp4 "
+                        "127.0.0.16:5432: bind: cannot assign requested address"),
+              "127.0.0.16");
+    CHECK_STR(bind_addr("Ports are not available: exposing port TCP 127.0.0.16:5432 -> "
+                        "0.0.0.0:0: listen tcp4 127.0.0.16:5432: bind: can't assign requested "
+                        "address"),
+              "127.0.0.16");
+    CHECK_STR(bind_addr("failed to set up container networking: driver failed programming "
+                        "external connectivity on endpoint pg (f8a30e4fb223afda): failed to bind "
+                        "host port for 127.0.0.17:5432:172.17.0.2:5432/tcp: cannot assign "
+                        "requested address"),
+              "127.0.0.17");
+    CHECK_STR(bind_addr("failed to bind host port 127.0.0.18:5432/tcp: cannot assign requested "
+                        "address"),
+              "127.0.0.18");
+    CHECK_STR(bind_addr("listen udp4 127.0.43.101:53: bind: Can't assign requested address"),
+              "127.0.43.101");
+    CHECK_STR(bind_addr("listen tcp 127.1.2.3:80: bind: Cannot assign requested address"),
+              "127.1.2.3");
+    /* 127.0.0.1 is always there: the first other loopback address counts. */
+    CHECK_STR(bind_addr("exposing port TCP 127.0.0.1:80 and 127.0.0.20:80: bind: cannot assign "
+                        "requested address"),
+              "127.0.0.20");
+
+    /* Other errors, other addresses. */
+    CHECK(bind_addr("listen tcp4 127.0.0.16:5432: bind: address already in use") == NULL);
+    CHECK(bind_addr("Bind for 0.0.0.0:8080 failed: port is already allocated") == NULL);
+    CHECK(bind_addr("listen tcp4 127.0.0.1:5432: bind: can't assign requested address") == NULL);
+    CHECK(bind_addr("listen tcp4 192.168.5.5:80: bind: cannot assign requested address") == NULL);
+    CHECK(bind_addr("listen tcp4 127.0.0.256:1: bind: cannot assign requested address") == NULL);
+    CHECK(bind_addr("listen tcp4 1127.0.0.16:1: bind: cannot assign requested address") == NULL);
+    CHECK(bind_addr("listen tcp4 127.0.0.16.5:1: bind: cannot assign requested address") == NULL);
+    CHECK(bind_addr("listen tcp4 127.0.0:1: bind: cannot assign requested address") == NULL);
+    CHECK(bind_addr("listen tcp4 127.0.0.0016:1: bind: cannot assign requested address") == NULL);
+    CHECK(bind_addr("bind: cannot assign requested address") == NULL);
+    CHECK(bind_addr("") == NULL);
+    CHECK(bind_addr(NULL) == NULL);
+    /* An address that does not fit is not cut short. */
+    char small[10] = "untouched";
+    CHECK_INT(doctor_bind_error("listen tcp4 127.0.0.160:1: bind: cannot assign requested address",
+                                small, sizeof(small)),
+              0);
+    CHECK_STR(small, "untouched");
+}
+
+/* A fake Docker engine: answers each request on its socket with what
+ * engine_answer says, until killed. */
+typedef struct engine {
+    char dir[32];
+    char sock[64];
+    pid_t pid;
+} engine;
+
+/* n "created" containers "c0".."c{n-1}"; c0 failed on 127.0.0.16, c1 on
+ * something else, c2 has a name the engine should never send; the rest
+ * have no error. One id is not an id at all. */
+static size_t engine_created;
+
+static void engine_answer(const char *target, buf *body, int *status)
+{
+    static const char list[] =
+        "/containers/json?all=1&filters=%7B%22status%22%3A%5B%22created%22%5D%7D";
+    *status = 200;
+    if (strcmp(target, list) == 0) {
+        buf_appendf(body, "[{\"Id\":\"../../info\",\"State\":\"created\"}");
+        for (size_t i = 0; i < engine_created; i++)
+            buf_appendf(body, ",{\"Id\":\"%064zx\",\"Names\":[\"/c%zu\"],\"State\":\"created\"}",
+                        i + 1, i);
+        buf_appendf(body, "]");
+        return;
+    }
+    /* /containers/<64 hex digits>/json */
+    const char *hex = target + 12;
+    unsigned long long id = 0;
+    if (strncmp(target, "/containers/", 12) == 0 && strspn(hex, "0123456789abcdef") == 64 &&
+        strcmp(hex + 64, "/json") == 0)
+        id = strtoull(hex, NULL, 16);
+    if (id >= 1 && id <= engine_created) {
+        const char *err = id == 1   ? "Ports are not available: exposing port TCP 127.0.0.16:5432 "
+                                      "-> 0.0.0.0:0: listen tcp4 127.0.0.16:5432: bind: can't "
+                                      "assign requested address"
+                          : id == 2 ? "OCI runtime create failed: no such file"
+                          : id == 3 ? "failed to bind host port 127.0.0.17:80/tcp: cannot assign "
+                                      "requested address"
+                                    : "";
+        const char *name = id == 3 ? "/we\\u001b[31mird" : "";
+        char nm[32];
+        snprintf(nm, sizeof(nm), "/c%llu", id - 1);
+        buf_appendf(body,
+                    "{\"Id\":\"%064llx\",\"Name\":\"%s\",\"State\":{\"Status\":"
+                    "\"created\",\"Error\":\"%s\"}}",
+                    id, name[0] ? name : nm, err);
+        return;
+    }
+    *status = 404;
+    buf_appendf(body, "{\"message\":\"page not found\"}");
+}
+
+static int engine_start(engine *e)
+{
+    memset(e, 0, sizeof(*e));
+    strlcpy_(e->dir, "/tmp/lh-engine-XXXXXX", sizeof(e->dir));
+    if (!mkdtemp(e->dir))
+        return -1;
+    snprintf(e->sock, sizeof(e->sock), "%s/docker.sock", e->dir);
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strlcpy_(sa.sun_path, e->sock, sizeof(sa.sun_path));
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lfd, 8) != 0)
+        return -1;
+    e->pid = fork();
+    if (e->pid < 0)
+        return -1;
+    if (e->pid == 0) {
+        for (;;) {
+            int c = accept(lfd, NULL, NULL);
+            if (c < 0)
+                _exit(1);
+            char req[4096];
+            size_t n = 0;
+            while (n < sizeof(req) - 1) {
+                ssize_t r = read(c, req + n, sizeof(req) - 1 - n);
+                if (r <= 0)
+                    break;
+                n += (size_t)r;
+                req[n] = '\0';
+                if (strstr(req, "\r\n\r\n"))
+                    break;
+            }
+            req[n] = '\0';
+            char target[1024] = "";
+            const char *sp = strchr(req, ' ');
+            const char *sp2 = sp ? strchr(sp + 1, ' ') : NULL;
+            if (sp && sp2 && strncmp(req, "GET ", 4) == 0 &&
+                (size_t)(sp2 - sp - 1) < sizeof(target))
+                memcpy(target, sp + 1, (size_t)(sp2 - sp - 1));
+            buf body = {0};
+            int status;
+            engine_answer(target, &body, &status);
+            char head[256];
+            int hl = snprintf(head, sizeof(head),
+                              "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                              status, body.len);
+            (void)!write(c, head, (size_t)hl);
+            (void)!write(c, body.data, body.len);
+            buf_free(&body);
+            close(c);
+        }
+    }
+    close(lfd);
+    return 0;
+}
+
+static void engine_stop(engine *e)
+{
+    kill(e->pid, SIGKILL);
+    waitpid(e->pid, NULL, 0);
+    unlink(e->sock);
+    rmdir(e->dir);
+}
+
+TEST(bind_error_scan)
+{
+    engine e;
+    engine_created = 5;
+    REQUIRE(engine_start(&e) == 0);
+    doctor_bind_hit hits[DOCTOR_BIND_MAX];
+    size_t checked = 99;
+    int n = doctor_bind_scan(e.sock, hits, ARRAY_SIZE(hits), &checked);
+    /* The id that is no id is never asked for; every other container is. */
+    CHECK_INT(checked, 5);
+    REQUIRE(n == 2);
+    CHECK_STR(hits[0].container, "c0");
+    CHECK_STR(hits[0].addr, "127.0.0.16");
+    /* A name the engine should never send: the short id instead. */
+    CHECK_STR(hits[1].container, "000000000000");
+    CHECK_STR(hits[1].addr, "127.0.0.17");
+    /* No more hits than room for them. */
+    n = doctor_bind_scan(e.sock, hits, 1, &checked);
+    CHECK_INT(n, 1);
+    CHECK_INT(checked, 5);
+    engine_stop(&e);
+
+    /* At most DOCTOR_BIND_MAX inspections, however many were created. */
+    engine_created = DOCTOR_BIND_MAX + 5;
+    REQUIRE(engine_start(&e) == 0);
+    n = doctor_bind_scan(e.sock, hits, ARRAY_SIZE(hits), &checked);
+    CHECK_INT(checked, DOCTOR_BIND_MAX);
+    CHECK_INT(n, 2);
+    engine_stop(&e);
+
+    /* Nothing created: no hits. */
+    engine_created = 0;
+    REQUIRE(engine_start(&e) == 0);
+    CHECK_INT(doctor_bind_scan(e.sock, hits, ARRAY_SIZE(hits), &checked), 0);
+    CHECK_INT(checked, 0);
+    engine_stop(&e);
+
+    /* No engine there: an error, which the check keeps to itself. */
+    CHECK_INT(doctor_bind_scan("/nonexistent/docker.sock", hits, ARRAY_SIZE(hits), &checked),
+              -ENOENT);
 }
