@@ -40,6 +40,7 @@ void alias_set_init(alias_set *s, alias_mode m)
     s->active = alias_active(m);
     s->add = alias_add;
     s->del = alias_del;
+    s->present = alias_present;
 }
 
 static bool has_addr(const uint32_t *v, size_t n, uint32_t a)
@@ -135,6 +136,13 @@ void alias_set_remove_leftovers(alias_set *s, const uint32_t *v, size_t n)
         if (has_addr(s->addrs, s->n, v[i]))
             continue;
         int rc = 0;
+        /* Gone since (a reboot, or removed by hand): not ours any more, so
+         * the next sync adds it again when it is still wanted. */
+        if (s->active && s->present && s->present(v[i]) == 0) {
+            log_info("alias", "leftover alias %s is gone from the loopback interface",
+                     ip4_format(v[i], ip));
+            continue;
+        }
         if (!s->active) {
             rc = s->del(v[i]);
             if (rc == 0) {

@@ -41,6 +41,7 @@ typedef struct alias_set {
     /* The platform calls (alias_add, alias_del); tests replace them. */
     int (*add)(uint32_t addr, int *existed);
     int (*del)(uint32_t addr);
+    int (*present)(uint32_t addr); /* alias_present; NULL: not asked */
 } alias_set;
 
 void alias_set_init(alias_set *s, alias_mode m);
@@ -55,9 +56,10 @@ void alias_set_init(alias_set *s, alias_mode m);
  * file before binding anything on them). */
 size_t alias_set_sync(alias_set *s, const uint32_t *want, size_t n);
 /* Addresses a crashed run left behind (from the state file) are ours: with
- * the set active they join it, so the next sync keeps the wanted ones and
- * removes the rest; inactive, they are removed now. One that cannot be
- * removed stays in the set (and the state file) to be tried again. */
+ * the set active they join it (unless they are gone from the interface, a
+ * reboot: then the next sync adds the wanted ones again), so the next sync keeps the wanted ones
+ * and removes the rest; inactive, they are removed now. One that cannot be removed stays in the set
+ * (and the state file) to be tried again. */
 void alias_set_remove_leftovers(alias_set *s, const uint32_t *v, size_t n);
 void alias_set_free(alias_set *s);
 

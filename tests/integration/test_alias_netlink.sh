@@ -23,7 +23,7 @@ ip link set lo up || fail "ip link set lo up failed in the private namespace"
 LH_POOL=127.0.78.2-127.0.78.254
 D=$LH_DOMAIN
 
-lo_has() { ip -4 -o addr show dev lo | grep -q " $1/32 "; }
+lo_has() { lo_has_addr "$1"; }
 lo_pool_addrs() { ip -4 -o addr show dev lo | grep -o ' 127\.0\.78\.[0-9]*/32' | tr -d ' '; }
 no_pool_addrs() { [ -z "$(lo_pool_addrs)" ]; }
 

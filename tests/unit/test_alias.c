@@ -103,6 +103,14 @@ static int fake_del(uint32_t a)
     return 0;
 }
 
+static int fake_present(uint32_t a)
+{
+    for (size_t i = 0; i < fake.n; i++)
+        if (fake.on[i] == a)
+            return 1;
+    return 0;
+}
+
 static void fake_set(alias_set *s)
 {
     memset(&fake, 0, sizeof(fake));
@@ -110,6 +118,24 @@ static void fake_set(alias_set *s)
     s->active = true; /* as on macOS, where every address needs one */
     s->add = fake_add;
     s->del = fake_del;
+    s->present = fake_present;
+}
+
+/* After a reboot the recorded aliases are gone: they are not taken for
+ * present, so the first sync adds the wanted ones again (a lease's). */
+TEST(set_leftovers_after_reboot)
+{
+    alias_set s;
+    fake_set(&s);
+    const uint32_t lease = ADDR(127, 0, 0, 9), old = ADDR(127, 0, 0, 10);
+    const uint32_t left[] = {lease, old};
+    alias_set_remove_leftovers(&s, left, 2);
+    CHECK_INT(s.n, 0);
+    CHECK_INT(alias_set_sync(&s, &lease, 1), 1);
+    CHECK(fake_has(lease));
+    CHECK(!fake_has(old));
+    CHECK_INT(fake.dels, 0);
+    alias_set_free(&s);
 }
 
 /* An alias the person made (127.0.0.5 here) is used but never recorded, so

@@ -53,6 +53,13 @@ static int fake_alias_del(uint32_t a)
     return 0;
 }
 
+/* Leftovers from a state file are taken as still on the interface. */
+static int fake_alias_present(uint32_t a)
+{
+    (void)a;
+    return 1;
+}
+
 static void on_publish(void *ud, const char *type, const char *json)
 {
     env *x = ud;
@@ -87,6 +94,7 @@ static void env_init(env *x, const char *first, const char *last)
     x->d.aliases.active = true; /* as on macOS, where every address needs one */
     x->d.aliases.add = fake_alias_add;
     x->d.aliases.del = fake_alias_del;
+    x->d.aliases.present = fake_alias_present;
     ports_backend be;
     fake_backend_init(&x->f, &be);
     daemon_ports_init(&x->d, &be);
