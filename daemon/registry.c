@@ -171,11 +171,15 @@ static char *unique_key(registry *r, reg_entry *self, const char *key)
     return xstrdup(key);
 }
 
-/* What a claim is: a name of the container's own (derived or from its
- * label), its compose service alias (lowest replica wins, no conflict
- * among the replicas), or its project's name (in project mode; no conflict
- * among the project's containers). Direct claims come first. */
-enum { CLAIM_DIRECT = 0, CLAIM_SERVICE, CLAIM_PROJECT };
+/* What a claim is, in the order claims win: a name derived from the
+ * container itself (its container or compose replica name), its compose
+ * service alias (lowest replica wins, no conflict among the replicas), its
+ * project's name (in project mode; no conflict among the project's
+ * containers), and last a name from its loophole.names label. Anyone who
+ * starts a container sets its labels (an image's LABEL too), so a label
+ * never takes a name another container derives, however old the label's
+ * holder is. */
+enum { CLAIM_DIRECT = 0, CLAIM_SERVICE, CLAIM_PROJECT, CLAIM_LABEL };
 
 typedef struct claim {
     const char *name;
@@ -244,6 +248,9 @@ static bool same_service(const reg_entry *a, const reg_entry *b)
 
 static void assign_names(registry *r)
 {
+    /* ns.<domain> is the DNS server's own name (the zone's NS record). */
+    char ns_name[NAMES_NAME_MAX + 8];
+    snprintf(ns_name, sizeof(ns_name), "ns.%s", r->domain);
     size_t nclaims = 0, cap = 0;
     claim *claims = NULL;
     for (size_t i = 0; i < r->n; i++) {
@@ -261,10 +268,12 @@ static void assign_names(registry *r)
                 cap = cap ? cap * 2 : 64;
                 claims = xrealloc(claims, cap * sizeof(claim));
             }
-            int kind = j < e->names.nnames    ? CLAIM_DIRECT
+            int kind = j < e->names.nderived  ? CLAIM_DIRECT
+                       : j < e->names.nnames  ? CLAIM_LABEL
                        : j == e->names.nnames ? CLAIM_SERVICE
                                               : CLAIM_PROJECT;
-            claims[nclaims++] = (claim){name, e, kind, kind != CLAIM_DIRECT};
+            claims[nclaims++] =
+                (claim){name, e, kind, kind == CLAIM_SERVICE || kind == CLAIM_PROJECT};
         }
     }
     if (nclaims)
@@ -291,7 +300,7 @@ static void assign_names(registry *r)
             j++;
         /* A named lease's name is the lease's: every container claiming it
          * does without. */
-        if (lease_by_dns(r, claims[i].name)) {
+        if (lease_by_dns(r, claims[i].name) || strcmp(claims[i].name, ns_name) == 0) {
             for (size_t k = i; k < j; k++) {
                 reg_entry *l = claims[k].e;
                 if (!contains(l->conflicts, l->nconflicts, claims[k].name))
@@ -300,13 +309,15 @@ static void assign_names(registry *r)
             i = j;
             continue;
         }
-        /* The holder keeps a name while it still claims it directly; else the
-         * first in order (direct before alias, earliest start, lowest id). */
+        /* The holder keeps a name while it still claims it the best way
+         * anyone claims it (derived, or by label when nobody derives it);
+         * else the first in order (derived, alias, label; earliest start,
+         * lowest id). */
         size_t win = i;
         const char *holder = owner_of(r, claims[i].name);
         if (holder && !claims[i].alias)
-            for (size_t k = i; k < j; k++)
-                if (!claims[k].alias && strcmp(claims[k].e->c->id, holder) == 0)
+            for (size_t k = i; k < j && claims[k].kind == claims[i].kind; k++)
+                if (strcmp(claims[k].e->c->id, holder) == 0)
                     win = k;
         reg_entry *w = claims[win].e;
         push(&w->owned, &w->nowned, claims[win].name);
@@ -338,7 +349,12 @@ static void assign_names(registry *r)
                     if (strcmp(new_owner_names[m], e->conflicts[k]) == 0)
                         id = new_owner_ids[m];
                 o = id ? reg_find(r, id) : NULL;
-                if (lease_by_dns(r, e->conflicts[k]))
+                if (strcmp(e->conflicts[k], ns_name) == 0)
+                    log_warn("registry",
+                             "name conflict: %s is the DNS server's own name, so %s does "
+                             "without it",
+                             e->conflicts[k], e->c->name);
+                else if (lease_by_dns(r, e->conflicts[k]))
                     log_warn("registry",
                              "name conflict: %s is a named lease's (loophole lease ls), so %s "
                              "does without it",

@@ -1411,3 +1411,41 @@ TEST(skipped_container_address_taken)
     CHECK_INT(reg_lease_add(&r, "web", ip("10.0.0.1"), 3, &l, &created, err, sizeof(err)), -EDOM);
     reg_free(&r);
 }
+
+/* Issue 15, name hijack: a name a container derives (its container name,
+ * compose replica and service names) always beats a label's claim, whoever
+ * started first; nobody takes ns.<domain>. */
+TEST(derived_names_beat_labels)
+{
+    registry r;
+    reg_init(&r, "loop.test", ip("127.0.0.2"), ip("127.0.0.20"));
+    /* An older container claims another project's service and replica names. */
+    container *x = mk("xxxx", "intruder", 100, 1);
+    add_label(x, "loophole.names", "web.shop,web-1.shop,pg,ns");
+    reg_update(&r, x, 1);
+    const reg_entry *ex = reg_find(&r, "intruder");
+    REQUIRE(ex != NULL);
+    CHECK_INT(lookup(&r, "web.shop.loop.test"), ex->addr);
+    CHECK_INT(lookup(&r, "ns.loop.test"), 0);
+    CHECK(ex->nconflicts == 1 && strcmp(ex->conflicts[0], "ns.loop.test") == 0);
+    /* The project's container starts later and takes its own names back. */
+    reg_update(&r, mk_compose("aaaa", "shop", "web", 1, 200), 2);
+    reg_update(&r, mk("bbbb", "pg", 300, 1), 3);
+    const reg_entry *w = reg_find(&r, "aaaa"), *pg = reg_find(&r, "bbbb");
+    ex = reg_find(&r, "intruder");
+    REQUIRE(w && pg && ex);
+    CHECK_INT(lookup(&r, "web.shop.loop.test"), w->addr);
+    CHECK_INT(lookup(&r, "web-1.shop.loop.test"), w->addr);
+    CHECK_INT(lookup(&r, "pg.loop.test"), pg->addr);
+    CHECK_INT(ex->nconflicts, 4);
+    CHECK_INT(w->nconflicts + pg->nconflicts, 0);
+    /* pg recreated (new id, started later than the intruder): still pg's. */
+    reg_remove(&r, "bbbb", 4);
+    CHECK_INT(lookup(&r, "pg.loop.test"), reg_find(&r, "intruder")->addr);
+    reg_update(&r, mk("cccc", "pg", 400, 1), 5);
+    CHECK_INT(lookup(&r, "pg.loop.test"), reg_find(&r, "cccc")->addr);
+    /* A container named ns gets no ns.<domain> either. */
+    reg_update(&r, mk("dddd", "ns", 500, 1), 6);
+    CHECK_INT(lookup(&r, "ns.loop.test"), 0);
+    reg_free(&r);
+}
