@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -1113,35 +1114,81 @@ static int clear_stale(const char *path, bool replace_stale)
     return -e;
 }
 
+int control_check_socket_dir(const char *path, uid_t self, char *why, size_t whylen)
+{
+    char dir[PATH_MAX], real[PATH_MAX];
+    strlcpy_(dir, path, sizeof(dir));
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        strlcpy_(dir, ".", sizeof(dir));
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (realpath(dir, real) == NULL) {
+        int e = errno;
+        set_err(why, whylen, "cannot resolve the socket directory %s: %s", dir, strerror(e));
+        return -e;
+    }
+    struct stat st;
+    if (stat(real, &st) < 0) {
+        int e = errno;
+        set_err(why, whylen, "cannot stat the socket directory %s: %s", real, strerror(e));
+        return -e;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        set_err(why, whylen, "%s is not a directory", real);
+        return -ENOTDIR;
+    }
+    if (st.st_uid != 0 && st.st_uid != self) {
+        set_err(why, whylen,
+                "the socket directory %s belongs to uid %u, not to root or the daemon: its owner "
+                "could replace the socket",
+                real, (unsigned)st.st_uid);
+        return -EPERM;
+    }
+    /* Writable by others: only a sticky directory (/tmp) keeps them from
+     * removing or renaming what the daemon made there. */
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+        set_err(why, whylen,
+                "the socket directory %s is writable by other users (mode %04o): they could "
+                "replace the socket; use a directory only root may write",
+                real, (unsigned)(st.st_mode & 07777));
+        return -EPERM;
+    }
+    return 0;
+}
+
 static int bind_socket(const char *path, bool replace_stale, int *out)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     strlcpy_(sa.sun_path, path, sizeof(sa.sun_path));
-    int rc = clear_stale(path, replace_stale);
+    char why[PATH_MAX + 200];
+    int rc = control_check_socket_dir(path, geteuid(), why, sizeof(why));
+    if (rc < 0) {
+        log_error(MOD, "%s", why);
+        return rc;
+    }
+    rc = clear_stale(path, replace_stale);
     if (rc < 0)
         return rc;
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0)
         return -errno;
     fcntl(fd, F_SETFD, FD_CLOEXEC);
-    /* Bind under a tight umask so the file never exists with a wider mode
-     * than we choose, then open it up to 0666: reads are for everyone and
-     * the peer credentials guard the changes. The daemon is single-threaded,
-     * so the umask switch races with nothing. */
-    mode_t old = umask(0177);
+    /* The mode comes from the umask at bind time (0666: reads are for
+     * everyone, the peer credentials guard the changes), never from a
+     * chmod() by name, which would follow a symlink planted at the path.
+     * bind() itself refuses an existing name, link or not. The daemon is
+     * single-threaded, so the umask switch races with nothing. */
+    mode_t old = umask(0111);
     rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
     int e = errno;
     umask(old);
     if (rc < 0) {
         close(fd);
-        return -e;
-    }
-    if (chmod(path, 0666) < 0) {
-        e = errno;
-        close(fd);
-        unlink(path);
         return -e;
     }
     *out = fd;

@@ -109,6 +109,12 @@ bool control_allowed(const peercred *c, gid_t admin_gid, bool have_admin_gid);
  * groups) with group read+write. Pure. */
 bool control_docker_allowed(const peercred *c, uid_t sock_uid, gid_t sock_gid, mode_t mode);
 
+/* Whether the directory of the socket path, symlinks resolved, is safe
+ * for a root daemon's socket: owned by root or self, and not writable by
+ * others unless sticky. 0, or -errno with one sentence in why. Pure but for
+ * realpath and stat. */
+int control_check_socket_dir(const char *path, uid_t self, char *why, size_t whylen);
+
 /* Testing: when cred is not NULL, every later connection gets these
  * credentials instead of the kernel's (copied). NULL restores the real ones. */
 void control_set_peer_override(control_server *s, const peercred *cred);

@@ -1410,3 +1410,48 @@ TEST_SETUP()
 {
     signal(SIGPIPE, SIG_IGN);
 }
+
+/* The socket's directory, symlinks resolved: root's or ours, and not
+ * writable by others unless sticky. */
+TEST(socket_dir_check)
+{
+    char base[] = "/tmp/lh-ctl-dir-XXXXXX";
+    REQUIRE(mkdtemp(base) != NULL);
+    char d[128], p[256], why[512];
+    uid_t me = geteuid();
+    snprintf(d, sizeof(d), "%s/ok", base);
+    mkdir(d, 0755);
+    snprintf(p, sizeof(p), "%s/s.sock", d);
+    CHECK_INT(control_check_socket_dir(p, me, why, sizeof(why)), 0);
+    snprintf(d, sizeof(d), "%s/open", base);
+    mkdir(d, 0700);
+    chmod(d, 0777);
+    snprintf(p, sizeof(p), "%s/s.sock", d);
+    CHECK_INT(control_check_socket_dir(p, me, why, sizeof(why)), -EPERM);
+    CHECK(strstr(why, "writable by other users") != NULL);
+    /* Through a symlink: the real directory is judged. */
+    char link[160];
+    snprintf(link, sizeof(link), "%s/link", base);
+    CHECK_INT(symlink(d, link), 0);
+    snprintf(p, sizeof(p), "%s/s.sock", link);
+    CHECK_INT(control_check_socket_dir(p, me, why, sizeof(why)), -EPERM);
+    chmod(d, 01777); /* sticky, like /tmp */
+    CHECK_INT(control_check_socket_dir(p, me, why, sizeof(why)), 0);
+    /* Someone else's directory. */
+    CHECK_INT(control_check_socket_dir(p, me + 1, why, sizeof(why)), me == 0 ? 0 : -EPERM);
+    snprintf(d, sizeof(d), "%s/ok", base);
+    if (me == 0 && chown(d, 65534, 65534) == 0) {
+        snprintf(p, sizeof(p), "%s/s.sock", d);
+        CHECK_INT(control_check_socket_dir(p, 0, why, sizeof(why)), -EPERM);
+        CHECK(strstr(why, "uid 65534") != NULL);
+    }
+    snprintf(p, sizeof(p), "%s/missing/s.sock", base);
+    CHECK(control_check_socket_dir(p, me, why, sizeof(why)) < 0);
+    CHECK_INT(unlink(link), 0);
+    static const char *const sub[] = {"ok", "open"};
+    for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
+        snprintf(d, sizeof(d), "%s/%s", base, sub[i]);
+        CHECK_INT(rmdir(d), 0);
+    }
+    CHECK_INT(rmdir(base), 0);
+}
