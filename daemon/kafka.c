@@ -26,8 +26,6 @@ enum {
  * client_id or transactional_id longer than this only costs the acks=0
  * shortcut; pop-until-match still copes. */
 #define REQ_CAPTURE 512
-/* Broker addresses one response may name before we give up rewriting it. */
-#define MAX_SITES 4096
 
 typedef struct entry {
     int32_t corr;
@@ -535,7 +533,7 @@ static void add_host_port(rd *r, rw *w, bool compact, int32_t node_id)
     s.port = rd_i32(r);
     if (r->bad)
         return;
-    if (w->n == MAX_SITES) {
+    if (w->n == KAFKA_SITES_MAX) {
         w->overflow = true;
         r->bad = true;
         return;
@@ -699,6 +697,35 @@ static void parse_fetch(rd *r, rw *w, int ver)
         r->bad = true;
 }
 
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Distinct node ids with a usable address (a non-empty host and a port > 0),
+ * for the callback's policy (one broker -> this connection's own address).
+ * Sorts a copy of the ids, so n log n; n <= KAFKA_SITES_MAX because
+ * add_host_port() refuses a response that names more, so the result is at
+ * most KAFKA_SITES_MAX too. It used to compare every site with every earlier
+ * one: 8-9 ms of loop time (-O2) for a 4096-broker Metadata response. */
+static int count_nodes(const site *v, size_t n)
+{
+    int32_t small[32];
+    int32_t *ids = n <= sizeof(small) / sizeof(small[0]) ? small : xmalloc(n * sizeof(*ids));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].host_len > 0 && v[i].port > 0)
+            ids[k++] = v[i].node_id;
+    qsort(ids, k, sizeof(*ids), cmp_i32);
+    int nodes = 0;
+    for (size_t i = 0; i < k; i++)
+        nodes += i == 0 || ids[i] != ids[i - 1];
+    if (ids != small)
+        free(ids);
+    return nodes;
+}
+
 static size_t host_enc_len(bool compact, size_t len)
 {
     return compact ? uvarint_len((uint32_t)len + 1) + len : 2 + len;
@@ -707,7 +734,7 @@ static size_t host_enc_len(bool compact, size_t len)
 /* Parses the held frame, asks the map callback about every address and, when
  * any changes, builds the re-encoded frame into *out. Returns 1 rewritten,
  * 0 nothing to change, -E2BIG when it names more brokers than we track
- * (MAX_SITES), -EPROTO when it is malformed. */
+ * (KAFKA_SITES_MAX), -EPROTO when it is malformed. */
 static int rewrite(kafka_conn *c, const uint8_t *f, size_t flen, int key, int ver, buf *out)
 {
     rd r = {f, flen, 8, false};
@@ -738,22 +765,9 @@ static int rewrite(kafka_conn *c, const uint8_t *f, size_t flen, int key, int ve
         return w.overflow ? -E2BIG : -EPROTO;
     }
 
-    /* Distinct usable node ids, for the callback's policy (one broker -> this
-     * connection's own address). Quadratic, but MAX_SITES bounds it and real
-     * responses name a handful. */
-    int nodes = 0;
-    for (size_t i = 0; i < w.n; i++) {
-        site *s = &w.v[i];
-        if (s->host_len <= 0 || s->port <= 0)
-            continue;
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = w.v[j].host_len > 0 && w.v[j].port > 0 && w.v[j].node_id == s->node_id;
-        nodes += !seen;
-    }
     c->cur_key = (int16_t)key;
     c->cur_ver = (int16_t)ver;
-    c->cur_nodes = nodes;
+    c->cur_nodes = count_nodes(w.v, w.n);
 
     buf arena = {0};
     bool any = false;

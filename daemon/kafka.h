@@ -41,6 +41,12 @@ enum { KAFKA_NO = 0, KAFKA_YES = 1, KAFKA_MAYBE = 2 };
 /* Requests remembered while waiting for their responses; beyond this the
  * oldest entry is dropped (its response then passes through unrewritten). */
 #define KAFKA_INFLIGHT_MAX 65536
+/* Broker addresses one held response may name. One that names more is not
+ * rewritten at all: it passes through byte for byte, the map callback is not
+ * called for any of its brokers, and it counts as an error ("too many brokers",
+ * kafka_conn_errors()). This bounds the work and memory a response costs: the
+ * site table, and counting distinct node ids (n log n). */
+#define KAFKA_SITES_MAX 4096
 /* Capacity of the new_host buffer handed to the map callback. */
 #define KAFKA_HOST_MAX 256
 

@@ -1161,3 +1161,125 @@ TEST(coalesced_emit)
     for (size_t i = 0; i < ARRAY_SIZE(all); i++)
         buf_free(all[i]);
 }
+
+/* ---- counting distinct brokers ------------------------------------------ */
+
+/* A Metadata v12 response naming n brokers with these node ids; a port <= 0
+ * or an empty host makes an address that names no broker (an error reply). */
+static void metadata_many(buf *in, int32_t corr, int n, const int32_t *ids, const int32_t *ports,
+                          const bool *empty)
+{
+    buf b = {0};
+    w32(&b, 0); /* ThrottleTimeMs */
+    warr(&b, true, n);
+    for (int i = 0; i < n; i++) {
+        char h[64];
+        snprintf(h, sizeof(h), "kafka-%d.example.internal", i);
+        w32(&b, ids[i]);
+        wstr(&b, true, empty && empty[i] ? "" : h);
+        w32(&b, ports ? ports[i] : 9092);
+        wstr(&b, true, NULL); /* Rack */
+        wtags0(&b);
+    }
+    wstr(&b, true, NULL); /* ClusterId */
+    w32(&b, 1);           /* ControllerId */
+    warr(&b, true, 0);    /* Topics */
+    wtags0(&b);
+    resp_frame(in, corr, true, &b);
+    buf_free(&b);
+}
+
+/* Feeds the response and checks what kafka_resp_nodes() said and how often
+ * the map was asked; keep makes the map keep every broker. */
+static void check_nodes(int n, const int32_t *ids, const int32_t *ports, const bool *empty,
+                        bool keep, int want_nodes, int want_calls)
+{
+    buf in = {0};
+    metadata_many(&in, 77, n, ids, ports, empty);
+    ctx x;
+    ctx_init(&x);
+    x.m.keep = keep;
+    buf out = roundtrip(&x, 3, 12, 77, &in);
+    CHECK_INT(x.m.calls, want_calls);
+    CHECK_INT(x.m.nodes_seen, want_nodes);
+    CHECK_INT(kafka_conn_errors(x.c), 0);
+    kafka_stats st;
+    kafka_conn_stats(x.c, &st);
+    CHECK_INT(st.rewritten, !keep && want_calls > 0);
+    CHECK(same(&out, &in) == (keep || want_calls == 0));
+    kafka_conn_free(x.c);
+    buf_free(&in);
+    buf_free(&out);
+}
+
+TEST(nodes_duplicates)
+{
+    /* A few, sorted neither way, repeated; only usable addresses count. */
+    static const int32_t ids[] = {7, 2, 7, 5, 2, -1, 9, 11, 7};
+    static const int32_t ports[] = {9092, 9093, 9094, 9092, 9092, -1, 9092, 0, 9092};
+    static const bool empty[] = {false, false, false, false, false, false, true, false, false};
+    check_nodes(9, ids, ports, empty, false, 3, 6);
+
+    /* KAFKA_SITES_MAX addresses (the cap, still rewritten) over 64 node ids,
+     * every id seen 64 times, interleaved. */
+    static int32_t many[KAFKA_SITES_MAX];
+    for (int i = 0; i < KAFKA_SITES_MAX; i++)
+        many[i] = 1000 - i % 64;
+    check_nodes(KAFKA_SITES_MAX, many, NULL, NULL, false, 64, KAFKA_SITES_MAX);
+
+    /* One node id named by every address: still a single broker. */
+    for (int i = 0; i < KAFKA_SITES_MAX; i++)
+        many[i] = 3;
+    check_nodes(KAFKA_SITES_MAX, many, NULL, NULL, false, 1, KAFKA_SITES_MAX);
+
+    /* Node ids at both ends of the int32 range (the compare must not
+     * overflow); kept, since the test map derives an address from the id. */
+    static const int32_t ext[] = {INT32_MIN, INT32_MAX, 0, INT32_MIN, INT32_MAX, -2};
+    check_nodes(6, ext, NULL, NULL, true, 4, 6);
+}
+
+/* 4096 distinct brokers, which is exactly KAFKA_SITES_MAX. */
+TEST(nodes_4096_distinct)
+{
+    static int32_t ids[4096];
+    CHECK_INT(KAFKA_SITES_MAX, 4096);
+    for (int i = 0; i < 4096; i++)
+        ids[i] = 4096 - i; /* descending, so the sort has work to do */
+    check_nodes(4096, ids, NULL, NULL, false, 4096, 4096);
+}
+
+/* Over the cap the response passes through byte for byte, no broker is
+ * mapped, and it counts as an error; the next response is handled again. */
+TEST(nodes_over_cap)
+{
+    static int32_t ids[KAFKA_SITES_MAX + 1];
+    for (int dup = 0; dup <= 1; dup++) {
+        for (int i = 0; i <= KAFKA_SITES_MAX; i++)
+            ids[i] = dup ? 1 : i + 1; /* the cap counts addresses, not node ids */
+        buf in = {0};
+        metadata_many(&in, 78, KAFKA_SITES_MAX + 1, ids, NULL, NULL);
+        ctx x;
+        ctx_init(&x);
+        buf out = roundtrip(&x, 3, 12, 78, &in);
+        CHECK(same(&out, &in));
+        CHECK_INT(x.m.calls, 0);
+        CHECK_INT(kafka_conn_errors(x.c), 1);
+        CHECK(strstr(kafka_last_error(x.c), "too many brokers") != NULL);
+        kafka_stats st;
+        kafka_conn_stats(x.c, &st);
+        CHECK_INT(st.rewritten, 0);
+        CHECK_INT(kafka_pending(x.c), 0);
+
+        buf small = {0};
+        metadata_many(&small, 79, 2, ids, NULL, NULL);
+        buf out2 = roundtrip(&x, 3, 12, 79, &small);
+        CHECK_INT(x.m.calls, 2);
+        CHECK_INT(x.m.nodes_seen, dup ? 1 : 2);
+        kafka_conn_stats(x.c, &st);
+        CHECK_INT(st.rewritten, 1);
+        kafka_conn_free(x.c);
+        buf *all[] = {&in, &out, &small, &out2};
+        for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+            buf_free(all[i]);
+    }
+}
