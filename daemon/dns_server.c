@@ -21,7 +21,23 @@
 #define DNS_UDP_MAX (8 * 65536)
 #define DNS_UDP_ANSWER_MAX 4096 /* beyond any answer we build; TC past it */
 #define DNS_TCP_MSG_MAX 65535
+/* Limits on DNS over TCP, so that slow or silent clients cannot keep the
+ * DNS_TCP_MAX_CLIENTS slots for themselves:
+ * - idle: a connection must send the first byte of a message (its 2-byte
+ *   length prefix) within DNS_TCP_IDLE_MS of opening and of the previous
+ *   answer;
+ * - message: from that first byte, the whole message must arrive within
+ *   DNS_TCP_MESSAGE_MS. Reads of part of a message do not extend this
+ *   deadline (as the control server does for requests), so a client
+ *   trickling a byte at a time holds a slot for at most idle + message
+ *   (20 s), not for ever.
+ * A connection that misses either deadline is closed, with a debug line;
+ * so is one whose reading is paused (it does not read its answers) until
+ * the deadline running when it paused. A client that keeps completing
+ * messages and reading the answers is never cut.
+ * Both are settable through dns_server_options, for tests. */
 #define DNS_TCP_IDLE_MS 10000
+#define DNS_TCP_MESSAGE_MS 10000
 #define DNS_TCP_MAX_CLIENTS 64
 #define DNS_TCP_HIGH_WATER (256 * 1024) /* stop reading a client that does not read */
 #define DNS_PORT_TRIES 16
@@ -39,6 +55,9 @@ struct dns_tcp_client {
     int refs; /* open handles (tcp, timer); freed at zero */
     bool closing;
     bool paused;
+    /* The timer is a message's deadline (its first byte has arrived), not
+     * the idle wait before one. */
+    bool in_message;
 };
 
 struct dns_write {
@@ -61,6 +80,7 @@ struct dns_server {
     int nclients;
     int refs; /* udp + tcp listener + clients not yet freed; freed at zero */
     bool closing;
+    unsigned tcp_idle_ms, tcp_message_ms;
     void (*close_cb)(void *arg);
     void *close_arg;
     /* A client can provoke both (a flood of unanswerable sends, EMFILE). */
@@ -220,9 +240,17 @@ static void client_close(struct dns_tcp_client *c)
     uv_close((uv_handle_t *)&c->timer, client_handle_closed);
 }
 
-static void client_idle(uv_timer_t *t)
+static void client_deadline(uv_timer_t *t)
 {
-    client_close(t->data);
+    struct dns_tcp_client *c = t->data;
+    if (c->paused)
+        log_debug("dns", "closing a TCP client that does not read its answers");
+    else if (c->in_message)
+        log_debug("dns", "closing a TCP client: no whole message within %u ms of its first byte",
+                  c->server->tcp_message_ms);
+    else
+        log_debug("dns", "closing a TCP client: idle for %u ms", c->server->tcp_idle_ms);
+    client_close(c);
 }
 
 static void client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -311,6 +339,18 @@ static void client_process(struct dns_tcp_client *c)
     }
     memmove(c->rx, c->rx + off, c->rx_len - off);
     c->rx_len -= off;
+    if (c->closing)
+        return;
+    /* The deadlines (see DNS_TCP_MESSAGE_MS). After an answer, what is left
+     * is the start of the next message, which arrived in this read: its
+     * deadline starts now; with nothing left the idle wait starts again.
+     * Without an answer, a first byte starts a message's deadline, and
+     * further bytes of the same message leave it running. */
+    if (off > 0 || (c->rx_len > 0 && !c->in_message)) {
+        c->in_message = c->rx_len > 0;
+        uv_timer_start(&c->timer, client_deadline,
+                       c->in_message ? s->tcp_message_ms : s->tcp_idle_ms, 0);
+    }
 }
 
 static void client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
@@ -324,7 +364,6 @@ static void client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     if (nread == 0)
         return;
     c->rx_len += (size_t)nread;
-    uv_timer_again(&c->timer);
     client_process(c);
 }
 
@@ -365,7 +404,7 @@ static void on_connection(uv_stream_t *listener, int status)
      * Nagle on, every answer after the first waits for the client's delayed
      * ACK (40 ms on Linux). */
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_start(&c->timer, client_idle, DNS_TCP_IDLE_MS, DNS_TCP_IDLE_MS);
+    uv_timer_start(&c->timer, client_deadline, s->tcp_idle_ms, 0);
     if (uv_read_start((uv_stream_t *)&c->tcp, client_alloc, client_read) != 0)
         client_close(c);
 }
@@ -451,6 +490,12 @@ static int bind_pair(const struct sockaddr *addr, int *ufd, int *tfd)
 
 int dns_server_start(uv_loop_t *loop, const struct sockaddr *addr, dns_zone *zone, dns_server **out)
 {
+    return dns_server_start_opts(loop, addr, zone, NULL, out);
+}
+
+int dns_server_start_opts(uv_loop_t *loop, const struct sockaddr *addr, dns_zone *zone,
+                          const dns_server_options *opts, dns_server **out)
+{
     int ufd = -1, tfd = -1;
     int r = bind_pair(addr, &ufd, &tfd);
     if (r < 0)
@@ -458,6 +503,9 @@ int dns_server_start(uv_loop_t *loop, const struct sockaddr *addr, dns_zone *zon
     dns_server *s = xcalloc(1, sizeof(*s));
     s->loop = loop;
     s->zone = zone;
+    s->tcp_idle_ms = opts != NULL && opts->tcp_idle_ms ? opts->tcp_idle_ms : DNS_TCP_IDLE_MS;
+    s->tcp_message_ms =
+        opts != NULL && opts->tcp_message_ms ? opts->tcp_message_ms : DNS_TCP_MESSAGE_MS;
     /* Handles are initialised only once nothing can fail but the opens,
      * which on an fd we just created fail only on programming errors. */
     uv_udp_init_ex(loop, &s->udp, AF_UNSPEC | UV_UDP_RECVMMSG);

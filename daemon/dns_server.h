@@ -17,6 +17,21 @@ int dns_parse_listen(const char *s, struct sockaddr_storage *addr);
  * left open. */
 int dns_server_start(uv_loop_t *loop, const struct sockaddr *addr, dns_zone *zone,
                      dns_server **out);
+
+/* TCP time limits; 0 in a field takes its default. The daemon uses the
+ * defaults; tests shorten them. */
+typedef struct dns_server_options {
+    /* How long a connection may wait for the first byte of a message: from
+     * the connection's start and after each answer (default 10000). */
+    unsigned tcp_idle_ms;
+    /* How long a message may take to arrive whole, counted from its first
+     * byte and not extended by partial reads (default 10000). */
+    unsigned tcp_message_ms;
+} dns_server_options;
+
+/* dns_server_start with options (NULL: the defaults). */
+int dns_server_start_opts(uv_loop_t *loop, const struct sockaddr *addr, dns_zone *zone,
+                          const dns_server_options *opts, dns_server **out);
 /* The bound address (useful after asking for port 0, which picks one port
  * free for both UDP and TCP). 0 or a negative libuv error. */
 int dns_server_address(const dns_server *s, struct sockaddr_storage *addr);

@@ -588,6 +588,308 @@ TEST(tcp_cap)
     dns_zone_free(z);
 }
 
+/* ---- message deadlines against trickling clients ---- */
+
+#define TRICKLE_IDLE_MS 3000   /* well past every deadline below */
+#define TRICKLE_MESSAGE_MS 300 /* the deadline under test */
+#define TRICKLE_EVERY_MS 20    /* one byte this often: far inside the deadline */
+#define NTRICKLE 64            /* every TCP slot */
+
+struct trickle_test;
+
+/* A client that sends one byte of a query every TRICKLE_EVERY_MS, so no
+ * read of the server ever sees the whole message. */
+struct trickler {
+    struct trickle_test *t;
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    uv_timer_t tick;
+    size_t sent;
+    uint64_t first_ms, cut_ms;
+    bool cut;
+    char buf[64];
+};
+
+/* A client that sends a whole query at once and reads the answer. */
+struct probe {
+    struct trickle_test *t;
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    uv_write_t write;
+    bool started, done;
+    int answers;
+    struct seen seen;
+    int tricklers_cut; /* how many tricklers were cut when it finished */
+    uint8_t in[512];
+    size_t inlen;
+};
+
+struct trickle_test {
+    uv_loop_t *loop;
+    dns_server *server;
+    struct sockaddr_storage addr;
+    uint8_t frame[128];
+    size_t framelen;
+    struct trickler tr[NTRICKLE];
+    int ntr;
+    int started; /* tricklers that have sent two bytes or more */
+    int ncut;
+    struct probe early; /* sent while the tricklers hold slots */
+    struct probe late;  /* sent once every trickler is cut (full test) */
+    bool full;
+    bool done;
+    int closed;
+    struct watchdog wd;
+};
+
+static void trickle_finish(void *arg)
+{
+    struct trickle_test *t = arg;
+    if (t->done)
+        return;
+    t->done = true;
+    for (int i = 0; i < t->ntr; i++) {
+        if (!uv_is_closing((uv_handle_t *)&t->tr[i].tcp))
+            uv_close((uv_handle_t *)&t->tr[i].tcp, NULL);
+        if (!uv_is_closing((uv_handle_t *)&t->tr[i].tick))
+            uv_close((uv_handle_t *)&t->tr[i].tick, NULL);
+    }
+    struct probe *ps[] = {&t->early, &t->late};
+    for (int i = 0; i < 2; i++)
+        if (ps[i]->started && !uv_is_closing((uv_handle_t *)&ps[i]->tcp))
+            uv_close((uv_handle_t *)&ps[i]->tcp, NULL);
+    uv_close((uv_handle_t *)&t->wd.timer, NULL);
+    dns_server_close(t->server, close_cb_flag, &t->closed);
+}
+
+static void trickle_maybe_finish(struct trickle_test *t)
+{
+    if (t->ncut < t->ntr || !t->early.done)
+        return;
+    if (t->full && !t->late.done)
+        return;
+    trickle_finish(t);
+}
+
+static void probe_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    struct probe *p = h->data;
+    (void)suggested;
+    *b = uv_buf_init((char *)p->in + p->inlen, (unsigned)(sizeof(p->in) - p->inlen));
+}
+
+static void probe_end(struct probe *p)
+{
+    if (p->done)
+        return;
+    p->done = true;
+    p->tricklers_cut = p->t->ncut;
+    uv_close((uv_handle_t *)&p->tcp, NULL);
+    trickle_maybe_finish(p->t);
+}
+
+static void probe_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+    struct probe *p = st->data;
+    (void)b;
+    if (nread < 0) {
+        probe_end(p); /* closed by the server, unanswered */
+        return;
+    }
+    p->inlen += (size_t)nread;
+    if (p->inlen >= 2) {
+        size_t len = (size_t)p->in[0] << 8 | p->in[1];
+        if (p->inlen >= 2 + len) {
+            p->seen = parse_answer(p->in + 2, len);
+            p->answers++;
+            probe_end(p);
+        }
+    }
+}
+
+static void probe_written(uv_write_t *req, int status)
+{
+    (void)req;
+    (void)status; /* a probe the server closes at once may see a reset */
+}
+
+static void probe_connected(uv_connect_t *req, int status)
+{
+    struct probe *p = req->data;
+    CHECK_INT(status, 0);
+    if (status != 0) {
+        probe_end(p);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&p->tcp, probe_alloc, probe_read);
+    uv_buf_t b = uv_buf_init((char *)p->t->frame, (unsigned)p->t->framelen);
+    uv_write(&p->write, (uv_stream_t *)&p->tcp, &b, 1, probe_written);
+}
+
+static void probe_start(struct trickle_test *t, struct probe *p)
+{
+    p->t = t;
+    p->started = true;
+    uv_tcp_init(t->loop, &p->tcp);
+    p->tcp.data = p;
+    p->connect.data = p;
+    uv_tcp_connect(&p->connect, &p->tcp, (struct sockaddr *)&t->addr, probe_connected);
+}
+
+static void trickler_tick(uv_timer_t *h)
+{
+    struct trickler *r = h->data;
+    struct trickle_test *t = r->t;
+    if (r->cut || r->sent + 1 >= t->framelen) {
+        uv_timer_stop(h); /* never the last byte: the message stays partial */
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)t->frame + r->sent, 1);
+    if (uv_try_write((uv_stream_t *)&r->tcp, &b, 1) != 1)
+        return; /* the server has closed, or the buffer is full: try again */
+    if (r->sent++ == 0)
+        r->first_ms = uv_now(t->loop);
+    if (r->sent == 2 && ++t->started == t->ntr)
+        /* Every trickler is in the middle of a message: the probe must be
+         * answered (one trickler) or refused at the cap (all slots). */
+        probe_start(t, &t->early);
+}
+
+static void trickler_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    struct trickler *r = h->data;
+    (void)suggested;
+    *b = uv_buf_init(r->buf, sizeof(r->buf));
+}
+
+static void trickler_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+    struct trickler *r = st->data;
+    struct trickle_test *t = r->t;
+    (void)b;
+    if (nread >= 0 || r->cut)
+        return; /* no answer can come: the message never completes */
+    r->cut = true;
+    r->cut_ms = uv_now(t->loop);
+    uv_timer_stop(&r->tick);
+    if (++t->ncut == t->ntr && t->full)
+        probe_start(t, &t->late);
+    trickle_maybe_finish(t);
+}
+
+static void trickler_connected(uv_connect_t *req, int status)
+{
+    struct trickler *r = req->data;
+    CHECK_INT(status, 0);
+    if (status != 0) {
+        trickle_finish(r->t);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&r->tcp, trickler_alloc, trickler_read);
+    uv_timer_start(&r->tick, trickler_tick, 0, TRICKLE_EVERY_MS);
+}
+
+static void trickle_run(struct trickle_test *t, uv_loop_t *loop, dns_zone *z, int ntr, bool full)
+{
+    signal(SIGPIPE, SIG_IGN); /* a trickler may write once after the cut */
+    t->loop = loop;
+    t->ntr = ntr;
+    t->full = full;
+    uint8_t *q = NULL;
+    size_t qlen = build_query("a-long-label-that-takes-long-to-trickle.web.myapp.loop.test",
+                              LDNS_RR_TYPE_A, 77, &q);
+    REQUIRE(qlen > 12 && qlen + 2 <= sizeof(t->frame));
+    t->frame[0] = (uint8_t)(qlen >> 8);
+    t->frame[1] = (uint8_t)qlen;
+    memcpy(t->frame + 2, q, qlen);
+    t->framelen = qlen + 2;
+    free(q);
+    /* Trickling the message takes several times the deadline. */
+    REQUIRE(t->framelen * TRICKLE_EVERY_MS > 4 * TRICKLE_MESSAGE_MS);
+    struct sockaddr_in any;
+    uv_ip4_addr("127.0.0.1", 0, &any);
+    dns_server_options o = {.tcp_idle_ms = TRICKLE_IDLE_MS, .tcp_message_ms = TRICKLE_MESSAGE_MS};
+    REQUIRE(dns_server_start_opts(loop, (struct sockaddr *)&any, z, &o, &t->server) == 0);
+    REQUIRE(dns_server_address(t->server, &t->addr) == 0);
+    for (int i = 0; i < ntr; i++) {
+        struct trickler *r = &t->tr[i];
+        r->t = t;
+        uv_tcp_init(loop, &r->tcp);
+        uv_timer_init(loop, &r->tick);
+        r->tcp.data = r->tick.data = r->connect.data = r;
+        uv_tcp_connect(&r->connect, &r->tcp, (struct sockaddr *)&t->addr, trickler_connected);
+    }
+    watchdog_start(loop, &t->wd, trickle_finish, t);
+    uv_run(loop, UV_RUN_DEFAULT);
+}
+
+/* Each trickler was cut at its message's deadline although it kept sending:
+ * not before it, and well before the idle time (had each byte restarted a
+ * timer, it would never have been cut). */
+static void check_tricklers(const struct trickle_test *t)
+{
+    for (int i = 0; i < t->ntr; i++) {
+        const struct trickler *r = &t->tr[i];
+        CHECK(r->cut);
+        CHECK(r->sent >= 3);
+        /* Cut while it still had bytes to send, not after it ran out. */
+        CHECK(r->sent + 1 < t->framelen);
+        uint64_t held = r->cut_ms - r->first_ms;
+        if (held < TRICKLE_MESSAGE_MS || held >= TRICKLE_IDLE_MS)
+            fprintf(stderr, "trickler %d held its slot %llu ms\n", i, (unsigned long long)held);
+        CHECK(held >= TRICKLE_MESSAGE_MS);
+        CHECK(held < TRICKLE_IDLE_MS);
+    }
+}
+
+/* One trickler is cut at the deadline; a normal client on another
+ * connection is answered meanwhile. */
+TEST(tcp_trickle_deadline)
+{
+    static struct trickle_test t;
+    memset(&t, 0, sizeof(t));
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    dns_zone *z = make_zone();
+    REQUIRE(z != NULL);
+    trickle_run(&t, &loop, z, 1, false);
+    CHECK(!t.wd.fired);
+    CHECK_INT(t.ncut, 1);
+    check_tricklers(&t);
+    CHECK_INT(t.early.answers, 1);
+    CHECK_INT(t.early.seen.id, 77);
+    CHECK_INT(t.early.seen.addr, IP(127, 0, 0, 2));
+    CHECK_INT(t.early.tricklers_cut, 0); /* answered while the trickler held on */
+    CHECK_INT(t.closed, 1);
+    CHECK_INT(uv_loop_close(&loop), 0);
+    dns_zone_free(z);
+}
+
+/* Tricklers in every slot: a new client is refused while they hold them,
+ * and answered once the deadlines have cut them all. */
+TEST(tcp_trickle_full)
+{
+    static struct trickle_test t;
+    memset(&t, 0, sizeof(t));
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    dns_zone *z = make_zone();
+    REQUIRE(z != NULL);
+    trickle_run(&t, &loop, z, NTRICKLE, true);
+    CHECK(!t.wd.fired);
+    CHECK_INT(t.ncut, NTRICKLE);
+    check_tricklers(&t);
+    CHECK_INT(t.early.answers, 0); /* the slots were full */
+    CHECK(t.early.done);
+    CHECK_INT(t.early.tricklers_cut, 0);
+    CHECK_INT(t.late.answers, 1);
+    CHECK_INT(t.late.seen.id, 77);
+    CHECK_INT(t.late.seen.addr, IP(127, 0, 0, 2));
+    CHECK_INT(t.closed, 1);
+    CHECK_INT(uv_loop_close(&loop), 0);
+    dns_zone_free(z);
+}
+
 TEST(start_errors)
 {
     uv_loop_t loop;
