@@ -124,6 +124,8 @@ struct docker_client {
     /* Undecodable or overlong event lines: a broken engine must not flood
      * the log with one line per event. */
     log_limit bad_event_log;
+    /* Events whose container id is not a hex id: dropped, said at this rate. */
+    log_limit bad_id_log;
 };
 
 static void outage(docker_client *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -923,7 +925,17 @@ static void on_event_line(void *ud, const char *line, size_t len)
     if (d->closing || d->events == NULL || d->state < ST_SYNCING)
         return;
     docker_event ev;
-    if (docker_decode_event(line, len, &ev) < 0) {
+    int r = docker_decode_event(line, len, &ev);
+    if (r == -EBADMSG) {
+        /* Its id would go into a request line: never sent, only shown. */
+        char shown[PRINTABLE_BUF];
+        log_limited(&d->bad_id_log, LOG_WARN, "docker", 0,
+                    "dropping a %s event whose container id \"%s\" is not a hex id",
+                    strcmp(ev.type, "network") == 0 ? "network" : "container",
+                    printable(ev.id, strlen(ev.id), shown, sizeof(shown)));
+        return;
+    }
+    if (r < 0) {
         log_limited(&d->bad_event_log, LOG_WARN, "docker", 0,
                     "ignoring an undecodable event (%zu bytes)", len);
         return;

@@ -454,8 +454,7 @@ int docker_decode_event(const char *json, size_t len, docker_event *ev)
         goto out;
     if (id == NULL && opt_str(root, "id", &id) < 0)
         goto out;
-    if (action == NULL || id == NULL || action[0] == '\0' || id[0] == '\0' ||
-        strlen(id) >= sizeof(ev->id))
+    if (action == NULL || id == NULL || action[0] == '\0' || id[0] == '\0')
         goto out;
     if (type != NULL && strlen(type) >= sizeof(ev->type))
         goto out;
@@ -468,17 +467,36 @@ int docker_decode_event(const char *json, size_t len, docker_event *ev)
         alen = sizeof(ev->action) - 1;
     memcpy(ev->action, action, alen);
     ev->action[alen] = '\0';
-    strlcpy_(ev->id, id, sizeof(ev->id));
     strlcpy_(ev->type, type ? type : "container", sizeof(ev->type));
     yajl_val attrs = actor ? json_member(actor, "Attributes") : NULL;
     const char *ctr = NULL;
-    if (YAJL_IS_OBJECT(attrs) && opt_str(attrs, "container", &ctr) == 0 && ctr != NULL &&
-        strlen(ctr) < sizeof(ev->container))
+    if (YAJL_IS_OBJECT(attrs) && opt_str(attrs, "container", &ctr) < 0)
+        ctr = NULL;
+    /* The ids the client puts into a request line (a container event's own
+     * id, a network event's container) are checked as the list's and the
+     * inspect's are: anything else is not a container id, whatever it would
+     * do to a path. Other events' ids (a network's, a volume's name) are
+     * never sent and are taken as they are. */
+    const char *bad = NULL;
+    if (strcmp(ev->type, "container") == 0 && !valid_id(id))
+        bad = id;
+    else if (strcmp(ev->type, "network") == 0 && ctr != NULL && ctr[0] && !valid_id(ctr))
+        bad = ctr;
+    if (bad != NULL) {
+        /* For the caller's log line only (through printable()): cut, hostile. */
+        strlcpy_(ev->id, bad, sizeof(ev->id));
+        r = -EBADMSG;
+        goto out;
+    }
+    if (strlen(id) >= sizeof(ev->id))
+        goto out;
+    strlcpy_(ev->id, id, sizeof(ev->id));
+    if (ctr != NULL)
         strlcpy_(ev->container, ctr, sizeof(ev->container));
     r = 0;
 out:
     json_free(root);
-    if (r < 0)
+    if (r == -EINVAL)
         memset(ev, 0, sizeof(*ev));
     return r;
 }

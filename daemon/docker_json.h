@@ -30,7 +30,11 @@ typedef struct docker_event {
     char container[65];
 } docker_event;
 /* Decodes one event object. Uses Type/Action/Actor.ID, falling back to the
- * old status/id fields. 0 or -EINVAL. */
+ * old status/id fields. 0, or -EINVAL when it does not decode, or -EBADMSG
+ * when it does but an id the client would send (a container event's id, a
+ * network event's Attributes.container) is not a hex id of 1 to 64 digits,
+ * as lists and inspects are checked: then ev->id holds that id, cut to 64
+ * bytes, for a log line through printable() and nothing else. */
 int docker_decode_event(const char *json, size_t len, docker_event *ev);
 
 /* Decodes /version: ApiVersion and MinAPIVersion ("" when missing). */

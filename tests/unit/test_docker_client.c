@@ -715,6 +715,123 @@ TEST(host_ports_image_labels_and_requests)
     CHECK(uv_loop_close(&loop) == 0);
 }
 
+/* ---- hostile ids on the event stream (issue 15) ---- */
+
+#define EV_GOOD_ID "3333333333333333333333333333333333333333333333333333333333333333"
+
+typedef struct ev_world {
+    fake_engine fe;
+    docker_client *d;
+    int syncs, updates, gone, closed;
+    char updated[65];
+} ev_world;
+
+static bool ev_engine(fake_engine *f, fe_conn *c, const char *method, const char *path,
+                      const char *body)
+{
+    (void)f;
+    (void)method;
+    (void)body;
+    if (strcmp(path, "/v1.41/containers/" EV_GOOD_ID "/json") != 0)
+        return false; /* a 404 from the fake, and in its log */
+    fe_respond(c, 200,
+               "{\"Id\":\"" EV_GOOD_ID "\",\"Name\":\"/ev-good\",\"Image\":\"sha256:cccc\","
+               "\"State\":{\"Running\":true,\"Paused\":false,\"Pid\":42},"
+               "\"Config\":{\"Image\":\"web:1\",\"Labels\":{}},"
+               "\"NetworkSettings\":{\"Networks\":{}}}");
+    return true;
+}
+
+static void ev_sync(void *ud, container **ctrs, size_t n)
+{
+    ev_world *w = ud;
+    w->syncs++;
+    for (size_t i = 0; i < n; i++)
+        container_free(ctrs[i]);
+    /* Hostile ids first, in every shape that reaches a request line (an
+     * inspect for start, the gone callback for die, a network event's
+     * container), then a good event: it alone is served. */
+    static const char *const hostile[] = {
+        "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"../../x\"}}",
+        "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"abc def\"}}",
+        "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":"
+        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}}",
+        "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"zzzz\"}}",
+        "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"\"}}",
+        "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"a b\\r\\nX: y\"}}",
+        "{\"status\":\"die\",\"id\":\"../../../containers/json\"}",
+        "{\"Type\":\"network\",\"Action\":\"connect\",\"Actor\":{\"ID\":\"9f3c\","
+        "\"Attributes\":{\"container\":\"../x?y\"}}}",
+    };
+    for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++)
+        fe_send_event(&w->fe, hostile[i]);
+    fe_send_event(&w->fe,
+                  "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"" EV_GOOD_ID
+                  "\"}}");
+}
+
+static void ev_closed(void *arg)
+{
+    ((ev_world *)arg)->closed++;
+}
+
+static void ev_update(void *ud, container *c)
+{
+    ev_world *w = ud;
+    w->updates++;
+    snprintf(w->updated, sizeof(w->updated), "%s", c->id);
+    container_free(c);
+    docker_client_close(w->d, ev_closed, w);
+    fe_stop(&w->fe);
+}
+
+static void ev_gone(void *ud, const char *id)
+{
+    (void)id;
+    ((ev_world *)ud)->gone++;
+}
+
+TEST(event_hostile_ids_dropped)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char sock[256], host[300];
+    snprintf(sock, sizeof(sock), "%s/docker-ev.sock", tmpdir);
+    snprintf(host, sizeof(host), "unix://%s", sock);
+    ev_world w;
+    memset(&w, 0, sizeof(w));
+    REQUIRE(fe_start(&w.fe, &loop, sock) == 0);
+    w.fe.handle = ev_engine;
+    w.fe.ud = &w;
+    docker_callbacks cbs = {&w, NULL, NULL, ev_sync, ev_update, ev_gone};
+    docker_options opts = {host, NULL};
+    REQUIRE(docker_client_new(&loop, &opts, &cbs, &w.d) == 0);
+    docker_client_start(w.d);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    CHECK_INT(w.closed, 1);
+    CHECK_INT(w.syncs, 1);
+    /* The good event after the hostile ones was served... */
+    CHECK_INT(w.updates, 1);
+    CHECK_STR(w.updated, EV_GOOD_ID);
+    /* ...and no hostile id made a request or a gone. */
+    CHECK_INT(w.gone, 0);
+    REQUIRE(w.fe.log.data != NULL);
+    CHECK(strstr(w.fe.log.data, "GET /v1.41/containers/" EV_GOOD_ID "/json\n") != NULL);
+    int inspects = 0;
+    for (const char *p = w.fe.log.data; (p = strstr(p, "/containers/")) != NULL; p++)
+        inspects++;
+    CHECK_INT(inspects, 2); /* the listing and the good inspect */
+    CHECK(strstr(w.fe.log.data, "..") == NULL);
+    CHECK(strstr(w.fe.log.data, "zzzz") == NULL);
+    CHECK(strstr(w.fe.log.data, "aaaa") == NULL);
+    /* Every request line the fake saw was whole (a space or CR in an id would
+     * have broken one). */
+    CHECK_INT(w.fe.requests, 6); /* _ping, version, info, events, list, inspect */
+    fe_free(&w.fe);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
 TEST_SETUP()
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/loophole-dc-XXXXXX");

@@ -320,6 +320,15 @@ static void decode_line(void *ud, const char *line, size_t len)
     results[docker_decode_event(line, len, &ev) == 0 ? 0 : 1]++;
 }
 
+/* As decode_line, telling flagged ids (-EBADMSG) apart. */
+static void classify_line(void *ud, const char *line, size_t len)
+{
+    int *results = ud;
+    docker_event ev;
+    int r = docker_decode_event(line, len, &ev);
+    results[r == 0 ? 0 : r == -EBADMSG ? 2 : 1]++;
+}
+
 TEST(hostile_deep)
 {
     size_t len;
@@ -447,9 +456,83 @@ TEST(events)
                          "{\"Action\":\":x\",\"Actor\":{\"ID\":\"a\"}}"};
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
         CHECK_INT(docker_decode_event(bad[k], strlen(bad[k]), &ev), -EINVAL);
+    /* A container id of 100 digits is no container id (its type defaults to
+     * container): flagged, not taken. */
     char longid[200];
     snprintf(longid, sizeof(longid), "{\"Action\":\"start\",\"Actor\":{\"ID\":\"%0100d\"}}", 1);
+    CHECK_INT(docker_decode_event(longid, strlen(longid), &ev), -EBADMSG);
+    CHECK_INT(strlen(ev.id), 64);
+    /* A network's id is never sent: only its length is checked. */
+    snprintf(longid, sizeof(longid),
+             "{\"Type\":\"network\",\"Action\":\"create\",\"Actor\":{\"ID\":\"%0100d\"}}", 1);
     CHECK_INT(docker_decode_event(longid, strlen(longid), &ev), -EINVAL);
+}
+
+/* Ids that go into request lines are checked as the list's and inspect's
+ * are (issue 15): a hostile one is flagged with -EBADMSG, never returned as
+ * an event. */
+TEST(event_hostile_ids)
+{
+    char id65[66];
+    memset(id65, 'a', 65);
+    id65[65] = '\0';
+    const char *bad[] = {"../../x", "abc def", id65, "xyz123", "abc/def", "abc%2f", "ABCDEFG"};
+    docker_event ev;
+    char j[512];
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        /* New style, old style, and as a network event's container. */
+        snprintf(j, sizeof(j),
+                 "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"%s\"}}", bad[k]);
+        CHECK_INT(docker_decode_event(j, strlen(j), &ev), -EBADMSG);
+        CHECK(strncmp(ev.id, bad[k], 64) == 0);
+        snprintf(j, sizeof(j), "{\"status\":\"die\",\"id\":\"%s\"}", bad[k]);
+        CHECK_INT(docker_decode_event(j, strlen(j), &ev), -EBADMSG);
+        snprintf(j, sizeof(j),
+                 "{\"Type\":\"network\",\"Action\":\"connect\",\"Actor\":{\"ID\":\"9f3c\","
+                 "\"Attributes\":{\"container\":\"%s\"}}}",
+                 bad[k]);
+        CHECK_INT(docker_decode_event(j, strlen(j), &ev), -EBADMSG);
+        CHECK(strncmp(ev.id, bad[k], 64) == 0);
+        CHECK_STR(ev.container, "");
+    }
+    /* An empty id is refused outright. */
+    const char *empty = "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"\"}}";
+    CHECK(docker_decode_event(empty, strlen(empty), &ev) < 0);
+    CHECK_STR(ev.id, "");
+    /* 64 hex digits, either case, are fine; so is a network event with none. */
+    char id64[65];
+    memset(id64, 'F', 64);
+    id64[64] = '\0';
+    snprintf(j, sizeof(j),
+             "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"%s\"}}", id64);
+    CHECK_INT(docker_decode_event(j, strlen(j), &ev), 0);
+    CHECK_STR(ev.id, id64);
+    const char *net = "{\"Type\":\"network\",\"Action\":\"destroy\",\"Actor\":{\"ID\":\"lhnet\"}}";
+    CHECK_INT(docker_decode_event(net, strlen(net), &ev), 0);
+    CHECK_STR(ev.id, "lhnet");
+    /* An empty container attribute names no container, as a missing one. */
+    net = "{\"Type\":\"network\",\"Action\":\"connect\",\"Actor\":{\"ID\":\"9f3c\","
+          "\"Attributes\":{\"container\":\"\"}}}";
+    CHECK_INT(docker_decode_event(net, strlen(net), &ev), 0);
+    CHECK_STR(ev.container, "");
+    /* Other types' ids are never sent: a volume is named. */
+    const char *vol = "{\"Type\":\"volume\",\"Action\":\"mount\",\"Actor\":{\"ID\":\"my data\"}}";
+    CHECK_INT(docker_decode_event(vol, strlen(vol), &ev), 0);
+
+    /* Through the splitter, as docker.c reads the stream: the hostile lines
+     * are flagged and the good one after them still decodes. */
+    int results[3] = {0, 0, 0};
+    docker_splitter sp = {0};
+    static const char stream[] =
+        "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"../../x\"}}\n"
+        "{\"Type\":\"container\",\"Action\":\"die\",\"Actor\":{\"ID\":\"abc def\"}}\n"
+        "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"\"}}\n"
+        "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"abc123\"}}\n";
+    CHECK_INT(docker_splitter_feed(&sp, stream, sizeof(stream) - 1, classify_line, results), 0);
+    docker_splitter_free(&sp);
+    CHECK_INT(results[0], 1);
+    CHECK_INT(results[1], 1); /* the empty id */
+    CHECK_INT(results[2], 2);
 }
 
 typedef struct lines {
