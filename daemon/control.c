@@ -44,6 +44,7 @@ struct control_server {
     bool have_admin_gid;
     char *admin_group;
     unsigned max_clients;
+    unsigned max_per_uid; /* a quarter of max_clients, at least 1 */
     unsigned idle_ms;
     client *head, *tail; /* live clients, oldest first */
     unsigned nclients;   /* live clients (not closing), for the cap */
@@ -1014,6 +1015,22 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 /* The oldest connection that is only waiting; failing that the oldest one
  * lingering after its answer; failing that the oldest events stream, so a
  * new client is always answered. */
+static uid_t uid_of(const client *c)
+{
+    return c->cred_ok ? c->cred.uid : (uid_t)-1;
+}
+
+/* The same among uid's connections only. */
+static client *pick_victim_of(control_server *s, client *except, uid_t uid)
+{
+    static const enum client_state order[] = {ST_READING, ST_LINGER, ST_EVENTS};
+    for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+        for (client *c = s->head; c; c = c->next)
+            if (c != except && c->state == order[i] && uid_of(c) == uid)
+                return c;
+    return NULL;
+}
+
 static client *pick_victim(control_server *s, client *except)
 {
     static const enum client_state order[] = {ST_READING, ST_LINGER, ST_EVENTS};
@@ -1022,6 +1039,29 @@ static client *pick_victim(control_server *s, client *except)
             if (c != except && c->state == order[i])
                 return c;
     return NULL;
+}
+
+static unsigned count_of(const control_server *s, uid_t uid)
+{
+    unsigned n = 0;
+    for (const client *c = s->head; c; c = c->next)
+        n += uid_of(c) == uid;
+    return n;
+}
+
+/* The uid with the most connections (ties: the first seen). */
+static uid_t busiest(const control_server *s)
+{
+    uid_t best = (uid_t)-1;
+    unsigned most = 0;
+    for (const client *c = s->head; c; c = c->next) {
+        unsigned n = count_of(s, uid_of(c));
+        if (n > most) {
+            most = n;
+            best = uid_of(c);
+        }
+    }
+    return best;
 }
 
 static void on_connection(uv_stream_t *ls, int status)
@@ -1057,8 +1097,21 @@ static void on_connection(uv_stream_t *ls, int status)
         c->cred_ok =
             uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 && peercred_get(fd, &c->cred) == 0;
     }
-    if (s->nclients > s->max_clients) {
-        client *victim = pick_victim(s, c);
+    /* One user's flood evicts that user's own connections: a uid past its
+     * share gives up its oldest idle one; at the global ceiling the busiest
+     * uid does. */
+    uid_t uid = uid_of(c);
+    if (count_of(s, uid) > s->max_per_uid) {
+        client *victim = pick_victim_of(s, c, uid);
+        if (victim) {
+            log_debug(MOD, "uid %u has %u connections: closing its oldest idle one", (unsigned)uid,
+                      s->max_per_uid);
+            client_close(victim);
+        }
+    } else if (s->nclients > s->max_clients) {
+        client *victim = pick_victim_of(s, c, busiest(s));
+        if (victim == NULL)
+            victim = pick_victim(s, c);
         if (victim) {
             log_debug(MOD, "client cap (%u) reached: closing the oldest idle connection",
                       s->max_clients);
@@ -1213,6 +1266,9 @@ int control_start(uv_loop_t *loop, const control_options *opts, const control_pr
     s->loop = loop;
     s->prov = *prov;
     s->max_clients = opts->max_clients ? opts->max_clients : CONTROL_DEFAULT_MAX_CLIENTS;
+    s->max_per_uid = s->max_clients / CONTROL_UID_SHARE;
+    if (s->max_per_uid < CONTROL_UID_MIN)
+        s->max_per_uid = s->max_clients < CONTROL_UID_MIN ? s->max_clients : CONTROL_UID_MIN;
     s->idle_ms = opts->idle_timeout_ms ? opts->idle_timeout_ms : CONTROL_DEFAULT_IDLE_MS;
     s->admin_group = xstrdup(opts->admin_group ? opts->admin_group : platform_admin_group());
     s->path = bound ? xstrdup(opts->path) : NULL;

@@ -95,7 +95,12 @@ void control_publish(control_server *s, const char *type, const char *container_
 void control_close(control_server *s, void (*cb)(void *arg), void *arg);
 
 /* Limits (exposed for tests and the man page, which test_config checks). */
-#define CONTROL_DEFAULT_MAX_CLIENTS 64  /* control_options.max_clients 0 */
+#define CONTROL_DEFAULT_MAX_CLIENTS 64 /* control_options.max_clients 0 */
+/* One uid may hold at most max_clients / CONTROL_UID_SHARE connections (16
+ * of the default 64), but never fewer than CONTROL_UID_MIN (or max_clients
+ * when that is smaller); past it, its own oldest idle one is closed. */
+#define CONTROL_UID_SHARE 4
+#define CONTROL_UID_MIN 4
 #define CONTROL_DEFAULT_IDLE_MS 10000   /* control_options.idle_timeout_ms 0 */
 #define CONTROL_MAX_HEADER 16384        /* request line + headers */
 #define CONTROL_MAX_BODY 65536          /* request body */

@@ -852,6 +852,59 @@ static void sc_client_cap(fixture *f)
     close(e2);
 }
 
+/* Whether fd's connection was closed by the server (EOF, nothing sent). */
+static bool closed_by_server(int fd)
+{
+    buf r = {0};
+    bool eof = cl_read_all(fd, &r) && r.len == 0;
+    buf_free(&r);
+    return eof;
+}
+
+/* The cap per uid: a flood from one uid closes that uid's oldest idle
+ * connections, not another user's; at the global ceiling the busiest uid
+ * gives way. max_clients 8: 4 per uid. */
+static void sc_uid_cap(fixture *f)
+{
+    peercred flood = {.uid = 1000, .gid = 1000}, other = {.uid = 2000, .gid = 2000},
+             third = {.uid = 3000, .gid = 3000};
+    int fl[5], ot[2], th[2];
+    loop_call(f, do_override, &other);
+    for (int i = 0; i < 2; i++)
+        ot[i] = cl_connect(f->path);
+    loop_call(f, do_override, &flood);
+    for (int i = 0; i < 5; i++)
+        fl[i] = cl_connect(f->path);
+    /* The fifth of uid 1000 closed its first; uid 2000's are untouched. */
+    buf r = {0};
+    loop_call(f, do_override, &other);
+    CHECK_INT(rawz(f->path, "GET /v1/status HTTP/1.1\r\n\r\n", &r), 200);
+    buf_free(&r);
+    CHECK(closed_by_server(fl[0]));
+    for (int i = 0; i < 2; i++)
+        CHECK(cl_quiet(ot[i], 0));
+    for (int i = 1; i < 5; i++)
+        CHECK(cl_quiet(fl[i], 0));
+    /* 4 + 2 open; two more of uid 3000 reach 8, a third passes the
+     * ceiling: the busiest uid (1000) loses its oldest. */
+    loop_call(f, do_override, &third);
+    for (int i = 0; i < 2; i++)
+        th[i] = cl_connect(f->path);
+    CHECK_INT(rawz(f->path, "GET /v1/status HTTP/1.1\r\n\r\n", &r), 200);
+    buf_free(&r);
+    CHECK(closed_by_server(fl[1]));
+    for (int i = 0; i < 2; i++) {
+        CHECK(cl_quiet(ot[i], 0));
+        CHECK(cl_quiet(th[i], 0));
+    }
+    for (int i = 0; i < 5; i++)
+        close(fl[i]);
+    for (int i = 0; i < 2; i++) {
+        close(ot[i]);
+        close(th[i]);
+    }
+}
+
 static void post_resolver(fixture *f, const char *method, int want)
 {
     char req[128];
@@ -1314,6 +1367,14 @@ TEST(client_cap)
     o.max_clients = 2;
     o.idle_timeout_ms = 30000;
     run_fixture(o, "cap", sc_client_cap);
+}
+
+TEST(uid_cap)
+{
+    control_options o = default_opts();
+    o.max_clients = 8;
+    o.idle_timeout_ms = 30000;
+    run_fixture(o, "uidcap", sc_uid_cap);
 }
 
 TEST(resolver_permissions)
