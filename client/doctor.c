@@ -52,7 +52,8 @@ static void report(doctor *d, enum result r, const char *what, const char *detai
         d->failures++;
 }
 
-/* Runs argv with stdout captured into out (stderr discarded), at most
+/* Runs argv (argv[0] an absolute path: no PATH search, no shell, a fixed
+ * environment) with stdout captured into out (stderr discarded), at most
  * timeout_ms. Returns the exit status, 127 when it cannot be run, or -errno. */
 static int run_capture(char *const argv[], buf *out, int timeout_ms)
 {
@@ -73,7 +74,8 @@ static int run_capture(char *const argv[], buf *out, int timeout_ms)
             dup2(dn, STDERR_FILENO);
         close(p[0]);
         close(p[1]);
-        execvp(argv[0], argv);
+        char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+        execve(argv[0], argv, env);
         _exit(127);
     }
     close(p[1]);
@@ -122,13 +124,13 @@ static void check_system_resolver(doctor *d, const char *domain)
     char needle[300];
     buf out = {0};
 #ifdef __APPLE__
-    char *const argv[] = {"scutil", "--dns", NULL};
+    char *const argv[] = {"/usr/sbin/scutil", "--dns", NULL};
     const char *tool = "scutil --dns";
     snprintf(needle, sizeof(needle), ": %s\n", domain);
     char fix[400];
     snprintf(fix, sizeof(fix), "check /etc/resolver/%s (sudo loophole resolve-install)", domain);
 #else
-    char *const argv[] = {"resolvectl", "status", NULL};
+    char *const argv[] = {"/usr/bin/resolvectl", "status", NULL};
     const char *tool = "resolvectl status";
     snprintf(needle, sizeof(needle), "~%s", domain);
     const char *fix = "sudo loophole resolve-install, and make sure systemd-resolved runs "

@@ -861,6 +861,26 @@ static bool closed_by_server(int fd)
     return eof;
 }
 
+static void do_count(fixture *f, void *arg)
+{
+    *(unsigned *)arg = control_client_count(f->srv);
+}
+
+/* Waits (5 s at most) until the server has accepted n clients: the peer
+ * override applies when a connection is accepted, not when it connects. */
+static bool wait_clients(fixture *f, unsigned n)
+{
+    for (int i = 0; i < 2500; i++) {
+        unsigned have = 0;
+        loop_call(f, do_count, &have);
+        if (have == n)
+            return true;
+        struct pollfd none;
+        poll(&none, 0, 2); /* a back-off only: the loop ends on the count */
+    }
+    return false;
+}
+
 /* The cap per uid: a flood from one uid closes that uid's oldest idle
  * connections, not another user's; at the global ceiling the busiest uid
  * gives way. max_clients 8: 4 per uid. */
@@ -868,41 +888,40 @@ static void sc_uid_cap(fixture *f)
 {
     peercred flood = {.uid = 1000, .gid = 1000}, other = {.uid = 2000, .gid = 2000},
              third = {.uid = 3000, .gid = 3000};
-    int fl[5], ot[2], th[2];
+    int fl[5], ot[2], th[3];
     loop_call(f, do_override, &other);
     for (int i = 0; i < 2; i++)
         ot[i] = cl_connect(f->path);
+    CHECK(wait_clients(f, 2));
     loop_call(f, do_override, &flood);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 5; i++) {
         fl[i] = cl_connect(f->path);
+        CHECK(wait_clients(f, 3 + (unsigned)(i < 4 ? i : 3)));
+    }
     /* The fifth of uid 1000 closed its first; uid 2000's are untouched. */
-    buf r = {0};
-    loop_call(f, do_override, &other);
-    CHECK_INT(rawz(f->path, "GET /v1/status HTTP/1.1\r\n\r\n", &r), 200);
-    buf_free(&r);
     CHECK(closed_by_server(fl[0]));
     for (int i = 0; i < 2; i++)
         CHECK(cl_quiet(ot[i], 0));
     for (int i = 1; i < 5; i++)
         CHECK(cl_quiet(fl[i], 0));
-    /* 4 + 2 open; two more of uid 3000 reach 8, a third passes the
-     * ceiling: the busiest uid (1000) loses its oldest. */
+    /* 4 + 2 open; two of uid 3000 reach 8, a third passes the ceiling: the
+     * busiest uid (1000) loses its oldest. */
     loop_call(f, do_override, &third);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++) {
         th[i] = cl_connect(f->path);
-    CHECK_INT(rawz(f->path, "GET /v1/status HTTP/1.1\r\n\r\n", &r), 200);
-    buf_free(&r);
-    CHECK(closed_by_server(fl[1]));
-    for (int i = 0; i < 2; i++) {
-        CHECK(cl_quiet(ot[i], 0));
-        CHECK(cl_quiet(th[i], 0));
+        CHECK(wait_clients(f, i < 2 ? 7 + (unsigned)i : 8));
     }
+    CHECK(closed_by_server(fl[1]));
+    for (int i = 0; i < 2; i++)
+        CHECK(cl_quiet(ot[i], 0));
+    for (int i = 0; i < 3; i++)
+        CHECK(cl_quiet(th[i], 0));
     for (int i = 0; i < 5; i++)
         close(fl[i]);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2; i++)
         close(ot[i]);
+    for (int i = 0; i < 3; i++)
         close(th[i]);
-    }
 }
 
 static void post_resolver(fixture *f, const char *method, int want)
