@@ -155,6 +155,11 @@ void alias_set_remove_leftovers(alias_set *s, const uint32_t *v, size_t n)
     }
 }
 
+bool alias_set_has(const alias_set *s, uint32_t addr)
+{
+    return has_addr(s->addrs, s->n, addr) || has_addr(s->foreign, s->nforeign, addr);
+}
+
 void alias_set_free(alias_set *s)
 {
     free(s->addrs);

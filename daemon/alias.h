@@ -61,6 +61,9 @@ size_t alias_set_sync(alias_set *s, const uint32_t *want, size_t n);
  * and removes the rest; inactive, they are removed now. One that cannot be removed stays in the set
  * (and the state file) to be tried again. */
 void alias_set_remove_leftovers(alias_set *s, const uint32_t *v, size_t n);
+/* Whether addr is on the loopback interface as far as the set knows:
+ * added by us, or someone else's alias that we use. */
+bool alias_set_has(const alias_set *s, uint32_t addr);
 void alias_set_free(alias_set *s);
 
 #endif

@@ -334,13 +334,10 @@ int alloc_move(alloc_pool *p, const char *key, int64_t now, uint32_t *addr)
 
 int alloc_restore_pinned(alloc_pool *p, const char *key, uint32_t addr)
 {
-    if (key == NULL || key[0] == '\0')
-        return -EINVAL;
-    if (!in_pool(p, addr) || is_reserved(p, addr))
-        return -EINVAL;
-    if (find(p, key) != NULL || addr_leased(p, addr))
-        return -EINVAL;
-    alloc_lease *l = append_lease(p, key, addr);
+    int rc = alloc_restore(p, key, addr, 0);
+    if (rc < 0)
+        return rc;
+    alloc_lease *l = find(p, key);
     l->active = true;
     l->pinned = true;
     return 0;

@@ -15,22 +15,6 @@
 #include "log.h"
 #include "util.h"
 
-static bool has_addr(const uint32_t *v, size_t n, uint32_t a)
-{
-    for (size_t i = 0; i < n; i++)
-        if (v[i] == a)
-            return true;
-    return false;
-}
-
-/* Whether the lease's address is on the loopback interface as far as the
- * alias set knows (added by us, or someone else's that we use). */
-static bool alias_there(const daemon_ctx *d, uint32_t a)
-{
-    return has_addr(d->aliases.addrs, d->aliases.n, a) ||
-           has_addr(d->aliases.foreign, d->aliases.nforeign, a);
-}
-
 void leases_view(const daemon_ctx *d, const reg_lease *l, yajl_gen g)
 {
     char ip[16];
@@ -40,7 +24,7 @@ void leases_view(const daemon_ctx *d, const reg_lease *l, yajl_gen g)
     json_kv_str(g, "ip", ip4_format(l->addr, ip));
     json_kv_int(g, "created_at", (long long)l->created_at);
     if (d->aliases.active)
-        json_kv_bool(g, "alias", alias_there(d, l->addr));
+        json_kv_bool(g, "alias", alias_set_has(&d->aliases, l->addr));
     else
         json_kv_null(g, "alias");
     json_gen_str(g, "containers");
@@ -168,9 +152,9 @@ int leases_prov_add(void *ud, const char *body, size_t len, yajl_gen g, bool *cr
     /* The answer promises the address works: its alias must be there. An
      * existing lease whose alias went away (removed by hand) is added
      * again by the apply. */
-    if (d->aliases.active && !alias_there(d, addr)) {
+    if (d->aliases.active && !alias_set_has(&d->aliases, addr)) {
         daemon_apply(d);
-        if (!alias_there(d, addr)) {
+        if (!alias_set_has(&d->aliases, addr)) {
             if (*created)
                 set_err(err, errlen,
                         "cannot add %s to the loopback interface (the daemon's log says why); "

@@ -123,8 +123,8 @@ bool reg_served(const reg_entry *e)
 }
 
 static void refresh_hostports(registry *r);
-static int entry_kind(const registry *r, reg_entry *e);
-static bool own_loopback(const reg_port *p, uint32_t *addr);
+static void set_bound_ips(reg_entry *e);
+static int entry_kind(const registry *r, const reg_entry *e);
 static void settle_shared(registry *r);
 static bool *exposures_leased(const registry *r);
 static void drop_reclaimed(registry *r, bool *had);
@@ -399,24 +399,17 @@ static void recompute(registry *r, int64_t now)
     size_t ntaken = 0;
     for (size_t i = 0; i < r->n; i++) {
         reg_entry *e = r->entries[i];
-        if (e->skipped) {
-            /* Not served, but Docker binds its addresses all the same. */
-            for (size_t k = 0; e->c->running && k < e->nports; k++) {
-                uint32_t a;
-                if (!own_loopback(&e->ports[k], &a))
-                    continue;
-                taken = xrealloc(taken, (ntaken + 1) * sizeof(uint32_t));
-                taken[ntaken++] = a;
-            }
+        /* Served or not, Docker binds them. */
+        set_bound_ips(e);
+        taken = xrealloc(taken, (ntaken + e->nbound + 1) * sizeof(uint32_t));
+        for (size_t k = 0; k < e->nbound; k++)
+            taken[ntaken++] = e->bound_ips[k];
+        if (e->skipped)
             continue;
-        }
         int kind = entry_kind(r, e);
         if (e->has_addr && kind != e->addr_kind)
             release(r, e, now);
         e->addr_kind = kind;
-        taken = xrealloc(taken, (ntaken + e->nbound + 1) * sizeof(uint32_t));
-        for (size_t k = 0; k < e->nbound; k++)
-            taken[ntaken++] = e->bound_ips[k];
     }
     alloc_set_taken(&r->pool, taken, ntaken);
     free(taken);
@@ -754,13 +747,14 @@ static void plan_ports(const registry *r, const container *c, reg_port *ports, s
         plan_port(r, c, net, netproblem, bound, &ports[j]);
 }
 
-/* How e gets its address (REG_ADDR_*), filling e->bound_ips. */
-static int entry_kind(const registry *r, reg_entry *e)
+/* e->bound_ips: the loopback addresses of its own a running container
+ * publishes on (Docker binds them whether loophole serves it or not). */
+static void set_bound_ips(reg_entry *e)
 {
     free(e->bound_ips);
     e->bound_ips = NULL;
     e->nbound = 0;
-    for (size_t i = 0; i < e->nports; i++) {
+    for (size_t i = 0; e->c->running && i < e->nports; i++) {
         uint32_t a;
         if (!own_loopback(&e->ports[i], &a))
             continue;
@@ -772,6 +766,11 @@ static int entry_kind(const registry *r, reg_entry *e)
         e->bound_ips = xrealloc(e->bound_ips, (e->nbound + 1) * sizeof(uint32_t));
         e->bound_ips[e->nbound++] = a;
     }
+}
+
+/* How e gets its address (REG_ADDR_*), after set_bound_ips. */
+static int entry_kind(const registry *r, const reg_entry *e)
+{
     if (e->nbound)
         return REG_ADDR_BOUND;
     if (e->names.project_key == NULL)
@@ -1232,6 +1231,14 @@ static bool is_hex(const char *s)
     return true;
 }
 
+/* Whether DNS name n is key[0..kl) (any case), whole or without the domain
+ * ("pg" for "pg.loop.test"). */
+static bool name_is(const registry *r, const char *n, const char *key, size_t kl)
+{
+    size_t nl = strlen(n), dl = strlen(r->domain);
+    return (nl == kl || (nl == kl + 1 + dl && n[kl] == '.')) && strncasecmp(n, key, kl) == 0;
+}
+
 reg_entry *reg_find(registry *r, const char *key)
 {
     size_t kl = strlen(key);
@@ -1251,18 +1258,11 @@ reg_entry *reg_find(registry *r, const char *key)
         if (found)
             return found;
     }
-    size_t dl = strlen(r->domain);
     for (size_t i = 0; i < r->n; i++) {
         reg_entry *e = r->entries[i];
-        for (size_t j = 0; j < e->nowned; j++) {
-            const char *n = e->owned[j];
-            size_t nl = strlen(n);
-            if (strcasecmp(n, key) == 0)
+        for (size_t j = 0; j < e->nowned; j++)
+            if (name_is(r, e->owned[j], key, kl))
                 return e;
-            /* Without the domain: "pg" for "pg.loop.test". */
-            if (nl == kl + 1 + dl && strncasecmp(n, key, kl) == 0 && n[kl] == '.')
-                return e;
-        }
     }
     return NULL;
 }
@@ -1804,31 +1804,20 @@ int reg_resolve_name(const registry *r, const char *name, uint32_t *addr)
         kl--;
     if (kl == 0)
         return -ENOENT;
-    size_t dl = strlen(r->domain);
-    for (size_t i = 0; i < r->nleases; i++) {
-        const char *n = r->leases[i].dns;
-        size_t nl = strlen(n);
-        if ((nl == kl && strncasecmp(n, name, kl) == 0) ||
-            (nl == kl + 1 + dl && strncasecmp(n, name, kl) == 0 && n[kl] == '.')) {
+    for (size_t i = 0; i < r->nleases; i++)
+        if (name_is(r, r->leases[i].dns, name, kl)) {
             *addr = r->leases[i].addr;
             return 0;
         }
-    }
     for (size_t i = 0; i < r->n; i++) {
         const reg_entry *e = r->entries[i];
         if (!served(e))
             continue;
-        for (size_t j = 0; j < e->nowned; j++) {
-            const char *n = e->owned[j];
-            size_t nl = strlen(n);
-            /* The whole name, or the name without the domain ("pg" for
-             * "pg.loop.test"). */
-            if ((nl == kl && strncasecmp(n, name, kl) == 0) ||
-                (nl == kl + 1 + dl && strncasecmp(n, name, kl) == 0 && n[kl] == '.')) {
+        for (size_t j = 0; j < e->nowned; j++)
+            if (name_is(r, e->owned[j], name, kl)) {
                 *addr = e->addr;
                 return 0;
             }
-        }
     }
     return -ENOENT;
 }
@@ -1950,10 +1939,8 @@ int reg_lease_add(registry *r, const char *name, uint32_t want, int64_t now, con
             const reg_entry *e = r->entries[i];
             bool on = served(e) && e->addr == want;
             /* Served or not, a running container publishing there has it. */
-            for (size_t k = 0; e->c->running && k < e->nports && !on; k++) {
-                uint32_t pa;
-                on = own_loopback(&e->ports[k], &pa) && pa == want;
-            }
+            for (size_t k = 0; k < e->nbound && !on; k++)
+                on = e->bound_ips[k] == want;
             if (on) {
                 set_err(err, errlen, "%s is in use by container %s", ip4_format(want, a),
                         e->c->name);

@@ -137,8 +137,9 @@ typedef struct reg_entry {
     int addr_kind; /* REG_ADDR_*, decided at every recompute */
     bool has_addr;
     uint32_t addr; /* host order, when has_addr */
-    /* Every loopback address (not 127.0.0.1) it publishes on, first the one
-     * it is bound to (addr); none unless addr_kind is REG_ADDR_BOUND. */
+    /* Every loopback address (not 127.0.0.1) it publishes on while it
+     * runs, served or not, in port order: the first is the one a bound
+     * entry (REG_ADDR_BOUND) has as addr. */
     uint32_t *bound_ips;
     size_t nbound;
     char **owned; /* names it holds (names[] it won, plus the service alias) */
