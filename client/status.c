@@ -184,6 +184,49 @@ static void forwarding(lines *l, yajl_val fw)
     extras(l, fw, fw_known, "  ");
 }
 
+/* The proxies' caps (issue 15): what is open against what may be, and
+ * what the caps turned away; yellow once anything was. Absent from older
+ * daemons. */
+static void limits(lines *l, yajl_val lim)
+{
+    if (!lim || !YAJL_IS_OBJECT(lim))
+        return;
+    char conns[32], max[32], per[32], udp[32], fds[32], budget[32], res[32], idle[32], lim_n[32];
+    text(get(lim, "descriptors", NULL), lim_n, sizeof(lim_n));
+    text(get(lim, "conns", NULL), conns, sizeof(conns));
+    text(get(lim, "max_conns", NULL), max, sizeof(max));
+    text(get(lim, "max_conns_per_port", NULL), per, sizeof(per));
+    text(get(lim, "udp_max_sessions", NULL), udp, sizeof(udp));
+    text(get(lim, "proxy_fds", NULL), fds, sizeof(fds));
+    text(get(lim, "proxy_fd_budget", NULL), budget, sizeof(budget));
+    text(get(lim, "reserve", NULL), res, sizeof(res));
+    text(get(lim, "tcp_idle_s", NULL), idle, sizeof(idle));
+    bool nocap = strcmp(max, "0") == 0;
+    line(l, "limits", NULL, "%s connections open, of %s in all (%s a port, %s UDP sessions a port)",
+         conns, nocap ? "no cap" : max, strcmp(per, "0") == 0 ? "no cap" : per, udp);
+    if (strcmp(budget, "0") == 0)
+        line(l, "  descriptors", NULL, "%s held by proxies, no budget (limit %s)", fds,
+             strcmp(lim_n, "-") == 0 ? "none" : lim_n);
+    else
+        line(l, "  descriptors", NULL,
+             "%s of %s held by proxies, %s kept for the daemon (limit %s)", fds, budget, res,
+             lim_n);
+    yajl_val capped = get(lim, "capped", NULL), idled = get(lim, "idle_closed", NULL);
+    long long nc = capped && YAJL_IS_INTEGER(capped) ? YAJL_GET_INTEGER(capped) : 0;
+    long long ni = idled && YAJL_IS_INTEGER(idled) ? YAJL_GET_INTEGER(idled) : 0;
+    line(l, "  turned away", nc ? OUT_YELLOW : NULL, "%lld at a cap since start%s", nc,
+         nc ? " (raise --max-conns or --max-conns-per-port if these were real clients)" : "");
+    if (strcmp(idle, "0") == 0)
+        line(l, "  idle timeout", NULL, "off, %lld closed idle", ni);
+    else
+        line(l, "  idle timeout", NULL, "%s s, %lld closed idle", idle, ni);
+    static const char *const known[] = {
+        "conns",           "max_conns", "max_conns_per_port", "udp_max_sessions", "proxy_fds",
+        "proxy_fd_budget", "reserve",   "tcp_idle_s",         "capped",           "idle_closed",
+        "descriptors",     NULL};
+    extras(l, lim, known, "  ");
+}
+
 int status_format(const char *json, size_t len, bool color, buf *out)
 {
     yajl_val root = NULL;
@@ -275,6 +318,7 @@ int status_format(const char *json, size_t len, bool color, buf *out)
     }
 
     forwarding(&l, get(root, "forwarding", NULL));
+    limits(&l, get(root, "limits", NULL));
 
     /* Host services inside containers (issue 12): how many, and whether the
      * direct path into the containers' network namespaces is open. */
@@ -319,7 +363,7 @@ int status_format(const char *json, size_t len, bool color, buf *out)
     static const char *const top_known[] = {"version",    "uptime_s",    "docker",   "dns",
                                             "resolver",   "alias",       "pool",     "containers",
                                             "listeners",  "connections", "problems", "host_ports",
-                                            "forwarding", "leases",      NULL};
+                                            "forwarding", "leases",      "limits",   NULL};
     extras(&l, root, top_known, "");
     json_free(root);
     return 0;

@@ -28,6 +28,7 @@ typedef struct opt {
     enum opt_type type;
     size_t off;
     unsigned min, max; /* OPT_UINT bounds */
+    bool autok;        /* OPT_UINT: "auto" is CONFIG_AUTO */
     const char *help;
     const char *def;             /* the default, as text; or NULL */
     const char *(*def_fn)(void); /* or the platform's default */
@@ -37,15 +38,19 @@ typedef struct opt {
 #define STR(x) STR_(x)
 #define S(field, def, help)                                                                        \
     {                                                                                              \
-#field, OPT_STR, offsetof(config, field), 0, 0, help, def, NULL                            \
+#field, OPT_STR, offsetof(config, field), 0, 0, false, help, def, NULL                     \
     }
 #define P(field, def_fn, help)                                                                     \
     {                                                                                              \
-#field, OPT_STR, offsetof(config, field), 0, 0, help, NULL, def_fn                         \
+#field, OPT_STR, offsetof(config, field), 0, 0, false, help, NULL, def_fn                  \
     }
 #define U(field, lo, hi, def, help)                                                                \
     {                                                                                              \
-#field, OPT_UINT, offsetof(config, field), lo, hi, help, STR(def), NULL                    \
+#field, OPT_UINT, offsetof(config, field), lo, hi, false, help, STR(def), NULL             \
+    }
+#define A(field, lo, hi, help)                                                                     \
+    {                                                                                              \
+#field, OPT_UINT, offsetof(config, field), lo, hi, true, help, "auto", NULL                \
     }
 
 /* Flag names use '-' where the field uses '_'. --help appends
@@ -65,7 +70,13 @@ static const opt opts[] = {
     S(alias, CONFIG_DEFAULT_ALIAS, "auto|off|netlink: loopback aliases"),
     U(dial_timeout_ms, 1, 600000, CONFIG_DEFAULT_DIAL_TIMEOUT_MS, "upstream dial timeout in ms"),
     U(udp_idle_s, 1, 86400, CONFIG_DEFAULT_UDP_IDLE_S, "idle UDP session expiry in seconds"),
-    U(udp_max_sessions, 1, 1000000, CONFIG_DEFAULT_UDP_MAX_SESSIONS, "UDP sessions per port"),
+    A(udp_max_sessions, 1, 1000000, "UDP sessions per port (auto: from the descriptor limit)"),
+    A(max_conns, 0, 10000000,
+      "TCP connections and UDP sessions in all (0: no cap; auto: from the descriptor limit)"),
+    A(max_conns_per_port, 0, 10000000,
+      "TCP connections per port (0: no cap; auto: from the descriptor limit)"),
+    U(tcp_idle_s, 0, 2592000, CONFIG_DEFAULT_TCP_IDLE_S,
+      "close proxied TCP connections idle this many seconds (0: never)"),
     P(admin_group, platform_admin_group, "group allowed to change settings"),
     S(serve, CONFIG_DEFAULT_SERVE, "exposed|published: which containers get an address"),
     S(forward, CONFIG_DEFAULT_FORWARD,
@@ -122,16 +133,20 @@ static int set_opt(config *c, const opt *o, const char *val, const char *origin,
         *p = xstrdup(val);
         return 0;
     }
+    if (o->autok && strcmp(val, "auto") == 0) {
+        *(unsigned *)((char *)c + o->off) = CONFIG_AUTO;
+        return 0;
+    }
     char *end;
     errno = 0;
     unsigned long v = strtoul(val, &end, 10);
     if (val[0] < '0' || val[0] > '9' || *end != '\0' || errno || v < o->min || v > o->max) {
         if (origin)
-            snprintf(err, errlen, "%s: \"%s\" must be a whole number from %u to %u, not \"%s\"",
-                     origin, o->name, o->min, o->max, val);
+            snprintf(err, errlen, "%s: \"%s\" must be a whole number from %u to %u%s, not \"%s\"",
+                     origin, o->name, o->min, o->max, o->autok ? " or \"auto\"" : "", val);
         else
-            snprintf(err, errlen, "--%s must be a whole number from %u to %u, not \"%s\"", fn,
-                     o->min, o->max, val);
+            snprintf(err, errlen, "--%s must be a whole number from %u to %u%s, not \"%s\"", fn,
+                     o->min, o->max, o->autok ? " or \"auto\"" : "", val);
         return -EINVAL;
     }
     *(unsigned *)((char *)c + o->off) = (unsigned)v;

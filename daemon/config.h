@@ -5,6 +5,7 @@
 #ifndef LOOPHOLE_CONFIG_H
 #define LOOPHOLE_CONFIG_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,7 +59,10 @@ typedef struct config {
     char *alias;         /* "auto", "off", "netlink", as given (see alias_mode) */
     unsigned dial_timeout_ms;
     unsigned udp_idle_s;
-    unsigned udp_max_sessions;
+    unsigned udp_max_sessions;   /* CONFIG_AUTO: derived from the descriptor limit */
+    unsigned max_conns;          /* all proxies; 0: no cap; CONFIG_AUTO: derived */
+    unsigned max_conns_per_port; /* one listener; 0: no cap; CONFIG_AUTO: derived */
+    unsigned tcp_idle_s;         /* 0: never */
     char *admin_group;
     char *serve;           /* "exposed" or "published", as given (see serve_mode) */
     char *forward;         /* "auto", "direct", "mapped", as given (see forward_mode) */
@@ -90,7 +94,11 @@ typedef struct config {
 #define CONFIG_DEFAULT_ALIAS "auto"
 #define CONFIG_DEFAULT_DIAL_TIMEOUT_MS 5000
 #define CONFIG_DEFAULT_UDP_IDLE_S 60
-#define CONFIG_DEFAULT_UDP_MAX_SESSIONS 1024
+#define CONFIG_DEFAULT_UDP_MAX_SESSIONS 1024 /* the proxy's own, without a derived one */
+#define CONFIG_DEFAULT_TCP_IDLE_S 7200
+/* A number setting given as "auto" (the default of the caps, which
+ * loopholed derives from its descriptor limit: proxy_caps_derive). */
+#define CONFIG_AUTO UINT_MAX
 #define CONFIG_DEFAULT_LOG_LEVEL "info"
 #define CONFIG_DEFAULT_SERVE "exposed"
 #define CONFIG_DEFAULT_FORWARD "auto"

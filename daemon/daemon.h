@@ -46,6 +46,9 @@ typedef struct daemon_ctx {
     docker_client *docker;
     control_server *control;
     proxy_options popts;
+    uint64_t nofile;     /* the descriptor limit after raising it (FDLIMIT_INFINITY: none) */
+    proxy_caps caps;     /* derived from nofile */
+    proxy_limits limits; /* in force: caps.limits with --max-conns */
     ports_table *ports;
     uv_signal_t sigterm, sigint, sighup;
     alias_mode alias;

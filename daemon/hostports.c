@@ -594,6 +594,8 @@ static void stats_add(proxy_stats *a, const proxy_stats *b)
     a->conns_active += b->conns_active;
     a->conns_total += b->conns_total;
     a->bytes_in += b->bytes_in;
+    a->capped += b->capped;
+    a->idle_closed += b->idle_closed;
     a->bytes_out += b->bytes_out;
 }
 
@@ -665,6 +667,8 @@ void hp_view_port(const daemon_ctx *d, const reg_entry *e, const reg_hostport *h
     yajl_gen_map_open(g);
     json_kv_int(g, "active", (long long)st.conns_active);
     json_kv_int(g, "total", (long long)st.conns_total);
+    json_kv_int(g, "capped", (long long)st.capped);
+    json_kv_int(g, "idle_closed", (long long)st.idle_closed);
     yajl_gen_map_close(g);
     json_gen_str(g, "bytes");
     yajl_gen_map_open(g);

@@ -259,7 +259,7 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* launchd's 256 descriptors (systemd's 1024) last for about a hundred
  * proxied connections: ask for the hard limit, and say once what we got. */
-static void raise_fd_limit(void)
+static uint64_t raise_fd_limit(void)
 {
     uint64_t before = 0, after = 0;
     int rc = fdlimit_raise(&before, &after);
@@ -273,6 +273,30 @@ static void raise_fd_limit(void)
                  (unsigned long long)before, (unsigned long long)after);
     else
         log_info("loopholed", "descriptor limit: %llu", (unsigned long long)after);
+    return rc < 0 ? before : after;
+}
+
+/* The proxies' caps: what --max-conns, --max-conns-per-port and
+ * --udp-max-sessions say, and for "auto" what the descriptor limit allows
+ * (proxy_caps_derive), with a reserve for the daemon's own work. */
+static void set_proxy_caps(daemon_ctx *d, uint64_t nofile)
+{
+    proxy_caps_derive(nofile == FDLIMIT_INFINITY ? 0 : nofile, &d->caps);
+    d->limits = d->caps.limits;
+    if (d->cfg.max_conns != CONFIG_AUTO)
+        d->limits.max_conns = d->cfg.max_conns;
+    d->popts.max_conns = d->cfg.max_conns_per_port == CONFIG_AUTO ? d->caps.max_conns_per_port
+                                                                  : d->cfg.max_conns_per_port;
+    d->popts.udp_max_sessions =
+        d->cfg.udp_max_sessions == CONFIG_AUTO ? d->caps.udp_max_sessions : d->cfg.udp_max_sessions;
+    d->popts.tcp_idle_s = d->cfg.tcp_idle_s;
+    proxy_set_limits(&d->limits);
+    /* 0 is "no cap" for these. */
+    log_info("loopholed",
+             "proxy caps: %llu connections in all, %u a port, %u UDP sessions a port; "
+             "%llu descriptors for proxies, %llu kept for the daemon (0: no cap)",
+             (unsigned long long)d->limits.max_conns, d->popts.max_conns, d->popts.udp_max_sessions,
+             (unsigned long long)d->limits.fd_budget, (unsigned long long)d->caps.reserve);
 }
 
 /* One daemon per state directory: the lock is taken before anything else,
@@ -420,7 +444,7 @@ static int start(daemon_ctx *d)
     proxy_options_default(&d->popts);
     d->popts.dial_timeout_ms = d->cfg.dial_timeout_ms;
     d->popts.udp_idle_s = d->cfg.udp_idle_s;
-    d->popts.udp_max_sessions = d->cfg.udp_max_sessions;
+    set_proxy_caps(d, d->nofile);
     ports_backend be;
     ports_proxy_backend(d->loop, &d->popts, &be);
     daemon_ports_init(d, &be);
@@ -529,7 +553,7 @@ int main(int argc, char **argv)
     }
     log_set_level(d.cfg.level);
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
+    d.nofile = raise_fd_limit();
     d.started_ms = now_ms();
     d.publish = publish_event;
     d.publish_ud = &d;

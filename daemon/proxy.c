@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,90 @@
 #include "proxy_int.h"
 #include "util.h"
 
+/* Process-wide: one loop, so plain counters (see proxy_limits). */
+static proxy_limits limits;
+static proxy_totals totals;
+
+void proxy_caps_derive(uint64_t nofile, proxy_caps *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->nofile = nofile;
+    if (nofile == 0) {
+        out->udp_max_sessions = CONFIG_DEFAULT_UDP_MAX_SESSIONS;
+        return;
+    }
+    uint64_t reserve = nofile / 4;
+    if (reserve < 64)
+        reserve = 64;
+    if (reserve > 2048)
+        reserve = 2048;
+    if (reserve > nofile)
+        reserve = nofile;
+    out->reserve = reserve;
+    /* At least 1: 0 would mean no limit (listeners still open; every
+     * connection is turned away). */
+    out->limits.fd_budget = nofile > reserve ? nofile - reserve : 1;
+    uint64_t total = out->limits.fd_budget / 6;
+    if (total == 0)
+        total = 1; /* still a cap: 0 would mean none */
+    out->limits.max_conns = total;
+    uint64_t per = total / 4;
+    uint64_t floor = total < 64 ? total : 64;
+    if (per < floor)
+        per = floor;
+    if (per > UINT_MAX)
+        per = UINT_MAX;
+    out->max_conns_per_port = (unsigned)per;
+    out->udp_max_sessions = (unsigned)per;
+}
+
+void proxy_set_limits(const proxy_limits *lim)
+{
+    if (lim)
+        limits = *lim;
+    else
+        memset(&limits, 0, sizeof(limits));
+}
+
+void proxy_get_totals(proxy_totals *t)
+{
+    *t = totals;
+}
+
+bool proxy_room(unsigned fds, unsigned conns)
+{
+    if (limits.fd_budget && totals.fds + fds > limits.fd_budget)
+        return false;
+    return !(limits.max_conns && conns && totals.conns + conns > limits.max_conns);
+}
+
+void proxy_count(int fds, int conns)
+{
+    LH_REQUIRE(fds >= 0 || totals.fds >= (uint64_t)-fds);
+    LH_REQUIRE(conns >= 0 || totals.conns >= (uint64_t)-conns);
+    totals.fds += (uint64_t)(int64_t)fds;
+    totals.conns += (uint64_t)(int64_t)conns;
+}
+
+void proxy_count_capped(proxy_listener *l)
+{
+    l->st.capped++;
+    totals.capped++;
+}
+
+void proxy_count_idle_closed(proxy_listener *l)
+{
+    l->st.idle_closed++;
+    totals.idle_closed++;
+}
+
 void proxy_options_default(proxy_options *o)
 {
     memset(o, 0, sizeof(*o));
     o->dial_timeout_ms = CONFIG_DEFAULT_DIAL_TIMEOUT_MS;
     o->udp_idle_s = CONFIG_DEFAULT_UDP_IDLE_S;
     o->udp_max_sessions = CONFIG_DEFAULT_UDP_MAX_SESSIONS;
+    o->tcp_idle_s = CONFIG_DEFAULT_TCP_IDLE_S;
     o->splice = true;
 }
 
@@ -48,6 +127,8 @@ void proxy_listener_unref(proxy_listener *l)
         return;
     void (*cb)(void *) = l->close_cb;
     void *arg = l->close_arg;
+    if (l->counted)
+        proxy_count(-1, 0);
     proxy_kafka_release(l);
     if (l->dialer.free_ud)
         l->dialer.free_ud(l->dialer.ud);
@@ -181,7 +262,9 @@ int proxy_listen_fd(uv_loop_t *loop, const proxy_options *opts, int proto, int f
         l->lpoll.data = l;
         uv_timer_init(loop, &l->timer);
         l->timer.data = l;
-        l->refs = 2;
+        uv_timer_init(loop, &l->idle);
+        l->idle.data = l;
+        l->refs = 3;
         proxy_tcp_start(l);
     } else {
         uv_udp_init(loop, &l->udp);
@@ -215,6 +298,8 @@ int proxy_listen_fd(uv_loop_t *loop, const proxy_options *opts, int proto, int f
             return err;
         }
     }
+    l->counted = true;
+    proxy_count(1, 0);
     *out = l;
     return 0;
 }
@@ -283,6 +368,7 @@ void proxy_close(proxy_listener *l, void (*cb)(void *arg), void *arg)
     l->refs++;
     if (l->proto == PROXY_TCP) {
         uv_close((uv_handle_t *)&l->lpoll, on_listener_handle_closed);
+        uv_close((uv_handle_t *)&l->idle, on_listener_handle_closed);
         close(l->fd);
         l->fd = -1;
         proxy_tcp_close_all(l);

@@ -41,14 +41,58 @@ typedef struct proxy_stats {
     uint64_t kafka_conns;     /* TCP: connections handled as Kafka */
     uint64_t kafka_rewritten; /* TCP: Kafka responses re-encoded with new broker addresses */
     uint64_t refused;         /* clients refused by the dialer (proxy_dialer: -EPERM) */
+    uint64_t capped;          /* new clients turned away at a cap (TCP: accepted and closed at
+                               * once; UDP: their datagrams dropped, also in dropped) */
+    uint64_t idle_closed;     /* TCP: connections closed by the idle timeout */
 } proxy_stats;
 
 typedef struct proxy_options {
     unsigned dial_timeout_ms;  /* default 5000 */
     unsigned udp_idle_s;       /* default 60 */
     unsigned udp_max_sessions; /* default 1024 */
+    unsigned max_conns;        /* TCP: open connections of this listener (0: no cap) */
+    unsigned tcp_idle_s;       /* TCP: close connections idle this long (0: never) */
     bool splice;               /* use the Linux splice path once classified (default true) */
 } proxy_options;
+
+/* What every listener of the process shares (one loop, so plain counters):
+ * the caps that keep a flood on the proxies from taking the descriptors the
+ * daemon's own work needs (Docker, DNS, control, state saves). Each proxy
+ * descriptor is counted: a listening socket 1, a TCP connection 2 (client
+ * and upstream), 4 more while spliced (two pipes), a UDP session 1. A new
+ * TCP connection that would pass max_conns or fd_budget is accepted and
+ * closed at once (counted in proxy_stats.capped), a new UDP client dropped;
+ * a connection that would pass fd_budget by splicing stays on read/write.
+ * Listeners are never refused: they serve containers, and they are few. */
+typedef struct proxy_limits {
+    uint64_t fd_budget; /* descriptors all proxies may hold together (0: no limit) */
+    uint64_t max_conns; /* TCP connections + UDP sessions, all listeners (0: no cap) */
+} proxy_limits;
+
+/* The defaults loopholed derives from its descriptor limit (loopholed(8)
+ * states them): reserve = nofile / 4, at least 64 and at most 2048, for
+ * the daemon itself; fd_budget = nofile - reserve; max_conns = fd_budget /
+ * 6 (every connection could splice); per port a quarter of that, at least
+ * min(64, max_conns); UDP sessions per port as many. nofile 0 (unlimited):
+ * no caps. */
+typedef struct proxy_caps {
+    uint64_t nofile, reserve;
+    proxy_limits limits;
+    unsigned max_conns_per_port;
+    unsigned udp_max_sessions;
+} proxy_caps;
+void proxy_caps_derive(uint64_t nofile, proxy_caps *out);
+
+/* Installs the process-wide limits (copied; NULL: none) for connections
+ * and sessions made from now on. */
+void proxy_set_limits(const proxy_limits *lim);
+typedef struct proxy_totals {
+    uint64_t fds;         /* descriptors the proxies hold now (as counted above) */
+    uint64_t conns;       /* TCP connections + UDP sessions open now */
+    uint64_t capped;      /* new clients turned away at a cap, since start */
+    uint64_t idle_closed; /* connections closed by an idle timeout, since start */
+} proxy_totals;
+void proxy_get_totals(proxy_totals *t);
 
 typedef struct proxy_listener proxy_listener;
 

@@ -128,7 +128,8 @@ struct proxy_conn {
      * dialer's attempt the upstream socket is connecting for. */
     struct sockaddr_storage peer;
     unsigned attempt;
-    int refs; /* open handles (and the splice relay); freed at zero */
+    uint64_t last; /* uv_now when bytes last moved either way (the idle timeout) */
+    int refs;      /* open handles (and the splice relay); freed at zero */
     bool connected;
     /* The upstream handle is closing to be made again for the dialer's next
      * attempt (its close callback reopens it, or drops its reference when
@@ -169,6 +170,7 @@ struct proxy_listener {
     uv_poll_t lpoll;     /* TCP: readiness of fd */
     uv_udp_t udp;        /* UDP: the client-facing socket */
     uv_timer_t timer;    /* TCP: accept pause; UDP: idle sweep */
+    uv_timer_t idle;     /* TCP: idle sweep (runs while connections are open) */
     /* TCP: the first-bytes hook (NULL: none) and the open connections. */
     const proxy_classifier *first_bytes;
     proxy_conn *conns;
@@ -181,9 +183,10 @@ struct proxy_listener {
     int refs; /* own handles + connections/sessions; freed at zero */
     bool closing;
     bool sweeping;
+    bool counted; /* its descriptor is in the process-wide count */
     void (*close_cb)(void *arg);
     void *close_arg;
-    /* A flood of EMFILE or capped sessions: one line a minute each. */
+    /* A flood of EMFILE or of clients at a cap: one line a minute each. */
     log_limit emfile_log;
     log_limit cap_log;
     /* Reads go here first: alloc and read callbacks come in strict pairs on
@@ -193,6 +196,15 @@ struct proxy_listener {
 };
 
 /* proxy.c */
+/* The process-wide count of proxy descriptors and connections (see
+ * proxy_limits): whether fds more descriptors and conns more connections
+ * or sessions fit under the limits, and the count itself (negative:
+ * released). */
+bool proxy_room(unsigned fds, unsigned conns);
+void proxy_count(int fds, int conns);
+/* A new client turned away at a cap (l's stats and the totals). */
+void proxy_count_capped(proxy_listener *l);
+void proxy_count_idle_closed(proxy_listener *l);
 /* Asks the listener's dialer where a new connection or session from peer
  * goes (attempt 0, 1, ...): 0 with *out an IPv4 or IPv6 address,
  * -ENOENT (nothing to try; also for any other error or a bad address) or

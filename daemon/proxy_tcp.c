@@ -93,6 +93,7 @@ static void conn_free(conn *c)
     if (c->next)
         c->next->prev = c->prev;
     l->st.conns_active--;
+    proxy_count(-2, -1);
     free(c);
     proxy_listener_unref(l);
 }
@@ -111,6 +112,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
 
 static void on_splice_closed(void *arg)
 {
+    proxy_count(-4, 0); /* its pipes */
     conn_unref(arg);
 }
 
@@ -339,6 +341,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *rb)
         return;
     }
     size_t n = (size_t)nread;
+    c->last = uv_now(c->l->loop);
     if (src == &c->cli)
         c->l->st.bytes_in += n;
     else
@@ -364,6 +367,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *rb)
 static void splice_bytes(void *arg, int dir, size_t n)
 {
     conn *c = arg;
+    c->last = uv_now(c->l->loop);
     if (dir == 0)
         c->l->st.bytes_in += n;
     else
@@ -392,6 +396,10 @@ static void maybe_splice(conn *c)
     if (c->cli.eof || c->up.eof || c->cli.shut_sent || c->up.shut_sent)
         return;
     if (c->cli.nwrites || c->up.nwrites || c->cli.pending || c->up.pending)
+        return;
+    /* The pipes would pass the proxies' descriptor budget: read/write
+     * serves as well, a little slower (asked again on the next bytes). */
+    if (!proxy_room(4, 0))
         return;
     uv_os_fd_t fa, fb;
     if (uv_fileno((uv_handle_t *)&c->cli.tcp, &fa) || uv_fileno((uv_handle_t *)&c->up.tcp, &fb)) {
@@ -422,6 +430,7 @@ static void maybe_splice(conn *c)
         return;
     }
     c->refs++;
+    proxy_count(4, 0);
     spliced_now++;
     spliced_total++;
 }
@@ -566,8 +575,35 @@ static void conn_refuse(proxy_listener *l, int fd, int why)
     close(fd);
 }
 
+static void on_idle_sweep(uv_timer_t *t);
+
+/* At a cap: the client is accepted and closed at once with a reset (it
+ * fails fast, and no TIME_WAIT stays here), counted, and said once a
+ * minute. True when fd was closed so. */
+static bool at_cap(proxy_listener *l, int fd)
+{
+    const char *why = NULL;
+    if (l->opts.max_conns && l->st.conns_active >= l->opts.max_conns)
+        why = "the connection cap of this port";
+    else if (!proxy_room(2, 1))
+        why = "the connection cap or descriptor budget of all proxies";
+    if (!why)
+        return false;
+    proxy_count_capped(l);
+    log_limited(&l->cap_log, LOG_WARN, MOD, 0,
+                "tcp: %llu connections open here, at %s; closing new connections at once "
+                "(see --max-conns, --max-conns-per-port)",
+                (unsigned long long)l->st.conns_active, why);
+    struct linger lg = {1, 0};
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+    return true;
+}
+
 static void conn_start(proxy_listener *l, int fd, const struct sockaddr_storage *peer)
 {
+    if (at_cap(l, fd))
+        return;
     struct sockaddr_storage to;
     int rc = proxy_next_upstream(l, 0, (const struct sockaddr *)peer, &to);
     if (rc != 0) {
@@ -590,6 +626,16 @@ static void conn_start(proxy_listener *l, int fd, const struct sockaddr_storage 
     l->refs++;
     l->st.conns_total++;
     l->st.conns_active++;
+    proxy_count(2, 1);
+    c->last = uv_now(l->loop);
+    if (l->opts.tcp_idle_s && !uv_is_active((uv_handle_t *)&l->idle)) {
+        /* A quarter of the timeout, at most a minute: an idle connection
+         * closes within 1.25 times the timeout (or a minute past it). */
+        uint64_t every = (uint64_t)l->opts.tcp_idle_s * 1000 / 4;
+        if (every > 60000)
+            every = 60000;
+        uv_timer_start(&l->idle, on_idle_sweep, every, every);
+    }
 
     uv_tcp_init(l->loop, &c->cli.tcp);
     uv_tcp_init(l->loop, &c->up.tcp);
@@ -662,6 +708,31 @@ static void on_accept_ready(uv_poll_t *h, int status, int events)
         if (uv_is_active((uv_handle_t *)&l->timer))
             return; /* conn_start paused accepting */
     }
+}
+
+/* Closes the connections no byte moved on for tcp_idle_s: with a FIN when
+ * nothing waits to be written, else with a reset (a client that stopped
+ * reading). Stops when no connection is left; the next one starts it. */
+static void on_idle_sweep(uv_timer_t *t)
+{
+    proxy_listener *l = t->data;
+    uint64_t now = uv_now(l->loop);
+    uint64_t idle = (uint64_t)l->opts.tcp_idle_s * 1000;
+    bool open = false;
+    for (conn *c = l->conns; c; c = c->next) {
+        if (c->closing)
+            continue;
+        if (now - c->last < idle) {
+            open = true;
+            continue;
+        }
+        proxy_count_idle_closed(l);
+        log_debug(MOD, "closing a connection idle for %llu s",
+                  (unsigned long long)(now - c->last) / 1000);
+        conn_close(c, c->cli.pending || c->up.pending || c->cli.nwrites || c->up.nwrites);
+    }
+    if (!open)
+        uv_timer_stop(&l->idle);
 }
 
 void proxy_tcp_start(proxy_listener *l)

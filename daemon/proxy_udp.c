@@ -70,6 +70,7 @@ static void on_sess_closed(uv_handle_t *h)
 {
     usess *s = h->data;
     proxy_listener *l = s->l;
+    proxy_count(-1, -1);
     free(s);
     proxy_listener_unref(l);
 }
@@ -134,6 +135,7 @@ static usess *sess_new(proxy_listener *l, const struct sockaddr *peer, const str
     l->st.conns_total++;
     l->st.conns_active++;
     l->nsessions++;
+    proxy_count(1, 1);
     usess **pp = sess_slot(l, peer);
     *pp = s;
     int err = uv_udp_connect(&s->up, to);
@@ -190,11 +192,16 @@ static void on_udp_client(uv_udp_t *h, ssize_t nread, const uv_buf_t *rb,
         return;
     usess *s = *sess_slot(l, addr);
     if (!s) {
-        if (l->nsessions >= l->opts.udp_max_sessions) {
+        bool here = l->nsessions >= l->opts.udp_max_sessions;
+        if (here || !proxy_room(1, 1)) {
             l->st.dropped++;
+            proxy_count_capped(l);
             log_limited(&l->cap_log, LOG_WARN, MOD, 0,
-                        "udp: %u sessions, the cap; dropping datagrams from new clients",
-                        l->opts.udp_max_sessions);
+                        "udp: %zu sessions here, at %s; dropping datagrams from new clients "
+                        "(see --udp-max-sessions, --max-conns)",
+                        l->nsessions,
+                        here ? "this port's session cap"
+                             : "the connection cap or descriptor budget of all proxies");
             return;
         }
         /* The dialer is asked once per session, not per datagram. */

@@ -8,6 +8,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "daemon.h"
+#include "fdlimit.h"
 #include "hostports.h"
 #include "json.h"
 #include "reach.h"
@@ -164,6 +165,8 @@ void view_container(daemon_ctx *d, const reg_entry *e, yajl_gen g)
         yajl_gen_map_open(g);
         json_kv_int(g, "active", (long long)st.conns_active);
         json_kv_int(g, "total", (long long)st.conns_total);
+        json_kv_int(g, "capped", (long long)st.capped);
+        json_kv_int(g, "idle_closed", (long long)st.idle_closed);
         yajl_gen_map_close(g);
         json_gen_str(g, "bytes");
         yajl_gen_map_open(g);
@@ -287,6 +290,26 @@ void view_status(daemon_ctx *d, yajl_gen g)
     json_kv_int(g, "containers_seen", (long long)d->reg.n);
     json_kv_int(g, "listeners", (long long)listeners);
     json_kv_int(g, "connections", (long long)active);
+    /* The proxies' caps and what they turned away (issue 15). */
+    proxy_totals pt;
+    proxy_get_totals(&pt);
+    json_gen_str(g, "limits");
+    yajl_gen_map_open(g);
+    if (d->nofile == FDLIMIT_INFINITY)
+        json_kv_null(g, "descriptors");
+    else
+        json_kv_int(g, "descriptors", (long long)d->nofile);
+    json_kv_int(g, "reserve", (long long)d->caps.reserve);
+    json_kv_int(g, "proxy_fds", (long long)pt.fds);
+    json_kv_int(g, "proxy_fd_budget", (long long)d->limits.fd_budget);
+    json_kv_int(g, "conns", (long long)pt.conns);
+    json_kv_int(g, "max_conns", (long long)d->limits.max_conns);
+    json_kv_int(g, "max_conns_per_port", (long long)d->popts.max_conns);
+    json_kv_int(g, "udp_max_sessions", (long long)d->popts.udp_max_sessions);
+    json_kv_int(g, "tcp_idle_s", (long long)d->popts.tcp_idle_s);
+    json_kv_int(g, "capped", (long long)pt.capped);
+    json_kv_int(g, "idle_closed", (long long)pt.idle_closed);
+    yajl_gen_map_close(g);
     /* splice(2) is Linux-only; macOS relays with read/write. */
     json_kv_bool(g, "splice", d->popts.splice && splice_available());
 

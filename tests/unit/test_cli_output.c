@@ -248,6 +248,21 @@ TEST(status_format)
     CHECK_INT(status_format("[1]", 3, false, &out), -EINVAL);
     CHECK_INT(status_format("nope", 4, false, &out), -EINVAL);
     buf_free(&out);
+
+    /* The proxies' caps (issue 15), as view_status writes them. */
+    const char *lim =
+        "{\"limits\":{\"descriptors\":1024,\"reserve\":256,\"proxy_fds\":9,"
+        "\"proxy_fd_budget\":768,\"conns\":3,\"max_conns\":128,\"max_conns_per_port\":64,"
+        "\"udp_max_sessions\":64,\"tcp_idle_s\":7200,\"capped\":5,\"idle_closed\":1},"
+        "\"problems\":[]}";
+    REQUIRE(status_format(lim, strlen(lim), false, &out) == 0);
+    CHECK(strstr(out.data, "limits:       3 connections open, of 128 in all (64 a port, 64 UDP "
+                           "sessions a port)\n") != NULL);
+    CHECK(strstr(out.data, "  descriptors: 9 of 768 held by proxies, 256 kept for the daemon "
+                           "(limit 1024)\n") != NULL);
+    CHECK(strstr(out.data, "  turned away: 5 at a cap since start (raise") != NULL);
+    CHECK(strstr(out.data, "  idle timeout: 7200 s, 1 closed idle\n") != NULL);
+    buf_free(&out);
 }
 
 TEST(error_mapping)

@@ -245,7 +245,9 @@ TEST(man_pages_state_defaults)
                                        "udp_max_sessions", "admin_group",
                                        "log_level",        "host_ports_mode",
                                        "sidecar_image",    "serve",
-                                       "forward",          "address_per"};
+                                       "forward",          "address_per",
+                                       "max_conns",        "max_conns_per_port",
+                                       "tcp_idle_s"};
     static const struct {
         const char *file, *entry, *next; /* an entry runs from entry+name to the next entry */
     } pages[] = {{"loopholed.8", ".It Fl -", "\n.It Fl"},

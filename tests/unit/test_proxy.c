@@ -2250,6 +2250,306 @@ TEST(udp_dial_v6)
     udp_dial_case(AF_INET6);
 }
 
+/* ---- caps and the idle timeout (issue 15) ---- */
+
+/* Echoes every connection it accepts, each in a thread, until e->arg's
+ * count of accepts (an int) is reached or accept times out. */
+static void server_echo_n(env *e)
+{
+    int want = *(int *)e->arg;
+    pthread_t t[16];
+    int n = 0;
+    for (; n < want && n < 16; n++) {
+        int fd = accept_tcp(e->up_fd);
+        if (fd < 0)
+            break;
+        pthread_create(&t[n], NULL, echo_conn, (void *)(intptr_t)fd);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    e->server_ok = n;
+}
+
+/* A round trip of one byte: the connection is relayed end to end. */
+static bool ping_once(int fd)
+{
+    char b;
+    return fd >= 0 && write_all(fd, "p", 1) && read_exact(fd, &b, 1) && b == 'p';
+}
+
+/* The proxy closes a capped connection at once: EOF or a reset, never
+ * an echo and never the 10 s socket timeout. */
+static bool turned_away(int fd)
+{
+    if (fd < 0)
+        return true; /* refused outright counts too */
+    char b;
+    (void)write_all(fd, "p", 1);
+    ssize_t r = recv(fd, &b, 1, 0);
+    return r == 0 || (r < 0 && (errno == ECONNRESET || errno == EPIPE));
+}
+
+/* Connects until a round trip works (the proxy frees a closed
+ * connection's slot on a later loop turn), at most 5 s. */
+static int connect_when_room(env *e)
+{
+    for (int i = 0; i < 250; i++) {
+        int fd = connect_env(e);
+        if (ping_once(fd))
+            return fd;
+        if (fd >= 0)
+            close(fd);
+        usleep(20 * 1000);
+    }
+    return -1;
+}
+
+/* Two connections fit, the third is turned away, and once one closes a
+ * new one fits again. */
+static void client_cap(env *e)
+{
+    int a = connect_env(e), b = connect_env(e);
+    int ok = ping_once(a) && ping_once(b);
+    int c = connect_env(e);
+    ok += turned_away(c);
+    if (c >= 0)
+        close(c);
+    close(a);
+    int d = connect_when_room(e);
+    ok += ping_once(d);
+    if (d >= 0)
+        close(d);
+    close(b);
+    e->client_ok = ok;
+}
+
+TEST(cap_per_port)
+{
+    env e = {0};
+    int accepts = 3; /* a, b, d: the capped ones never dial */
+    e.arg = &accepts;
+    proxy_options_default(&e.opts);
+    e.opts.max_conns = 2;
+    env_run(&e, true, client_cap, server_echo_n);
+    CHECK_INT(e.client_ok, 3);
+    CHECK_INT(e.server_ok, 3);
+    CHECK(e.final.capped >= 1);
+    CHECK_INT(e.final.conns_total, 3);
+    proxy_totals t;
+    proxy_get_totals(&t);
+    CHECK_INT(t.fds, 0); /* the listener and its connections all released */
+    CHECK_INT(t.conns, 0);
+}
+
+/* The process-wide cap: the same with no cap on the port. */
+TEST(cap_total)
+{
+    proxy_totals before;
+    proxy_get_totals(&before);
+    proxy_limits lim = {.max_conns = 2};
+    proxy_set_limits(&lim);
+    env e = {0};
+    int accepts = 3;
+    e.arg = &accepts;
+    env_run(&e, true, client_cap, server_echo_n);
+    proxy_set_limits(NULL);
+    CHECK_INT(e.client_ok, 3);
+    CHECK(e.final.capped >= 1);
+    proxy_totals after;
+    proxy_get_totals(&after);
+    CHECK(after.capped >= before.capped + 1);
+    CHECK_INT(after.conns, 0);
+}
+
+/* The descriptor budget: the listener (1) and two connections (2 each)
+ * fit in 5, a third does not, and no connection may splice (4 more). */
+static void client_budget(env *e)
+{
+    int a = connect_env(e), b = connect_env(e);
+    /* Traffic first, so that a connection that could splice would. */
+    int ok = ping_once(a) && ping_once(a) && ping_once(b);
+    int c = connect_env(e);
+    ok += turned_away(c);
+    if (c >= 0)
+        close(c);
+    e->client_ok = ok;
+    close(a);
+    close(b);
+}
+
+TEST(fd_budget)
+{
+    proxy_totals t;
+    proxy_get_totals(&t);
+    proxy_limits lim = {.fd_budget = t.fds + 5};
+    proxy_set_limits(&lim);
+    env e = {0};
+    int accepts = 2;
+    e.arg = &accepts;
+    env_run(&e, true, client_budget, server_echo_n);
+    proxy_set_limits(NULL);
+    CHECK_INT(e.client_ok, 2);
+    CHECK_INT(e.server_ok, 2);
+    CHECK(e.final.capped >= 1);
+    CHECK_INT(e.max_spliced, 0);
+}
+
+/* The idle timeout (1 s): a quiet connection is closed with a FIN, one
+ * with a byte each 200 ms lives on past it. With splice the busy one's
+ * bytes are counted by the splice relay. */
+static void client_idle(env *e)
+{
+    int quiet = connect_env(e), busy = connect_env(e);
+    int ok = ping_once(quiet) && ping_once(busy);
+    struct timeval t0, t1;
+    gettimeofday(&t0, NULL);
+    long ms = 0;
+    bool alive = true;
+    while (alive && ms < 2500) {
+        alive = ping_once(busy);
+        usleep(200 * 1000); /* the pace of the busy connection's traffic */
+        gettimeofday(&t1, NULL);
+        ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
+    }
+    ok += alive;
+    char b;
+    ssize_t r = recv(quiet, &b, 1, 0); /* closed by now, or soon */
+    ok += r == 0;
+    close(quiet);
+    close(busy);
+    e->client_ok = ok;
+}
+
+static void test_idle(bool splice)
+{
+    env e = {0};
+    int accepts = 2;
+    e.arg = &accepts;
+    proxy_options_default(&e.opts);
+    e.opts.tcp_idle_s = 1;
+    env_run(&e, splice, client_idle, server_echo_n);
+    CHECK_INT(e.client_ok, 3);
+    CHECK_INT(e.final.idle_closed, 1);
+}
+
+/* UDP: the process-wide cap drops a second client's datagrams and counts
+ * them; the first client's session works throughout. One thread: the
+ * loop is pumped, and the upstream echoes, between checks. */
+static void pump(uv_loop_t *loop, int echo_fd)
+{
+    uv_run(loop, UV_RUN_NOWAIT);
+    char b[64];
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof(from);
+    ssize_t r = recvfrom(echo_fd, b, sizeof(b), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+    if (r > 0)
+        sendto(echo_fd, b, (size_t)r, 0, (struct sockaddr *)&from, fl);
+}
+
+/* Pumps until fd has a datagram (its first byte in *got), at most 5 s. */
+static bool pump_reply(uv_loop_t *loop, int echo_fd, int fd, char *got)
+{
+    for (int i = 0; i < 1000; i++) {
+        pump(loop, echo_fd);
+        if (recv(fd, got, 1, MSG_DONTWAIT) == 1)
+            return true;
+        usleep(5 * 1000);
+    }
+    return false;
+}
+
+/* Pumps until the listener has turned more than n clients' datagrams
+ * away, at most 5 s. */
+static bool pump_capped(uv_loop_t *loop, int echo_fd, proxy_listener *l, uint64_t n)
+{
+    for (int i = 0; i < 1000; i++) {
+        pump(loop, echo_fd);
+        proxy_stats st;
+        proxy_get_stats(l, &st);
+        if (st.capped > n)
+            return true;
+        usleep(5 * 1000);
+    }
+    return false;
+}
+
+TEST(udp_cap_total)
+{
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    int up = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a;
+    addr4(&a, "127.0.0.1", 0);
+    REQUIRE(bind(up, (struct sockaddr *)&a, sizeof(a)) == 0);
+    socklen_t len = sizeof(a);
+    getsockname(up, (struct sockaddr *)&a, &len);
+    struct sockaddr_in la;
+    addr4(&la, "127.0.0.1", 0);
+    proxy_listener *l = NULL;
+    REQUIRE(proxy_listen(&loop, NULL, PROXY_UDP, (struct sockaddr *)&la, (struct sockaddr *)&a,
+                         &l) == 0);
+    struct sockaddr_storage ss;
+    proxy_local_addr(l, &ss);
+    const struct sockaddr *to = (const struct sockaddr *)&ss;
+    proxy_limits lim = {.max_conns = 1};
+    proxy_set_limits(&lim);
+    int c1 = socket(AF_INET, SOCK_DGRAM, 0), c2 = socket(AF_INET, SOCK_DGRAM, 0);
+    char got = 0;
+    sendto(c1, "1", 1, 0, to, sizeof(struct sockaddr_in));
+    CHECK(pump_reply(&loop, up, c1, &got));
+    CHECK_INT(got, '1');
+    sendto(c2, "2", 1, 0, to, sizeof(struct sockaddr_in));
+    CHECK(pump_capped(&loop, up, l, 0));
+    got = 0;
+    sendto(c1, "3", 1, 0, to, sizeof(struct sockaddr_in));
+    CHECK(pump_reply(&loop, up, c1, &got));
+    CHECK_INT(got, '3');
+    CHECK(recv(c2, &got, 1, MSG_DONTWAIT) < 0); /* it never had a session */
+    proxy_stats st;
+    proxy_get_stats(l, &st);
+    CHECK_INT(st.conns_active, 1);
+    CHECK_INT(st.conns_total, 1);
+    CHECK(st.dropped >= 1);
+    proxy_set_limits(NULL);
+    proxy_close(l, NULL, NULL);
+    CHECK_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_INT(uv_loop_close(&loop), 0);
+    proxy_totals t;
+    proxy_get_totals(&t);
+    CHECK_INT(t.conns, 0);
+    close(c1);
+    close(c2);
+    close(up);
+}
+
+/* The defaults loopholed(8) states. */
+TEST(caps_derive)
+{
+    proxy_caps c;
+    proxy_caps_derive(524288, &c);
+    CHECK_INT(c.reserve, 2048);
+    CHECK_INT(c.limits.fd_budget, 522240);
+    CHECK_INT(c.limits.max_conns, 87040);
+    CHECK_INT(c.max_conns_per_port, 21760);
+    CHECK_INT(c.udp_max_sessions, 21760);
+    proxy_caps_derive(1024, &c);
+    CHECK_INT(c.reserve, 256);
+    CHECK_INT(c.limits.max_conns, 128);
+    CHECK_INT(c.max_conns_per_port, 64);
+    proxy_caps_derive(256, &c); /* launchd's default */
+    CHECK_INT(c.reserve, 64);
+    CHECK_INT(c.limits.fd_budget, 192);
+    CHECK_INT(c.limits.max_conns, 32);
+    CHECK_INT(c.max_conns_per_port, 32);
+    proxy_caps_derive(10, &c); /* absurdly low: everything reserved, yet caps */
+    CHECK_INT(c.limits.fd_budget, 1);
+    CHECK_INT(c.limits.max_conns, 1);
+    proxy_caps_derive(0, &c); /* no limit: no caps */
+    CHECK_INT(c.limits.fd_budget, 0);
+    CHECK_INT(c.limits.max_conns, 0);
+    CHECK_INT(c.udp_max_sessions, 1024);
+}
+
 /* The TCP cases, each registered twice: <case>/splice asks for splice(2)
  * (which off Linux stays on the read/write path: HAVE_SPLICE), <case>/rw
  * never does. */
@@ -2272,6 +2572,7 @@ static const struct {
     {"dial_redial", test_dial_redial},
     {"dial_large", test_dial_large},
     {"dial_family", test_dial_family},
+    {"idle", test_idle},
 };
 
 static const test_mode splice_modes[] = {{"splice", true}, {"rw", false}};
