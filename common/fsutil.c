@@ -256,3 +256,40 @@ int fs_read_small(const char *path, size_t cap, int flags, uid_t owner, char **o
     *len = n;
     return 0;
 }
+
+int fs_check_dir(const char *dir, const char *what, uid_t self, char *why, size_t whylen)
+{
+    char real[PATH_MAX];
+    if (realpath(dir, real) == NULL) {
+        int e = errno;
+        snprintf(why, whylen, "cannot resolve the %s %s: %s", what, dir, strerror(e));
+        return -e;
+    }
+    struct stat st;
+    if (stat(real, &st) < 0) {
+        int e = errno;
+        snprintf(why, whylen, "cannot stat the %s %s: %s", what, real, strerror(e));
+        return -e;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(why, whylen, "the %s %s is not a directory", what, real);
+        return -ENOTDIR;
+    }
+    if (st.st_uid != 0 && st.st_uid != self) {
+        snprintf(why, whylen,
+                 "the %s %s belongs to uid %u, not to root or the daemon: its owner could "
+                 "replace what the daemon keeps there",
+                 what, real, (unsigned)st.st_uid);
+        return -EPERM;
+    }
+    /* Writable by others: only a sticky directory (/tmp) keeps them from
+     * removing or renaming what the daemon made there. */
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+        snprintf(why, whylen,
+                 "the %s %s is writable by other users (mode %04o): they could replace what "
+                 "the daemon keeps there; use a directory only root may write",
+                 what, real, (unsigned)(st.st_mode & 07777));
+        return -EPERM;
+    }
+    return 0;
+}

@@ -34,6 +34,14 @@ int fs_write_atomic_tmp(const char *path, const char *tmpl, const void *data, si
  * while a third creates a new one. */
 int fs_lock(const char *path, int *fd);
 
+/* Whether the root daemon may keep files in dir (what says what it is, in
+ * the sentence: "socket directory", "state directory"): after resolving
+ * symlinks it must be a directory owned by root or self, and not writable
+ * by group or others unless sticky (/tmp), or its owner or writers could
+ * replace what the daemon keeps there. 0, or -errno / -EPERM / -ENOTDIR with
+ * why set to one sentence naming the resolved path. */
+int fs_check_dir(const char *dir, const char *what, uid_t self, char *why, size_t whylen);
+
 /* fs_read_small flags. */
 /* Refuse a symlink as the last component (-ELOOP): for root-owned files the
  * daemon writes itself, where a symlink is never ours. */

@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "platform.h"
 #include "protocol.h"
@@ -1169,7 +1170,7 @@ static int clear_stale(const char *path, bool replace_stale)
 
 int control_check_socket_dir(const char *path, uid_t self, char *why, size_t whylen)
 {
-    char dir[PATH_MAX], real[PATH_MAX];
+    char dir[PATH_MAX];
     strlcpy_(dir, path, sizeof(dir));
     char *slash = strrchr(dir, '/');
     if (slash == NULL)
@@ -1178,38 +1179,7 @@ int control_check_socket_dir(const char *path, uid_t self, char *why, size_t why
         dir[1] = '\0';
     else
         *slash = '\0';
-    if (realpath(dir, real) == NULL) {
-        int e = errno;
-        set_err(why, whylen, "cannot resolve the socket directory %s: %s", dir, strerror(e));
-        return -e;
-    }
-    struct stat st;
-    if (stat(real, &st) < 0) {
-        int e = errno;
-        set_err(why, whylen, "cannot stat the socket directory %s: %s", real, strerror(e));
-        return -e;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        set_err(why, whylen, "%s is not a directory", real);
-        return -ENOTDIR;
-    }
-    if (st.st_uid != 0 && st.st_uid != self) {
-        set_err(why, whylen,
-                "the socket directory %s belongs to uid %u, not to root or the daemon: its owner "
-                "could replace the socket",
-                real, (unsigned)st.st_uid);
-        return -EPERM;
-    }
-    /* Writable by others: only a sticky directory (/tmp) keeps them from
-     * removing or renaming what the daemon made there. */
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
-        set_err(why, whylen,
-                "the socket directory %s is writable by other users (mode %04o): they could "
-                "replace the socket; use a directory only root may write",
-                real, (unsigned)(st.st_mode & 07777));
-        return -EPERM;
-    }
-    return 0;
+    return fs_check_dir(dir, "socket directory", self, why, whylen);
 }
 
 static int bind_socket(const char *path, bool replace_stale, int *out)

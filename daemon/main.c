@@ -314,6 +314,14 @@ static int lock_state_dir(daemon_ctx *d)
         log_error_err("loopholed", rc, "cannot create the state directory %s", dir);
         return rc;
     }
+    /* The leases, the lock and the instance id live here: a directory
+     * another user may write would let them rewrite what root reads. */
+    char why[PATH_MAX + 200];
+    rc = fs_check_dir(dir, "state directory", geteuid(), why, sizeof(why));
+    if (rc < 0) {
+        log_error("loopholed", "%s: not starting", why);
+        return rc;
+    }
     char path[PATH_MAX];
     if (snprintf(path, sizeof(path), "%s/%s", dir, DAEMON_LOCK_FILE) >= (int)sizeof(path)) {
         log_error("loopholed", "the state directory path %s is too long", dir);

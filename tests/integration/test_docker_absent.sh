@@ -50,6 +50,21 @@ part_without_engine() {
     expect_refused "bad pool" 'pool' --docker-host "$LH_DOCKER_HOST" --pool garbage
     expect_refused "pool outside 127/8" 'pool' --docker-host "$LH_DOCKER_HOST" --pool 10.0.0.2-10.0.0.9
     expect_refused "unknown flag" 'no-such-flag' --docker-host "$LH_DOCKER_HOST" --no-such-flag
+
+    # A state directory others may write (issue 15): refused before the
+    # daemon reads or writes anything there.
+    local open=$LH_TMP/open-state err=$LH_TMP/open-state.err st
+    mkdir -p "$open"
+    chmod 0777 "$open"
+    timeout 15 "$LOOPHOLED" --control-socket "$LH_TMP/open.sock" --state-dir "$open" \
+        --dns-listen "$LH_DNS_IP:$(free_port)" --domain "$D" --pool "$LH_POOL" \
+        --resolver off --alias off --docker-host "$LH_DOCKER_HOST" >"$err" 2>&1
+    st=$?
+    [ "$st" -ne 124 ] && [ "$st" -ne 0 ] || fail "world-writable state dir: status $st"
+    grep -q "state directory $open is writable by other users (mode 0777)" "$err" ||
+        fail "world-writable state dir: no clear line: $(cat "$err")"
+    [ -z "$(ls -A "$open")" ] || fail "the daemon wrote into the refused state dir: $(ls -A "$open")"
+    log "world-writable state dir refused (status $st)"
     log "ok"
 }
 
