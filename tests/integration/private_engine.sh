@@ -121,6 +121,13 @@ pe_cleanup() {
     fi
     PE_PID=
     while read -r p; do kill -KILL "$p" 2>/dev/null; done < <(pe_procs)
+    # Containers whose shim was killed above leave their (empty) cgroups.
+    for p in "$PE_DIR"/data/containers/*; do
+        [ -d "$p" ] || continue
+        for m in /sys/fs/cgroup/*/docker/"${p##*/}" /sys/fs/cgroup/docker/"${p##*/}"; do
+            [ -d "$m" ] && rmdir "$m" 2>/dev/null
+        done
+    done
     # Deepest first: overlay mounts, the netns bind mounts, the data root's
     # own bind mount.
     while read -r m; do
