@@ -863,9 +863,17 @@ static void event_inspect_done(dreq *r, int err)
     container *c;
     int res = inspect_result(r, err, &c);
     d->event_busy = false;
+    if (res < 0 && res != -EINVAL && res != -EPROTO) {
+        /* The engine cannot be reached although its event stream is still
+         * up: its socket was deleted or replaced, or it hangs. The update
+         * would be lost and the registry stay stale for as long as the
+         * stream lasts, so start over and resync once it answers. */
+        outage(d, "inspecting %.12s after an event on %s failed: %s", r->id, d->st.endpoint,
+               err_str(res));
+        return;
+    }
     if (res < 0) {
-        /* Transport trouble shows up on the event stream too; a bad reply
-         * for one container only loses that update. */
+        /* A bad reply for one container only loses that update. */
         log_warn("docker", "inspect %.12s after an event failed: %s", r->id,
                  res == -EINVAL ? "bad reply" : err_str(res));
     } else if (c != NULL && c->running) {

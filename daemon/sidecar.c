@@ -52,6 +52,7 @@ struct sidecar_manager {
     void (*changed)(void *ud);
     void *ud;
     sc_entry *entries;
+    struct sc_req *orphans; /* leftovers being removed (OP_ORPHAN in flight) */
     int inflight;
     bool pulling;
     bool dirty; /* a state changed since changed() last ran */
@@ -69,7 +70,9 @@ typedef struct sc_req {
     sidecar_manager *m;
     sc_entry *e; /* NULL for list, pull and leftovers */
     enum op op;
-    char dest[300]; /* OP_CREATE: the dest it creates for */
+    char dest[300];             /* OP_CREATE: the dest it creates for */
+    char name[128];             /* OP_ORPHAN: the leftover's name */
+    struct sc_req *next_orphan; /* OP_ORPHAN: in m->orphans */
 } sc_req;
 
 static void advance(sc_entry *e);
@@ -102,9 +105,10 @@ static void notify(sidecar_manager *m)
 static void on_reply(void *ud, int err, int status, const char *body, size_t len);
 
 /* Sends one request for e (or for the manager when e is NULL). 0, or the
- * error of docker_request (then nothing is in flight). */
-static int send_req(sidecar_manager *m, sc_entry *e, enum op op, const char *method,
-                    const char *path, const char *body)
+ * error of docker_request (then nothing is in flight). *out (when given) is
+ * the request until its reply. */
+static int send_req_r(sidecar_manager *m, sc_entry *e, enum op op, const char *method,
+                      const char *path, const char *body, sc_req **out)
 {
     sc_req *r = xcalloc(1, sizeof(*r));
     r->m = m;
@@ -120,7 +124,26 @@ static int send_req(sidecar_manager *m, sc_entry *e, enum op op, const char *met
     m->inflight++;
     if (e != NULL)
         e->busy = true;
+    if (out)
+        *out = r;
     return 0;
+}
+
+static int send_req(sidecar_manager *m, sc_entry *e, enum op op, const char *method,
+                    const char *path, const char *body)
+{
+    return send_req_r(m, e, op, method, path, body, NULL);
+}
+
+/* A leftover of this name is being removed: a create now would conflict
+ * with the removal in progress (HTTP 409 twice over, the conflict path
+ * gives up), so the entry waits for the removal's reply. */
+static bool orphan_pending(const sidecar_manager *m, const char *name)
+{
+    for (const sc_req *r = m->orphans; r != NULL; r = r->next_orphan)
+        if (strcmp(r->name, name) == 0)
+            return true;
+    return false;
 }
 
 /* The engine's message in an error reply, printable, or "HTTP <status>". */
@@ -268,6 +291,8 @@ static void advance(sc_entry *e)
     }
     if (!want || e->state == SIDECAR_FAILED || e->state == SIDECAR_RUNNING)
         return;
+    if (orphan_pending(m, e->name))
+        return; /* advanced again when the leftover is gone */
     create_container(e);
 }
 
@@ -487,7 +512,12 @@ static void list_done(sidecar_manager *m, int err, int status, const char *body,
         log_info("sidecar", "removing the leftover relay sidecar %s",
                  printable(v[i].name, strlen(v[i].name), shown, sizeof(shown)));
         snprintf(path, sizeof(path), "/containers/%s?force=1", v[i].id);
-        send_req(m, NULL, OP_ORPHAN, "DELETE", path, NULL);
+        sc_req *r;
+        if (send_req_r(m, NULL, OP_ORPHAN, "DELETE", path, NULL, &r) == 0) {
+            strlcpy_(r->name, v[i].name, sizeof(r->name));
+            r->next_orphan = m->orphans;
+            m->orphans = r;
+        }
     }
     free(v);
     advance_all(m);
@@ -517,6 +547,18 @@ static void on_reply(void *ud, int err, int status, const char *body, size_t len
     case OP_ORPHAN:
         if (err == 0 && status != 204 && status != 404)
             log_warn("sidecar", "removing a leftover relay sidecar: HTTP %d", status);
+        for (sc_req **p = &m->orphans; *p; p = &(*p)->next_orphan)
+            if (*p == r) {
+                *p = r->next_orphan;
+                break;
+            }
+        /* The entry of the same name (a target the killed daemon relayed
+         * too) may be made now. */
+        for (sc_entry *o = m->entries, *next; o != NULL; o = next) {
+            next = o->next;
+            if (strcmp(o->name, r->name) == 0)
+                advance(o);
+        }
         break;
     case OP_LIST:
         list_done(m, err, status, body, len);

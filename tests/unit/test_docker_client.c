@@ -57,6 +57,10 @@ struct fake {
     int fail_pings;
     int pings, lists, plain_inspects, events_subs;
     bool send_events; /* round 1: send events after the listing */
+    /* After the first sync, the socket's path moves to keep_path (the event
+     * stream stays up) and a start event follows (hide_socket). */
+    bool hide_socket;
+    char keep_path[256];
     int bad_requests; /* wrong Host, unversioned API paths, ... */
     bool listed_before_events;
 };
@@ -181,6 +185,18 @@ static void end_event_stream(fake *f)
         return;
     fsend(f->events, "0\r\n\r\n", 5, true);
     f->events = NULL;
+}
+
+static void hide_socket(fake *f)
+{
+    f->hide_socket = false;
+    if (f->events == NULL || rename(f->path, f->keep_path) != 0) {
+        f->bad_requests++;
+        return;
+    }
+    const char *start =
+        "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"" PLAIN_ID "\"}}\n";
+    send_chunk(f->events, start, strlen(start));
 }
 
 static void handle_request(fconn *c, const char *req)
@@ -318,6 +334,8 @@ typedef struct obs {
     int stop_after_syncs;
     bool end_stream_on_gone;
     bool close_on_disconnect;
+    bool restore_socket; /* on disconnected: the hidden socket's path back */
+    uv_timer_t *guard;   /* closed with the client */
     docker_status st_at_sync;
 } obs;
 
@@ -340,6 +358,8 @@ static void cb_disconnected(void *ud, const char *reason)
     obs *o = ud;
     o->disconnected++;
     snprintf(o->reason, sizeof(o->reason), "%s", reason);
+    if (o->restore_socket && rename(o->f->keep_path, o->f->path) != 0)
+        o->order_errors++;
     if (o->close_on_disconnect) {
         docker_client_status(o->d, &o->st_at_sync);
         docker_client_close(o->d, on_closed, o);
@@ -368,10 +388,14 @@ static void cb_sync(void *ud, container **ctrs, size_t n)
     for (size_t i = 0; i < n; i++)
         container_free(ctrs[i]);
     o->syncs++;
+    if (o->syncs == 1 && o->f->hide_socket)
+        hide_socket(o->f);
     docker_client_status(o->d, &o->st_at_sync);
     if (o->syncs == o->stop_after_syncs) {
         docker_client_close(o->d, on_closed, o);
         fake_stop(o->f);
+        if (o->guard)
+            uv_close((uv_handle_t *)o->guard, NULL);
     }
 }
 
@@ -453,6 +477,59 @@ TEST(sync_event_reconnect)
     CHECK_INT(o.st_at_sync.engine_kind, DOCKER_ENGINE_DESKTOP);
     CHECK(!o.st_at_sync.rootless);
     CHECK_STR(o.st_at_sync.socket_path, sock);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+/* The engine's socket deleted while the event stream stays up: the inspect
+ * after a start event cannot connect. That is an outage (reported, then a
+ * full resync once the socket is back), not a lost update for as long as the
+ * stream lasts. A guard timer ends a client that never notices. */
+static void guard_fired(uv_timer_t *t)
+{
+    obs *o = t->data;
+    o->order_errors += 100;
+    uv_close((uv_handle_t *)t, NULL);
+    o->guard = NULL;
+    docker_client_close(o->d, on_closed, o);
+    fake_stop(o->f);
+}
+
+TEST(socket_deleted_under_the_stream)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char sock[256];
+    snprintf(sock, sizeof(sock), "%s/docker5.sock", tmpdir);
+    fake f;
+    REQUIRE(fake_start(&f, &loop, sock) == 0);
+    f.hide_socket = true;
+    snprintf(f.keep_path, sizeof(f.keep_path), "%s/docker5.keep", tmpdir);
+    obs o;
+    memset(&o, 0, sizeof(o));
+    o.f = &f;
+    o.stop_after_syncs = 2;
+    o.restore_socket = true;
+    uv_timer_t guard;
+    uv_timer_init(&loop, &guard);
+    guard.data = &o;
+    o.guard = &guard;
+    uv_timer_start(&guard, guard_fired, 10000, 0);
+    docker_callbacks cbs = callbacks;
+    cbs.ud = &o;
+    docker_options opts = {sock, NULL};
+    REQUIRE(docker_client_new(&loop, &opts, &cbs, &o.d) == 0);
+    docker_client_start(o.d);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT(o.order_errors, 0); /* >= 100: the guard had to end it */
+    CHECK_INT(o.closed, 1);
+    CHECK_INT(o.disconnected, 1);
+    CHECK(strstr(o.reason, "after an event") != NULL);
+    CHECK_INT(o.connected, 2);
+    CHECK_INT(o.syncs, 2);
+    CHECK_INT(o.sync_n[0], 2); /* plain vanished between list and inspect */
+    CHECK_INT(o.sync_n[1], 3); /* the resync has the container started meanwhile */
+    CHECK_INT(f.events_subs, 2);
+    CHECK_INT(f.bad_requests, 0);
     CHECK(uv_loop_close(&loop) == 0);
 }
 

@@ -56,6 +56,13 @@ struct world {
     void (*on_changed)(world *w);
     void (*on_deleted)(world *w);
     bool closed, dclosed;
+    /* A removal that takes a while (the engine stopping the container): the
+     * first DELETE is answered by a timer; the name stays in use meanwhile. */
+    bool hold_deletes;
+    fe_conn *held;
+    char held_id[128];
+    uv_timer_t held_timer;
+    void (*on_held)(world *w);
 };
 
 static ectr *find_ctr(world *w, const char *id_or_name)
@@ -72,6 +79,18 @@ static void add_ctr(world *w, const char *id, const char *name, bool running)
     snprintf(c->id, sizeof(c->id), "%s", id);
     snprintf(c->name, sizeof(c->name), "%s", name);
     c->running = running;
+}
+
+static void held_fired(uv_timer_t *t)
+{
+    world *w = t->data;
+    ectr *e = find_ctr(w, w->held_id);
+    if (e)
+        *e = w->ctrs[--w->nctrs];
+    fe_respond(w->held, 204, NULL);
+    w->held = NULL;
+    if (w->on_deleted)
+        w->on_deleted(w);
 }
 
 static bool engine(fake_engine *f, fe_conn *c, const char *method, const char *path,
@@ -116,6 +135,19 @@ static bool engine(fake_engine *f, fe_conn *c, const char *method, const char *p
         w->deletes++;
         if (strstr(path, "?force=1") == NULL)
             w->bad++;
+        if (w->held != NULL) {
+            fe_respond(c, 409, "{\"message\":\"removal of container is already in progress\"}");
+            return true;
+        }
+        if (w->hold_deletes && find_ctr(w, arg) != NULL) {
+            w->hold_deletes = false;
+            w->held = c;
+            snprintf(w->held_id, sizeof(w->held_id), "%s", arg);
+            uv_timer_start(&w->held_timer, held_fired, 100, 0);
+            if (w->on_held)
+                w->on_held(w);
+            return true;
+        }
         ectr *e = find_ctr(w, arg);
         if (e) {
             *e = w->ctrs[--w->nctrs];
@@ -177,6 +209,7 @@ static void sc_closed(void *arg)
 {
     world *w = arg;
     w->closed = true;
+    uv_close((uv_handle_t *)&w->held_timer, NULL);
     docker_client_close(w->d, dc_closed, w);
     fe_stop(&w->fe);
 }
@@ -219,6 +252,8 @@ static int world_start(world *w)
     w->fe.ud = w;
     w->fe.info = "{\"OperatingSystem\":\"Docker Desktop\",\"Name\":\"docker-desktop\"}";
     w->have_image = true;
+    uv_timer_init(&w->loop, &w->held_timer);
+    w->held_timer.data = w;
     docker_callbacks cbs = {w, connected, NULL, sync_cb, NULL, NULL};
     docker_options opts = {host, NULL};
     if (docker_client_new(&w->loop, &opts, &cbs, &w->d) != 0)
@@ -465,6 +500,67 @@ TEST(leftovers_removed_on_connect)
     CHECK_INT(w.nctrs, 1);
     CHECK(find_ctr(&w, "shop") != NULL);
     CHECK_STR(cmd_at(w.body[1], 3), "TCP:172.17.0.1:40123");
+    world_free(&w);
+    CHECK(uv_loop_close(&w.loop) == 0);
+}
+
+/* The want for a target the crashed daemon relayed too arrives while that
+ * leftover's removal is still in progress: the entry waits for it instead of
+ * creating at once (a 409, a second DELETE refused, a second 409, FAILED). */
+static void race_connected(world *w)
+{
+    sidecar_engine_connected(w->m);
+}
+
+static void race_held(world *w)
+{
+    sidecar_want s = want(T1, 8000, CTR_TCP, "172.17.0.1:40123");
+    sidecar_apply(w->m, &s, 1);
+}
+
+static void race_changed(world *w)
+{
+    if (w->step != 0)
+        return;
+    const char *p = NULL;
+    int st = sidecar_state(w->m, T1, 8000, CTR_TCP, &p);
+    if (st == SIDECAR_RUNNING || st == SIDECAR_FAILED) {
+        if (st == SIDECAR_FAILED)
+            fprintf(stderr, "relay failed: %s\n", p ? p : "?");
+        w->step = st == SIDECAR_RUNNING ? 1 : 2;
+        if (w->held == NULL)
+            sidecar_close(w->m, sc_closed, w);
+    }
+}
+
+static void race_deleted(world *w)
+{
+    if (w->step == 2 && w->held == NULL && !w->closed)
+        sidecar_close(w->m, sc_closed, w);
+}
+
+TEST(leftover_of_the_same_name_removed_first)
+{
+    world w;
+    memset(&w, 0, sizeof(w));
+    REQUIRE(world_start(&w) == 0);
+    add_ctr(&w, "1111111111111111111111111111111111111111111111111111111111111111",
+            "loophole-relay-d5a16442f260-8000-tcp", true);
+    w.hold_deletes = true;
+    w.on_connected = race_connected;
+    w.on_held = race_held;
+    w.on_changed = race_changed;
+    w.on_deleted = race_deleted;
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+
+    CHECK(w.closed && w.dclosed);
+    CHECK_INT(w.step, 1);
+    CHECK_INT(w.bad, 0);
+    CHECK_INT(w.lists, 1);
+    CHECK_INT(w.creates, 1); /* only once the leftover was gone */
+    CHECK_INT(w.starts, 1);
+    CHECK_INT(w.deletes, 2); /* the leftover, then ours at close */
+    CHECK_INT(w.nctrs, 0);
     world_free(&w);
     CHECK(uv_loop_close(&w.loop) == 0);
 }
