@@ -729,6 +729,13 @@ static void list_done(dreq *r, int err)
 static int inspect_result(dreq *r, int err, container **out)
 {
     *out = NULL;
+    if (err == -EMSGSIZE) {
+        /* One container's reply (its labels, say) beyond BODY_MAX: that
+         * container is skipped, the engine is fine. */
+        log_warn("docker", "inspect %.12s: the reply is larger than %u MiB; skipping it", r->id,
+                 BODY_MAX >> 20);
+        return -EINVAL;
+    }
     if (err < 0)
         return err;
     if (r->status == 404)

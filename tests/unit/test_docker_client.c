@@ -795,6 +795,9 @@ TEST(host_ports_image_labels_and_requests)
 /* ---- hostile ids on the event stream (issue 15) ---- */
 
 #define EV_GOOD_ID "3333333333333333333333333333333333333333333333333333333333333333"
+/* A container whose inspect reply is beyond the client's 16 MiB (labels
+ * can make it so): that container is skipped, the engine is not down. */
+#define EV_BIG_ID "4444444444444444444444444444444444444444444444444444444444444444"
 
 typedef struct ev_world {
     fake_engine fe;
@@ -809,6 +812,16 @@ static bool ev_engine(fake_engine *f, fe_conn *c, const char *method, const char
     (void)f;
     (void)method;
     (void)body;
+    if (strcmp(path, "/v1.41/containers/" EV_BIG_ID "/json") == 0) {
+        size_t n = 17u << 20;
+        char *big = xmalloc(n + 64);
+        int h = snprintf(big, 64, "{\"Id\":\"%.12s\",\"Config\":{\"Labels\":{\"x\":\"", EV_BIG_ID);
+        memset(big + h, 'a', n);
+        strcpy(big + h + n, "\"}}}");
+        fe_respond(c, 200, big);
+        free(big);
+        return true;
+    }
     if (strcmp(path, "/v1.41/containers/" EV_GOOD_ID "/json") != 0)
         return false; /* a 404 from the fake, and in its log */
     fe_respond(c, 200,
@@ -842,6 +855,9 @@ static void ev_sync(void *ud, container **ctrs, size_t n)
     };
     for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++)
         fe_send_event(&w->fe, hostile[i]);
+    fe_send_event(&w->fe,
+                  "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"" EV_BIG_ID
+                  "\"}}");
     fe_send_event(&w->fe,
                   "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"" EV_GOOD_ID
                   "\"}}");
@@ -887,7 +903,7 @@ TEST(event_hostile_ids_dropped)
     uv_run(&loop, UV_RUN_DEFAULT);
 
     CHECK_INT(w.closed, 1);
-    CHECK_INT(w.syncs, 1);
+    CHECK_INT(w.syncs, 1); /* the oversized inspect was no outage */
     /* The good event after the hostile ones was served... */
     CHECK_INT(w.updates, 1);
     CHECK_STR(w.updated, EV_GOOD_ID);
@@ -898,13 +914,13 @@ TEST(event_hostile_ids_dropped)
     int inspects = 0;
     for (const char *p = w.fe.log.data; (p = strstr(p, "/containers/")) != NULL; p++)
         inspects++;
-    CHECK_INT(inspects, 2); /* the listing and the good inspect */
+    CHECK_INT(inspects, 3); /* the listing, the oversized and the good inspect */
     CHECK(strstr(w.fe.log.data, "..") == NULL);
     CHECK(strstr(w.fe.log.data, "zzzz") == NULL);
     CHECK(strstr(w.fe.log.data, "aaaa") == NULL);
     /* Every request line the fake saw was whole (a space or CR in an id would
      * have broken one). */
-    CHECK_INT(w.fe.requests, 6); /* _ping, version, info, events, list, inspect */
+    CHECK_INT(w.fe.requests, 7); /* _ping, version, info, events, list, 2 inspects */
     fe_free(&w.fe);
     CHECK(uv_loop_close(&loop) == 0);
 }
