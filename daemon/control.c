@@ -27,6 +27,16 @@
 /* After a response, how long we keep draining what the client still sends
  * before closing (see client_finish). */
 #define LINGER_MS 2000
+/* At most this many connections are accepted per turn of the loop. libuv
+ * accepts for as long as the backlog holds connections, and users who
+ * reconnect as fast as the caps close their connections keep it full: the
+ * loop would stay in the accept callback and DNS, Docker and the proxies
+ * would starve. Past the budget the listener waits for the next turn. */
+#define ACCEPTS_PER_TURN 32
+/* Room in the backlog for every connection the caps are closing to come
+ * back without refusing other users' connects (a full unix socket backlog
+ * refuses with EAGAIN); the kernel caps it at somaxconn. */
+#define LISTEN_BACKLOG 4096
 
 enum client_state {
     ST_READING, /* waiting for a complete request; counts as idle for eviction */
@@ -56,6 +66,13 @@ struct control_server {
     peercred override;
     bool closing;
     log_limit accept_log; /* any local user can provoke accept errors */
+    /* Accepts this turn of the loop (turn_ms is uv_now's value for it), and
+     * the timer that resumes accepting on the next turn after the budget
+     * ran out (initialised on first use, then counted in refs). */
+    unsigned turn_accepts;
+    uint64_t turn_ms;
+    uv_timer_t resume;
+    bool resume_on;
     void (*close_cb)(void *arg);
     void *close_arg;
 };
@@ -1065,6 +1082,33 @@ static uid_t busiest(const control_server *s)
     return best;
 }
 
+static void on_connection(uv_stream_t *ls, int status);
+
+static void on_resume(uv_timer_t *t)
+{
+    control_server *s = t->data;
+    s->turn_ms = uv_now(s->loop);
+    s->turn_accepts = 0;
+    /* The connection libuv holds for us: accepting it restarts the
+     * listener's watcher. */
+    if (!s->closing)
+        on_connection((uv_stream_t *)&s->listener, 0);
+}
+
+/* Leaves the connection libuv has accepted in the listener (libuv stops
+ * watching it until uv_accept) and takes it on the next turn. */
+static void defer_accept(control_server *s)
+{
+    if (!s->resume_on) {
+        if (uv_timer_init(s->loop, &s->resume) != 0)
+            return;
+        s->resume.data = s;
+        s->resume_on = true;
+        s->refs++;
+    }
+    uv_timer_start(&s->resume, on_resume, 0, 0);
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
     control_server *s = ls->data;
@@ -1072,6 +1116,16 @@ static void on_connection(uv_stream_t *ls, int status)
         log_limited(&s->accept_log, LOG_WARN, MOD, status, "accept on the control socket failed");
         return;
     }
+    uint64_t now = uv_now(s->loop);
+    if (now != s->turn_ms) {
+        s->turn_ms = now;
+        s->turn_accepts = 0;
+    }
+    if (s->turn_accepts >= ACCEPTS_PER_TURN) {
+        defer_accept(s);
+        return;
+    }
+    s->turn_accepts++;
     client *c = xcalloc(1, sizeof(*c));
     c->srv = s;
     uv_pipe_init(s->loop, &c->pipe, 0);
@@ -1261,7 +1315,7 @@ int control_start(uv_loop_t *loop, const control_options *opts, const control_pr
     if (rc < 0)
         close(fd); /* the handle did not take it over */
     else
-        rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+        rc = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection);
     if (rc < 0) {
         /* uv_close closes the fd (also an inherited one that failed: it is
          * useless to us now). The server is freed in the close callback. */
@@ -1337,6 +1391,14 @@ static void server_maybe_finish(control_server *s)
         cb(arg);
 }
 
+static void on_resume_closed(uv_handle_t *h)
+{
+    control_server *s = h->data;
+    LH_REQUIRE(s->refs > 0);
+    s->refs--;
+    server_maybe_finish(s);
+}
+
 static void on_listener_closed(uv_handle_t *h)
 {
     control_server *s = h->data;
@@ -1359,6 +1421,10 @@ void control_close(control_server *s, void (*cb)(void *arg), void *arg)
     }
     while (s->head)
         client_close(s->head);
+    if (s->resume_on) {
+        uv_close((uv_handle_t *)&s->resume, on_resume_closed);
+        s->resume_on = false;
+    }
     if (!uv_is_closing((uv_handle_t *)&s->listener))
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
 }

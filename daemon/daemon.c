@@ -24,6 +24,39 @@
 
 /* ---- State ---- */
 
+static void on_state_retry(uv_timer_t *t)
+{
+    daemon_ctx *d = container_of(t, daemon_ctx, state_retry);
+    /* A start that failed stops without the last save: close here, or the
+     * repeating timer would keep the loop running. */
+    if (d->stopping) {
+        uv_close((uv_handle_t *)&d->state_retry, NULL);
+        d->state_retry_on = false;
+        return;
+    }
+    daemon_save_state(d);
+}
+
+/* A full disk or a read-only directory is logged once a minute, however
+ * often the state changes, and the state is written again as soon as
+ * there is room, without waiting for the next change. */
+static void state_save_failed(daemon_ctx *d, int rc)
+{
+    d->state_failures++;
+    log_limited(&d->state_log, LOG_ERROR, "state", rc, "cannot write %s/%s (retrying every %u s)",
+                d->cfg.state_dir, STATE_FILE, DAEMON_STATE_RETRY_MS / 1000);
+    if (d->stopping || d->loop == NULL)
+        return;
+    if (!d->state_retry_on) {
+        if (uv_timer_init(d->loop, &d->state_retry) != 0)
+            return;
+        d->state_retry_on = true;
+    }
+    if (!uv_is_active((uv_handle_t *)&d->state_retry))
+        uv_timer_start(&d->state_retry, on_state_retry, DAEMON_STATE_RETRY_MS,
+                       DAEMON_STATE_RETRY_MS);
+}
+
 void daemon_save_state(daemon_ctx *d)
 {
     state_data s = {0};
@@ -61,18 +94,33 @@ void daemon_save_state(daemon_ctx *d)
     char *json = NULL;
     size_t len = 0;
     if (state_encode(&s, &json, &len) == 0) {
-        if (d->last_state == NULL || strcmp(d->last_state, json) != 0) {
+        if (d->stopping || d->last_state == NULL || strcmp(d->last_state, json) != 0) {
             int rc = state_save(d->cfg.state_dir, &s);
             if (rc < 0) {
-                log_error_err("state", rc, "cannot write %s/%s", d->cfg.state_dir, STATE_FILE);
+                state_save_failed(d, rc);
                 free(json);
             } else {
+                if (d->state_failures)
+                    log_info("state", "wrote %s/%s again after %llu failed attempts",
+                             d->cfg.state_dir, STATE_FILE, d->state_failures);
+                d->state_failures = 0;
+                if (d->state_retry_on)
+                    uv_timer_stop(&d->state_retry);
                 free(d->last_state);
                 d->last_state = json;
             }
         } else {
+            /* What the file holds already (a failed change was undone). */
+            d->state_failures = 0;
+            if (d->state_retry_on)
+                uv_timer_stop(&d->state_retry);
             free(json);
         }
+    }
+    /* The save made while stopping is the last: nothing retries after it. */
+    if (d->stopping && d->state_retry_on) {
+        uv_close((uv_handle_t *)&d->state_retry, NULL);
+        d->state_retry_on = false;
     }
     free(s.leases);
     free(s.named);

@@ -17,6 +17,7 @@
 #include "dns.h"
 #include "dns_server.h"
 #include "docker.h"
+#include "log.h"
 #include "ports.h"
 #include "proxy.h"
 #include "registry.h"
@@ -27,6 +28,9 @@
 #define DAEMON_LOCK_FILE "loopholed.lock"
 /* Container networks whose reachability the status shows. */
 #define DAEMON_MAX_NETWORKS 64
+/* How often a failed state save (a full or read-only state directory) is
+ * tried again, until one succeeds. */
+#define DAEMON_STATE_RETRY_MS 5000
 /* How often every known network is probed again. */
 #define DAEMON_REPROBE_MS 30000
 
@@ -59,7 +63,15 @@ typedef struct daemon_ctx {
     resolver_config rcfg;
     char dns_ip[64];
     char *last_state; /* the state JSON last written, to skip identical writes */
-    published *pub;   /* the container JSON last sent to /v1/events clients */
+    /* After a failed save: a timer that saves again every
+     * DAEMON_STATE_RETRY_MS until a save succeeds (started on the first
+     * failure, closed by the last save at shutdown), and one rate-limited
+     * error line for all the failures. */
+    uv_timer_t state_retry;
+    bool state_retry_on;               /* state_retry is initialised and not closed */
+    unsigned long long state_failures; /* failed saves since the last good one */
+    log_limit state_log;
+    published *pub; /* the container JSON last sent to /v1/events clients */
     size_t npub;
     /* Where /v1/events lines go (type "added", "changed" or "removed");
      * NULL: nowhere. */
@@ -109,7 +121,11 @@ void daemon_apply(daemon_ctx *d);
 void daemon_docker_sync(void *ud, container **cs, size_t n);
 void daemon_docker_update(void *ud, container *c);
 void daemon_docker_gone(void *ud, const char *id);
-/* The state file: leases, aliases, the resolver choice. */
+/* The state file: leases, aliases, the resolver choice. Written when it
+ * changed, and always once stopping (the file may have been damaged behind
+ * the daemon's back since the last write; it is read only at start). A
+ * failed write is logged (rate-limited) and retried by a timer until one
+ * succeeds; the save made while stopping closes that timer. */
 void daemon_save_state(daemon_ctx *d);
 /* The prober's changed() callback; and probing every known network again. */
 void daemon_reach_changed(void *ud, const char *network, int state);

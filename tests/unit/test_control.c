@@ -924,6 +924,38 @@ static void sc_uid_cap(fixture *f)
         close(th[i]);
 }
 
+/* A burst past the accept budget of one loop turn (32) and past the old
+ * backlog (128): every connection is accepted on a later turn and answered;
+ * the server then closes with connections still waiting (the resume timer
+ * is closed with it: run_fixture checks uv_loop_close). */
+static void sc_accept_burst(fixture *f)
+{
+    enum { N = 250 };
+    static int fd[N];
+    const char *req = "GET /v1/status HTTP/1.1\r\nConnection: close\r\n\r\n";
+    for (int i = 0; i < N; i++)
+        fd[i] = cl_connect(f->path);
+    for (int i = 0; i < N; i++) {
+        CHECK(fd[i] >= 0);
+        if (fd[i] >= 0)
+            cl_send(fd[i], req, strlen(req));
+    }
+    for (int i = 0; i < N; i++) {
+        if (fd[i] < 0)
+            continue;
+        buf r = {0};
+        CHECK(cl_read_all(fd[i], &r));
+        CHECK_INT(status_of(&r), 200);
+        buf_free(&r);
+        close(fd[i]);
+    }
+    for (int i = 0; i < 100; i++)
+        fd[i] = cl_connect(f->path);
+    for (int i = 0; i < 100; i++)
+        if (fd[i] >= 0)
+            close(fd[i]);
+}
+
 static void post_resolver(fixture *f, const char *method, int want)
 {
     char req[128];
@@ -1394,6 +1426,14 @@ TEST(uid_cap)
     o.max_clients = 8;
     o.idle_timeout_ms = 30000;
     run_fixture(o, "uidcap", sc_uid_cap);
+}
+
+TEST(accept_burst)
+{
+    control_options o = default_opts();
+    o.max_clients = 1024; /* 256 per uid: no evictions (N is 250), only the budget */
+    o.idle_timeout_ms = 30000;
+    run_fixture(o, "burst", sc_accept_burst);
 }
 
 TEST(resolver_permissions)
