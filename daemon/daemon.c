@@ -43,6 +43,7 @@ static void on_state_retry(uv_timer_t *t)
 static void state_save_failed(daemon_ctx *d, int rc)
 {
     d->state_failures++;
+    d->state_err = rc;
     log_limited(&d->state_log, LOG_ERROR, "state", rc, "cannot write %s/%s (retrying every %u s)",
                 d->cfg.state_dir, STATE_FILE, DAEMON_STATE_RETRY_MS / 1000);
     if (d->stopping || d->loop == NULL)

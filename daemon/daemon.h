@@ -70,6 +70,7 @@ typedef struct daemon_ctx {
     uv_timer_t state_retry;
     bool state_retry_on;               /* state_retry is initialised and not closed */
     unsigned long long state_failures; /* failed saves since the last good one */
+    int state_err;                     /* the last failure's -errno (for status) */
     log_limit state_log;
     published *pub; /* the container JSON last sent to /v1/events clients */
     size_t npub;

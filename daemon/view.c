@@ -14,6 +14,7 @@
 #include "reach.h"
 #include "platform.h"
 #include "splice.h"
+#include "state.h"
 #include "protocol.h"
 #include "util.h"
 
@@ -356,6 +357,14 @@ void view_status(daemon_ctx *d, yajl_gen g)
             format_time(ds.since, since, sizeof(since));
         snprintf(msg, sizeof(msg), "Docker unreachable since %s%s%s", since,
                  ds.last_error[0] ? ": " : "", ds.last_error);
+        json_gen_str(g, msg);
+    }
+    if (d->state_failures) {
+        snprintf(msg, sizeof(msg),
+                 "cannot save the state to %s/%s: %s (%llu failed attempts; retrying every %u s, "
+                 "free some space there)",
+                 d->cfg.state_dir, STATE_FILE, err_str(d->state_err), d->state_failures,
+                 DAEMON_STATE_RETRY_MS / 1000);
         json_gen_str(g, msg);
     }
     if (d->reg.exhausted) {

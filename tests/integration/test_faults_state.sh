@@ -283,10 +283,19 @@ part_dir_full() {
     expect_healthy "state dir full" same-addresses
     assert_eq "$saved" "$(cat "$STATE")" "the state file while the directory is full"
     assert_eq 0 "$(tmp_files)" "temporary files left in the full directory"
+    # status says so, with the reason.
+    curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/status |
+        jq -e --arg f "$STATE" '.problems | any(startswith("cannot save the state to " + $f + ": No space left"))' >/dev/null ||
+        fail "status shows no problem for the failing save: $(curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/status | jq -c .problems)"
 
     # Room again: the daemon saves by itself (no event needed).
     rm -f "$LH_STATE_DIR/filler"
     expect_state_has "$RUN_ID-a" "$RUN_ID-b" "$RUN_ID-c"
+    no_save_problem() {
+        curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/status |
+            jq -e '.problems | all(startswith("cannot save the state") | not)' >/dev/null
+    }
+    wait_for -t 5 no_save_problem || fail "the failed-save problem stays after a good save"
     assert_eq 1 "$(since_mark_count "cannot write $STATE")" "failed-save lines (rate-limited)"
     assert_eq 0 "$(tmp_files)" "temporary files left after the save"
     expect_healthy "state dir full, then room" same-addresses
