@@ -153,6 +153,7 @@ part_waves() {
     on_exit 'for f in "$LH_TMP"/id-*; do for s in $(docker ps -aq --filter label=loophole.sidecar=$(cat "$f")); do docker rm -f -v "$s"; done; done'
     wait_for control_up || fail "the control API does not answer"
     local fd0 rss0 w i n args pids keep=() stopped=() removed=() victims=() t0
+    local -A first_ip=()
     # Warm-up: WARM containers started and removed, so that the start
     # figures include the allocator's and ASan's working set for a busy
     # registry (under ASan RSS climbs by some 20 MB over the first 25
@@ -211,6 +212,12 @@ part_waves() {
         done
         daemon_alive || fail "loopholed died during wave $w"
         [ "$w" -le "$WAVES" ] || break
+        # The survivors' addresses, to be unchanged at the end (the churn
+        # of the next waves must not move them).
+        for i in 1 $(seq $((HP + 1)) $((HP + KEEP - 1))); do
+            n=lh-ch-$w-$i-$RUN_ID
+            first_ip[$n]=$(expect_ctr_ip "$n")
+        done
         # Keep the first KEEP (1 with host ports), stop the next STOPS, remove
         # the rest (1 with host ports).
         victims=()
@@ -238,6 +245,7 @@ part_waves() {
     wait_for -t 30 registry_matches_docker ||
         fail "registry and docker ps differ: registry '$(ours_registry | tr '\n' ' ')', docker ps '$(ours_docker | tr '\n' ' ')'"
     assert_eq "${#keep[@]}" "$(ours_docker | grep -c .)" "running containers of this run"
+    log "registry settled $(($(now_ms) - t0)) ms after the churn began"
 
     # Every survivor resolves to its registry address, a distinct one, and
     # answers with its own page there.
@@ -247,6 +255,7 @@ part_waves() {
         ip=$(awk -v n="$n" '$1 == n {print $2}' <<<"$reg")
         [ -n "$ip" ] || fail "$n is running but has no address in the registry"
         in_pool "$ip" || fail "$n -> $ip is outside $LH_POOL"
+        assert_eq "${first_ip[$n]}" "$ip" "$n's address after the churn (it had ${first_ip[$n]})"
         assert_eq "$ip" "$(expect_address "$n.$D")" "$n resolves to its registry address"
         expect_http_says "$ip" 80 "$n"
         ips+=("$ip")
@@ -259,8 +268,10 @@ part_waves() {
         is_nxdomain "$n.$D" || fail "$n is gone but $n.$D answers $(rcode "$n.$D") $(resolve "$n.$D" | tr '\n' ' ')"
     done
     # The registry lists running containers only (docker ps, not ps -a).
+    local listed
+    listed=$(api_containers | jq -r '.[].container') || fail "GET /v1/containers failed"
     for n in "${stopped[@]}" "${removed[@]}"; do
-        [ -z "$(ctr_json "$n")" ] || fail "$n is gone but still in the registry: $(ctr_json "$n")"
+        grep -qxF -- "$n" <<<"$listed" && fail "$n is gone but still in the registry: $(ctr_json "$n")"
     done
 
     # No leaked listener: in the pool, the daemon listens on exactly the
@@ -279,31 +290,35 @@ part_waves() {
     # No leaked sidecar: one for each running container with host ports,
     # none for a stopped or removed one.
     local id sc=0
-    for n in "${keep[@]}" "${stopped[@]}" "${removed[@]}"; do
+    for n in "${keep[@]}"; do
         id=$(cat "$LH_TMP/id-$n")
-        case " ${keep[*]} " in
-        *" $n "*)
-            if docker inspect -f '{{index .Config.Labels "loophole.host-ports"}}' "$id" | grep -q .; then
-                wait_for -t 30 sidecar_settled "$n" "$id" || true
-                if has_one_sidecar "$id"; then
-                    sc=$((sc + 1))
-                elif port_taken_by_other_daemon "$n"; then
-                    log "$n: another loopholed on this engine took its host port first (not ours to judge)"
-                else
-                    fail "running $n with host ports should have one sidecar: $(docker ps -a --filter "label=loophole.sidecar=$id" --format '{{.Names}} {{.Status}}'), $(ctr_field "$n" .host_ports)"
-                fi
+        if [ "${n#lh-ch-*-}" = "1-$RUN_ID" ]; then # the survivor with host ports
+            wait_for -t 30 sidecar_settled "$n" "$id" || true
+            if has_one_sidecar "$id"; then
+                sc=$((sc + 1))
+            elif port_taken_by_other_daemon "$n"; then
+                log "$n: another loopholed on this engine took its host port first (not ours to judge)"
             else
-                no_sidecar "$id" || fail "$n has no host ports but a sidecar"
+                fail "running $n with host ports should have one sidecar: $(docker ps -a --filter "label=loophole.sidecar=$id" --format '{{.Names}} {{.Status}}'), $(ctr_field "$n" .host_ports)"
             fi
-            ;;
-        *)
-            wait_for -t 30 no_sidecar "$id" ||
-                fail "gone $n left sidecars: $(docker ps -a --filter "label=loophole.sidecar=$id" --format '{{.Names}} {{.Status}}')"
-            ;;
-        esac
+        else
+            no_sidecar "$id" || fail "$n has no host ports but a sidecar"
+        fi
     done
+    # Of the gone ones, none has a sidecar left (any state): one listing of
+    # every container's sidecar label.
+    gone_sidecars() {
+        local targets
+        targets=$(docker ps -a --filter label=loophole.sidecar --format '{{.Label "loophole.sidecar"}}')
+        for n in "${stopped[@]}" "${removed[@]}"; do
+            grep -qxF -- "$(cat "$LH_TMP/id-$n")" <<<"$targets" && echo "$n"
+        done
+        return 0
+    }
+    no_gone_sidecars() { [ -z "$(gone_sidecars)" ]; }
+    wait_for -t 30 no_gone_sidecars || fail "gone containers left sidecars: $(gone_sidecars | tr '\n' ' ')"
     assert_eq "$sc" "$(status_field .host_ports.sidecars)" "sidecars in /v1/status"
-    log "sidecars: $sc running, none left for gone containers"
+    log "sidecars: $sc running, none left for gone containers; checks done $(($(now_ms) - t0)) ms after the churn began"
 
     # Descriptors besides listening sockets within +16 of the start (a few
     # in-flight Docker and control requests); RSS within +24 MB of the start
