@@ -20,7 +20,7 @@ need_root_and_engine
 for t in jq curl socat; do need_tool "$t"; done
 # ASan's quarantine keeps up to 256 MB of freed memory resident, which would
 # drown a leak in the RSS figure: keep it small so RSS follows live memory.
-export ASAN_OPTIONS=$ASAN_OPTIONS:quarantine_size_mb=8
+export ASAN_OPTIONS=$ASAN_OPTIONS:quarantine_size_mb=1
 
 D=$LH_DOMAIN
 WAVES=${CHURN_WAVES:-4}
@@ -322,7 +322,7 @@ part_waves() {
 
     # Descriptors besides listening sockets within +16 of the start (a few
     # in-flight Docker and control requests); RSS within +24 MB of the start
-    # (ASan's shadow memory and its 8 MB quarantine, allocator caches).
+    # (ASan's shadow memory and its 1 MB quarantine, allocator caches).
     local fd1 rss1
     fds_settled() { [ "$(other_fds)" -le $((fd0 + 16)) ]; }
     wait_for -t 20 fds_settled || true
