@@ -97,10 +97,13 @@ no_sidecar() { [ -z "$(sidecars_of "$1")" ]; }
 # on the engine serves every container's host-ports label, and one in netns
 # mode binds the port in the container's namespace before our sidecar can
 # (only when tests run side by side; ctest runs them one at a time).
+# The sidecar stays failed until the next engine connection, so a daemon
+# that took the port and has exited since counts: client_loop notes every
+# other loopholed it sees in $LH_TMP/others-seen.
+other_daemons() { pgrep -x loopholed | grep -vx "$LH_DAEMON_PID" | grep -c . || true; }
 port_taken_by_other_daemon() {
-    local others
-    others=$(pgrep -x loopholed | grep -vx "$LH_DAEMON_PID" | grep -c . || true)
-    [ "$others" -gt 0 ] && ctr_field "$1" '.host_ports[].problem // empty' | grep -q "already in use"
+    { [ -e "$LH_TMP/others-seen" ] || [ "$(other_daemons)" -gt 0 ]; } &&
+        ctr_field "$1" '.host_ports[].problem // empty' | grep -q "already in use"
 }
 
 # sidecar_settled NAME ID: one sidecar runs for it, or its host port has
@@ -130,6 +133,7 @@ client_loop() {
         fi
         n=${names[$((i % ${#names[@]}))]}
         i=$((i + 1))
+        [ "$(other_daemons)" -eq 0 ] || : >"$LH_TMP/others-seen"
         a=$(dig +short +time=1 +tries=1 @"$LH_DNS_IP" -p "$LH_DNS_PORT" "$n.$D" A 2>/dev/null | head -n1)
         if [ -z "$a" ]; then
             dfail=$((dfail + 1))
