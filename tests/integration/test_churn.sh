@@ -13,7 +13,7 @@
 # A pool of this test's own, wide enough for 100 containers and whatever
 # other runs on the same engine start meanwhile (every daemon serves every
 # container of the engine).
-LH_POOL=${LH_POOL:-127.0.83.2-127.0.83.254}
+LH_POOL=${LH_POOL:-127.0.98.2-127.0.98.254}
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 need_root_and_engine
