@@ -12,7 +12,7 @@ WERROR := OFF
 endif
 
 .PHONY: all build run test unit fuzz fuzz-replay lint tidy format-check install uninstall package \
-	deps deps-test deps-fuzz deps-lint format clean
+	deps deps-test deps-fuzz deps-lint format clean bench
 
 all: build
 
@@ -46,6 +46,13 @@ test: deps-test
 		-DLOOPHOLE_WERROR=$(WERROR) >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	@bash tests/run.sh $(TEST_BUILD)
+
+# The benchmark suite (root, a Docker engine): a Release build measured
+# against the peers people use instead, written to bench/RESULTS.md and
+# bench/results/ (plots). BENCH_ARGS="--only proxy,dns" picks benchmarks.
+# Not a test: no figure fails it. `make test` runs its smoke version.
+bench: deps-test
+	@bash bench/run $(BENCH_ARGS)
 
 # Unit tests only: no root, no Docker.
 unit:
