@@ -257,7 +257,8 @@ int fs_read_small(const char *path, size_t cap, int flags, uid_t owner, char **o
     return 0;
 }
 
-int fs_check_dir(const char *dir, const char *what, uid_t self, char *why, size_t whylen)
+int fs_check_dir(const char *dir, const char *what, uid_t self, bool sticky_ok, char *why,
+                 size_t whylen)
 {
     char real[PATH_MAX];
     if (realpath(dir, real) == NULL) {
@@ -284,7 +285,7 @@ int fs_check_dir(const char *dir, const char *what, uid_t self, char *why, size_
     }
     /* Writable by others: only a sticky directory (/tmp) keeps them from
      * removing or renaming what the daemon made there. */
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(sticky_ok && (st.st_mode & S_ISVTX))) {
         snprintf(why, whylen,
                  "the %s %s is writable by other users (mode %04o): they could replace what "
                  "the daemon keeps there; use a directory only root may write",

@@ -5,6 +5,7 @@
 #ifndef LOOPHOLE_FSUTIL_H
 #define LOOPHOLE_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -37,10 +38,14 @@ int fs_lock(const char *path, int *fd);
 /* Whether the root daemon may keep files in dir (what says what it is, in
  * the sentence: "socket directory", "state directory"): after resolving
  * symlinks it must be a directory owned by root or self, and not writable
- * by group or others unless sticky (/tmp), or its owner or writers could
- * replace what the daemon keeps there. 0, or -errno / -EPERM / -ENOTDIR with
- * why set to one sentence naming the resolved path. */
-int fs_check_dir(const char *dir, const char *what, uid_t self, char *why, size_t whylen);
+ * by group or others, or its owner or writers could replace what the daemon
+ * keeps there; with sticky_ok a sticky one (/tmp) is accepted, which is
+ * enough where the daemon removes and makes its file anew (a socket), not
+ * where it reads what it finds (state). Only the directory itself is
+ * checked, not its parents. 0, or -errno / -EPERM / -ENOTDIR with why set to
+ * one sentence naming the resolved path. */
+int fs_check_dir(const char *dir, const char *what, uid_t self, bool sticky_ok, char *why,
+                 size_t whylen);
 
 /* fs_read_small flags. */
 /* Refuse a symlink as the last component (-ELOOP): for root-owned files the

@@ -1233,7 +1233,7 @@ int control_check_socket_dir(const char *path, uid_t self, char *why, size_t why
         dir[1] = '\0';
     else
         *slash = '\0';
-    return fs_check_dir(dir, "socket directory", self, why, whylen);
+    return fs_check_dir(dir, "socket directory", self, true, why, whylen);
 }
 
 static int bind_socket(const char *path, bool replace_stale, int *out)

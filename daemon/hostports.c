@@ -888,7 +888,7 @@ static void load_instance_id(daemon_ctx *d)
     snprintf(path, sizeof(path), "%s/%s", d->cfg.state_dir, INSTANCE_FILE);
     char *text = NULL;
     size_t len = 0;
-    if (fs_read_small(path, 64, FS_NOFOLLOW, 0, &text, &len, NULL, 0) == 0) {
+    if (fs_read_small(path, 64, FS_NOFOLLOW | FS_OWNER, geteuid(), &text, &len, NULL, 0) == 0) {
         while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
             len--;
         if (is_token(text, len)) {

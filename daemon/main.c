@@ -317,7 +317,7 @@ static int lock_state_dir(daemon_ctx *d)
     /* The leases, the lock and the instance id live here: a directory
      * another user may write would let them rewrite what root reads. */
     char why[PATH_MAX + 200];
-    rc = fs_check_dir(dir, "state directory", geteuid(), why, sizeof(why));
+    rc = fs_check_dir(dir, "state directory", geteuid(), false, why, sizeof(why));
     if (rc < 0) {
         log_error("loopholed", "%s: not starting", why);
         return rc;

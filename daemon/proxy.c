@@ -30,8 +30,8 @@ void proxy_caps_derive(uint64_t nofile, proxy_caps *out)
         return;
     }
     uint64_t reserve = nofile / 4;
-    if (reserve < 64)
-        reserve = 64;
+    if (reserve < PROXY_RESERVE_MIN)
+        reserve = PROXY_RESERVE_MIN;
     if (reserve > 2048)
         reserve = 2048;
     if (reserve > nofile)

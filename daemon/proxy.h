@@ -41,8 +41,9 @@ typedef struct proxy_stats {
     uint64_t kafka_conns;     /* TCP: connections handled as Kafka */
     uint64_t kafka_rewritten; /* TCP: Kafka responses re-encoded with new broker addresses */
     uint64_t refused;         /* clients refused by the dialer (proxy_dialer: -EPERM) */
-    uint64_t capped;          /* new clients turned away at a cap (TCP: accepted and closed at
-                               * once; UDP: their datagrams dropped, also in dropped) */
+    uint64_t capped;          /* new clients turned away at a cap (TCP: connections accepted
+                               * and closed at once, checked before the dialer is asked; UDP:
+                               * datagrams of new clients dropped, also in dropped) */
     uint64_t idle_closed;     /* TCP: connections closed by the idle timeout */
 } proxy_stats;
 
@@ -69,9 +70,13 @@ typedef struct proxy_limits {
     uint64_t max_conns; /* TCP connections + UDP sessions, all listeners (0: no cap) */
 } proxy_limits;
 
+/* The least descriptors kept for the daemon's own work: its 64 control
+ * clients, 64 DNS-over-TCP clients, and 64 for Docker, state saves, netns
+ * helpers and whatever else. */
+#define PROXY_RESERVE_MIN 192
 /* The defaults loopholed derives from its descriptor limit (loopholed(8)
- * states them): reserve = nofile / 4, at least 64 and at most 2048, for
- * the daemon itself; fd_budget = nofile - reserve; max_conns = fd_budget /
+ * states them): reserve = nofile / 4, at least PROXY_RESERVE_MIN and at most
+ * 2048, for the daemon itself; fd_budget = nofile - reserve; max_conns = fd_budget /
  * 6 (every connection could splice); per port a quarter of that, at least
  * min(64, max_conns); UDP sessions per port as many. nofile 0 (unlimited):
  * no caps. */

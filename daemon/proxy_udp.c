@@ -228,8 +228,10 @@ static void on_udp_client(uv_udp_t *h, ssize_t nread, const uv_buf_t *rb,
 
 int proxy_udp_start(proxy_listener *l)
 {
+    /* At most 1024 buckets (8 KiB): the derived session cap can be tens of
+     * thousands, and most UDP ports see a handful of clients. */
     size_t nb = 16;
-    while (nb < l->opts.udp_max_sessions / 2 && nb < 65536)
+    while (nb < l->opts.udp_max_sessions / 2 && nb < 1024)
         nb *= 2;
     l->buckets = xcalloc(nb, sizeof(*l->buckets));
     l->nbuckets = nb;

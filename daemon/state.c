@@ -403,8 +403,10 @@ int state_load(const char *dir, state_data *out, char *err, size_t errlen)
     char *data = NULL;
     size_t len = 0;
     char why[256], rwhy[128];
-    /* The daemon writes this file itself, so a symlink there is not ours. */
-    int rc = fs_read_small(path, STATE_MAX_SIZE, FS_NOFOLLOW, 0, &data, &len, rwhy, sizeof(rwhy));
+    /* The daemon writes this file itself, so a symlink there, or a file of
+     * another owner, is not ours (moved aside below). */
+    int rc = fs_read_small(path, STATE_MAX_SIZE, FS_NOFOLLOW | FS_OWNER, geteuid(), &data, &len,
+                           rwhy, sizeof(rwhy));
     if (rc == -ENOENT) {
         free(path);
         return -ENOENT;

@@ -262,30 +262,31 @@ TEST(check_dir)
     path_of(link, sizeof(link), "checked-link");
     path_of(file, sizeof(file), "checked-file");
     REQUIRE(mkdir(d, 0755) == 0);
-    CHECK_INT(fs_check_dir(d, "state directory", me, why, sizeof(why)), 0);
+    CHECK_INT(fs_check_dir(d, "state directory", me, false, why, sizeof(why)), 0);
     CHECK_INT(chmod(d, 0777), 0);
-    CHECK_INT(fs_check_dir(d, "state directory", me, why, sizeof(why)), -EPERM);
+    CHECK_INT(fs_check_dir(d, "state directory", me, false, why, sizeof(why)), -EPERM);
     CHECK(strstr(why, "the state directory ") != NULL);
     CHECK(strstr(why, "writable by other users (mode 0777)") != NULL);
     /* Through a symlink: the directory it names is judged. */
     CHECK_INT(symlink(d, link), 0);
-    CHECK_INT(fs_check_dir(link, "state directory", me, why, sizeof(why)), -EPERM);
+    CHECK_INT(fs_check_dir(link, "state directory", me, false, why, sizeof(why)), -EPERM);
     CHECK(strstr(why, d) != NULL);
-    CHECK_INT(chmod(d, 01777), 0); /* sticky, as /tmp */
-    CHECK_INT(fs_check_dir(link, "state directory", me, why, sizeof(why)), 0);
+    CHECK_INT(chmod(d, 01777), 0); /* sticky, as /tmp: enough for a socket, not for state */
+    CHECK_INT(fs_check_dir(link, "socket directory", me, true, why, sizeof(why)), 0);
+    CHECK_INT(fs_check_dir(link, "state directory", me, false, why, sizeof(why)), -EPERM);
     CHECK_INT(chmod(d, 0775), 0); /* group-writable */
-    CHECK_INT(fs_check_dir(d, "state directory", me, why, sizeof(why)), -EPERM);
+    CHECK_INT(fs_check_dir(d, "state directory", me, false, why, sizeof(why)), -EPERM);
     CHECK_INT(chmod(d, 0755), 0);
     if (me == 0) {
         CHECK_INT(chown(d, OTHER_UID, 0), 0);
-        CHECK_INT(fs_check_dir(d, "socket directory", 0, why, sizeof(why)), -EPERM);
+        CHECK_INT(fs_check_dir(d, "socket directory", 0, false, why, sizeof(why)), -EPERM);
         CHECK(strstr(why, "belongs to uid 4242") != NULL);
-        CHECK_INT(fs_check_dir(d, "socket directory", OTHER_UID, why, sizeof(why)), 0);
+        CHECK_INT(fs_check_dir(d, "socket directory", OTHER_UID, false, why, sizeof(why)), 0);
     }
     put("checked-file", "x", 1);
-    CHECK_INT(fs_check_dir(file, "state directory", me, why, sizeof(why)), -ENOTDIR);
+    CHECK_INT(fs_check_dir(file, "state directory", me, false, why, sizeof(why)), -ENOTDIR);
     path_of(file, sizeof(file), "missing");
-    CHECK_INT(fs_check_dir(file, "state directory", me, why, sizeof(why)), -ENOENT);
+    CHECK_INT(fs_check_dir(file, "state directory", me, false, why, sizeof(why)), -ENOENT);
     CHECK(strstr(why, "cannot resolve the state directory") != NULL);
 }
 

@@ -2392,6 +2392,9 @@ TEST(fd_budget)
     CHECK_INT(e.server_ok, 2);
     CHECK(e.final.capped >= 1);
     CHECK_INT(e.max_spliced, 0);
+    proxy_get_totals(&t);
+    CHECK_INT(t.fds, 0);
+    CHECK_INT(t.conns, 0);
 }
 
 /* The idle timeout (1 s): a quiet connection is closed with a FIN, one
@@ -2536,11 +2539,11 @@ TEST(caps_derive)
     CHECK_INT(c.reserve, 256);
     CHECK_INT(c.limits.max_conns, 128);
     CHECK_INT(c.max_conns_per_port, 64);
-    proxy_caps_derive(256, &c); /* launchd's default */
-    CHECK_INT(c.reserve, 64);
-    CHECK_INT(c.limits.fd_budget, 192);
-    CHECK_INT(c.limits.max_conns, 32);
-    CHECK_INT(c.max_conns_per_port, 32);
+    proxy_caps_derive(256, &c); /* launchd's default: the reserve's floor */
+    CHECK_INT(c.reserve, PROXY_RESERVE_MIN);
+    CHECK_INT(c.limits.fd_budget, 64);
+    CHECK_INT(c.limits.max_conns, 10);
+    CHECK_INT(c.max_conns_per_port, 10);
     proxy_caps_derive(10, &c); /* absurdly low: everything reserved, yet caps */
     CHECK_INT(c.limits.fd_budget, 1);
     CHECK_INT(c.limits.max_conns, 1);
