@@ -179,6 +179,9 @@ truncate_half() {
 }
 random_bytes() { head -c 3000 /dev/urandom >"$STATE"; }
 wrong_shape() { echo '{"version": 1, "leases": {"key": "x", "ip": "127.0.0.2"}}' >"$STATE"; }
+# big_json: a JSON array of 2,621,441 zeros, just over 5 MiB (the reader's
+# cap is 4 MiB).
+big_json() { { printf '['; yes '0,' | head -n 2621440 | tr -d '\n'; printf '0]'; } >"$STATE"; }
 
 # ---- Truncated ------------------------------------------------------------------
 
@@ -224,8 +227,7 @@ part_garbage() {
     restart_with_damage "random bytes, daemon stopped" random_bytes
     restart_with_damage "JSON of the wrong shape, daemon stopped" wrong_shape
     # Bigger than the reader's 4 MiB cap.
-    restart_with_damage "5 MB of JSON, daemon stopped" \
-        python3 -c 'import sys; open(sys.argv[1], "w").write("[" + "0," * 2621440 + "0]")' "$STATE"
+    restart_with_damage "5 MB of JSON, daemon stopped" big_json
 
     # Running: garbage is replaced by the next save, at the latest the
     # clean stop's, and the leases survive into the next run.

@@ -53,14 +53,9 @@ part_udp_clients() {
     # before it ends, so exactly 500 are made.
     start_daemon --udp-max-sessions 500 --udp-idle-s 4
     # One process answering every client (socat's fork would make one per
-    # client address): python3 from the host's /usr.
-    run_host_server --name "lh-udp-$RUN_ID" -p 9999/udp -- /usr/bin/python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", 9999))
-while True:
-    b, a = s.recvfrom(2048)
-    s.sendto(b, a)' >/dev/null
+    # client address): peer.py, run by python3 from the host's /usr.
+    run_host_server --name "lh-udp-$RUN_ID" -p 9999/udp -v "$LH_PEER:/peer.py:ro" -- \
+        /usr/bin/python3 /peer.py udp echo-server --port 9999 >/dev/null
     local u
     u=$(expect_address "lh-udp-$RUN_ID.$D")
     wait_for -t 20 udp_echo "$u" 9999 "warm-$RUN_ID" || fail "no UDP echo through $u:9999"
@@ -71,22 +66,9 @@ while True:
     base=$(daemon_fds)
     total0=$(port_json "lh-udp-$RUN_ID" 9999 udp | jq -r .connections.total)
 
-    # Each client a socket of its own (a new source port), sending twice,
-    # 2,000 of them over about two seconds.
-    python3 - "$u" <<'EOF' &
-import socket, sys, time
-dst = (sys.argv[1], 9999)
-socks = []
-for i in range(2000):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.sendto(b"flood %d" % i, dst)
-    socks.append(s)
-    if i % 100 == 99:
-        time.sleep(0.1)
-        for t in socks:
-            t.close()
-        socks = []
-EOF
+    # Each client a socket of its own (a new source port), sending once,
+    # 2,000 of them over about two seconds (peer.py flood udp).
+    peer flood udp "$u" 9999 --clients 2000 --batch 100 --pause 0.1 &
     local flood=$! rounds
     rounds=$(watch_while "$flood")
     wait "$flood" || fail "the UDP flood client failed"
@@ -126,46 +108,7 @@ part_idle_tcp() {
     # seen closed by the proxy (turned away), then holds the relayed ones,
     # silent, until the proxy closes them too; prints "relayed turned_away
     # closed_idle".
-    python3 - "$a" >"$LH_TMP/idle.out" <<'EOF' &
-import resource, select, socket, sys, time
-resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
-dst = (sys.argv[1], 6379)
-# A connection turned away may be reset before connect() returns.
-def connect():
-    try:
-        return socket.create_connection(dst, timeout=10)
-    except ConnectionResetError:
-        return None
-relayed, away = [], 0
-for _ in range(1000):
-    s = connect()
-    if s is None:
-        away += 1
-        continue
-    try:
-        s.sendall(b"PING\r\n")
-        b = s.recv(16)
-    except (ConnectionResetError, BrokenPipeError):
-        b = b""
-    if b.startswith(b"+PONG"):
-        relayed.append(s)
-    else:
-        away += 1
-        s.close()
-# Silent from here on: the proxy's idle timeout must close every one.
-closed = 0
-deadline = time.time() + 20
-for s in relayed:
-    s.settimeout(max(0.1, deadline - time.time()))
-    try:
-        if s.recv(16) == b"":
-            closed += 1
-    except ConnectionResetError:
-        closed += 1
-    except socket.timeout:
-        pass
-print(len(relayed), away, closed)
-EOF
+    peer flood tcp-idle "$a" 6379 --count 1000 --idle-wait 20 >"$LH_TMP/idle.out" &
     local flood=$! rounds
     rounds=$(watch_while "$flood")
     wait "$flood" || fail "the TCP flood client failed: $(cat "$LH_TMP/idle.out")"
@@ -211,32 +154,7 @@ part_low_fd_limit() {
     base=$(daemon_fds)
 
     # 300 clients connect at once, each holds until told to stop (a file).
-    python3 - "$a" "$LH_TMP/stop" >"$LH_TMP/low.out" <<'EOF' &
-import os, socket, sys, time
-dst, stop = (sys.argv[1], 6379), sys.argv[2]
-def connect():
-    try:
-        return socket.create_connection(dst, timeout=10)
-    except ConnectionResetError:
-        return None  # turned away before connect() returned
-socks = [connect() for _ in range(300)]
-held = []
-for s in socks:
-    if s is None:
-        continue
-    try:
-        s.sendall(b"PING\r\n")
-        if s.recv(16).startswith(b"+PONG"):
-            held.append(s)
-            continue
-    except (ConnectionResetError, BrokenPipeError):
-        pass
-    s.close()
-print(len(held), flush=True)
-deadline = time.time() + 60
-while not os.path.exists(stop) and time.time() < deadline:
-    time.sleep(0.05)
-EOF
+    peer flood tcp-hold "$a" 6379 --count 300 --stop "$LH_TMP/stop" --hold 60 >"$LH_TMP/low.out" &
     local flood=$!
     held_known() { [ -s "$LH_TMP/low.out" ]; }
     wait_for -t 30 held_known || fail "the 300 clients did not finish connecting"

@@ -140,348 +140,19 @@ stop_attack() {
     log "$(basename "$1"): $(cat "$1.out")"
 }
 
-# ---- The attackers (inline Python; peer.py stays as it is) ----------------------
+# ---- The attackers ---------------------------------------------------------------
 
-# Control socket attacker: SOCK COUNT TAG PACE; keeps COUNT connections
-# busy, reconnecting when the daemon closes one (at most one reconnect per
-# PACE seconds; 0: at once), cycling through four ways to
-# never finish a request:
-#   slowloris  a request line and headers, one byte at a time, no end
-#   garbage    random bytes, a few at a time
-#   huge       header lines of 1000 bytes, towards the 16 KiB cap
-#   endless    a complete header with Content-Length: 10000000, then a
-#              trickle of body
-# Writes "<TAG>.ready" once COUNT are open; stops when "<TAG>.stop" exists
-# (or after 60 s); prints "opened N, closed by the daemon M".
-read -r -d '' PY_CTL_ATTACK <<'EOF'
-import os, random, selectors, socket, sys, time
-path, count, tag, pace = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-modes = ["slowloris", "garbage", "huge", "endless"]
-sel = selectors.DefaultSelector()
-conns = {}
-opened = closed = 0
-def script(mode):
-    if mode == "slowloris":
-        head = b"GET /v1/status HTTP/1.1\r\nHost: x\r\n"
-        return (bytes([b]) for b in head + b"X-Slow: " + b"a" * 100000)
-    if mode == "garbage":
-        return (os.urandom(random.randint(1, 8)) for _ in range(1 << 30))
-    if mode == "huge":
-        return (b"X-Big-%d: %s\r\n" % (i, b"h" * 1000) if i else b"GET / HTTP/1.1\r\n"
-                for i in range(1 << 30))
-    head = b"POST /v1/leases HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"
-    return (head if i == 0 else b"{" for i in range(1 << 30))
-def connect(i):
-    # A full listen backlog refuses (EAGAIN on a unix socket): try later.
-    global opened
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.setblocking(False)
-    try:
-        s.connect(path)
-    except (BlockingIOError, InterruptedError, ConnectionRefusedError):
-        s.close()
-        return False
-    opened += 1
-    conns[s] = script(modes[i % len(modes)])
-    sel.register(s, selectors.EVENT_READ)
-    return True
-deadline = time.time() + 60
-i = 0
-while i < count and time.time() < deadline:
-    if connect(i):
-        i += 1
-    else:
-        time.sleep(0.01)
-open(tag + ".ready", "w").write("%d\n" % count)
-pending = 0
-last = 0.0
-while not os.path.exists(tag + ".stop") and time.time() < deadline:
-    while pending and time.time() - last >= pace and connect(i):
-        pending -= 1
-        i += 1
-        last = time.time()
-    for key, _ in sel.select(timeout=0.05):
-        s = key.fileobj
-        try:
-            data = s.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            continue
-        except OSError:
-            data = b""
-        if not data:
-            # The daemon closed it (an answer such as 400/431 comes first).
-            sel.unregister(s)
-            s.close()
-            del conns[s]
-            closed += 1
-            pending += 1
-    for s, gen in list(conns.items()):
-        try:
-            s.send(next(gen))
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            pass  # seen as EOF or an error by the next select
-print("opened %d, closed by the daemon %d" % (opened, closed))
-EOF
-
-# DNS-over-TCP attacker: ADDR PORT COUNT TAG; COUNT connections, a third
-# each of
-#   slow      a 2-byte length prefix and a real query of 100 bytes, one
-#             byte every 0.2 s (20 s for the message: past the deadline)
-#   garbage   random bytes, one every 0.2 s (the prefix is random too)
-#   stall     a prefix of 1000, 10 bytes of it, then nothing
-# never reconnecting. Writes "<TAG>.ready" once all are open, and
-# "<TAG>.cut" with the count when every one of them has been closed by the
-# daemon; stops at "<TAG>.stop" (or after 60 s); prints a report: per kind
-# how many were cut, how many of the slow ones before their message was
-# complete, and how many got an answer.
-read -r -d '' PY_DNS_TCP_ATTACK <<'EOF'
-import os, random, selectors, socket, struct, sys, time
-addr, port, count, tag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x3c" + b"s" * 60 + \
-    b"\x04loop\x04test\x00" + struct.pack(">HH", 1, 1)
-answered = early = 0
-sel = selectors.DefaultSelector()
-conns = {}
-for i in range(count):
-    s = socket.create_connection((addr, port), timeout=3)
-    s.setblocking(False)
-    kind = ("slow", "garbage", "stall")[i % 3]
-    if kind == "slow":
-        data = struct.pack(">H", len(q)) + q
-    elif kind == "garbage":
-        data = os.urandom(4096)
-    else:
-        data = struct.pack(">H", 1000) + b"\x00" * 10
-    conns[s] = [kind, data, 0, time.time()]
-    sel.register(s, selectors.EVENT_READ)
-start = time.time()
-open(tag + ".ready", "w").write("%d\n" % count)
-cut = {}
-deadline = start + 60
-next_tick = start
-while not os.path.exists(tag + ".stop") and time.time() < deadline:
-    for key, _ in sel.select(timeout=0.05):
-        s = key.fileobj
-        try:
-            data = s.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            continue
-        except OSError:
-            data = b""
-        if data:
-            answered += 1
-            continue
-        if not data:
-            kind = conns[s][0]
-            if kind == "slow" and conns[s][2] < len(conns[s][1]):
-                early += 1
-            cut[kind] = cut.get(kind, []) + [time.time() - start]
-            sel.unregister(s)
-            s.close()
-            del conns[s]
-            if not conns:
-                open(tag + ".cut", "w").write("%d\n" % count)
-    if time.time() >= next_tick:
-        next_tick += 0.2
-        for s, st in conns.items():
-            kind, data, off, _ = st
-            if kind == "stall" and off > 0:
-                continue
-            n = len(data) if kind == "stall" else 1
-            if off < len(data):
-                try:
-                    st[2] += s.send(data[off:off + n])
-                except OSError:
-                    pass
-for kind in sorted(cut):
-    t = cut[kind]
-    print("%s: %d cut after %.1f-%.1f s" % (kind, len(t), min(t), max(t)), end="; ")
-print("still open %d; slow cut mid-message %d; answered %d" % (len(conns), early, answered))
-EOF
-
-# DNS fuzzer: ADDR PORT NAME IP SEED N-UDP N-TCP. Over UDP, batches of 40
-# packets (malformed queries of the kinds below, responses, random bytes),
-# each batch fenced by a real query for NAME that must come back with IP;
-# over TCP, one connection per malformed message, followed by the same real
-# query. A malformed query must be answered FORMERR or not at all (a random
-# tail after a good header may be anything but a wrong id), a response must
-# never be answered, and every reply carries the query's id. Prints the
-# outcomes per kind; exits 1 with BAD lines on a violation.
-read -r -d '' PY_DNS_FUZZ <<'EOF'
-import os, random, socket, struct, sys, time
-addr, port, name, want_ip, seed, n_udp, n_tcp = (sys.argv[1], int(sys.argv[2]), sys.argv[3],
-    sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
-rnd = random.Random(seed)
-def hdr(qid, flags=0x0100, qd=1, an=0, ns=0, ar=0):
-    return struct.pack(">HHHHHH", qid, flags, qd, an, ns, ar)
-def wire(n):
-    return b"".join(bytes([len(l)]) + l for l in n.encode().split(b".") if l) + b"\0"
-QT = struct.pack(">HH", 1, 1)
-OPT = b"\x00" + struct.pack(">HHIH", 41, 4096, 0, 0)
-def real(qid):
-    return hdr(qid) + wire(name) + QT
-# Malformed queries, each a function of the id: the daemon must answer
-# FORMERR or nothing.
-def crafted():
-    q = wire(name)
-    return {
-        "pointer to itself": lambda i: hdr(i) + b"\xc0\x0c" + QT,
-        "pointer loop of two": lambda i: hdr(i) + b"\x01a\xc0\x0e\x01b\xc0\x0c" + QT,
-        "pointer past the end": lambda i: hdr(i) + b"\xc0\xff" + QT,
-        "pointer forward": lambda i: hdr(i) + b"\xc0\x12" + QT + b"\x01a\x00",
-        "label cut short": lambda i: hdr(i) + b"\x05ab",
-        "type cut short": lambda i: hdr(i) + q + b"\x00",
-        "qdcount 3, one question": lambda i: hdr(i, qd=3) + q + QT,
-        "qdcount 2, two questions": lambda i: hdr(i, qd=2) + q + QT + q + QT,
-        "qdcount 0": lambda i: hdr(i, qd=0),
-        "ancount 5, no records": lambda i: hdr(i, an=5) + q + QT,
-        "arcount 1, OPT cut": lambda i: hdr(i, ar=1) + q + QT + OPT[:5],
-        "two OPT records": lambda i: hdr(i, ar=2) + q + QT + OPT + OPT,
-        "label of 64": lambda i: hdr(i) + b"\x40" + b"a" * 64 + b"\x00" + QT,
-        "label type 0x80": lambda i: hdr(i) + b"\x81a\x00" + QT,
-        "name of 320 bytes": lambda i: hdr(i) + (b"\x3f" + b"a" * 63) * 5 + b"\x00" + QT,
-        "random tail": lambda i: hdr(i) + bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 40))),
-    }
-KINDS = crafted()
-RC = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
-bad = []
-seen = {}
-def note(kind, outcome):
-    seen.setdefault(kind, {}).setdefault(outcome, 0)
-    seen[kind][outcome] += 1
-def check_reply(kind, sent_id, data):
-    if len(data) < 12:
-        bad.append("%s: a %d-byte reply" % (kind, len(data)))
-        return
-    rid, flags = struct.unpack(">HH", data[:4])
-    if rid != sent_id or not flags & 0x8000:
-        bad.append("%s: reply id %d (sent %d) flags %04x" % (kind, rid, sent_id, flags))
-        return
-    rc = RC.get(flags & 0xf, str(flags & 0xf))
-    note(kind, rc)
-    if kind in KINDS and kind != "random tail" and rc != "FORMERR":
-        bad.append("%s: answered %s, not FORMERR" % (kind, rc))
-def real_ok(data, qid):
-    # The A record's address is the last 4 bytes of a one-answer reply.
-    return (len(data) >= 16 and struct.unpack(">H", data[:2])[0] == qid
-            and struct.unpack(">H", data[6:8])[0] == 1 and socket.inet_ntoa(data[-4:]) == want_ip)
-# ---- UDP: batches of junk, each fenced by a real query ----
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-u.connect((addr, port))
-sent = 0
-qid = 1
-fences = 0
-while sent < n_udp:
-    batch = {}
-    for _ in range(40):
-        qid = qid % 60000 + 1
-        r = rnd.random()
-        if r < 0.5:
-            kind = rnd.choice(sorted(KINDS))
-            pkt = KINDS[kind](qid)
-        elif r < 0.55:
-            kind = "a response"
-            pkt = hdr(qid, flags=0x8180) + wire(name) + QT
-        else:
-            kind = "random bytes"
-            pkt = struct.pack(">H", qid) + os.urandom(rnd.randrange(0, 600))
-        batch[qid] = kind
-        try:
-            u.send(pkt)
-        except OSError:
-            pass
-        sent += 1
-    fence = 60001 + fences % 5000
-    fences += 1
-    deadline = time.time() + 3
-    got = False
-    while not got and time.time() < deadline:
-        u.send(real(fence))
-        u.settimeout(1)
-        try:
-            while True:
-                data = u.recv(65535)
-                if real_ok(data, fence):
-                    got = True
-                    break
-                rid = struct.unpack(">H", data[:2])[0] if len(data) >= 2 else -1
-                if rid in batch:
-                    kind = batch.pop(rid)
-                    if kind in ("a response",):
-                        bad.append("answered a response (id %d)" % rid)
-                    check_reply(kind, rid, data)
-                elif rid < 60001:
-                    bad.append("a reply with an unknown id %d" % rid)
-        except socket.timeout:
-            pass
-    if not got:
-        print("FAIL: no answer to a real query after %d junk UDP packets" % sent)
-        sys.exit(1)
-    for kind in batch.values():
-        note(kind, "dropped")
-# ---- TCP: one connection per message, fenced by a real query ----
-tcp_closed = 0
-for n in range(n_tcp):
-    kind = rnd.choice(sorted(KINDS))
-    pkt = KINDS[kind](n + 1)
-    s = socket.create_connection((addr, port), timeout=3)
-    s.sendall(struct.pack(">H", len(pkt)) + pkt + struct.pack(">H", len(real(60000))) + real(60000))
-    buf = b""
-    outcome = None
-    try:
-        while outcome is None:
-            while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
-                ln = struct.unpack(">H", buf[:2])[0]
-                msg, buf = buf[2:2 + ln], buf[2 + ln:]
-                if real_ok(msg, 60000):
-                    outcome = "fence"
-                    break
-                check_reply(kind + " (tcp)", n + 1, msg)
-                if kind != "random tail" and msg[3] & 0xf != 1:
-                    bad.append("%s over TCP: not FORMERR" % kind)
-            if outcome:
-                break
-            d = s.recv(65536)
-            if not d:
-                outcome = "closed"
-                tcp_closed += 1
-                break
-            buf += d
-    except socket.timeout:
-        bad.append("%s over TCP: neither an answer nor a close in 3 s" % kind)
-    s.close()
-for k in sorted(seen):
-    print("%s: %s" % (k, ", ".join("%s %d" % kv for kv in sorted(seen[k].items()))))
-print("udp %d packets, %d fences; tcp %d messages, %d closed by the daemon" % (sent, fences, n_tcp, tcp_closed))
-for b in bad[:20]:
-    print("BAD: " + b)
-sys.exit(1 if bad else 0)
-EOF
-
-# Non-reading clients: ADDR PORT COUNT PATH TAG; COUNT connections that ask
-# for PATH (a big file) with a small receive buffer and never read; "TAG.ready"
-# once all have sent their request; they close when "TAG.stop" appears (or
-# after 60 s).
-read -r -d '' PY_NO_READ <<'EOF'
-import os, socket, sys, time
-addr, port, count, path, tag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-conns = []
-for _ in range(count):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.settimeout(3)
-    s.connect((addr, port))
-    s.sendall(b"GET " + path.encode() + b" HTTP/1.0\r\n\r\n")
-    conns.append(s)
-open(tag + ".ready", "w").write("%d\n" % count)
-deadline = time.time() + 60
-while not os.path.exists(tag + ".stop") and time.time() < deadline:
-    time.sleep(0.05)
-for s in conns:
-    s.close()
-EOF
+# peer.py attack control|dns-tcp|dns-fuzz|no-read (see `peer attack WHAT
+# --help`): the control socket attacker (slowloris, garbage, huge headers,
+# endless bodies; reconnects at most once per PACE s), the DNS-over-TCP one
+# (trickled, garbage and stalled messages; writes TAG.ready and, once the
+# daemon has cut them all, TAG.cut), the DNS fuzzer (malformed queries,
+# responses and random bytes over UDP and TCP, fenced by real queries; exit
+# 1 with BAD lines on a violation; gives up after 150 s) and clients that
+# never read. The others stop at TAG.stop (or after 60 s). Run in the
+# background through the shell function `peer`, the PID is a subshell's:
+# the cleanup ends its python3 child too.
+kill_bg() { pkill -P "$1"; kill "$1"; }
 
 # ---- Control socket ------------------------------------------------------------------
 
@@ -501,8 +172,10 @@ control_attack() {
     local pace=$1 label=$2 d=$LH_TMP/attack u pids=() tags=()
     mkdir -p "$d"
     chmod 777 "$d"
+    # A copy every uid can read (the source tree may be under /root).
+    install -m 0755 "$LH_PEER" "$d/peer.py"
     for u in 0 65534 40001 40002 40003; do
-        as_uid "$u" "$SYS_PY" -c "$PY_CTL_ATTACK" "$LH_SOCK" 60 "$d/ctl-$u" "$pace" \
+        as_uid "$u" "$SYS_PY" "$d/peer.py" attack control "$LH_SOCK" 60 "$d/ctl-$u" "$pace" \
             >"$d/ctl-$u.out" 2>&1 &
         pids+=($!)
         tags+=("$d/ctl-$u")
@@ -565,9 +238,9 @@ part_dns_tcp() {
     wait_for -t 5 dns_tcp_up || fail "DNS over TCP does not answer before the attack"
     # 72 connections (the TCP cap is 64): slots trickled, garbage, stalled.
     local t=$LH_TMP/dnstcp
-    python3 -c "$PY_DNS_TCP_ATTACK" "$LH_DNS_IP" "$LH_DNS_PORT" 72 "$t" >"$t.out" 2>&1 &
+    peer attack dns-tcp "$LH_DNS_IP" "$LH_DNS_PORT" 72 "$t" >"$t.out" 2>&1 &
     local pid=$!
-    on_exit "kill $pid"
+    on_exit "kill_bg $pid"
     wait_for -t 20 test -s "$t.ready" || fail "the DNS TCP attacker could not connect: $(cat "$t.out")"
 
     # UDP is answered throughout, until the daemon has cut every attacker:
@@ -604,7 +277,7 @@ part_dns_malformed() {
     setup
     local seed=$RANDOM
     log "fuzz seed $seed"
-    python3 -c "$PY_DNS_FUZZ" "$LH_DNS_IP" "$LH_DNS_PORT" "$CTR_NAME" "$CTR_IP" "$seed" 3000 300 \
+    peer attack dns-fuzz "$LH_DNS_IP" "$LH_DNS_PORT" "$CTR_NAME" "$CTR_IP" "$seed" 3000 300 \
         >"$LH_TMP/fuzz.out" 2>&1 ||
         fail "DNS fuzz (seed $seed): $(cat "$LH_TMP/fuzz.out")"
     log "$(cat "$LH_TMP/fuzz.out")"
@@ -641,9 +314,9 @@ part_proxy_no_read() {
     baseline
 
     # 8 clients ask for 4 GiB each and never read a byte.
-    python3 -c "$PY_NO_READ" "$CTR_IP" 80 8 /big "$t" >"$t.out" 2>&1 &
+    peer attack no-read "$CTR_IP" 80 8 /big "$t" >"$t.out" 2>&1 &
     local pid=$!
-    on_exit "kill $pid"
+    on_exit "kill_bg $pid"
     wait_for -t 10 test -s "$t.ready" || fail "the non-reading clients could not connect: $(cat "$t.out")"
     wait_for -t 10 active_is "$n" 8 || fail "8 connections should be active: $(port80 "$n" .connections)"
     # Once the buffers are full, nothing moves: the relay stopped reading
