@@ -1096,17 +1096,19 @@ static void on_resume(uv_timer_t *t)
 }
 
 /* Leaves the connection libuv has accepted in the listener (libuv stops
- * watching it until uv_accept) and takes it on the next turn. */
-static void defer_accept(control_server *s)
+ * watching it until uv_accept) and takes it on the next turn. False when
+ * no timer can be had: the caller accepts now rather than go deaf. */
+static bool defer_accept(control_server *s)
 {
     if (!s->resume_on) {
         if (uv_timer_init(s->loop, &s->resume) != 0)
-            return;
+            return false;
         s->resume.data = s;
         s->resume_on = true;
         s->refs++;
     }
     uv_timer_start(&s->resume, on_resume, 0, 0);
+    return true;
 }
 
 static void on_connection(uv_stream_t *ls, int status)
@@ -1121,10 +1123,8 @@ static void on_connection(uv_stream_t *ls, int status)
         s->turn_ms = now;
         s->turn_accepts = 0;
     }
-    if (s->turn_accepts >= ACCEPTS_PER_TURN) {
-        defer_accept(s);
+    if (s->turn_accepts >= ACCEPTS_PER_TURN && defer_accept(s))
         return;
-    }
     s->turn_accepts++;
     client *c = xcalloc(1, sizeof(*c));
     c->srv = s;
