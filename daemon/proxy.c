@@ -21,6 +21,12 @@
 static proxy_limits limits;
 static proxy_totals totals;
 
+char *proxy_scratch(void)
+{
+    static _Thread_local char scratch[PROXY_READ_SIZE];
+    return scratch;
+}
+
 void proxy_caps_derive(uint64_t nofile, proxy_caps *out)
 {
     memset(out, 0, sizeof(*out));

@@ -189,13 +189,16 @@ struct proxy_listener {
     /* A flood of EMFILE or of clients at a cap: one line a minute each. */
     log_limit emfile_log;
     log_limit cap_log;
-    /* Reads go here first: alloc and read callbacks come in strict pairs on
-     * one thread, and only the part the peer's socket does not take at once
-     * is copied out, so idle connections hold no buffers. */
-    char scratch[PROXY_READ_SIZE];
 };
 
 /* proxy.c */
+/* Where every read of every listener goes first (one per thread: each loop
+ * runs on one): alloc and read callbacks come in strict pairs on a thread,
+ * and only the part the peer's socket does not take at once is copied
+ * out, so idle connections hold no buffers, and a listener holds none of
+ * its own (a 64 KiB buffer each was most of the daemon's memory with
+ * hundreds of containers). */
+char *proxy_scratch(void);
 /* The process-wide count of proxy descriptors and connections (see
  * proxy_limits): whether fds more descriptors and conns more connections
  * or sessions fit under the limits, and the count itself (negative:

@@ -62,9 +62,8 @@ static void maybe_splice(conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *rb)
 {
     (void)suggested;
-    side *s = container_of((uv_tcp_t *)h, side, tcp);
-    proxy_listener *l = s->c->l;
-    *rb = uv_buf_init(l->scratch, sizeof(l->scratch));
+    (void)h;
+    *rb = uv_buf_init(proxy_scratch(), PROXY_READ_SIZE);
 }
 
 static void free_cstate(conn *c)

@@ -89,15 +89,15 @@ static void sess_close(usess *s)
 static void on_client_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *rb)
 {
     (void)suggested;
-    proxy_listener *l = h->data;
-    *rb = uv_buf_init(l->scratch, sizeof(l->scratch));
+    (void)h;
+    *rb = uv_buf_init(proxy_scratch(), PROXY_READ_SIZE);
 }
 
 static void on_sess_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *rb)
 {
     (void)suggested;
-    usess *s = h->data;
-    *rb = uv_buf_init(s->l->scratch, sizeof(s->l->scratch));
+    (void)h;
+    *rb = uv_buf_init(proxy_scratch(), PROXY_READ_SIZE);
 }
 
 static void on_udp_upstream(uv_udp_t *h, ssize_t nread, const uv_buf_t *rb,
