@@ -272,6 +272,23 @@ def idle_cost(d, raw):
             res["fd_kinds"][fd] = os.readlink(f"/proc/{d.pid}/fd/{fd}")
         except OSError:
             pass
+    # Unix sockets: name ours by the other end's path (docker.sock: the
+    # engine connection; the events stream is the long-lived one).
+    ss = subprocess.run(["ss", "-xpn"], stdout=subprocess.PIPE, text=True).stdout.splitlines()
+    local_path = {}
+    for line in ss:
+        f = line.split()
+        if len(f) >= 8 and f[4] != "*":
+            local_path[f[5]] = f[4]
+    for line in ss:
+        m = re.search(rf"pid={d.pid},fd=(\d+)", line)
+        f = line.split()
+        if m and len(f) >= 8 and f[4] == "*":
+            peer = local_path.get(f[7])
+            if peer:
+                res["fd_kinds"][m.group(1)] = f"unix, peer {peer}"
+        elif m and len(f) >= 8:
+            res["fd_kinds"][m.group(1)] = f"unix, listening on {f[4]}"
     calls = []
     try:
         lines = open(out).read().splitlines()
@@ -684,7 +701,7 @@ def report():
         if byfd:
             kinds = idle.get("fd_kinds", {})
             w("- wake-ups by descriptor: " + ", ".join(
-                f"fd {fd} ({kinds.get(str(fd), '?')}): {k}" for fd, k in sorted(byfd.items(), key=lambda i: -i[1])))
+                f"fd {fd} ({kinds.get(str(fd), 'closed by the end: a request connection')}): {k}" for fd, k in sorted(byfd.items(), key=lambda i: -i[1])))
         tw = [x["t"] for x in calls if x["ret"] == 0]
         gaps = [round((b - a) * 1000) for a, b in zip(tw, tw[1:])]
         if gaps:
