@@ -10,6 +10,7 @@ Clocks: intervals use time.monotonic_ns(); readiness from the engine's start
 event compares the event's timeNano with time.time_ns() (the same machine's
 wall clock).
 """
+import datetime
 import json
 import os
 import re
@@ -94,7 +95,7 @@ def http_unix(path, sockpath, timeout=5.0):
 class Daemon:
     n = 0
 
-    def __init__(self, tag):
+    def __init__(self, tag, level="warn"):
         Daemon.n += 1
         d = os.path.join(CFG["tmp"], f"d{Daemon.n}-{tag}")
         os.makedirs(d)
@@ -104,8 +105,9 @@ class Daemon:
                      "--state-dir", os.path.join(d, "state"),
                      "--dns-listen", f"127.0.0.1:{self.dns_port}", "--domain", "loop.test",
                      "--pool", CFG["pool"], "--resolver", "off", "--alias", "off",
-                     "--log-level", "warn"]
-        self.logf = open(os.path.join(d, "loopholed.log"), "w")
+                     "--log-level", level]
+        self.logpath = os.path.join(d, "loopholed.log")
+        self.logf = open(self.logpath, "w")
         self.t0 = time.monotonic_ns()
         self.p = subprocess.Popen(self.args, stdout=self.logf, stderr=subprocess.STDOUT)
         with open(CFG["pids"], "a") as f:
@@ -327,45 +329,53 @@ def dns_query(name, qid):
     return q + b"\x00" + struct.pack(">HH", 1, 1)
 
 
-def dns_a(sock, port, name, qid, timeout=0.001):
-    """One A query; the address or None (NXDOMAIN, no answer within timeout)."""
+def dns_a(sock, port, name, qid, timeout=0.2):
+    """One A query: ("ok", address), ("nx", None) when the answer has no
+    address (the name is not there yet), ("timeout", None). Waits for the
+    answer: it says what the daemon knew when the query arrived, and on a
+    loaded machine an answer can take longer than the 1 ms poll interval.
+    Late answers to earlier queries (other ids) are skipped."""
     sock.sendto(dns_query(name, qid), ("127.0.0.1", port))
-    sock.settimeout(timeout)
     end = time.monotonic() + timeout
     while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return "timeout", None
+        sock.settimeout(left)
         try:
             b, _ = sock.recvfrom(4096)
         except (socket.timeout, BlockingIOError):
-            return None
+            return "timeout", None
         rid, flags, _, an = struct.unpack(">HHHH", b[:8])
-        if rid == qid:
-            if flags & 0xF or an == 0:
-                return None
-            return socket.inet_ntoa(b[-4:])  # one A record: the last 4 bytes
-        if time.monotonic() > end:
-            return None
+        if rid != qid:
+            continue
+        if flags & 0xF or an == 0:
+            return "nx", None
+        return "ok", socket.inet_ntoa(b[-4:])  # one A record: the last 4 bytes
 
 
 def http_ok(ip, port):
-    """(accepted, answered): connect and one GET through the proxy."""
+    """(connected at, answered at): monotonic ns of connect() succeeding at
+    the proxy's listener and of httpd's answer through it, or None."""
     s = socket.socket()
     s.settimeout(1)
     try:
         s.connect((ip, port))
     except OSError:
         s.close()
-        return False, False
+        return None, None
+    t_conn = time.monotonic_ns()
     try:
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         b = s.recv(64)
-        return True, b.startswith(b"HTTP/1.")
+        return t_conn, time.monotonic_ns() if b.startswith(b"HTTP/1.") else None
     except OSError:
-        return True, False
+        return t_conn, None
     finally:
         s.close()
 
 
-def readiness(k, raw):
+def readiness(k, raw, d):
     """k containers one after the other, polled at 1 ms from `docker run -d`
     returning: the name resolving at the daemon's DNS port, the proxy
     accepting on NAME:8080, a full HTTP round trip through it. The engine's
@@ -389,7 +399,21 @@ def readiness(k, raw):
     us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     port = CFG["dns_port"]
     rows = []
+    # The floor of the client's own measurement: the same DNS query and HTTP
+    # round trip for a container that is already served, just before each
+    # docker run.
+    known = f"bs-{CFG['run']}-0.loop.test"
+    _, known_ip = dns_a(us, port, known, 1, timeout=1)
     for i in range(k):
+        fl = {}
+        if known_ip:
+            t = time.monotonic_ns()
+            st_, _ = dns_a(us, port, known, 2, timeout=1)
+            fl["floor_dns_ms"] = (time.monotonic_ns() - t) / 1e6 if st_ == "ok" else None
+            t = time.monotonic_ns()
+            acc, ans = http_ok(known_ip, 8080)
+            fl["floor_accept_ms"] = (acc - t) / 1e6 if acc else None
+            fl["floor_http_ms"] = (ans - t) / 1e6 if ans else None
         name = f"bs-{CFG['run']}-r{i}"
         fq = f"{name}.loop.test"
         t_call = time.monotonic_ns()
@@ -399,35 +423,51 @@ def readiness(k, raw):
             raise RuntimeError(f"docker run {name}: {r.stderr.strip()}")
         cid = r.stdout.strip()
         ip = t_dns = t_acc = t_http = None
+        # When the last query before the first answer was sent (the name
+        # became resolvable between then and t_dns), and how many were sent.
+        t_dns_prev, nq = t_ret, 0
         end = time.monotonic() + 10
         qid = 1
         while time.monotonic() < end and t_http is None:
             nxt = time.monotonic_ns() + 1_000_000
             if ip is None:
                 qid = (qid + 1) & 0xFFFF
-                ip = dns_a(us, port, fq, qid)
+                t_q = time.monotonic_ns()
+                res, ip = dns_a(us, port, fq, qid)
+                nq += 1
                 if ip:
                     t_dns = time.monotonic_ns()
+                elif res == "nx":
+                    t_dns_prev = t_q
             if ip is not None:
                 acc, ans = http_ok(ip, 8080)
-                now = time.monotonic_ns()
                 if acc and t_acc is None:
-                    t_acc = now
+                    t_acc = acc
                 if ans:
-                    t_http = now
+                    t_http = ans
             rest = nxt - time.monotonic_ns()
             if t_http is None and rest > 0:
                 time.sleep(rest / 1e9)
         rows.append({"name": name, "id": cid, "run_ms": (t_ret - t_call) / 1e6,
                      "dns_ms": (t_dns - t_ret) / 1e6 if t_dns else None,
+                     "dns_prev_ms": (t_dns_prev - t_ret) / 1e6, "queries": nq,
                      "accept_ms": (t_acc - t_ret) / 1e6 if t_acc else None,
                      "http_ms": (t_http - t_ret) / 1e6 if t_http else None,
-                     "wall_ret": wall_ret, "mono_ret": t_ret})
+                     "wall_ret": wall_ret, "mono_ret": t_ret, **fl})
     time.sleep(1)
     ev.terminate()
     ev.wait()
+    reg = {}
+    for line in open(d.logpath):
+        m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z info +registry (\S+)\.loop\.test -> ", line)
+        if m and m.group(2) not in reg:
+            reg[m.group(2)] = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
     for row in rows:
+        r_t = reg.get(row["name"])
+        row["reg_ms"] = (r_t * 1e9 - row["wall_ret"]) / 1e6 if r_t else None
         e = starts.get(row["id"])
+        row["event_to_reg_ms"] = (r_t * 1e9 - e) / 1e6 if r_t and e else None
         # event -> X = (event -> run returned) + (run returned -> X)
         row["event_to_ret_ms"] = (row["wall_ret"] - e) / 1e6 if e else None
     raw["ready"] = rows
@@ -496,12 +536,14 @@ def main():
             names += want
             startup(n, prefix, raw)
             if idx == 0:
-                d = Daemon("idle")
+                # Info level: its registry lines (ms timestamps) tell when
+                # it registered each readiness container.
+                d = Daemon("idle", "info")
                 raw["commands"]["loopholed"] = " ".join(d.args)
                 try:
                     d.wait_served(prefix, n)
                     idle_cost(d, raw)
-                    readiness(CFG["ready_n"], raw)
+                    readiness(CFG["ready_n"], raw, d)
                 finally:
                     d.stop()
             if idx == len(counts) - 1:
@@ -665,18 +707,34 @@ def report():
           " p99 is nearest-rank (the maximum of 50).\n")
         w("| from | to | p50 (ms) | p99 (ms) | min-max |")
         w("|---|---|---:|---:|---:|")
-        rows = [("`docker run -d` called", "it returns", [r["run_ms"] for r in rd])]
+        rows = [("`docker run -d` called", "it returns", [r["run_ms"] for r in rd]),
+                ("`docker run -d` returned", "the daemon logs the name (its clock, 1 ms steps)",
+                 [r["reg_ms"] for r in rd if r.get("reg_ms") is not None])]
         for k, lab in [("dns_ms", "name resolves"), ("accept_ms", "proxy accepts"),
                        ("http_ms", "HTTP answer through the proxy")]:
             rows.append(("`docker run -d` returned", lab, [r[k] for r in rd if r[k] is not None]))
+            if k == "dns_ms":
+                rows.append(("`docker run -d` returned", "the last query answered without an address was sent",
+                             [r["dns_prev_ms"] for r in rd if r[k] is not None]))
+        for k, lab in [("floor_dns_ms", "a query for a served name"),
+                       ("floor_accept_ms", "connect to a served name's 8080"),
+                       ("floor_http_ms", "connect + HTTP answer, served name")]:
+            rows.append(("(floor, before each run)", lab, [r[k] for r in rd if r.get(k) is not None]))
         ev = [r for r in rd if r.get("event_to_ret_ms") is not None]
         rows.append(("start event", "`docker run -d` returns (baseline)", [r["event_to_ret_ms"] for r in ev]))
+        rows.append(("start event", "the daemon logs the name", [r["event_to_reg_ms"] for r in ev
+                                                                 if r.get("event_to_reg_ms") is not None]))
         for k, lab in [("dns_ms", "name resolves"), ("accept_ms", "proxy accepts"),
                        ("http_ms", "HTTP answer through the proxy")]:
             rows.append(("start event", lab, [r["event_to_ret_ms"] + r[k] for r in ev if r[k] is not None]))
         for a, b, v in rows:
             if v:
                 w(f"| {a} | {b} | {statistics.median(v):.2f} | {pct(v, 99):.2f} | {min(v):.2f}-{max(v):.2f} |")
+        nq = [r["queries"] for r in rd if r.get("queries")]
+        if nq:
+            w(f"\nDNS queries until the first address: median {statistics.median(nq):.0f}, max {max(nq)}"
+              " (one query every 1 ms at most; a query that gets no address shows that the name was"
+              " not there yet when it was sent).")
 
     # Idle.
     idle = raw.get("idle")
