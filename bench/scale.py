@@ -607,12 +607,12 @@ def report():
     w(f"versions: Docker {dv}, "
       f"{sh('strace -V | head -n1')}, {sh('gnuplot --version')}, Python {sys.version.split()[0]}, "
       f"{sh('/bin/busybox | head -n1').split(' multi-call')[0]} (the test image's httpd), "
-      f"loopholed {sh(CFG['bin'] + '/loopholed --version')} (Release, {CFG['bin']})")
+      f"{sh(CFG['bin'] + '/loopholed --version')} (Release, {CFG['bin']})")
     w(f"other containers on the engine at the start: {CFG.get('others', '?')} (the daemon serves them too)\n")
     w("commands:\n")
     w("```")
     w(f"{raw['commands'].get('docker run', '')}   # N containers, 8 at a time")
-    w(f"{raw['commands'].get('loopholed', '')}   # a fresh --state-dir per start")
+    w(f"{raw['commands'].get('loopholed', '')}   # a fresh --state-dir per start; --log-level warn for the start-ups, info for the idle/readiness daemon")
     w("GET /v1/status every 2 ms until listeners >= 2N, then GET /v1/containers every 10 ms until"
       " all N of ours have both ports in mode direct")
     for k, v in raw.get("ls_cmds", {}).items():
