@@ -764,10 +764,13 @@ def report():
                 f"fd {fd} ({kinds.get(str(fd), 'closed by the end: a request connection')}): {k}" for fd, k in sorted(byfd.items(), key=lambda i: -i[1])))
         tw = [x["t"] for x in calls if x["ret"] == 0]
         gaps = [round((b - a) * 1000) for a, b in zip(tw, tw[1:])]
-        if gaps:
-            g = statistics.median(gaps)
+        # Name the timer by the longest timeout a timed-out wait was given
+        # (the first wait strace sees has partly elapsed already).
+        tmos = [x["timeout"] for x in calls if x["ret"] == 0 and x["timeout"] is not None]
+        if tmos:
+            g = max(tmos)
             name = next((d for ms, d in KNOWN_TIMERS if abs(g - ms) < ms * 0.05), "no timer known to this script")
-            w(f"- intervals between timed-out waits: {gaps} ms (median {g} ms): {name}.")
+            w(f"- timed-out waits were given {tmos} ms (intervals between them {gaps} ms): {name}.")
         w("\n<details><summary>strace tail</summary>\n\n```")
         for line in idle.get("strace_tail", []):
             w(line)
