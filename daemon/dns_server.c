@@ -50,6 +50,11 @@
 #define DNS_TCP_MAX_CLIENTS 64
 #define DNS_TCP_HIGH_WATER (256 * 1024) /* stop reading a client that does not read */
 #define DNS_PORT_TRIES 16
+/* The UDP socket's receive buffer: room for a few thousand queries, so that
+ * a burst arriving while the loop is busy or descheduled (a loaded machine)
+ * waits instead of being dropped. Best effort: the kernel caps it at
+ * net.core.rmem_max. */
+#define DNS_UDP_RCVBUF (1024 * 1024)
 /* Queued UDP answers (only when the socket refuses a direct send): past this
  * an answer is dropped, as the kernel would, and the client retries. */
 #define DNS_UDP_QUEUE_MAX (1024 * 1024)
@@ -501,6 +506,9 @@ static int bound_socket(const struct sockaddr *addr, int type)
     /* TCP: rebind right after a restart despite TIME_WAIT connections. */
     if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
         goto fail;
+    int rcvbuf = DNS_UDP_RCVBUF;
+    if (type == SOCK_DGRAM)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     if (addr->sa_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
         goto fail;
