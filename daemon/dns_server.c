@@ -1,6 +1,12 @@
 /* The DNS server: a UDP socket and a TCP listener on one address, answering
- * from a dns_zone. The hot path (UDP) reuses one receive and one send buffer
- * and tries a synchronous send first, so a query costs no allocation. */
+ * from a dns_zone. The hot path (UDP) reads a batch of datagrams with one
+ * recvmmsg(2) (libuv's UV_UDP_RECVMMSG), builds the answers into fixed
+ * slots and sends the batch with one sendmmsg(2) (Linux; elsewhere one
+ * uv_udp_try_send each), so a query costs no allocation and a fraction of a
+ * system call each way. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sendmmsg */
+#endif
 #include "dns_server.h"
 
 #include <arpa/inet.h>
@@ -17,8 +23,11 @@
 #include "util.h"
 
 /* libuv reads a batch with recvmmsg(2) when the buffer holds at least two
- * 64 KiB slots; 8 slots means up to 8 datagrams per system call. */
-#define DNS_UDP_MAX (8 * 65536)
+ * 64 KiB slots, one datagram per slot, at most 20 (UV__MMSG_MAXWIDTH).
+ * Only the first page of a slot is ever written by a DNS query, so the
+ * untouched rest costs address space, not memory. */
+#define DNS_UDP_BATCH 20
+#define DNS_UDP_MAX (DNS_UDP_BATCH * 65536)
 #define DNS_UDP_ANSWER_MAX 4096 /* beyond any answer we build; TC past it */
 #define DNS_TCP_MSG_MAX 65535
 /* Limits on DNS over TCP, so that slow or silent clients cannot keep the
@@ -41,6 +50,11 @@
 #define DNS_TCP_MAX_CLIENTS 64
 #define DNS_TCP_HIGH_WATER (256 * 1024) /* stop reading a client that does not read */
 #define DNS_PORT_TRIES 16
+/* The UDP socket's receive buffer: room for a few thousand queries, so that
+ * a burst arriving while the loop is busy or descheduled (a loaded machine)
+ * waits instead of being dropped. Best effort: the kernel caps it at
+ * net.core.rmem_max. */
+#define DNS_UDP_RCVBUF (1024 * 1024)
 /* Queued UDP answers (only when the socket refuses a direct send): past this
  * an answer is dropped, as the kernel would, and the client retries. */
 #define DNS_UDP_QUEUE_MAX (1024 * 1024)
@@ -86,10 +100,13 @@ struct dns_server {
     /* A client can provoke both (a flood of unanswerable sends, EMFILE). */
     log_limit send_log;
     log_limit accept_log;
-    /* One buffer each way: the batch of received datagrams is answered
-     * before the next read, and try_send copies nothing. */
+    /* The batch of received datagrams is answered into tx slots and sent
+     * once the batch ends (or a slot set fills), before the next read. */
     uint8_t rx[DNS_UDP_MAX];
-    uint8_t tx[DNS_UDP_ANSWER_MAX];
+    uint8_t tx[DNS_UDP_BATCH][DNS_UDP_ANSWER_MAX];
+    size_t tx_len[DNS_UDP_BATCH];
+    struct sockaddr_storage tx_to[DNS_UDP_BATCH];
+    unsigned ntx;
     uint8_t tcp_tx[2 + DNS_TCP_MSG_MAX];
 };
 
@@ -170,40 +187,98 @@ static void udp_sent(uv_udp_send_t *req, int status)
     free(container_of(req, struct dns_udp_send, req));
 }
 
-static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct sockaddr *from,
-                     unsigned flags)
+static socklen_t sockaddr_len(const struct sockaddr *a)
 {
-    dns_server *s = container_of(h, dns_server, udp);
-    if (nread < 0) {
-        log_debug_err("dns", (int)nread, "udp receive");
-        return;
-    }
-    if (nread == 0 || from == NULL || (flags & UV_UDP_PARTIAL))
-        return;
-    size_t len =
-        dns_answer(s->zone, (const uint8_t *)b->base, (size_t)nread, s->tx, sizeof(s->tx), 512);
-    if (len == 0)
-        return;
-    uv_buf_t out = uv_buf_init((char *)s->tx, (unsigned)len);
-    int r = uv_udp_try_send(&s->udp, &out, 1, from);
+    return a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* Sends one answer through libuv: directly when the socket takes it, else a
+ * queued copy (the socket buffer is full), unless the queue is at its bound
+ * already, where it is dropped as the kernel would and the client retries. */
+static void udp_send_one(dns_server *s, const uint8_t *data, size_t len, const struct sockaddr *to)
+{
+    uv_buf_t out = uv_buf_init((char *)data, (unsigned)len);
+    int r = uv_udp_try_send(&s->udp, &out, 1, to);
     if (r >= 0)
         return;
     if (r == UV_EAGAIN || r == UV_ENOSYS) {
-        /* The socket buffer is full (or sends are queued): queue a copy,
-         * unless the queue is at its bound already. */
         if (uv_udp_get_send_queue_size(&s->udp) + len > DNS_UDP_QUEUE_MAX) {
             r = UV_ENOBUFS;
         } else {
             struct dns_udp_send *req = xmalloc(sizeof(*req) + len);
-            memcpy(req->data, s->tx, len);
+            memcpy(req->data, data, len);
             out = uv_buf_init((char *)req->data, (unsigned)len);
-            r = uv_udp_send(&req->req, &s->udp, &out, 1, from, udp_sent);
+            r = uv_udp_send(&req->req, &s->udp, &out, 1, to, udp_sent);
             if (r == 0)
                 return;
             free(req);
         }
     }
     log_limited(&s->send_log, LOG_WARN, "dns", r, "udp send failed");
+}
+
+/* Sends the answers collected so far: one sendmmsg for the lot on Linux
+ * while nothing is queued in libuv; what it does not take (a full socket
+ * buffer, an error on one answer) goes one at a time through udp_send_one. */
+static void udp_flush(dns_server *s)
+{
+    unsigned n = s->ntx, done = 0;
+    s->ntx = 0;
+#ifdef __linux__
+    uv_os_fd_t fd;
+    if (n > 1 && uv_udp_get_send_queue_count(&s->udp) == 0 &&
+        uv_fileno((uv_handle_t *)&s->udp, &fd) == 0) {
+        struct mmsghdr msgs[DNS_UDP_BATCH];
+        struct iovec iov[DNS_UDP_BATCH];
+        memset(msgs, 0, sizeof(msgs[0]) * n);
+        for (unsigned i = 0; i < n; i++) {
+            iov[i].iov_base = s->tx[i];
+            iov[i].iov_len = s->tx_len[i];
+            msgs[i].msg_hdr.msg_name = &s->tx_to[i];
+            msgs[i].msg_hdr.msg_namelen = sockaddr_len((struct sockaddr *)&s->tx_to[i]);
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int r;
+        do
+            r = sendmmsg(fd, msgs, n, MSG_DONTWAIT);
+        while (r < 0 && errno == EINTR);
+        if (r > 0)
+            done = (unsigned)r;
+    }
+#endif
+    for (unsigned i = done; i < n; i++)
+        udp_send_one(s, s->tx[i], s->tx_len[i], (struct sockaddr *)&s->tx_to[i]);
+}
+
+static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct sockaddr *from,
+                     unsigned flags)
+{
+    dns_server *s = container_of(h, dns_server, udp);
+    if (nread < 0) {
+        log_debug_err("dns", (int)nread, "udp receive");
+        udp_flush(s);
+        return;
+    }
+    /* The end of a recvmmsg batch (UV_UDP_MMSG_FREE) or of the datagrams
+     * waiting (nothing read): send what the batch produced. */
+    if (from == NULL) {
+        udp_flush(s);
+        return;
+    }
+    if (nread == 0 || (flags & UV_UDP_PARTIAL))
+        return;
+    unsigned i = s->ntx;
+    size_t len = dns_answer(s->zone, (const uint8_t *)b->base, (size_t)nread, s->tx[i],
+                            sizeof(s->tx[i]), 512);
+    if (len > 0) {
+        s->tx_len[i] = len;
+        memcpy(&s->tx_to[i], from, sockaddr_len(from));
+        s->ntx++;
+    }
+    /* A datagram read alone (no recvmmsg) gets no end-of-batch call. */
+    if (s->ntx == DNS_UDP_BATCH || !(flags & UV_UDP_MMSG_CHUNK))
+        udp_flush(s);
 }
 
 /* ---- TCP ---- */
@@ -431,6 +506,9 @@ static int bound_socket(const struct sockaddr *addr, int type)
     /* TCP: rebind right after a restart despite TIME_WAIT connections. */
     if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
         goto fail;
+    int rcvbuf = DNS_UDP_RCVBUF;
+    if (type == SOCK_DGRAM)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     if (addr->sa_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
         goto fail;

@@ -218,6 +218,127 @@ TEST(udp)
     dns_zone_free(t.zone);
 }
 
+/* Many queries from several clients, all waiting before the server reads:
+ * they arrive in recvmmsg batches (of at most 20) mixing the clients, and
+ * the batch's answers go out together (sendmmsg). Every client must get an
+ * answer for each of its queries, its own ids only, with the right address;
+ * a datagram that is itself a response, amid the batch, gets none. */
+#define BATCH_CLIENTS 3
+#define BATCH_QUERIES 45
+
+struct batch_client {
+    uv_udp_t udp;
+    struct batch_test *t;
+    int index;
+    int got;
+    bool seen[BATCH_QUERIES];
+    int wrong; /* an id not ours, a duplicate, or a wrong answer */
+    uint8_t rxbuf[4096];
+};
+
+struct batch_test {
+    struct batch_client c[BATCH_CLIENTS];
+    struct sockaddr_storage server_addr;
+    dns_server *server;
+    struct watchdog wd;
+    int total;
+    int closed;
+};
+
+static void batch_finish(void *arg)
+{
+    struct batch_test *t = arg;
+    for (int i = 0; i < BATCH_CLIENTS; i++)
+        if (!uv_is_closing((uv_handle_t *)&t->c[i].udp))
+            uv_close((uv_handle_t *)&t->c[i].udp, NULL);
+    if (!uv_is_closing((uv_handle_t *)&t->wd.timer))
+        uv_close((uv_handle_t *)&t->wd.timer, NULL);
+    dns_server_close(t->server, close_cb_flag, &t->closed);
+}
+
+static void batch_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    struct batch_client *c = h->data;
+    (void)suggested;
+    *b = uv_buf_init((char *)c->rxbuf, sizeof(c->rxbuf));
+}
+
+static void batch_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct sockaddr *from,
+                       unsigned flags)
+{
+    struct batch_client *c = h->data;
+    (void)flags;
+    if (nread <= 0 || from == NULL)
+        return;
+    struct seen s = parse_answer((const uint8_t *)b->base, (size_t)nread);
+    int q = s.id - c->index * 1000;
+    if (q < 0 || q >= BATCH_QUERIES || c->seen[q]) {
+        c->wrong++;
+    } else {
+        c->seen[q] = true;
+        c->got++;
+        /* Even queries ask for web, odd ones for an unknown name. */
+        if (q % 2 == 0 ? s.rcode != LDNS_RCODE_NOERROR || s.addr != IP(127, 0, 0, 2)
+                       : s.rcode != LDNS_RCODE_NXDOMAIN)
+            c->wrong++;
+    }
+    if (++c->t->total == BATCH_CLIENTS * BATCH_QUERIES)
+        batch_finish(c->t);
+}
+
+TEST(udp_batch)
+{
+    static struct batch_test t;
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    dns_zone *z = make_zone();
+    REQUIRE(z != NULL);
+    struct sockaddr_in any;
+    uv_ip4_addr("127.0.0.1", 0, &any);
+    REQUIRE(dns_server_start(&loop, (struct sockaddr *)&any, z, &t.server) == 0);
+    REQUIRE(dns_server_address(t.server, &t.server_addr) == 0);
+    for (int i = 0; i < BATCH_CLIENTS; i++) {
+        struct batch_client *c = &t.c[i];
+        c->t = &t;
+        c->index = i;
+        uv_udp_init(&loop, &c->udp);
+        c->udp.data = c;
+        REQUIRE(uv_udp_bind(&c->udp, (struct sockaddr *)&any, 0) == 0);
+        REQUIRE(uv_udp_recv_start(&c->udp, batch_alloc, batch_recv) == 0);
+    }
+    /* Interleaved, so that every batch the server reads mixes the clients. */
+    for (int q = 0; q < BATCH_QUERIES; q++) {
+        for (int i = 0; i < BATCH_CLIENTS; i++) {
+            uint8_t *w = NULL;
+            size_t len = build_query(q % 2 == 0 ? "web.myapp.loop.test" : "nope.loop.test",
+                                     LDNS_RR_TYPE_A, (uint16_t)(i * 1000 + q), &w);
+            REQUIRE(len > 0);
+            uv_buf_t b = uv_buf_init((char *)w, (unsigned)len);
+            CHECK_INT(uv_udp_try_send(&t.c[i].udp, &b, 1, (struct sockaddr *)&t.server_addr),
+                      (int)len);
+            if (q == 10 && i == 1) {
+                w[2] |= 0x80; /* a response: dropped, not answered */
+                w[0] = 0x77;
+                CHECK_INT(uv_udp_try_send(&t.c[i].udp, &b, 1, (struct sockaddr *)&t.server_addr),
+                          (int)len);
+            }
+            free(w);
+        }
+    }
+    watchdog_start(&loop, &t.wd, batch_finish, &t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    CHECK(!t.wd.fired);
+    CHECK_INT(t.total, BATCH_CLIENTS * BATCH_QUERIES);
+    for (int i = 0; i < BATCH_CLIENTS; i++) {
+        CHECK_INT(t.c[i].got, BATCH_QUERIES);
+        CHECK_INT(t.c[i].wrong, 0);
+    }
+    CHECK_INT(t.closed, 1);
+    CHECK_INT(uv_loop_close(&loop), 0);
+    dns_zone_free(z);
+}
+
 /* ---- TCP ---- */
 
 struct tcp_test {
