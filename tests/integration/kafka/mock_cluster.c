@@ -8,7 +8,12 @@
  * socket bound to 127.0.0.1:0 gets FIRST-PORT, FIRST-PORT+1, ... instead, in
  * broker order, so broker n advertises 127.0.0.1:FIRST-PORT+n-1, the way
  * real broker images advertise localhost:<container port>. Prints the
- * bootstrap list and "ready", then serves until killed. */
+ * bootstrap list and "ready", then serves until killed.
+ *
+ * With MOCK_CLUSTER_ADVERTISE=IPv4 in the environment (bench/workloads), the
+ * brokers listen on every address instead and advertise IPv4:port (the
+ * listening socket's getsockname() reports IPv4), so clients reach them at
+ * the container's own address with no relay in front. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -24,6 +29,9 @@
 #include <librdkafka/rdkafka_mock.h>
 
 static int next_port;
+static struct in_addr advertise; /* INADDR_ANY: not set */
+static int listeners[16];
+static int nlisteners;
 
 int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
@@ -40,10 +48,29 @@ int bind(int fd, const struct sockaddr *sa, socklen_t len)
             int on = 1;
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
             sin.sin_port = htons((uint16_t)next_port++);
+            if (advertise.s_addr != INADDR_ANY) {
+                sin.sin_addr.s_addr = htonl(INADDR_ANY);
+                if (nlisteners < (int)(sizeof(listeners) / sizeof(listeners[0])))
+                    listeners[nlisteners++] = fd;
+            }
             return real_bind(fd, (const struct sockaddr *)&sin, sizeof(sin));
         }
     }
     return real_bind(fd, sa, len);
+}
+
+int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+    static int (*real_getsockname)(int, struct sockaddr *, socklen_t *);
+    if (!real_getsockname)
+        real_getsockname =
+            (int (*)(int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "getsockname");
+    int r = real_getsockname(fd, sa, len);
+    if (r == 0 && sa->sa_family == AF_INET && *len >= sizeof(struct sockaddr_in))
+        for (int i = 0; i < nlisteners; i++)
+            if (listeners[i] == fd)
+                ((struct sockaddr_in *)sa)->sin_addr = advertise;
+    return r;
 }
 
 int main(int argc, char **argv)
@@ -54,6 +81,11 @@ int main(int argc, char **argv)
     }
     int brokers = atoi(argv[1]);
     next_port = atoi(argv[2]);
+    const char *adv = getenv("MOCK_CLUSTER_ADVERTISE");
+    if (adv && adv[0] && inet_pton(AF_INET, adv, &advertise) != 1) {
+        fprintf(stderr, "mock_cluster: MOCK_CLUSTER_ADVERTISE=%s is no IPv4 address\n", adv);
+        return 2;
+    }
     if (brokers < 1 || brokers > 16 || next_port < 1 || next_port > 65535 - brokers) {
         fprintf(stderr, "mock_cluster: bad arguments\n");
         return 2;
