@@ -81,6 +81,10 @@ if [ "$what" = test ]; then
     # Real parts for the integration tests: the engine, compose v1, dig,
     # servers run from host binaries in containers, and busybox for images.
     pkgs="$pkgs docker.io docker-compose dnsutils redis-server redis-tools socat busybox-static iproute2 curl util-linux procps jq python3 pyflakes3 pycodestyle systemd mandoc libxml2-utils librdkafka-dev kcat ruby"
+    # The benchmarks' peers and tools (`make bench`; `make test` runs their
+    # smoke versions): haproxy, iperf3, dnsperf against dnsmasq, PostgreSQL
+    # and pgbench, strace for the idle wake-ups, gnuplot for the plots.
+    pkgs="$pkgs haproxy iperf3 dnsperf dnsmasq-base postgresql strace gnuplot-nox"
     # kafkajs runs on Node.js; a Node.js from elsewhere (nodesource) already
     # carries npm and conflicts with Debian's npm package.
     command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
