@@ -16,8 +16,8 @@
  *       and QUIT, read +PONG +OK and the server's close, close. The server
  *       closes first, so every hop's TIME_WAIT sits on its listening side,
  *       with a client address of its own: no proxy's upstream runs out of
- *       ephemeral ports on account of the benchmark. When HOST is in 127/8 every connection's socket is bound
- *       to its own source address (127.200.0.1, 127.200.0.2, ... with
+ *       ephemeral ports on account of the benchmark. When HOST is in 127/8 every connection's
+ * socket is bound to its own source address (127.200.0.1, 127.200.0.2, ... with
  *       IP_BIND_ADDRESS_NO_PORT), so neither the client's ephemeral ports nor
  *       its TIME_WAIT sockets set the limit. Stops after CAP_SECS. Prints
  *       "done= failed= secs= rate= max_ms= p99_ms= first_rate= last_rate=
@@ -48,13 +48,15 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-static double now_s(void) {
+static double now_s(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void raise_nofile(void) {
+static void raise_nofile(void)
+{
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
@@ -62,12 +64,14 @@ static void raise_nofile(void) {
     }
 }
 
-static void die(const char *what) {
+static void die(const char *what)
+{
     perror(what);
     exit(1);
 }
 
-static struct sockaddr_in addr_of(const char *host, const char *port) {
+static struct sockaddr_in addr_of(const char *host, const char *port)
+{
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
@@ -79,7 +83,8 @@ static struct sockaddr_in addr_of(const char *host, const char *port) {
     return sa;
 }
 
-static _Noreturn void run_source(const char *port) {
+static _Noreturn void run_source(const char *port)
+{
     static char buf[65536];
     struct sockaddr_in sa = addr_of("0.0.0.0", port);
     int one = 1, ls, ep;
@@ -131,7 +136,8 @@ static _Noreturn void run_source(const char *port) {
     }
 }
 
-static int run_fan(const char *host, const char *port, int nconn, double secs) {
+static int run_fan(const char *host, const char *port, int nconn, double secs)
+{
     struct sockaddr_in sa = addr_of(host, port);
     int *fds = calloc((size_t)nconn, sizeof *fds);
     uint64_t *got = calloc((size_t)nconn, sizeof *got);
@@ -203,14 +209,15 @@ static int run_fan(const char *host, const char *port, int nconn, double secs) {
         close(fds[i]);
     }
     double mean = sum / nconn;
-    printf("conns=%d gbps=%.3f jain=%.4f min_share=%.3f max_share=%.3f zero=%d setup_ms=%.0f\n", nconn,
-           sum * 8 / el / 1e9, sum2 > 0 ? sum * sum / (nconn * sum2) : 0, mean > 0 ? mn / mean : 0,
-           mean > 0 ? mx / mean : 0, zero, setup_ms);
+    printf("conns=%d gbps=%.3f jain=%.4f min_share=%.3f max_share=%.3f zero=%d setup_ms=%.0f\n",
+           nconn, sum * 8 / el / 1e9, sum2 > 0 ? sum * sum / (nconn * sum2) : 0,
+           mean > 0 ? mn / mean : 0, mean > 0 ? mx / mean : 0, zero, setup_ms);
     return 0;
 }
 
 /* One short connection; 0 when PONG came back. */
-static int one_ping(const struct sockaddr_in *sa, int bind_src, uint32_t src) {
+static int one_ping(const struct sockaddr_in *sa, int bind_src, uint32_t src)
+{
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1, rc = -1;
     char in[16];
     size_t have = 0;
@@ -247,12 +254,14 @@ out:
     return rc;
 }
 
-static int cmp_d(const void *a, const void *b) {
+static int cmp_d(const void *a, const void *b)
+{
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-static int run_seq(const char *host, const char *port, int n, double cap) {
+static int run_seq(const char *host, const char *port, int n, double cap)
+{
     struct sockaddr_in sa = addr_of(host, port);
     int bind_src = (ntohl(sa.sin_addr.s_addr) >> 24) == 127, done = 0, failed = 0, stall_at = -1;
     double *dur = calloc((size_t)n, sizeof *dur), t0 = now_s(), maxd = 0, first_end = 0,
@@ -291,13 +300,15 @@ static int run_seq(const char *host, const char *port, int n, double cap) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     if (argc == 3 && strcmp(argv[1], "source") == 0)
         run_source(argv[2]);
     if (argc == 6 && strcmp(argv[1], "fan") == 0)
         return run_fan(argv[2], argv[3], atoi(argv[4]), atof(argv[5]));
     if (argc == 6 && strcmp(argv[1], "seq") == 0)
         return run_seq(argv[2], argv[3], atoi(argv[4]), atof(argv[5]));
-    fprintf(stderr, "usage: proxy_load source PORT | fan HOST PORT N SECS | seq HOST PORT N CAP_SECS\n");
+    fprintf(stderr,
+            "usage: proxy_load source PORT | fan HOST PORT N SECS | seq HOST PORT N CAP_SECS\n");
     return 2;
 }
