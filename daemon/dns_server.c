@@ -546,6 +546,7 @@ static int bind_pair(const struct sockaddr *addr, int *ufd, int *tfd)
             return *ufd;
         if (ephemeral) {
             struct sockaddr_storage got;
+            memset(&got, 0, sizeof(got));
             socklen_t glen = sizeof(got);
             if (getsockname(*ufd, (struct sockaddr *)&got, &glen) < 0) {
                 err = -errno;
