@@ -38,46 +38,8 @@ SYS_PY=/usr/bin/python3
 
 # ---- Shared checks ----------------------------------------------------------
 
-# This run's containers are named $RUN_ID-<x>, so the registry (which lists
-# every container of the engine, other tests' too) can be cut down to ours.
-declare -A ADDR=()
-
-run_docker_ids() { docker ps -q --no-trunc --filter "label=loophole.test=$RUN_ID" | LC_ALL=C sort; }
-run_registry_ids() {
-    curl -sf -m 3 --unix-socket "$LH_SOCK" http://x/v1/containers |
-        jq -r --arg p "$RUN_ID-" '.[] | select((.container // "") | startswith($p))
-            | select(.state == "running") | .id' | LC_ALL=C sort
-}
-registry_matches_docker() {
-    local r d
-    r=$(run_registry_ids) || return 1
-    d=$(run_docker_ids) || return 1
-    [ "$r" = "$d" ]
-}
-
-# ctr_ok CONTAINER-NAME: its DNS name resolves to its address, and port 80
-# accepts there.
-ctr_ok() {
-    local j ip name
-    j=$(ctr_json "$1")
-    ip=$(jq -r '.ip // empty' <<<"$j")
-    name=$(jq -r '.name // empty' <<<"$j")
-    [ -n "$ip" ] && [ -n "$name" ] || return 1
-    resolves_to "$name" "$ip" || return 1
-    lh_tcp connects "$ip" 80
-}
-
-daemon_fds() { find "/proc/$LH_DAEMON_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
-daemon_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$LH_DAEMON_PID/status"; }
-FD0=
-RSS0=
-baseline() {
-    FD0=$(daemon_fds)
-    RSS0=$(daemon_rss_kb)
-    log "baseline: $FD0 fds, RSS $RSS0 kB"
-}
-# Margin: +16 fds (a Docker reconnect, a lingering control client).
-fds_near() { [ "$(daemon_fds)" -le $((FD0 + 16)) ]; }
+# shellcheck source=tests/integration/fault_checks.sh
+. "$(dirname "$0")/fault_checks.sh"
 
 # expect_recovered LABEL: the issue's checks after an attack; every
 # container keeps the address it had.
@@ -214,7 +176,6 @@ control_attack() {
 
 # as_uid UID CMD...: CMD with that uid and gid and no supplementary groups
 # (no user database entry needed).
-as_uid() { setpriv --reuid="$1" --regid="$1" --clear-groups -- "${@:2}"; }
 
 # Slowloris: trickled requests, a reconnect at most every 20 ms per user.
 part_control_slowloris() {
