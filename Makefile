@@ -10,6 +10,14 @@ WERROR := ON
 else
 WERROR := OFF
 endif
+# Homebrew's openssl@3 is keg-only: its pkg-config files are not on the
+# default path (the web feature's TLS and CA need libssl and libcrypto).
+ifeq ($(shell uname -s),Darwin)
+BREW_OPENSSL := $(shell brew --prefix openssl@3 2>/dev/null)
+ifneq ($(BREW_OPENSSL),)
+export PKG_CONFIG_PATH := $(BREW_OPENSSL)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
+endif
+endif
 
 .PHONY: all build run test unit fuzz fuzz-replay lint tidy format-check install uninstall package \
 	deps deps-test deps-fuzz deps-lint format clean bench

@@ -58,7 +58,7 @@ if [ "$(uname -s)" = Darwin ]; then
     extra=""
     # Apple's clang has no libFuzzer; Homebrew's llvm has it and the tools.
     case $what in fuzz | lint) extra=llvm ;; esac
-    for f in libuv yajl ldns $extra; do
+    for f in libuv yajl ldns openssl@3 $extra; do
         brew list --versions "$f" >/dev/null 2>&1 || brew install "$f"
     done
     # Any cmake and any pkg-config on PATH will do. Runner images ship
@@ -74,9 +74,9 @@ if [ "$(uname -s)" = Darwin ]; then
     exit 0
 fi
 
-command -v dpkg >/dev/null || { echo "deps: only Debian/Ubuntu (apt-get) and macOS (brew) are automated; install cmake, pkg-config, libuv, yajl, ldns and http-parser development files" >&2; exit 1; }
+command -v dpkg >/dev/null || { echo "deps: only Debian/Ubuntu (apt-get) and macOS (brew) are automated; install cmake, pkg-config, libuv, yajl, ldns, OpenSSL 3 and http-parser development files" >&2; exit 1; }
 
-pkgs="cmake make gcc pkg-config libuv1-dev libyajl-dev libldns-dev libhttp-parser-dev"
+pkgs="cmake make gcc pkg-config libuv1-dev libyajl-dev libldns-dev libhttp-parser-dev libssl-dev"
 if [ "$what" = test ]; then
     # Real parts for the integration tests: the engine, compose v1, dig,
     # servers run from host binaries in containers, and busybox for images.

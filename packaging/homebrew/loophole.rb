@@ -18,6 +18,7 @@ class Loophole < Formula
   depends_on "pkgconf" => :build
   depends_on "ldns"
   depends_on "libuv"
+  depends_on "openssl@3"
   depends_on "yajl"
 
   # http-parser's own formula was deprecated in homebrew-core in 2023 (its
