@@ -185,6 +185,38 @@ typedef struct proxy_dialer {
 } proxy_dialer;
 void proxy_set_dialer(proxy_listener *l, const proxy_dialer *d);
 
+/* The web feature's two kinds of TCP listener (issue 17).
+ *
+ * TLS termination: every connection accepted from now on speaks TLS to the
+ * client (the handshake and records are handled here, TLS 1.2 and 1.3) and
+ * plaintext to the upstream (dialled at accept as always; the plaintext waits
+ * for the connect), on read/write, never splice. ctx_for picks the server
+ * context during the handshake (the ClientHello's SNI name, NULL when the
+ * client sent none): it returns a context that the handler takes its own
+ * reference on (its certificate, key and ALPN choice), or NULL: the
+ * handshake fails with an unrecognized_name alert. A client whose first byte
+ * is not a TLS handshake record (plain HTTP to 443) gets a short
+ * "400 this port speaks HTTPS" answer and is closed; a failed or stalled
+ * handshake closes that connection; both are logged at most once a minute
+ * per listener. d is copied; free_ud (may be NULL) releases ud when the
+ * listener is freed or the hooks are replaced. NULL tls (or ctx_for NULL):
+ * connections are plain again. No effect on UDP listeners. */
+struct ssl_ctx_st;
+typedef struct proxy_tls {
+    struct ssl_ctx_st *(*ctx_for)(void *ud, proxy_listener *l, const char *sni);
+    void (*free_ud)(void *ud);
+    void *ud;
+} proxy_tls;
+void proxy_set_tls(proxy_listener *l, const proxy_tls *tls);
+
+/* Redirect to HTTPS: every connection accepted from now on is answered here
+ * and never dialled upstream: the request head is read (at most 8 KiB, within
+ * a deadline), and the answer is "308 Permanent Redirect" to
+ * https://<the request's Host without its port><the request target>
+ * (a request without a usable Host gets 400). false: forwarded again. No
+ * effect on UDP listeners. */
+void proxy_set_redirect(proxy_listener *l, bool on);
+
 /* Changes where new connections go (a container restarted with another host
  * port); open connections keep their upstream. */
 void proxy_set_upstream(proxy_listener *l, const struct sockaddr *upstream);

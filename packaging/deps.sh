@@ -85,6 +85,10 @@ if [ "$what" = test ]; then
     # smoke versions): haproxy, iperf3, dnsperf against dnsmasq, PostgreSQL
     # and pgbench, strace for the idle wake-ups, gnuplot for the plots.
     pkgs="$pkgs haproxy iperf3 dnsperf dnsmasq-base postgresql strace gnuplot-nox"
+    # The web feature's clients: openssl s_client, the system trust store
+    # (update-ca-certificates), NSS's certutil, and a real browser for the
+    # index page (headless chromium).
+    pkgs="$pkgs openssl ca-certificates libnss3-tools chromium"
     # kafkajs runs on Node.js; a Node.js from elsewhere (nodesource) already
     # carries npm and conflicts with Debian's npm package.
     command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
