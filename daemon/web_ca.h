@@ -67,8 +67,8 @@ int64_t web_ca_not_after(const web_ca *ca);
  * any other stable key). Borrowed: valid until web_ca_forget(key), a call for
  * key with other names, or web_ca_free; a caller that keeps it longer takes a
  * reference (SSL_CTX_up_ref). NULL with err set when it cannot be made. */
-struct ssl_ctx_st *web_ca_server_ctx(web_ca *ca, const char *key, const char *const *names, size_t n,
-                                     int alpn, char *err, size_t errlen);
+struct ssl_ctx_st *web_ca_server_ctx(web_ca *ca, const char *key, const char *const *names,
+                                     size_t n, int alpn, char *err, size_t errlen);
 /* Drops key's cached context (the container is gone). */
 void web_ca_forget(web_ca *ca, const char *key);
 
