@@ -584,8 +584,8 @@ def sh(cmd):
 # The daemon's periodic timers (grep uv_timer_start daemon/), to name a
 # wake-up by its interval.
 KNOWN_TIMERS = [
-    (60000, "DAEMON_REPROBE_MS (daemon/main.c on_reprobe: the reachability re-probe of every network, 60 s, always armed), "
-            "docker.c USER_IDLE_MS or proxy_tcp.c's idle sweep (tcp_idle_s/4, at most 60 s, armed while connections exist)"),
+    (30000, "DAEMON_REPROBE_MS (daemon/main.c on_reprobe: the reachability re-probe of every network, 30 s, always armed)"),
+    (60000, "docker.c USER_IDLE_MS or proxy_tcp.c's idle sweep (tcp_idle_s/4, at most 60 s, armed while connections exist)"),
     (5000, "proxy_udp.c's session sweep (udp_idle_s/4, at most 5 s, armed while UDP sessions exist)"),
 ]
 

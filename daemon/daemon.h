@@ -32,7 +32,7 @@
  * tried again, until one succeeds. */
 #define DAEMON_STATE_RETRY_MS 5000
 /* How often every known network is probed again. */
-#define DAEMON_REPROBE_MS 60000
+#define DAEMON_REPROBE_MS 30000
 
 typedef struct hp_sock hp_sock;
 
